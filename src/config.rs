@@ -1,0 +1,224 @@
+//! The run config: everything that determines a run, as one JSON document.
+//!
+//! Two runs with equal configs produce bit-identical results on every platform.
+//! A config may pin the initial parameters and the exact training points, so a
+//! run can be replayed anywhere, including in another framework.
+
+use serde::{Deserialize, Serialize};
+
+use crate::data::{DataConfig, Dataset, ShiftConfig};
+use crate::error::{check_count, ConfigError};
+use crate::model::{Mlp, ModelConfig};
+use crate::optim::OptimizerConfig;
+use crate::sam::SamConfig;
+use crate::schedule::Schedule;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunConfig {
+    /// Seeds the data, the initial parameters and the batch order.
+    pub seed: u64,
+    pub data: DataConfig,
+    pub shift: ShiftConfig,
+    pub model: ModelConfig,
+    pub training: TrainingConfig,
+    /// The two sides of the comparison. They share data, initial parameters
+    /// and batch order: only the optimiser differs.
+    pub left: SideConfig,
+    pub right: SideConfig,
+    /// Optional: the initial flat parameter vector (PyTorch nn.Linear layout).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub init: Option<Vec<f64>>,
+    /// Optional: the exact training points, replacing the generated ones.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub train_points: Option<Dataset>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainingConfig {
+    /// Minibatch size, 1..=n_train (n_train is full-batch gradient descent).
+    pub batch_size: usize,
+    /// How many optimiser steps the CLI runs (the page runs until paused or this many).
+    pub steps: usize,
+    /// Evaluate train/ID/OOD metrics every this many steps.
+    pub log_every: usize,
+}
+
+impl Default for TrainingConfig {
+    fn default() -> Self {
+        TrainingConfig { batch_size: 32, steps: 3000, log_every: 10 }
+    }
+}
+
+/// One side of the pair: a base optimiser, optionally wrapped in SAM.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SideConfig {
+    pub optimizer: OptimizerConfig,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sam: Option<SamConfig>,
+    #[serde(default)]
+    pub schedule: Schedule,
+}
+
+impl SideConfig {
+    /// A short name for legends and tables, e.g. "SGD" or "SAM(rho=0.05)+SGD".
+    pub fn label(&self) -> String {
+        let base = self.optimizer.display_name();
+        match &self.sam {
+            Some(s) => format!("{}(rho={})+{base}", if s.adaptive { "ASAM" } else { "SAM" }, s.rho),
+            None => base.to_string(),
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.optimizer.validate().map_err(|e| e.within("optimizer"))?;
+        if let Some(sam) = &self.sam {
+            sam.validate().map_err(|e| e.within("sam"))?;
+        }
+        self.schedule.validate().map_err(|e| e.within("schedule"))
+    }
+}
+
+/// The sandbox's default rho on these tiny 2D problems (see README: much
+/// smaller radii barely change the solution here).
+pub const DEFAULT_RHO: f64 = 0.1;
+pub const DEFAULT_LR: f64 = 0.1;
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        let sgd = SideConfig {
+            optimizer: OptimizerConfig::sgd_momentum(DEFAULT_LR),
+            sam: None,
+            schedule: Schedule::Constant,
+        };
+        let sam = SideConfig { sam: Some(SamConfig { rho: DEFAULT_RHO, adaptive: false }), ..sgd.clone() };
+        RunConfig {
+            seed: 1,
+            data: DataConfig::default(),
+            shift: ShiftConfig::default(),
+            model: ModelConfig::default(),
+            training: TrainingConfig::default(),
+            left: sgd,
+            right: sam,
+            init: None,
+            train_points: None,
+        }
+    }
+}
+
+impl RunConfig {
+    pub fn from_json(text: &str) -> Result<RunConfig, ConfigError> {
+        let config: RunConfig = serde_json::from_str(text).map_err(|e| ConfigError::new("config", json_message(&e)))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn to_json_pretty(&self) -> String {
+        serde_json::to_string_pretty(self).expect("a config always serialises")
+    }
+
+    /// Every field checked, with the field's dotted path in the error.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.data.validate().map_err(|e| e.within("data"))?;
+        self.shift.validate(&self.data).map_err(|e| e.within("shift"))?;
+        let hidden = &self.model.hidden;
+        check_count("model.hidden (number of layers)", hidden.len(), 0, 6)?;
+        for (i, &w) in hidden.iter().enumerate() {
+            check_count(&format!("model.hidden[{i}]"), w, 1, 64)?;
+        }
+        crate::error::check_range("model.label_smoothing", self.model.label_smoothing, 0.0, 0.99)?;
+        let n_train = self.train_points.as_ref().map_or(self.data.n_train, Dataset::len);
+        check_count("training.batch_size", self.training.batch_size, 1, n_train)
+            .map_err(|e| ConfigError::new(e.field, format!("{} (n_train = {n_train})", e.message)))?;
+        check_count("training.steps", self.training.steps, 1, 10_000_000)?;
+        check_count("training.log_every", self.training.log_every, 1, 1_000_000)?;
+        self.left.validate().map_err(|e| e.within("left"))?;
+        self.right.validate().map_err(|e| e.within("right"))?;
+        let classes = self.classes();
+        if let Some(init) = &self.init {
+            let expected = Mlp::new(2, &self.model, classes).num_params();
+            if init.len() != expected {
+                return Err(ConfigError::new(
+                    "init",
+                    format!("has {} numbers but the model has {expected} parameters", init.len()),
+                ));
+            }
+            if let Some(i) = init.iter().position(|v| !v.is_finite()) {
+                return Err(ConfigError::new(format!("init[{i}]"), "must be a finite number"));
+            }
+        }
+        if let Some(points) = &self.train_points {
+            if points.points.len() != points.labels.len() || points.is_empty() {
+                return Err(ConfigError::new("train_points", "needs as many labels as points, and at least one"));
+            }
+            if points.classes != classes {
+                return Err(ConfigError::new(
+                    "train_points.classes",
+                    format!("is {} but the dataset has {classes} classes", points.classes),
+                ));
+            }
+            if let Some(i) = points.labels.iter().position(|&y| y >= classes) {
+                return Err(ConfigError::new(format!("train_points.labels[{i}]"), format!("must be < {classes}")));
+            }
+            if let Some(i) = points.points.iter().position(|p| !(p[0].is_finite() && p[1].is_finite())) {
+                return Err(ConfigError::new(format!("train_points.points[{i}]"), "must be finite"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Number of classes of the configured dataset.
+    pub fn classes(&self) -> usize {
+        if self.data.dataset == crate::data::DatasetKind::Blobs {
+            self.data.classes
+        } else {
+            2
+        }
+    }
+}
+
+/// serde's messages already name the field and the position; make them
+/// read as sentences for a student.
+fn json_message(e: &serde_json::Error) -> String {
+    format!("invalid JSON config: {e}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_config_round_trips_and_is_valid() {
+        let c = RunConfig::default();
+        c.validate().unwrap();
+        assert_eq!(RunConfig::from_json(&c.to_json_pretty()).unwrap(), c);
+        assert_eq!(RunConfig::from_json("{}").unwrap(), c, "every field has a default");
+    }
+
+    #[test]
+    fn bad_fields_are_named() {
+        let e = RunConfig::from_json(r#"{"left": {"optimizer": {"kind": "sgd", "lr": -1}}}"#).unwrap_err();
+        assert_eq!(e.field, "left.optimizer.lr");
+        assert!(e.message.contains("[0, 100]"), "{e}");
+        let e = RunConfig::from_json(r#"{"training": {"batch_size": 0}}"#).unwrap_err();
+        assert_eq!(e.field, "training.batch_size");
+        let e = RunConfig::from_json(r#"{"model": {"hidden": [16, 65]}}"#).unwrap_err();
+        assert_eq!(e.field, "model.hidden[1]");
+        let e = RunConfig::from_json(r#"{"trainig": {}}"#).unwrap_err();
+        assert!(e.message.contains("unknown field `trainig`"), "{e}");
+        let e = RunConfig::from_json(r#"{"init": [1, 2]}"#).unwrap_err();
+        assert_eq!(e.field, "init");
+        let e = RunConfig::from_json(r#"{"right": {"optimizer": {"kind": "sgd", "lr": 0.1}, "sam": {"rho": 99}}}"#)
+            .unwrap_err();
+        assert_eq!(e.field, "right.sam.rho");
+    }
+
+    #[test]
+    fn labels_name_the_optimisers() {
+        let c = RunConfig::default();
+        assert_eq!(c.left.label(), "SGD");
+        assert_eq!(c.right.label(), "SAM(rho=0.1)+SGD");
+    }
+}

@@ -1,0 +1,23 @@
+//! flatminima: train tiny MLPs side by side (SGD vs SAM) on shifted 2D data
+//! and measure whether the flatter minimum is the more robust one.
+//!
+//! The core modules are plain Rust (no web dependencies) and work on one flat
+//! parameter vector; see ARCHITECTURE.md for the map.
+
+pub mod activation;
+pub mod config;
+pub mod data;
+pub mod error;
+pub mod loss;
+pub mod metrics;
+pub mod model;
+pub mod optim;
+pub mod pair;
+pub mod rng;
+pub mod sam;
+pub mod schedule;
+pub mod train;
+
+/// The browser layer: the only code that touches web-sys/js-sys.
+#[cfg(target_arch = "wasm32")]
+pub mod web;

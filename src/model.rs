@@ -1,0 +1,336 @@
+//! A multilayer perceptron whose parameters live in one flat vector.
+//!
+//! Layout (PyTorch `nn.Linear`, layer after layer): for each layer the weight
+//! matrix W (fan_out x fan_in, row-major), then its bias b (fan_out). So a
+//! 2-16-16-2 net is `[W0 (16x2), b0 (16), W1 (16x16), b1 (16), W2 (2x16), b2 (2)]`,
+//! 338 numbers. Everything that perturbs or probes a model (optimisers, SAM,
+//! landscape directions, Hessian-vector products) works on this one `&[f64]`.
+
+use ndarray::ArrayView2;
+use serde::{Deserialize, Serialize};
+
+use crate::activation::Activation;
+use crate::loss::softmax_cross_entropy;
+use crate::rng::Rng;
+
+/// The network's shape and non-linearity, as it appears in a run config.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelConfig {
+    /// Widths of the hidden layers: 0 to 6 layers of 1 to 64 units.
+    pub hidden: Vec<usize>,
+    pub activation: Activation,
+    /// Label smoothing of the cross-entropy, in [0, 1).
+    pub label_smoothing: f64,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        ModelConfig { hidden: vec![16, 16], activation: Activation::Tanh, label_smoothing: 0.0 }
+    }
+}
+
+/// Where one layer's W and b sit in the flat parameter vector.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Layer {
+    pub fan_in: usize,
+    pub fan_out: usize,
+    /// Index of W[0][0]; W[j][i] is at `weight_offset + j * fan_in + i`.
+    pub weight_offset: usize,
+    /// Index of b[0].
+    pub bias_offset: usize,
+}
+
+impl Layer {
+    pub fn weights<'a>(&self, params: &'a [f64]) -> ArrayView2<'a, f64> {
+        ArrayView2::from_shape((self.fan_out, self.fan_in), &params[self.weight_offset..self.bias_offset])
+            .expect("layer shape matches its slice")
+    }
+
+    pub fn bias<'a>(&self, params: &'a [f64]) -> &'a [f64] {
+        &params[self.bias_offset..self.bias_offset + self.fan_out]
+    }
+
+    pub fn num_params(&self) -> usize {
+        self.fan_out * (self.fan_in + 1)
+    }
+}
+
+/// The architecture: layer shapes and offsets. Holds no parameters itself.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Mlp {
+    pub layers: Vec<Layer>,
+    pub activation: Activation,
+    pub label_smoothing: f64,
+    pub inputs: usize,
+    pub classes: usize,
+}
+
+impl Mlp {
+    pub fn new(inputs: usize, config: &ModelConfig, classes: usize) -> Mlp {
+        let mut widths = vec![inputs];
+        widths.extend(&config.hidden);
+        widths.push(classes);
+        let mut layers = Vec::new();
+        let mut offset = 0;
+        for pair in widths.windows(2) {
+            let (fan_in, fan_out) = (pair[0], pair[1]);
+            layers.push(Layer { fan_in, fan_out, weight_offset: offset, bias_offset: offset + fan_in * fan_out });
+            offset += fan_out * (fan_in + 1);
+        }
+        Mlp { layers, activation: config.activation, label_smoothing: config.label_smoothing, inputs, classes }
+    }
+
+    pub fn num_params(&self) -> usize {
+        self.layers.iter().map(Layer::num_params).sum()
+    }
+
+    /// Widest layer output, used to size scratch buffers.
+    pub fn max_width(&self) -> usize {
+        self.layers.iter().map(|l| l.fan_out).chain([self.inputs]).max().unwrap_or(1)
+    }
+
+    /// PyTorch's default `nn.Linear` initialisation: W and b uniform in
+    /// +-1/sqrt(fan_in) (kaiming_uniform with a = sqrt(5) reduces to this bound).
+    pub fn init_params(&self, rng: &mut Rng) -> Vec<f64> {
+        let mut params = vec![0.0; self.num_params()];
+        for layer in &self.layers {
+            let bound = 1.0 / (layer.fan_in as f64).sqrt();
+            for p in &mut params[layer.weight_offset..layer.bias_offset + layer.fan_out] {
+                *p = rng.uniform_in(-bound, bound);
+            }
+        }
+        params
+    }
+
+    /// Logits for `rows` inputs (row-major `rows x inputs`), written into the
+    /// workspace; returns them as a `rows x classes` slice.
+    pub fn forward<'w>(&self, params: &[f64], x: &[f64], ws: &'w mut Workspace) -> &'w [f64] {
+        let rows = x.len() / self.inputs;
+        ws.prepare(self, rows);
+        ws.activations[0][..x.len()].copy_from_slice(x);
+        for (l, layer) in self.layers.iter().enumerate() {
+            let is_output = l + 1 == self.layers.len();
+            let (before, after) = ws.activations.split_at_mut(l + 1);
+            let input = &before[l][..rows * layer.fan_in];
+            let z = &mut ws.pre_activations[l][..rows * layer.fan_out];
+            linear_forward(layer, params, input, z);
+            let out = &mut after[0][..rows * layer.fan_out];
+            if is_output {
+                out.copy_from_slice(z);
+            } else {
+                for (a, &zv) in out.iter_mut().zip(z.iter()) {
+                    *a = self.activation.apply(zv);
+                }
+            }
+        }
+        &ws.activations[self.layers.len()][..rows * self.classes]
+    }
+
+    /// Mean loss over the batch and the gradient of that mean w.r.t. every
+    /// parameter, written into `grad` (same layout as `params`).
+    pub fn loss_and_grad(&self, params: &[f64], x: &[f64], y: &[usize], grad: &mut [f64], ws: &mut Workspace) -> f64 {
+        let rows = y.len();
+        self.forward(params, x, ws);
+        let n_layers = self.layers.len();
+        let (loss_sum, _) = {
+            let logits = &ws.activations[n_layers][..rows * self.classes];
+            let delta = &mut ws.deltas[n_layers - 1][..rows * self.classes];
+            softmax_cross_entropy(logits, y, self.classes, self.label_smoothing, Some(delta))
+        };
+        // d(mean)/d logits = (softmax - q) / rows
+        let inv_rows = 1.0 / rows as f64;
+        for d in &mut ws.deltas[n_layers - 1][..rows * self.classes] {
+            *d *= inv_rows;
+        }
+        grad.fill(0.0);
+        for l in (0..n_layers).rev() {
+            let layer = &self.layers[l];
+            let (lower, upper) = ws.deltas.split_at_mut(l);
+            let delta = &upper[0][..rows * layer.fan_out];
+            let input = &ws.activations[l][..rows * layer.fan_in];
+            accumulate_weight_grads(layer, delta, input, grad);
+            if l > 0 {
+                // Back through W, then through the previous layer's activation.
+                let d_in = &mut lower[l - 1][..rows * layer.fan_in];
+                backprop_through_weights(layer, params, delta, d_in);
+                let z = &ws.pre_activations[l - 1][..rows * layer.fan_in];
+                for ((d, &zv), &a) in d_in.iter_mut().zip(z).zip(input) {
+                    *d *= self.activation.derivative(zv, a);
+                }
+            }
+        }
+        loss_sum * inv_rows
+    }
+
+    /// Mean loss and accuracy over a whole set, in chunks (no gradient).
+    pub fn evaluate(&self, params: &[f64], x: &[f64], y: &[usize], ws: &mut Workspace) -> (f64, f64) {
+        if y.is_empty() {
+            return (f64::NAN, f64::NAN);
+        }
+        const CHUNK: usize = 256;
+        let (mut loss, mut correct) = (0.0, 0);
+        for (xc, yc) in x.chunks(CHUNK * self.inputs).zip(y.chunks(CHUNK)) {
+            let logits = self.forward(params, xc, ws);
+            let (l, c) = softmax_cross_entropy(logits, yc, self.classes, self.label_smoothing, None);
+            loss += l;
+            correct += c;
+        }
+        (loss / y.len() as f64, correct as f64 / y.len() as f64)
+    }
+}
+
+/// z[r, j] = b[j] + sum_i W[j, i] * input[r, i]
+fn linear_forward(layer: &Layer, params: &[f64], input: &[f64], z: &mut [f64]) {
+    let w = &params[layer.weight_offset..layer.bias_offset];
+    let b = &params[layer.bias_offset..layer.bias_offset + layer.fan_out];
+    for (x_row, z_row) in input.chunks_exact(layer.fan_in).zip(z.chunks_exact_mut(layer.fan_out)) {
+        for ((zj, w_row), &bj) in z_row.iter_mut().zip(w.chunks_exact(layer.fan_in)).zip(b) {
+            *zj = bj + dot(w_row, x_row);
+        }
+    }
+}
+
+/// gW[j, i] += sum_r delta[r, j] * input[r, i];  gb[j] += sum_r delta[r, j]
+fn accumulate_weight_grads(layer: &Layer, delta: &[f64], input: &[f64], grad: &mut [f64]) {
+    let (gw, rest) = grad[layer.weight_offset..].split_at_mut(layer.fan_in * layer.fan_out);
+    let gb = &mut rest[..layer.fan_out];
+    for (d_row, x_row) in delta.chunks_exact(layer.fan_out).zip(input.chunks_exact(layer.fan_in)) {
+        for ((gw_row, gbj), &dj) in gw.chunks_exact_mut(layer.fan_in).zip(gb.iter_mut()).zip(d_row) {
+            *gbj += dj;
+            for (g, &xi) in gw_row.iter_mut().zip(x_row) {
+                *g += dj * xi;
+            }
+        }
+    }
+}
+
+/// d_in[r, i] = sum_j delta[r, j] * W[j, i]
+fn backprop_through_weights(layer: &Layer, params: &[f64], delta: &[f64], d_in: &mut [f64]) {
+    let w = &params[layer.weight_offset..layer.bias_offset];
+    for (d_row, din_row) in delta.chunks_exact(layer.fan_out).zip(d_in.chunks_exact_mut(layer.fan_in)) {
+        din_row.fill(0.0);
+        for (&dj, w_row) in d_row.iter().zip(w.chunks_exact(layer.fan_in)) {
+            for (di, &wji) in din_row.iter_mut().zip(w_row) {
+                *di += dj * wji;
+            }
+        }
+    }
+}
+
+#[inline]
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// Scratch buffers for forward and backward passes. They grow to the largest
+/// batch seen and are then reused, so the training loop does not allocate.
+#[derive(Clone, Debug, Default)]
+pub struct Workspace {
+    rows: usize,
+    /// activations[0] is the input; activations[l + 1] the output of layer l.
+    activations: Vec<Vec<f64>>,
+    pre_activations: Vec<Vec<f64>>,
+    /// deltas[l] = d loss / d z of layer l.
+    deltas: Vec<Vec<f64>>,
+}
+
+impl Workspace {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn prepare(&mut self, mlp: &Mlp, rows: usize) {
+        let n = mlp.layers.len();
+        if self.activations.len() == n + 1 && rows <= self.rows {
+            return;
+        }
+        let rows = rows.max(self.rows);
+        self.rows = rows;
+        let widths: Vec<usize> = std::iter::once(mlp.inputs).chain(mlp.layers.iter().map(|l| l.fan_out)).collect();
+        self.activations = widths.iter().map(|w| vec![0.0; rows * w]).collect();
+        self.pre_activations = widths[1..].iter().map(|w| vec![0.0; rows * w]).collect();
+        self.deltas = widths[1..].iter().map(|w| vec![0.0; rows * w]).collect();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn finite_difference_check(hidden: Vec<usize>, activation: Activation, classes: usize, smoothing: f64) {
+        let config = ModelConfig { hidden, activation, label_smoothing: smoothing };
+        let mlp = Mlp::new(2, &config, classes);
+        let mut rng = Rng::new(11);
+        let params = mlp.init_params(&mut rng);
+        let rows = 7;
+        let x: Vec<f64> = (0..rows * 2).map(|_| rng.normal()).collect();
+        let y: Vec<usize> = (0..rows).map(|_| rng.below(classes)).collect();
+        let mut ws = Workspace::new();
+        let mut grad = vec![0.0; params.len()];
+        mlp.loss_and_grad(&params, &x, &y, &mut grad, &mut ws);
+        let loss_at = |p: &[f64], ws: &mut Workspace| mlp.evaluate(p, &x, &y, ws).0;
+        let h = 1e-6;
+        let mut worst: f64 = 0.0;
+        for i in 0..params.len() {
+            let mut p = params.clone();
+            p[i] += h;
+            let up = loss_at(&p, &mut ws);
+            p[i] -= 2.0 * h;
+            let down = loss_at(&p, &mut ws);
+            let fd = (up - down) / (2.0 * h);
+            // Allowed: 1e-6 relative plus 1e-8 absolute, because the central difference
+            // itself carries ~1e-10 of rounding error (machine eps * loss / h) at h = 1e-6.
+            let err = (fd - grad[i]).abs() / (1e-8 + 1e-6 * fd.abs().max(grad[i].abs()));
+            worst = worst.max(err);
+        }
+        assert!(worst < 1.0, "{activation:?} {:?}: error {worst} times the allowed", config.hidden);
+    }
+
+    #[test]
+    fn gradient_matches_finite_differences_for_every_activation_and_depth() {
+        for activation in Activation::ALL {
+            for hidden in [vec![], vec![5], vec![4, 3], vec![3, 4, 3, 2, 3, 2]] {
+                finite_difference_check(hidden, activation, 3, 0.1);
+            }
+        }
+        finite_difference_check(vec![16, 16], Activation::Tanh, 2, 0.0);
+    }
+
+    #[test]
+    fn layout_is_pytorch_linear() {
+        let mlp = Mlp::new(2, &ModelConfig::default(), 2);
+        assert_eq!(mlp.num_params(), 16 * 3 + 16 * 17 + 2 * 17);
+        let l0 = mlp.layers[0];
+        assert_eq!((l0.weight_offset, l0.bias_offset), (0, 32));
+        assert_eq!(mlp.layers[1].weight_offset, 48);
+        // W[j][i] is params[weight_offset + j * fan_in + i]
+        let params: Vec<f64> = (0..mlp.num_params()).map(|i| i as f64).collect();
+        assert_eq!(l0.weights(&params)[[3, 1]], 7.0);
+        assert_eq!(l0.bias(&params)[0], 32.0);
+    }
+
+    #[test]
+    fn init_respects_pytorch_bounds() {
+        let mlp = Mlp::new(2, &ModelConfig::default(), 2);
+        let params = mlp.init_params(&mut Rng::new(0));
+        for layer in &mlp.layers {
+            let bound = 1.0 / (layer.fan_in as f64).sqrt();
+            let slice = &params[layer.weight_offset..layer.bias_offset + layer.fan_out];
+            assert!(slice.iter().all(|p| p.abs() <= bound));
+            // and uses the range: the largest magnitude is near the bound
+            assert!(slice.iter().fold(0.0f64, |m, p| m.max(p.abs())) > 0.8 * bound);
+        }
+    }
+
+    #[test]
+    fn linear_model_logits_by_hand() {
+        // No hidden layers: logits = W x + b.
+        let mlp = Mlp::new(2, &ModelConfig { hidden: vec![], ..Default::default() }, 2);
+        let params = [1.0, 2.0, -1.0, 0.5, 0.1, -0.2];
+        let mut ws = Workspace::new();
+        let logits = mlp.forward(&params, &[3.0, -1.0], &mut ws).to_vec();
+        // row 0: 1*3 + 2*(-1) + 0.1; row 1: (-1)*3 + 0.5*(-1) - 0.2
+        assert_eq!(logits, vec![1.1, -3.7]);
+    }
+}

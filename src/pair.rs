@@ -1,0 +1,57 @@
+//! A paired comparison: two runs from the same data, initial parameters and
+//! batch order, so the optimiser is the only difference between them.
+
+use std::sync::Arc;
+
+use crate::config::RunConfig;
+use crate::data::{make_splits, Splits};
+use crate::error::ConfigError;
+use crate::model::Mlp;
+use crate::rng::Rng;
+use crate::train::Run;
+
+#[derive(Clone, Debug)]
+pub struct Pair {
+    pub config: RunConfig,
+    pub splits: Arc<Splits>,
+    pub initial_params: Vec<f64>,
+    pub left: Run,
+    pub right: Run,
+}
+
+impl Pair {
+    /// Validates the config, draws the data and the initial parameters once,
+    /// and builds both runs from them.
+    pub fn new(config: RunConfig) -> Result<Pair, ConfigError> {
+        config.validate()?;
+        let mut splits = make_splits(&config.data, &config.shift, config.seed);
+        if let Some(points) = &config.train_points {
+            splits.train = points.clone();
+        }
+        let splits = Arc::new(splits);
+        let mlp = Mlp::new(2, &config.model, config.classes());
+        let initial_params = match &config.init {
+            Some(p) => p.clone(),
+            None => mlp.init_params(&mut Rng::derive(config.seed, "init")),
+        };
+        let run =
+            |side| Run::new(side, mlp.clone(), splits.clone(), initial_params.clone(), &config.training, config.seed);
+        let left = run(config.left.clone());
+        let right = run(config.right.clone());
+        Ok(Pair { config, splits, initial_params, left, right })
+    }
+
+    /// Advances both sides by `n` steps.
+    pub fn train(&mut self, n: usize) {
+        self.left.train(n);
+        self.right.train(n);
+    }
+
+    pub fn sides(&self) -> [&Run; 2] {
+        [&self.left, &self.right]
+    }
+
+    pub fn sides_mut(&mut self) -> [&mut Run; 2] {
+        [&mut self.left, &mut self.right]
+    }
+}

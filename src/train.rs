@@ -1,0 +1,237 @@
+//! One training run: a model, an optimiser (maybe SAM-wrapped) and its data.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{SideConfig, TrainingConfig};
+use crate::data::Splits;
+use crate::metrics::{History, MetricPoint};
+use crate::model::{Mlp, Workspace};
+use crate::optim::Optimizer;
+use crate::rng::Rng;
+use crate::sam::ascent_direction;
+
+/// How many metric points a run keeps (older ones are thinned, see [`History`]).
+pub const HISTORY_CAPACITY: usize = 1000;
+
+/// A run counts as diverged when its training loss is not finite or exceeds
+/// this multiple of its starting value. Saturating networks (tanh, sigmoid)
+/// rarely overflow to NaN; their loss just explodes, and that is the same failure.
+pub const DIVERGENCE_FACTOR: f64 = 10.0;
+
+/// Why and when a run stopped making sense.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Divergence {
+    pub step: usize,
+    pub reason: String,
+}
+
+/// Minibatch order: a fresh seeded shuffle every epoch. Two runs built from
+/// the same seed draw identical batches, which is what makes a pair fair.
+#[derive(Clone, Debug)]
+pub struct BatchOrder {
+    rng: Rng,
+    order: Vec<usize>,
+    position: usize,
+    batch_size: usize,
+}
+
+impl BatchOrder {
+    pub fn new(seed: u64, n: usize, batch_size: usize) -> Self {
+        let order = (0..n).collect();
+        // position = n forces a shuffle before the first batch
+        BatchOrder { rng: Rng::derive(seed, "batches"), order, position: n, batch_size: batch_size.clamp(1, n.max(1)) }
+    }
+
+    /// Indices of the next minibatch; the last one of an epoch may be smaller
+    /// (like a PyTorch DataLoader with drop_last=False).
+    pub fn next_batch(&mut self) -> &[usize] {
+        if self.position >= self.order.len() {
+            self.rng.shuffle(&mut self.order);
+            self.position = 0;
+        }
+        let start = self.position;
+        self.position = (start + self.batch_size).min(self.order.len());
+        &self.order[start..self.position]
+    }
+}
+
+/// A model being trained by one optimiser. Allocation happens in `new`; `step`
+/// reuses the buffers.
+#[derive(Clone, Debug)]
+pub struct Run {
+    pub side: SideConfig,
+    pub mlp: Mlp,
+    pub splits: Arc<Splits>,
+    pub params: Vec<f64>,
+    pub optimizer: Optimizer,
+    pub step: usize,
+    pub history: History,
+    pub diverged: Option<Divergence>,
+    /// The last SAM ascent step e (zero for plain optimisers), kept so the
+    /// landscape view can show where SAM looked.
+    pub epsilon: Vec<f64>,
+    /// ||grad|| at the last step, before any SAM perturbation.
+    pub last_grad_norm: f64,
+    pub last_batch_loss: f64,
+    batches: BatchOrder,
+    grad: Vec<f64>,
+    perturbed: Vec<f64>,
+    batch_x: Vec<f64>,
+    batch_y: Vec<usize>,
+    ws: Workspace,
+}
+
+impl Run {
+    pub fn new(
+        side: SideConfig,
+        mlp: Mlp,
+        splits: Arc<Splits>,
+        initial_params: Vec<f64>,
+        training: &TrainingConfig,
+        seed: u64,
+    ) -> Run {
+        let n = initial_params.len();
+        assert_eq!(n, mlp.num_params(), "initial parameters do not fit the model");
+        let batches = BatchOrder::new(seed, splits.train.len(), training.batch_size);
+        let mut run = Run {
+            optimizer: Optimizer::new(side.optimizer.clone(), n),
+            side,
+            mlp,
+            params: initial_params,
+            step: 0,
+            history: History::new(training.log_every, HISTORY_CAPACITY),
+            diverged: None,
+            epsilon: vec![0.0; n],
+            last_grad_norm: 0.0,
+            last_batch_loss: f64::NAN,
+            batches,
+            grad: vec![0.0; n],
+            perturbed: vec![0.0; n],
+            batch_x: Vec::with_capacity(training.batch_size * 2),
+            batch_y: Vec::with_capacity(training.batch_size),
+            ws: Workspace::new(),
+            splits,
+        };
+        run.log();
+        run
+    }
+
+    /// The learning rate of the next step, after the schedule.
+    pub fn current_lr(&self) -> f64 {
+        self.side.schedule.lr_at(self.side.optimizer.lr(), self.step)
+    }
+
+    /// One optimiser step on the next minibatch. Does nothing once diverged.
+    pub fn step(&mut self) {
+        if self.diverged.is_some() {
+            return;
+        }
+        let train = &self.splits.train;
+        self.batch_x.clear();
+        self.batch_y.clear();
+        for &i in self.batches.next_batch() {
+            self.batch_x.extend_from_slice(&train.points[i]);
+            self.batch_y.push(train.labels[i]);
+        }
+        let lr = self.current_lr();
+        let loss = self.mlp.loss_and_grad(&self.params, &self.batch_x, &self.batch_y, &mut self.grad, &mut self.ws);
+        self.last_batch_loss = loss;
+        self.last_grad_norm = self.grad.iter().map(|g| g * g).sum::<f64>().sqrt();
+        if let Some(sam) = &self.side.sam {
+            // Gradient at w + e on the same minibatch; the base optimiser then steps from w with it.
+            ascent_direction(sam, &self.params, &self.grad, &mut self.epsilon);
+            for ((p, &w), &e) in self.perturbed.iter_mut().zip(&self.params).zip(&self.epsilon) {
+                *p = w + e;
+            }
+            self.mlp.loss_and_grad(&self.perturbed, &self.batch_x, &self.batch_y, &mut self.grad, &mut self.ws);
+        }
+        self.optimizer.step(&mut self.params, &self.grad, lr);
+        self.step += 1;
+        if !loss.is_finite() || !self.last_grad_norm.is_finite() {
+            self.diverge(format!("the minibatch loss became {loss} (learning rate {lr} too large?)"));
+            return;
+        }
+        if self.history.is_due(self.step) {
+            self.log();
+        }
+    }
+
+    /// Runs up to `n` steps (fewer if the run diverges).
+    pub fn train(&mut self, n: usize) {
+        for _ in 0..n {
+            if self.diverged.is_some() {
+                break;
+            }
+            self.step();
+        }
+    }
+
+    /// Evaluates train, ID and OOD metrics now and appends them to the history.
+    pub fn log(&mut self) {
+        let point = self.evaluate();
+        if !point.is_finite() || self.params.iter().any(|p| !p.is_finite()) {
+            self.diverge(format!("the train loss became {} (learning rate {} too large?)", point.train_loss, point.lr));
+            return;
+        }
+        let start = self.history.points.first().map_or(point.train_loss, |p| p.train_loss);
+        self.history.push(point);
+        if point.train_loss > DIVERGENCE_FACTOR * start {
+            self.diverge(format!(
+                "the train loss blew up from {start:.3} to {:.3} (learning rate {} too large?)",
+                point.train_loss, point.lr
+            ));
+        }
+    }
+
+    /// Metrics at the current parameters (no side effects on the history).
+    pub fn evaluate(&mut self) -> MetricPoint {
+        let s = &*self.splits;
+        let (train_loss, train_acc) =
+            self.mlp.evaluate(&self.params, s.train.flat_points(), &s.train.labels, &mut self.ws);
+        let (id_loss, id_acc) =
+            self.mlp.evaluate(&self.params, s.id_test.flat_points(), &s.id_test.labels, &mut self.ws);
+        let (ood_loss, ood_acc) =
+            self.mlp.evaluate(&self.params, s.ood_test.flat_points(), &s.ood_test.labels, &mut self.ws);
+        MetricPoint {
+            step: self.step,
+            lr: self.current_lr(),
+            train_loss,
+            train_acc,
+            id_loss,
+            id_acc,
+            ood_loss,
+            ood_acc,
+            grad_norm: self.last_grad_norm,
+        }
+    }
+
+    fn diverge(&mut self, reason: String) {
+        self.diverged = Some(Divergence { step: self.step, reason });
+    }
+
+    /// Class probabilities at arbitrary points (row-major `n x 2`), written into
+    /// `out` (`n x classes`). Used for decision boundaries.
+    pub fn predict_proba(&mut self, points: &[f64], out: &mut [f64]) {
+        predict_proba(&self.mlp, &self.params, points, out, &mut self.ws);
+    }
+}
+
+/// Softmax probabilities of `mlp` at `points`, chunked to keep scratch small.
+pub fn predict_proba(mlp: &Mlp, params: &[f64], points: &[f64], out: &mut [f64], ws: &mut Workspace) {
+    const CHUNK: usize = 512;
+    let k = mlp.classes;
+    for (xc, oc) in points.chunks(CHUNK * mlp.inputs).zip(out.chunks_mut(CHUNK * k)) {
+        let logits = mlp.forward(params, xc, ws);
+        for (row, o) in logits.chunks_exact(k).zip(oc.chunks_exact_mut(k)) {
+            let max = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            let mut sum = 0.0;
+            for (ov, &z) in o.iter_mut().zip(row) {
+                *ov = libm::exp(z - max);
+                sum += *ov;
+            }
+            o.iter_mut().for_each(|v| *v /= sum);
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! Browser layer (being written).
