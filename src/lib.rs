@@ -16,6 +16,7 @@ pub mod pair;
 pub mod rng;
 pub mod sam;
 pub mod schedule;
+pub mod settings;
 pub mod train;
 
 /// The browser layer: the only code that touches web-sys/js-sys.

@@ -1,0 +1,373 @@
+//! Flat `name=value` settings: the vocabulary shared by the element's
+//! attributes, the page's URL and the CLI's overrides.
+//!
+//! A [`RunConfig`] is a tree; a blog author writes `<flatminima-sandbox
+//! dataset="spirals" rho="0.2">` and a student shares `?dataset=spirals&rho=0.2`.
+//! Both go through [`config_from_settings`]: every known name is parsed on its
+//! own, and a bad value produces a [`ConfigError`] naming the setting while
+//! that one setting falls back to its default. The rest of the config still applies.
+
+use crate::config::{RunConfig, SideConfig, DEFAULT_LR, DEFAULT_RHO};
+use crate::data::{DatasetKind, ShiftKind};
+use crate::error::{check_count, check_range, ConfigError};
+use crate::optim::OptimizerConfig;
+use crate::sam::SamConfig;
+use crate::schedule::Schedule;
+
+/// One setting: its name (attribute / URL key), what it means and its default.
+pub struct SettingSpec {
+    pub name: &'static str,
+    pub help: &'static str,
+    pub default: &'static str,
+}
+
+/// Every setting, in the order the page shows them.
+pub const SETTINGS: &[SettingSpec] = &[
+    SettingSpec { name: "dataset", help: "moons, circles, xor, spirals, blobs or spurious", default: "moons" },
+    SettingSpec { name: "noise", help: "input noise std, 0..1", default: "0.1" },
+    SettingSpec { name: "points", help: "training points, 4..5000", default: "200" },
+    SettingSpec { name: "classes", help: "classes for blobs, 2..8", default: "2" },
+    SettingSpec {
+        name: "shift",
+        help: "none, translate, rotate, scale, noise, class_prior or spurious_flip",
+        default: "rotate",
+    },
+    SettingSpec { name: "severity", help: "shift severity, 0..1", default: "0.5" },
+    SettingSpec { name: "hidden", help: "hidden widths, e.g. 16,16 (0-6 layers of 1-64)", default: "16,16" },
+    SettingSpec { name: "activation", help: "tanh, relu, gelu or sigmoid", default: "tanh" },
+    SettingSpec {
+        name: "optimizer",
+        help: "base optimiser of both sides: sgd, adam, adamw or rmsprop",
+        default: "sgd",
+    },
+    SettingSpec { name: "left-optimizer", help: "override the left side's base optimiser", default: "" },
+    SettingSpec { name: "right-optimizer", help: "override the right side's base optimiser", default: "" },
+    SettingSpec { name: "left", help: "left side's wrapper: plain, sam or asam", default: "plain" },
+    SettingSpec { name: "right", help: "right side's wrapper: plain, sam or asam", default: "sam" },
+    SettingSpec { name: "rho", help: "SAM radius, 0..5 (ASAM 0..10)", default: "0.1" },
+    SettingSpec { name: "lr", help: "learning rate, (0, 100]", default: "0.1" },
+    SettingSpec { name: "momentum", help: "SGD/RMSprop momentum, 0..0.999", default: "0.9" },
+    SettingSpec { name: "weight-decay", help: "weight decay, 0..1", default: "0" },
+    SettingSpec { name: "schedule", help: "constant, cosine, step or warmup", default: "constant" },
+    SettingSpec { name: "batch-size", help: "minibatch size, 1..points", default: "32" },
+    SettingSpec { name: "steps", help: "steps to train, 1..10000000", default: "3000" },
+    SettingSpec { name: "seed", help: "random seed (data, init, batches), a whole number", default: "1" },
+    SettingSpec { name: "label-smoothing", help: "0..0.99", default: "0" },
+];
+
+/// Builds a config from settings. Unknown names and bad values are reported
+/// (and ignored: the default stays); the config returned is always valid.
+pub fn config_from_settings<'a>(
+    settings: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> (RunConfig, Vec<ConfigError>) {
+    let mut values: Vec<(&str, &str)> = Vec::new();
+    let mut errors = Vec::new();
+    for (name, value) in settings {
+        if SETTINGS.iter().any(|s| s.name == name) {
+            values.retain(|(n, _)| *n != name); // the last one wins, like a URL's query
+            values.push((name, value.trim()));
+        } else {
+            errors.push(ConfigError::new(name, format!("unknown setting; known ones: {}", names())));
+        }
+    }
+    let get = |name: &str| values.iter().find(|(n, _)| *n == name).map(|(_, v)| *v).filter(|v| !v.is_empty());
+    let mut config = RunConfig::default();
+
+    // Each setting applies on its own; a failure keeps the default for that setting.
+    let mut apply = |name: &str, f: &mut dyn FnMut(&str) -> Result<(), String>| {
+        if let Some(v) = get(name) {
+            if let Err(message) = f(v) {
+                errors.push(ConfigError::new(name, format!("{message}; using the default {}", default_of(name))));
+            }
+        }
+    };
+    let (mut base, mut left_base, mut right_base) = ("sgd".to_string(), None::<String>, None::<String>);
+    let (mut left_wrap, mut right_wrap) = ("plain".to_string(), "sam".to_string());
+    let (mut lr, mut rho, mut momentum, mut weight_decay) = (DEFAULT_LR, DEFAULT_RHO, 0.9, 0.0);
+    let mut schedule_name = "constant".to_string();
+
+    apply("dataset", &mut |v| Ok(config.data.dataset = v.parse::<DatasetKind>().map_err(|e| e.message)?));
+    apply("noise", &mut |v| Ok(config.data.noise = number(v, 0.0, 1.0)?));
+    apply("points", &mut |v| Ok(config.data.n_train = count(v, 4, 5000)?));
+    apply("classes", &mut |v| Ok(config.data.classes = count(v, 2, 8)?));
+    apply("shift", &mut |v| Ok(config.shift.kind = v.parse::<ShiftKind>().map_err(|e| e.message)?));
+    apply("severity", &mut |v| Ok(config.shift.severity = number(v, 0.0, 1.0)?));
+    apply("hidden", &mut |v| Ok(config.model.hidden = hidden(v)?));
+    apply("activation", &mut |v| Ok(config.model.activation = v.parse()?));
+    apply("label-smoothing", &mut |v| Ok(config.model.label_smoothing = number(v, 0.0, 0.99)?));
+    apply("optimizer", &mut |v| Ok(base = optimizer_kind(v)?));
+    apply("left-optimizer", &mut |v| Ok(left_base = Some(optimizer_kind(v)?)));
+    apply("right-optimizer", &mut |v| Ok(right_base = Some(optimizer_kind(v)?)));
+    apply("left", &mut |v| Ok(left_wrap = wrapper(v)?));
+    apply("right", &mut |v| Ok(right_wrap = wrapper(v)?));
+    apply("lr", &mut |v| {
+        lr = number(v, 0.0, 100.0)?;
+        if lr == 0.0 {
+            return Err("must be > 0".into());
+        }
+        Ok(())
+    });
+    apply("rho", &mut |v| Ok(rho = number(v, 0.0, 10.0)?));
+    apply("momentum", &mut |v| Ok(momentum = number(v, 0.0, 0.999)?));
+    apply("weight-decay", &mut |v| Ok(weight_decay = number(v, 0.0, 1.0)?));
+    apply("schedule", &mut |v| {
+        if ["constant", "cosine", "step", "warmup"].contains(&v) {
+            schedule_name = v.to_string();
+            Ok(())
+        } else {
+            Err(format!("unknown schedule `{v}` (expected constant, cosine, step or warmup)"))
+        }
+    });
+    apply("steps", &mut |v| Ok(config.training.steps = count(v, 1, 10_000_000)?));
+    apply("batch-size", &mut |v| Ok(config.training.batch_size = count(v, 1, 5000)?));
+    apply("seed", &mut |v| {
+        Ok(config.seed = v.parse::<u64>().map_err(|_| format!("must be a whole number >= 0, got `{v}`"))?)
+    });
+
+    let schedule = match schedule_name.as_str() {
+        "cosine" => Schedule::Cosine { t_max: config.training.steps, eta_min: 0.0 },
+        "step" => Schedule::Step { step_size: (config.training.steps / 3).max(1), gamma: 0.1 },
+        "warmup" => Schedule::Warmup { steps: (config.training.steps / 10).max(1), start_factor: 0.1 },
+        _ => Schedule::Constant,
+    };
+    let side = |base: &str, wrap: &str| {
+        let mut optimizer = OptimizerConfig::with_kind(base, lr).expect("kind was checked");
+        match &mut optimizer {
+            OptimizerConfig::Sgd { momentum: m, weight_decay: wd, .. } => (*m, *wd) = (momentum, weight_decay),
+            OptimizerConfig::Rmsprop { momentum: m, weight_decay: wd, .. } => {
+                // RMSprop's default is no momentum: only an explicit setting adds it.
+                *m = if get("momentum").is_some() { momentum } else { 0.0 };
+                *wd = weight_decay;
+            }
+            OptimizerConfig::Adam { weight_decay: wd, .. } => *wd = weight_decay,
+            OptimizerConfig::AdamW { weight_decay: wd, .. } => {
+                if get("weight-decay").is_some() {
+                    *wd = weight_decay
+                }
+            }
+        }
+        let sam = match wrap {
+            "sam" => Some(SamConfig { rho, adaptive: false }),
+            "asam" => Some(SamConfig { rho, adaptive: true }),
+            _ => None,
+        };
+        SideConfig { optimizer, sam, schedule: schedule.clone() }
+    };
+    config.left = side(left_base.as_deref().unwrap_or(&base), &left_wrap);
+    config.right = side(right_base.as_deref().unwrap_or(&base), &right_wrap);
+
+    // Cross-field rules (batch size vs points, spurious_flip vs dataset, rho
+    // for SAM): fall back one field at a time until the config is valid.
+    for _ in 0..8 {
+        let Err(e) = config.validate() else { break };
+        let name = fall_back(&mut config, &e);
+        errors.push(ConfigError::new(name, format!("{}; using the default {}", e.message, default_of(name))));
+    }
+    if config.validate().is_err() {
+        config = RunConfig::default();
+    }
+    (config, errors)
+}
+
+/// Resets the setting responsible for a cross-field error; returns its name.
+fn fall_back(config: &mut RunConfig, e: &ConfigError) -> &'static str {
+    let defaults = RunConfig::default();
+    let f = e.field.as_str();
+    if f == "training.batch_size" {
+        config.training.batch_size = defaults.training.batch_size.min(config.data.n_train);
+        "batch-size"
+    } else if f.starts_with("shift") {
+        config.shift = defaults.shift;
+        "shift"
+    } else if f.ends_with("sam.rho") {
+        for side in [&mut config.left, &mut config.right] {
+            if let Some(s) = &mut side.sam {
+                s.rho = DEFAULT_RHO;
+            }
+        }
+        "rho"
+    } else if f.starts_with("data") {
+        config.data = defaults.data;
+        "dataset"
+    } else {
+        *config = defaults;
+        "seed"
+    }
+}
+
+/// The settings that describe `config`, omitting those at their default: the
+/// page's URL query. Round-trips through [`config_from_settings`] for every
+/// config the settings can express.
+pub fn settings_from_config(config: &RunConfig) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    let side_wrap = |s: &SideConfig| match &s.sam {
+        None => "plain",
+        Some(SamConfig { adaptive: false, .. }) => "sam",
+        Some(_) => "asam",
+    };
+    let rho = [&config.left, &config.right].iter().find_map(|s| s.sam.as_ref().map(|s| s.rho)).unwrap_or(DEFAULT_RHO);
+    let (momentum, weight_decay) = match config.left.optimizer {
+        OptimizerConfig::Sgd { momentum, weight_decay, .. } => (momentum, weight_decay),
+        OptimizerConfig::Rmsprop { momentum, weight_decay, .. } => (momentum, weight_decay),
+        OptimizerConfig::Adam { weight_decay, .. } | OptimizerConfig::AdamW { weight_decay, .. } => (0.9, weight_decay),
+    };
+    let schedule = match config.left.schedule {
+        Schedule::Constant => "constant",
+        Schedule::Cosine { .. } => "cosine",
+        Schedule::Step { .. } => "step",
+        Schedule::Warmup { .. } => "warmup",
+    };
+    let all: Vec<(&'static str, String)> = vec![
+        ("dataset", config.data.dataset.name().to_string()),
+        ("noise", config.data.noise.to_string()),
+        ("points", config.data.n_train.to_string()),
+        ("classes", config.data.classes.to_string()),
+        ("shift", config.shift.kind.name().to_string()),
+        ("severity", config.shift.severity.to_string()),
+        ("hidden", config.model.hidden.iter().map(|w| w.to_string()).collect::<Vec<_>>().join(",")),
+        ("activation", config.model.activation.name().to_string()),
+        ("optimizer", config.left.optimizer.kind().to_string()),
+        ("right-optimizer", config.right.optimizer.kind().to_string()),
+        ("left", side_wrap(&config.left).to_string()),
+        ("right", side_wrap(&config.right).to_string()),
+        ("rho", rho.to_string()),
+        ("lr", config.left.optimizer.lr().to_string()),
+        ("momentum", momentum.to_string()),
+        ("weight-decay", weight_decay.to_string()),
+        ("schedule", schedule.to_string()),
+        ("batch-size", config.training.batch_size.to_string()),
+        ("steps", config.training.steps.to_string()),
+        ("seed", config.seed.to_string()),
+        ("label-smoothing", config.model.label_smoothing.to_string()),
+    ];
+    for (name, value) in all {
+        let is_default = match name {
+            "right-optimizer" => value == config.left.optimizer.kind(),
+            "weight-decay" if config.left.optimizer.kind() == "adamw" => value == "0.01",
+            "momentum" if config.left.optimizer.kind() != "sgd" => true,
+            _ => value == default_of(name),
+        };
+        if !is_default {
+            out.push((name, value));
+        }
+    }
+    out
+}
+
+fn names() -> String {
+    SETTINGS.iter().map(|s| s.name).collect::<Vec<_>>().join(", ")
+}
+
+fn default_of(name: &str) -> &'static str {
+    SETTINGS.iter().find(|s| s.name == name).map_or("", |s| s.default)
+}
+
+fn number(v: &str, lo: f64, hi: f64) -> Result<f64, String> {
+    let x: f64 = v.parse().map_err(|_| format!("must be a number in [{lo}, {hi}], got `{v}`"))?;
+    check_range("", x, lo, hi).map(|_| x).map_err(|e| e.message)
+}
+
+fn count(v: &str, lo: usize, hi: usize) -> Result<usize, String> {
+    let x: usize = v.parse().map_err(|_| format!("must be a whole number in [{lo}, {hi}], got `{v}`"))?;
+    check_count("", x, lo, hi).map(|_| x).map_err(|e| e.message)
+}
+
+fn hidden(v: &str) -> Result<Vec<usize>, String> {
+    if v == "0" || v == "none" {
+        return Ok(vec![]);
+    }
+    let widths = v.split(',').map(|w| count(w.trim(), 1, 64)).collect::<Result<Vec<_>, _>>()?;
+    if widths.len() > 6 {
+        return Err(format!("at most 6 hidden layers, got {}", widths.len()));
+    }
+    Ok(widths)
+}
+
+fn optimizer_kind(v: &str) -> Result<String, String> {
+    OptimizerConfig::with_kind(v, 0.1).map(|o| o.kind().to_string())
+}
+
+fn wrapper(v: &str) -> Result<String, String> {
+    match v {
+        "plain" | "none" | "sam" | "asam" => Ok(if v == "none" { "plain" } else { v }.to_string()),
+        _ => Err(format!("must be plain, sam or asam, got `{v}`")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(pairs: &[(&str, &str)]) -> (RunConfig, Vec<ConfigError>) {
+        config_from_settings(pairs.iter().copied())
+    }
+
+    #[test]
+    fn no_settings_give_the_default_config() {
+        let (config, errors) = parse(&[]);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(config, RunConfig::default());
+        assert!(settings_from_config(&config).is_empty());
+        for spec in SETTINGS {
+            if !spec.default.is_empty() {
+                let (c, e) = parse(&[(spec.name, spec.default)]);
+                assert!(e.is_empty(), "{}: {e:?}", spec.name);
+                assert_eq!(c, RunConfig::default(), "default of {} is not the config's default", spec.name);
+            }
+        }
+    }
+
+    #[test]
+    fn settings_apply_and_round_trip() {
+        let pairs = [
+            ("dataset", "spirals"),
+            ("shift", "translate"),
+            ("severity", "0.8"),
+            ("optimizer", "adam"),
+            ("right", "asam"),
+            ("rho", "1.5"),
+            ("lr", "0.01"),
+            ("batch-size", "16"),
+            ("seed", "42"),
+            ("hidden", "8,8,8"),
+            ("activation", "relu"),
+            ("schedule", "cosine"),
+        ];
+        let (config, errors) = parse(&pairs);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(config.data.dataset, DatasetKind::Spirals);
+        assert_eq!(config.right.sam, Some(SamConfig { rho: 1.5, adaptive: true }));
+        assert_eq!(config.left.optimizer.kind(), "adam");
+        assert_eq!(config.seed, 42);
+        let back = settings_from_config(&config);
+        let (again, errors) = config_from_settings(back.iter().map(|(k, v)| (*k, v.as_str())));
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(again, config);
+    }
+
+    #[test]
+    fn bad_values_are_named_and_fall_back_one_by_one() {
+        let (config, errors) =
+            parse(&[("dataset", "moonz"), ("lr", "-3"), ("rho", "abc"), ("seed", "7"), ("colour", "red")]);
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["colour", "dataset", "lr", "rho"]);
+        assert!(errors[1].message.contains("moons"), "lists the valid names: {}", errors[1]);
+        assert!(errors[2].message.contains("using the default 0.1"), "{}", errors[2]);
+        assert_eq!(config.seed, 7, "good settings still apply");
+        assert_eq!(config.data.dataset, DatasetKind::Moons);
+        config.validate().unwrap();
+    }
+
+    #[test]
+    fn cross_field_problems_fall_back_too() {
+        let (config, errors) = parse(&[("points", "10"), ("batch-size", "64"), ("shift", "spurious_flip")]);
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert!(fields.contains(&"batch-size") && fields.contains(&"shift"), "{errors:?}");
+        assert_eq!(config.data.n_train, 10);
+        assert!(config.training.batch_size <= 10);
+        config.validate().unwrap();
+        let (config, errors) = parse(&[("rho", "8")]);
+        assert_eq!(errors.len(), 1, "rho 8 is only allowed for ASAM: {errors:?}");
+        config.validate().unwrap();
+    }
+}
