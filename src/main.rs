@@ -1,1 +1,7 @@
-fn main() {}
+//! The `flatminima` command-line tool. See `src/cli/` for the subcommands.
+
+mod cli;
+
+fn main() {
+    std::process::exit(cli::run());
+}

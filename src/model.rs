@@ -3,7 +3,7 @@
 //! Layout (PyTorch `nn.Linear`, layer after layer): for each layer the weight
 //! matrix W (fan_out x fan_in, row-major), then its bias b (fan_out). So a
 //! 2-16-16-2 net is `[W0 (16x2), b0 (16), W1 (16x16), b1 (16), W2 (2x16), b2 (2)]`,
-//! 338 numbers. Everything that perturbs or probes a model (optimisers, SAM,
+//! 354 numbers. Everything that perturbs or probes a model (optimisers, SAM,
 //! landscape directions, Hessian-vector products) works on this one `&[f64]`.
 
 use ndarray::ArrayView2;
