@@ -26,6 +26,8 @@ WASM_OPT_BIN="$ROOT/node_modules/.bin/wasm-opt"
 WASM_OPT_FEATURES=(
   --enable-bulk-memory --enable-bulk-memory-opt --enable-nontrapping-float-to-int --enable-sign-ext
   --enable-mutable-globals --enable-reference-types --enable-call-indirect-overlong --enable-multivalue
+  # Not a target default: src/web/grid_net.rs opts one function into wasm SIMD (#[target_feature]).
+  --enable-simd
 )
 
 echo "==> cargo build --lib --release --target $TARGET"

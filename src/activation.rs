@@ -55,6 +55,18 @@ impl Activation {
             Activation::Sigmoid => a * (1.0 - a),
         }
     }
+
+    /// d^2 activation / d z^2, given `z` and `a = apply(z)`. Exact Hessian-vector
+    /// products need it (see [`crate::hessian`]). ReLU's is 0 (almost everywhere).
+    pub fn second_derivative(self, z: f64, a: f64) -> f64 {
+        match self {
+            Activation::Tanh => -2.0 * a * (1.0 - a * a),
+            Activation::Relu => 0.0,
+            // d/dz (Phi + z phi) = 2 phi + z phi' = phi (2 - z^2)
+            Activation::Gelu => libm::exp(-0.5 * z * z) / (2.0 * std::f64::consts::PI).sqrt() * (2.0 - z * z),
+            Activation::Sigmoid => a * (1.0 - a) * (1.0 - 2.0 * a),
+        }
+    }
 }
 
 impl std::str::FromStr for Activation {
@@ -78,6 +90,19 @@ mod tests {
                 let h = 1e-6;
                 let fd = (act.apply(z + h) - act.apply(z - h)) / (2.0 * h);
                 let an = act.derivative(z, act.apply(z));
+                assert!((fd - an).abs() < 1e-8, "{act:?} at {z}: fd {fd} vs {an}");
+            }
+        }
+    }
+
+    #[test]
+    fn second_derivatives_match_central_differences() {
+        for act in Activation::ALL {
+            for &z in &[-3.0, -0.7, -0.1, 0.2, 0.9, 2.5] {
+                let h = 1e-5;
+                let d = |z: f64| act.derivative(z, act.apply(z));
+                let fd = (d(z + h) - d(z - h)) / (2.0 * h);
+                let an = act.second_derivative(z, act.apply(z));
                 assert!((fd - an).abs() < 1e-8, "{act:?} at {z}: fd {fd} vs {an}");
             }
         }

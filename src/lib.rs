@@ -8,15 +8,20 @@ pub mod activation;
 pub mod config;
 pub mod data;
 pub mod error;
+pub mod gpu;
+pub mod hessian;
+pub mod landscape;
 pub mod loss;
 pub mod metrics;
 pub mod model;
 pub mod optim;
 pub mod pair;
+pub mod record;
 pub mod rng;
 pub mod sam;
 pub mod schedule;
 pub mod settings;
+pub mod sharpness;
 pub mod train;
 
 /// The browser layer: the only code that touches web-sys/js-sys.

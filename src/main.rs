@@ -1,4 +1,7 @@
-//! The `flatminima` command-line tool. See `src/cli/` for the subcommands.
+//! The `flatminima` command: train SGD and SAM side by side from a JSON config.
+//!
+//! The library does the work; `src/cli/` is the only code that touches files
+//! and the terminal.
 
 mod cli;
 

@@ -47,6 +47,12 @@ impl Pair {
         self.right.train(n);
     }
 
+    /// Records parameter snapshots on both sides (see [`Run::record_checkpoints`]).
+    pub fn record_checkpoints(&mut self, every: usize, capacity: usize) {
+        self.left.record_checkpoints(every, capacity);
+        self.right.record_checkpoints(every, capacity);
+    }
+
     pub fn sides(&self) -> [&Run; 2] {
         [&self.left, &self.right]
     }

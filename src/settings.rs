@@ -254,6 +254,106 @@ pub fn settings_from_config(config: &RunConfig) -> Vec<(&'static str, String)> {
     out
 }
 
+/// Applies settings on top of `base` (the CLI's `--set name=value`): each
+/// setting overwrites the fields it stands for and every other field of `base`
+/// stays as it is (`n_test`, `log_every`, a pinned `init`, a `nesterov` flag...).
+///
+/// Unlike [`config_from_settings`] nothing falls back to a default: an unknown
+/// name, a bad value or a result that fails validation is an error. Values
+/// that depend on other settings come from `base` unless those are given too:
+/// `schedule=cosine` spans `base`'s steps, `optimizer=adam` keeps `base`'s
+/// learning rate, `right=sam` uses `base`'s rho. A new optimiser kind starts
+/// from that kind's defaults; giving the kind a side already has changes nothing.
+pub fn apply_settings<'a>(
+    base: &RunConfig,
+    settings: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Result<RunConfig, Vec<ConfigError>> {
+    let given: Vec<(&str, &str)> = settings.into_iter().collect();
+    let is_given = |name: &str| given.iter().any(|(n, _)| *n == name);
+    // The last value wins, as in config_from_settings; it parsed, so it is a number.
+    let number =
+        |name: &str| given.iter().rev().find(|(n, _)| *n == name).and_then(|(_, v)| v.trim().parse::<f64>().ok());
+
+    // Parse the given settings after those describing `base`, so that the
+    // dependent values above are `base`'s.
+    let mut context = settings_from_config(base);
+    if is_given("optimizer") {
+        context.retain(|(n, _)| *n != "right-optimizer"); // "optimizer" means both sides
+    }
+    let all = context.iter().map(|(n, v)| (*n, v.as_str())).chain(given.iter().copied());
+    let (parsed, errors) = config_from_settings(all);
+    // Only what the user wrote is reported (a fallback elsewhere shows up in
+    // the final validation instead), without the fallback's "using the default".
+    let errors: Vec<ConfigError> = errors
+        .into_iter()
+        .filter(|e| is_given(&e.field))
+        .map(|mut e| {
+            if let Some(i) = e.message.find("; using the default") {
+                e.message.truncate(i);
+            }
+            e
+        })
+        .collect();
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+
+    let mut out = base.clone();
+    for (name, _) in &given {
+        match *name {
+            "dataset" => out.data.dataset = parsed.data.dataset,
+            "noise" => out.data.noise = parsed.data.noise,
+            "points" => out.data.n_train = parsed.data.n_train,
+            "classes" => out.data.classes = parsed.data.classes,
+            "shift" => out.shift.kind = parsed.shift.kind,
+            "severity" => out.shift.severity = parsed.shift.severity,
+            "hidden" => out.model.hidden = parsed.model.hidden.clone(),
+            "activation" => out.model.activation = parsed.model.activation,
+            "label-smoothing" => out.model.label_smoothing = parsed.model.label_smoothing,
+            "batch-size" => out.training.batch_size = parsed.training.batch_size,
+            "steps" => out.training.steps = parsed.training.steps,
+            "seed" => out.seed = parsed.seed,
+            _ => {} // the side settings, below
+        }
+    }
+    let sides = [(&mut out.left, &parsed.left, "left"), (&mut out.right, &parsed.right, "right")];
+    for (side, new, which) in sides {
+        let kind_given = is_given("optimizer") || is_given(&format!("{which}-optimizer"));
+        if kind_given && side.optimizer.kind() != new.optimizer.kind() {
+            side.optimizer = new.optimizer.clone();
+        }
+        if let Some(lr) = number("lr") {
+            side.optimizer.set_lr(lr);
+        }
+        if let Some(value) = number("momentum") {
+            if let OptimizerConfig::Sgd { momentum, .. } | OptimizerConfig::Rmsprop { momentum, .. } =
+                &mut side.optimizer
+            {
+                *momentum = value;
+            }
+        }
+        if let Some(value) = number("weight-decay") {
+            match &mut side.optimizer {
+                OptimizerConfig::Sgd { weight_decay, .. }
+                | OptimizerConfig::Adam { weight_decay, .. }
+                | OptimizerConfig::AdamW { weight_decay, .. }
+                | OptimizerConfig::Rmsprop { weight_decay, .. } => *weight_decay = value,
+            }
+        }
+        if is_given(which) {
+            side.sam = new.sam.clone();
+        }
+        if let (Some(rho), Some(sam)) = (number("rho"), &mut side.sam) {
+            sam.rho = rho;
+        }
+        if is_given("schedule") {
+            side.schedule = new.schedule.clone();
+        }
+    }
+    out.validate().map_err(|e| vec![e])?;
+    Ok(out)
+}
+
 fn names() -> String {
     SETTINGS.iter().map(|s| s.name).collect::<Vec<_>>().join(", ")
 }
@@ -356,6 +456,62 @@ mod tests {
         assert_eq!(config.seed, 7, "good settings still apply");
         assert_eq!(config.data.dataset, DatasetKind::Moons);
         config.validate().unwrap();
+    }
+
+    #[test]
+    fn applying_settings_to_the_default_equals_building_from_them() {
+        let cases: &[&[(&str, &str)]] = &[
+            &[],
+            &[("steps", "200")],
+            &[("dataset", "spirals"), ("optimizer", "adam"), ("right", "asam"), ("rho", "1.5"), ("lr", "0.01")],
+            &[("schedule", "cosine"), ("steps", "500"), ("momentum", "0.5"), ("weight-decay", "0.001")],
+            &[("left-optimizer", "rmsprop"), ("left", "sam"), ("right", "plain"), ("hidden", "8"), ("seed", "3")],
+        ];
+        for &pairs in cases {
+            let applied = apply_settings(&RunConfig::default(), pairs.iter().copied()).unwrap();
+            assert_eq!(applied, parse(pairs).0, "{pairs:?}");
+        }
+    }
+
+    #[test]
+    fn applied_settings_keep_the_rest_of_the_base() {
+        let mut base = RunConfig::default();
+        base.data.n_test = 1234;
+        base.training.log_every = 7;
+        base.left.optimizer =
+            OptimizerConfig::Sgd { lr: 0.05, momentum: 0.8, dampening: 0.0, weight_decay: 0.0, nesterov: true };
+        base.left.schedule = Schedule::Cosine { t_max: 3000, eta_min: 0.01 };
+        let out = apply_settings(&base, [("steps", "200"), ("rho", "0.3")]).unwrap();
+        assert_eq!((out.training.steps, out.data.n_test, out.training.log_every), (200, 1234, 7));
+        assert_eq!(out.left, base.left, "no side setting touched the left side");
+        assert_eq!(out.right.sam, Some(SamConfig { rho: 0.3, adaptive: false }));
+
+        // A new optimiser kind keeps the side's lr; schedules span the base's steps.
+        let out = apply_settings(&base, [("left-optimizer", "adam"), ("schedule", "cosine")]).unwrap();
+        assert_eq!(out.left.optimizer.kind(), "adam");
+        assert_eq!(out.left.optimizer.lr(), 0.05);
+        assert_eq!(out.right.optimizer, base.right.optimizer);
+        assert_eq!(out.right.schedule, Schedule::Cosine { t_max: 3000, eta_min: 0.0 });
+        let out = apply_settings(&base, [("optimizer", "sgd"), ("lr", "0.2")]).unwrap();
+        assert!(matches!(out.left.optimizer, OptimizerConfig::Sgd { lr: 0.2, momentum: 0.8, nesterov: true, .. }));
+    }
+
+    #[test]
+    fn applied_settings_never_fall_back() {
+        let base = RunConfig::default();
+        let errors = apply_settings(&base, [("lr", "-1"), ("colour", "red"), ("steps", "200")]).unwrap_err();
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["colour", "lr"]);
+        assert_eq!(errors[1].message, "must be a number in [0, 100], got -1");
+        // A cross-field problem names the config field.
+        let errors = apply_settings(&base, [("points", "10")]).unwrap_err();
+        assert_eq!(errors[0].field, "training.batch_size");
+        let errors = apply_settings(&base, [("shift", "spurious_flip")]).unwrap_err();
+        assert_eq!(errors[0].field, "shift");
+        // A pinned init that no longer fits the model.
+        let pinned = RunConfig { init: Some(vec![0.0; 354]), ..RunConfig::default() };
+        let errors = apply_settings(&pinned, [("hidden", "8")]).unwrap_err();
+        assert_eq!(errors[0].field, "init");
     }
 
     #[test]

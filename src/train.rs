@@ -57,6 +57,55 @@ impl BatchOrder {
     }
 }
 
+/// Parameter snapshots along a run, for trajectory plots (PCA plane, projected
+/// path). Off by default (`every == 0`): then a step pays one comparison.
+/// Bounded like [`History`]: when full, every second snapshot is dropped and
+/// the interval doubles, so the snapshots always span the whole run.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Checkpoints {
+    /// Record every this many steps (0 = off).
+    pub every: usize,
+    pub capacity: usize,
+    /// The step of each snapshot.
+    pub steps: Vec<usize>,
+    /// The parameters after that step.
+    pub params: Vec<Vec<f64>>,
+    /// SAM sides only (else empty), aligned with `params`: w + e, where SAM
+    /// evaluated its gradient during that step (w being the parameters before
+    /// the step; the first snapshot, taken before any step, repeats `params`).
+    pub perturbed: Vec<Vec<f64>>,
+}
+
+impl Checkpoints {
+    pub fn is_due(&self, step: usize) -> bool {
+        self.every > 0 && step % self.every == 0
+    }
+
+    fn push(&mut self, step: usize, params: &[f64], perturbed: Option<&[f64]>) {
+        if self.steps.len() >= self.capacity.max(2) {
+            // Keep the first and every second one after it; the newest is appended below.
+            halve(&mut self.steps);
+            halve(&mut self.params);
+            halve(&mut self.perturbed);
+            self.every *= 2;
+        }
+        self.steps.push(step);
+        self.params.push(params.to_vec());
+        if let Some(p) = perturbed {
+            self.perturbed.push(p.to_vec());
+        }
+    }
+}
+
+/// Keeps elements 0, 2, 4, ...
+fn halve<T>(v: &mut Vec<T>) {
+    let mut i = 0;
+    v.retain(|_| {
+        i += 1;
+        i % 2 == 1
+    });
+}
+
 /// A model being trained by one optimiser. Allocation happens in `new`; `step`
 /// reuses the buffers.
 #[derive(Clone, Debug)]
@@ -75,6 +124,8 @@ pub struct Run {
     /// ||grad|| at the last step, before any SAM perturbation.
     pub last_grad_norm: f64,
     pub last_batch_loss: f64,
+    /// Parameter snapshots; off until [`Run::record_checkpoints`].
+    pub checkpoints: Checkpoints,
     batches: BatchOrder,
     grad: Vec<f64>,
     perturbed: Vec<f64>,
@@ -106,6 +157,7 @@ impl Run {
             epsilon: vec![0.0; n],
             last_grad_norm: 0.0,
             last_batch_loss: f64::NAN,
+            checkpoints: Checkpoints::default(),
             batches,
             grad: vec![0.0; n],
             perturbed: vec![0.0; n],
@@ -156,6 +208,20 @@ impl Run {
         if self.history.is_due(self.step) {
             self.log();
         }
+        if self.checkpoints.is_due(self.step) {
+            let perturbed = self.side.sam.as_ref().map(|_| &self.perturbed[..]);
+            self.checkpoints.push(self.step, &self.params, perturbed);
+        }
+    }
+
+    /// Starts recording a parameter snapshot every `every` steps (at most
+    /// `capacity` kept, thinned as the run grows), beginning with the current
+    /// parameters. Does not change the training itself.
+    pub fn record_checkpoints(&mut self, every: usize, capacity: usize) {
+        self.checkpoints = Checkpoints { every: every.max(1), capacity: capacity.max(2), ..Default::default() };
+        // No ascent has happened yet: a SAM side's first w + e is w itself (keeps the lists aligned).
+        let perturbed = self.side.sam.as_ref().map(|_| &self.params[..]);
+        self.checkpoints.push(self.step, &self.params, perturbed);
     }
 
     /// Runs up to `n` steps (fewer if the run diverges).

@@ -1,59 +1,54 @@
-//! The command line: parse arguments, load configs, run a subcommand, report
-//! errors. The only code in the crate that touches files and the terminal.
+//! The command line: the argument tree, the failure type and the exit codes.
+//! Each subcommand lives in its own file with an `Args` struct and a `run` fn;
+//! [`ConfigArgs`] (in `input.rs`) is how any of them gets its config.
 //!
-//! Exit codes: 0 success, 1 the run itself failed (e.g. an I/O error while
-//! writing results), 2 bad input (flags, config file, settings).
+//! Exit codes: 0 success (a diverged run is a result, not a failure); 1 the
+//! work failed or its result could not be written; 2 bad input: flags,
+//! config, settings, an unreadable config file.
 
 mod compare;
+mod config;
+mod input;
+mod landscape;
+mod report;
+mod sharpness;
 mod train;
 
-use std::path::{Path, PathBuf};
+use std::io::Write;
+use std::path::Path;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 use flatminima::config::RunConfig;
-use flatminima::settings::config_from_settings;
+use flatminima::pair::Pair;
+
+pub use input::ConfigArgs;
 
 #[derive(Parser)]
-#[command(name = "flatminima", version, about = "Train tiny MLPs side by side (SGD vs SAM) on shifted 2D data")]
+#[command(
+    name = "flatminima",
+    version,
+    about = "Train tiny MLPs side by side (SGD vs SAM) on shifted 2D data and compare how they generalise"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
 }
 
+/// To add a subcommand: a file `src/cli/NAME.rs` with its `Args` and `run`,
+/// a `mod` line above, a variant here and an arm in [`run`].
 #[derive(Subcommand)]
 enum Command {
-    /// Train both sides and write a run record (config, initial and final parameters, data, metrics).
+    /// Train both sides for training.steps and write a run record (config, initial and final
+    /// parameters, datasets, metrics)
     Train(train::TrainArgs),
-    /// Train both sides and print a side-by-side table.
+    /// Train both sides and print their metrics side by side
     Compare(compare::CompareArgs),
-    /// Print the default config as JSON: a complete, valid starting point.
-    Config,
-}
-
-/// How a subcommand gets its config: a JSON file (or stdin) plus `--set` overrides.
-#[derive(Args, Clone, Debug)]
-pub struct ConfigArgs {
-    /// Run config (JSON); `-` reads standard input. Without it, the default config.
-    #[arg(long, value_name = "FILE")]
-    pub config: Option<PathBuf>,
-    /// Override settings by name, e.g. `--set rho=0.2 --set dataset=spirals` (names as in the page's URL).
-    #[arg(long = "set", value_name = "NAME=VALUE")]
-    pub set: Vec<String>,
-}
-
-/// A failure with its exit code; the message is printed as `error: ...`.
-pub struct Failure {
-    pub code: i32,
-    pub message: String,
-}
-
-impl Failure {
-    pub fn bad_input(message: impl Into<String>) -> Self {
-        Failure { code: 2, message: message.into() }
-    }
-    pub fn io(path: &Path, e: std::io::Error) -> Self {
-        Failure { code: 1, message: format!("{}: {e}", path.display()) }
-    }
+    /// Print a complete config as JSON (the default, or --config FILE with --set applied)
+    Config(config::ConfigCommandArgs),
+    /// Loss slices through both solutions (1D curves, 2D surfaces, trajectories) as JSON and PNG.
+    Landscape(landscape::LandscapeArgs),
+    /// Every sharpness measure (lambda_max, trace, epsilon/rho/adaptive/average sharpness) for both sides, as JSON.
+    Sharpness(sharpness::SharpnessArgs),
 }
 
 pub fn run() -> i32 {
@@ -68,71 +63,44 @@ pub fn run() -> i32 {
     let result = match cli.command {
         Command::Train(args) => train::run(args),
         Command::Compare(args) => compare::run(args),
-        Command::Config => {
-            println!("{}", RunConfig::default().to_json_pretty());
-            Ok(())
-        }
+        Command::Config(args) => config::run(args),
+        Command::Landscape(args) => landscape::run(args),
+        Command::Sharpness(args) => sharpness::run(args),
     };
     match result {
         Ok(()) => 0,
         Err(f) => {
-            eprintln!("error: {}", f.message);
+            for line in f.message.lines() {
+                eprintln!("error: {line}");
+            }
             f.code
         }
     }
 }
 
-impl ConfigArgs {
-    /// Reads and validates the config, then applies `--set` overrides; any
-    /// problem is a bad-input failure naming the field.
-    pub fn load(&self) -> Result<RunConfig, Failure> {
-        let mut config = match &self.config {
-            None => RunConfig::default(),
-            Some(path) => {
-                let text = if path.as_os_str() == "-" {
-                    std::io::read_to_string(std::io::stdin())
-                        .map_err(|e| Failure::bad_input(format!("reading the config from stdin: {e}")))?
-                } else {
-                    std::fs::read_to_string(path)
-                        .map_err(|e| Failure::bad_input(format!("cannot read config {}: {e}", path.display())))?
-                };
-                RunConfig::from_json(&text).map_err(|e| Failure::bad_input(format!("{} {e}", path.display())))?
-            }
-        };
-        if !self.set.is_empty() {
-            config = apply_settings(config, &self.set)?;
-        }
-        Ok(config)
+/// A failure with its exit code; each line of the message is printed as `error: ...`.
+pub struct Failure {
+    pub code: i32,
+    pub message: String,
+}
+
+impl Failure {
+    /// Something the user can fix in the flags, the config or the settings (exit code 2).
+    pub fn bad_input(message: impl Into<String>) -> Self {
+        Failure { code: 2, message: message.into() }
+    }
+
+    /// A file that could not be written (exit code 1).
+    pub fn io(path: &Path, e: std::io::Error) -> Self {
+        Failure { code: 1, message: format!("{}: {e}", path.display()) }
     }
 }
 
-/// Applies `name=value` overrides on top of a config. Unlike the page (which
-/// falls back and carries on), the CLI refuses bad settings: a script should fail loudly.
-fn apply_settings(base: RunConfig, set: &[String]) -> Result<RunConfig, Failure> {
-    let mut pairs = Vec::new();
-    for item in set {
-        let (name, value) = item
-            .split_once('=')
-            .ok_or_else(|| Failure::bad_input(format!("--set `{item}`: expected NAME=VALUE, e.g. rho=0.2")))?;
-        pairs.push((name.trim(), value.trim()));
-    }
-    // Start from the file's config expressed as settings, then override.
-    let current = flatminima::settings::settings_from_config(&base);
-    let merged = current.iter().map(|(k, v)| (*k, v.as_str())).chain(pairs.iter().copied());
-    let (mut config, errors) = config_from_settings(merged);
-    if let Some(e) = errors.first() {
-        // The page falls back to defaults; the CLI refuses, so drop the fallback note.
-        let message = e.message.split("; using the default").next().unwrap_or(&e.message);
-        return Err(Failure::bad_input(format!("--set {}: {message}", e.field)));
-    }
-    // Settings cover the common knobs; keep everything else from the file.
-    config.data.n_test = base.data.n_test;
-    config.data.spurious_agreement = base.data.spurious_agreement;
-    config.training.log_every = base.training.log_every;
-    config.init = base.init;
-    config.train_points = base.train_points;
-    config.validate().map_err(|e| Failure::bad_input(e.to_string()))?;
-    Ok(config)
+/// Builds the pair from a validated config and trains both sides for `training.steps`.
+pub fn train_pair(config: RunConfig) -> Result<Pair, Failure> {
+    let mut pair = Pair::new(config).map_err(|e| Failure::bad_input(format!("{}: {}", e.field, e.message)))?;
+    pair.train(pair.config.training.steps);
+    Ok(pair)
 }
 
 /// Writes `text` to `path`, creating parent folders.
@@ -141,4 +109,15 @@ pub fn write_file(path: &Path, text: &str) -> Result<(), Failure> {
         std::fs::create_dir_all(parent).map_err(|e| Failure::io(parent, e))?;
     }
     std::fs::write(path, text).map_err(|e| Failure::io(path, e))
+}
+
+/// Writes to standard output. A closed pipe (`flatminima compare | head`) is
+/// not worth a message, and `print!` would panic on it.
+pub fn print_stdout(text: &str) -> Result<(), Failure> {
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(Failure { code: 1, message: format!("cannot write to standard output: {e}") })
+        }
+        _ => Ok(()),
+    }
 }

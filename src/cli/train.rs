@@ -1,42 +1,41 @@
-//! `flatminima train`: run both sides and write the run record.
+//! `flatminima train`: run both sides and keep everything in a run record.
 
 use std::path::PathBuf;
+use std::time::Instant;
 
 use clap::Args;
-use flatminima::pair::Pair;
 use flatminima::record::RunRecord;
 
-use super::{write_file, ConfigArgs, Failure};
+use super::report::short_summary;
+use super::{print_stdout, train_pair, write_file, ConfigArgs, Failure};
 
 #[derive(Args)]
 pub struct TrainArgs {
     #[command(flatten)]
     pub config: ConfigArgs,
-    /// Where to write the run record (JSON). Without it, only a summary is printed.
+
+    /// Write the run record (JSON) to FILE; `-` writes it to standard output.
+    /// Without it, only a summary is printed
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
 }
 
 pub fn run(args: TrainArgs) -> Result<(), Failure> {
     let config = args.config.load()?;
-    let steps = config.training.steps;
-    let mut pair = Pair::new(config).map_err(|e| Failure::bad_input(e.to_string()))?;
-    pair.train(steps);
-    for run in pair.sides() {
-        let last = run.history.last().expect("a run logs its first point when created");
-        let status = match &run.diverged {
-            Some(d) => format!("diverged at step {}: {}", d.step, d.reason),
-            None => {
-                format!("train loss {:.4}, ID acc {:.3}, OOD acc {:.3}", last.train_loss, last.id_acc, last.ood_acc)
-            }
-        };
-        println!("{:<22} step {:>7}  {status}", run.side.label(), run.step);
+    let start = Instant::now();
+    let pair = train_pair(config)?;
+    let record = RunRecord::of(&pair);
+    let summary = short_summary(&record, start.elapsed());
+    match args.out {
+        None => print_stdout(&summary),
+        Some(path) if path.as_os_str() == "-" => {
+            // The record owns stdout; the summary goes to stderr.
+            eprint!("{summary}");
+            print_stdout(&(record.to_json() + "\n"))
+        }
+        Some(path) => {
+            write_file(&path, &(record.to_json() + "\n"))?;
+            print_stdout(&format!("{summary}wrote {}\n", path.display()))
+        }
     }
-    if let Some(path) = &args.out {
-        let record = RunRecord::of(&pair);
-        let json = serde_json::to_string(&record).expect("records serialise");
-        write_file(path, &json)?;
-        println!("wrote {}", path.display());
-    }
-    Ok(())
 }

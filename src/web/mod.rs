@@ -1,1 +1,74 @@
-//! Browser layer (being written).
+//! The browser layer: the only code that touches wasm-bindgen, web-sys and
+//! js-sys. `www/flatminima-sandbox.js` (the `<flatminima-sandbox>` element)
+//! drives it.
+//!
+//! - [`sandbox`]: the exported `Sandbox` (a pair of runs, time-sliced training, metrics JSON)
+//! - [`field`]: decision probabilities on a grid -> pixel buffer + boundary segments
+//! - [`grid_net`]: the fast f32 forward pass behind the field
+//! - [`boundary`]: one decision-boundary panel on a canvas
+//! - [`curves`]: loss and accuracy curves
+//! - [`palette`]: colour-blind-safe colours
+//! - [`bench`]: raw training throughput for `www/bench.html` (not used by the element)
+
+mod bench;
+pub mod boundary;
+pub mod curves;
+pub mod field;
+pub mod grid_net;
+pub mod palette;
+pub mod sandbox;
+
+use std::sync::Once;
+
+use serde_json::json;
+use wasm_bindgen::prelude::*;
+
+pub use sandbox::Sandbox;
+
+use crate::settings::SETTINGS;
+
+/// Name of the global property where the last Rust panic message is left for
+/// the element, which reads it after catching the trap (a `RuntimeError`).
+pub const PANIC_GLOBAL: &str = "__flatminimaPanic";
+
+/// Routes Rust panics to the console (with the message, not just
+/// "unreachable") and leaves the message in `globalThis.__flatminimaPanic`.
+/// Called by every entry point; only the first call installs anything.
+pub fn install_panic_hook() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        std::panic::set_hook(Box::new(|info| {
+            let message = info.to_string();
+            let _ = js_sys::Reflect::set(&js_sys::global(), &PANIC_GLOBAL.into(), &message.as_str().into());
+            console_error_panic_hook::hook(info);
+        }));
+    });
+}
+
+/// The settings vocabulary (`[{name, help, default}]` as JSON): the element's
+/// attribute names and the page's URL keys.
+#[wasm_bindgen(js_name = settingsSpecJson)]
+pub fn settings_spec_json() -> String {
+    install_panic_hook();
+    let specs: Vec<_> =
+        SETTINGS.iter().map(|s| json!({"name": s.name, "help": s.help, "default": s.default})).collect();
+    serde_json::Value::Array(specs).to_string()
+}
+
+/// The colours the canvases use, as CSS hex strings, so the element's HTML
+/// legends match them: `{"classes": [...], "sides": [...]}`.
+#[wasm_bindgen(js_name = paletteJson)]
+pub fn palette_json() -> String {
+    let hex = |c: &palette::Rgb| format!("#{:02x}{:02x}{:02x}", c[0], c[1], c[2]);
+    let classes: Vec<String> = palette::CLASS.iter().map(hex).collect();
+    let sides: Vec<String> = palette::SIDE.iter().map(hex).collect();
+    json!({"classes": classes, "sides": sides}).to_string()
+}
+
+/// Panics on purpose, so that tests can check that a Rust panic becomes a
+/// visible error in the element rather than a frozen page.
+#[wasm_bindgen(js_name = panicForTests)]
+pub fn panic_for_tests() {
+    install_panic_hook();
+    panic!("deliberate panic for tests");
+}

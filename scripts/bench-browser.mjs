@@ -1,0 +1,176 @@
+#!/usr/bin/env node
+// In-browser benchmark: serves www/ (needs www/pkg from `make build`; builds
+// nothing itself), opens www/bench.html in headless Debian chromium and prints
+//   - WASM examples/s of one training step loop of the reference network
+//     2-16-16-2 tanh, batch 32: SGD (momentum 0.9) and SAM over that SGD,
+//   - the SAM/SGD cost ratio,
+//   - the time to recompute and draw both sides' 128x128 decision boundaries,
+//   - the gzipped bytes of wasm + JS + CSS that index.html makes the browser load,
+//   - and the native figures for comparison: from criterion's results
+//     (target/criterion/train_step/{sgd,sam}, written by `cargo bench --bench train_step`),
+//     or given as --native-sgd=EXAMPLES_PER_S --native-sam=EXAMPLES_PER_S.
+//
+//   node scripts/bench-browser.mjs [--json] [--quick] [--native-sgd=N] [--native-sam=N] [--dir=WWW]
+//
+// --quick: fewer, shorter samples (about 5 s instead of 20 s). --dir: serve another www/ folder.
+//
+// Figures are reported, never asserted: the exit code is 0 unless the benchmark
+// itself fails. Targets (issue 2, section 6): >= 1.8M examples/s in wasm (10x
+// TensorFlow Playground's 185k here) and >= 60% of native; SAM <= 2.1x SGD;
+// both boundaries <= 8 ms; shipped wasm+JS+CSS <= 300 KB gzipped.
+
+import { readFileSync, existsSync, readdirSync } from "node:fs";
+import path from "node:path";
+import { gzipSync } from "node:zlib";
+import { cpus, loadavg } from "node:os";
+import { ROOT, startServer, launchBrowser, newWatchedPage, withTimeout } from "../tests/e2e/harness.mjs";
+
+const PLAYGROUND = 185_000; // TensorFlow Playground's network code, headless Chromium, this machine kind
+const TARGETS = { wasm: 1_800_000, nativeShare: 0.6, samRatio: 2.1, boundaryMs: 8, shippedKB: 300 };
+
+const args = Object.fromEntries(
+  process.argv.slice(2).map((a) => {
+    const [k, v] = a.replace(/^--/, "").split("=");
+    return [k, v === undefined ? true : v];
+  }),
+);
+if (args.help || args.h) {
+  console.log(readFileSync(new URL(import.meta.url), "utf8").split("\n").filter((l) => l.startsWith("//")).map((l) => l.slice(3)).join("\n"));
+  process.exit(0);
+}
+
+/**
+ * Native figures from criterion's last run: the mean time per iteration (one
+ * step of 32 examples) and the fastest sample's time per iteration ("best",
+ * the least disturbed by other load on the machine).
+ */
+function criterionFigure(group, name, elementsPerIter) {
+  for (const dir of ["new", "base"]) {
+    const file = path.join(ROOT, "target", "criterion", group, name, dir, "estimates.json");
+    if (!existsSync(file)) continue;
+    const est = JSON.parse(readFileSync(file, "utf8"));
+    const ns = (est.slope && est.slope.point_estimate) || est.mean.point_estimate;
+    let bestNs = null;
+    const sampleFile = path.join(path.dirname(file), "sample.json");
+    if (existsSync(sampleFile)) {
+      const sample = JSON.parse(readFileSync(sampleFile, "utf8"));
+      bestNs = Math.min(...sample.times.map((t, i) => t / sample.iters[i]));
+    }
+    return { ns, per_s: elementsPerIter / (ns * 1e-9), best_per_s: bestNs ? elementsPerIter / (bestNs * 1e-9) : null, source: path.relative(ROOT, file) };
+  }
+  return null;
+}
+
+function nativeFigures() {
+  const out = {};
+  for (const side of ["sgd", "sam"]) {
+    const given = args[`native-${side}`];
+    if (given && given !== true) out[side] = { per_s: Number(given), source: `--native-${side}` };
+    else out[side] = criterionFigure("train_step", side, 32);
+  }
+  const b = criterionFigure("decision_boundary", "both_sides_128x128", 1);
+  if (b) out.boundary_ms = { ms: b.ns / 1e6, source: b.source };
+  return out;
+}
+
+/** The files a page would ship, from the folder (when index.html cannot be loaded). */
+function shippedFromFiles(www) {
+  const list = (dir, re) => (existsSync(dir) ? readdirSync(dir).filter((f) => re.test(f)).map((f) => path.join(dir, f)) : []);
+  const paths = [...list(path.join(www, "pkg"), /\.(wasm|js)$/), ...list(www, /\.(js|mjs|css)$/), path.join(www, "index.html")].filter(existsSync);
+  return paths.map((p) => {
+    const body = readFileSync(p);
+    return { path: "/" + path.relative(www, p), kind: path.extname(p).slice(1).replace("mjs", "js"), raw: body.length, gz: gzipSync(body, { level: 9 }).length };
+  });
+}
+
+/** What index.html makes the browser download, gzipped (-9) per file. */
+async function shippedBytes(context, url, www) {
+  const { page, problems } = await newWatchedPage(context);
+  const bodies = new Map();
+  const pending = [];
+  page.on("response", (res) => {
+    if (!res.url().startsWith(url) || res.status() !== 200) return;
+    pending.push(res.body().then((b) => bodies.set(new URL(res.url()).pathname, b), () => {}));
+  });
+  const response = await page.goto(url + "index.html", { waitUntil: "load" });
+  if (!response || !response.ok()) {
+    await page.close();
+    const files = shippedFromFiles(www).sort((a, b) => b.gz - a.gz);
+    const sum = (kinds) => files.filter((f) => kinds.includes(f.kind)).reduce((s, f) => s + f.gz, 0);
+    return { files, wasm_js_css_gz: sum(["wasm", "js", "css"]), all_gz: files.reduce((s, f) => s + f.gz, 0),
+             problems: ["index.html did not load: shipped bytes counted from the files in www/ instead"] };
+  }
+  await page.waitForFunction(() => {
+    const el = document.querySelector("flatminima-sandbox");
+    try { return !!(el && el.metrics && el.metrics()); } catch { return false; }
+  }, null, { timeout: 15_000 }).catch(() => problems.push("the sandbox on index.html never reported metrics"));
+  await page.waitForLoadState("networkidle", { timeout: 5_000 }).catch(() => {});
+  await Promise.all(pending);
+  await page.close();
+  const files = [...bodies].map(([p, body]) => ({
+    path: p === "/" ? "/index.html" : p,
+    kind: (/\.(wasm|js|mjs|css|html)$/.exec(p) || [, p === "/" ? "html" : "other"])[1].replace("mjs", "js"),
+    raw: body.length,
+    gz: gzipSync(body, { level: 9 }).length,
+  })).sort((a, b) => b.gz - a.gz);
+  const sum = (kinds) => files.filter((f) => kinds.includes(f.kind)).reduce((s, f) => s + f.gz, 0);
+  return { files, wasm_js_css_gz: sum(["wasm", "js", "css"]), all_gz: files.reduce((s, f) => s + f.gz, 0), problems };
+}
+
+const fmt = (x, d = 0) => (x == null || Number.isNaN(x) ? "n/a" : x.toLocaleString("en-US", { maximumFractionDigits: d, minimumFractionDigits: d }));
+const mark = (ok) => (ok == null ? "" : ok ? "  [target met]" : "  [target MISSED]");
+
+async function main() {
+  const www = typeof args.dir === "string" ? path.resolve(args.dir) : path.join(ROOT, "www");
+  const server = await startServer({ dir: www });
+  const browser = await launchBrowser();
+  try {
+    const { page, problems } = await newWatchedPage(browser.context);
+    await page.goto(server.url + "bench.html", { waitUntil: "load" });
+    await page.waitForFunction(() => typeof window.runBench === "function", null, { timeout: 15_000 }).catch((e) => {
+      throw new Error(`bench.html did not start (is www/pkg from \`make build\` current, with benchTrain?): ${problems.join("; ") || e.message}`);
+    });
+    const options = args.quick ? { samples: 3, sampleMs: 200, frames: 20 } : {};
+    const wasm = await withTimeout(page.evaluate((o) => window.runBench(o), options), 180_000, "bench.html runBench()");
+    const shipped = await shippedBytes(browser.context, server.url, www);
+    const native = nativeFigures();
+    const result = { wasm, shipped, native, problems: [...problems, ...shipped.problems] };
+
+    if (args.json) {
+      console.log(JSON.stringify(result, null, 2));
+      return;
+    }
+    const chrome = /Chrome\/([\d.]+)/.exec(wasm.user_agent);
+    console.log(`flatminima in-browser benchmark: ${wasm.network}, headless Chromium ${chrome ? chrome[1] : "?"}, ` +
+      `${cpus().length} CPUs, load average ${loadavg().map((x) => x.toFixed(1)).join(" ")} (other load skews medians; "best" is the least disturbed sample)`);
+    const line = (label, value, note = "") => console.log(`  ${label.padEnd(34)} ${value.padStart(14)}${note}`);
+    const sgd = wasm.sgd.examples_per_s_median, sam = wasm.sam.examples_per_s_median;
+    line("WASM SGD examples/s (median)", fmt(sgd), `  ${fmt(wasm.sgd.us_per_step_median, 2)} us/step, best ${fmt(wasm.sgd.examples_per_s_best)}/s; ${fmt(sgd / PLAYGROUND, 1)}x Playground${mark(sgd >= TARGETS.wasm)}`);
+    line("WASM SAM examples/s (median)", fmt(sam), `  ${fmt(wasm.sam.us_per_step_median, 2)} us/step, best ${fmt(wasm.sam.examples_per_s_best)}/s`);
+    line("SAM/SGD cost ratio", fmt(wasm.sam_sgd_cost_ratio, 2) + "x", mark(wasm.sam_sgd_cost_ratio <= TARGETS.samRatio));
+    line("both 128x128 boundaries (median)", fmt(wasm.boundary.ms_median, 2) + " ms", `  p95 ${fmt(wasm.boundary.ms_p95, 2)} ms, draw only ${fmt(wasm.boundary.draw_only_ms_median, 2)} ms${mark(wasm.boundary.ms_median <= TARGETS.boundaryMs)}`);
+    line("shipped wasm+JS+CSS (gzip -9)", fmt(shipped.wasm_js_css_gz / 1024, 1) + " KB", `  all files incl. HTML ${fmt(shipped.all_gz / 1024, 1)} KB${mark(shipped.wasm_js_css_gz <= TARGETS.shippedKB * 1024)}`);
+    for (const f of shipped.files) console.log(`      ${f.path.padEnd(32)} ${fmt(f.raw).padStart(10)} B ${fmt(f.gz).padStart(9)} B gz`);
+    for (const side of ["sgd", "sam"]) {
+      const n = native[side];
+      const w = side === "sgd" ? sgd : sam;
+      const wb = wasm[side].examples_per_s_best;
+      const best = n && n.best_per_s ? `; best ${fmt(n.best_per_s)}/s, wasm best = ${fmt((100 * wb) / n.best_per_s, 0)}% of native best` : "";
+      if (n) line(`native ${side.toUpperCase()} examples/s`, fmt(n.per_s), `  wasm median = ${fmt((100 * w) / n.per_s, 0)}% of native mean${best}${side === "sgd" ? mark(w >= TARGETS.nativeShare * n.per_s) : ""} (${n.source})`);
+      else line(`native ${side.toUpperCase()} examples/s`, "n/a", "  (run `cargo bench --bench train_step` or pass --native-" + side + "=N)");
+    }
+    if (native.boundary_ms) line("native both boundaries (compute)", fmt(native.boundary_ms.ms, 2) + " ms", `  (${native.boundary_ms.source})`);
+    for (const p of result.problems) console.log(`  problem: ${p}`);
+  } finally {
+    await browser.close();
+    await server.stop();
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (e) => {
+    console.error(`bench-browser: ${e && (e.stack || e)}`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,67 @@
+//! `flatminima sharpness`: every sharpness measure for both sides, as JSON.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use flatminima::pair::Pair;
+use flatminima::record::RunRecord;
+use flatminima::sharpness::{measure, SharpnessReport, SharpnessSettings};
+use serde::Serialize;
+
+use super::{print_stdout, train_pair, ConfigArgs, Failure};
+
+#[derive(Args)]
+pub struct SharpnessArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// A run record from `flatminima train --out`: measure its final parameters instead of training.
+    #[arg(long, value_name = "FILE")]
+    pub run: Option<PathBuf>,
+    /// The page's budget (256 points, 20 power iterations, no dense spectrum) instead of the thorough one.
+    #[arg(long)]
+    pub quick: bool,
+}
+
+#[derive(Serialize)]
+struct SideSharpness {
+    label: String,
+    step: usize,
+    /// 2 / lr: the edge-of-stability reference for lambda_max (Cohen et al. 2021; for plain
+    /// gradient descent. With heavy-ball momentum beta the threshold is 2 (1 + beta) / lr).
+    edge_of_stability: f64,
+    #[serde(flatten)]
+    report: SharpnessReport,
+}
+
+pub fn run(args: SharpnessArgs) -> Result<(), Failure> {
+    let pair = match &args.run {
+        Some(path) => load_record(path)?.0,
+        None => train_pair(args.config.load()?)?,
+    };
+    let settings = SharpnessSettings {
+        seed: pair.config.seed,
+        ..if args.quick { SharpnessSettings::quick() } else { SharpnessSettings::default() }
+    };
+    let sides: Vec<SideSharpness> = pair
+        .sides()
+        .iter()
+        .map(|run| SideSharpness {
+            label: run.side.label(),
+            step: run.step,
+            edge_of_stability: 2.0 / run.current_lr(),
+            report: measure(&run.mlp, &run.params, &run.splits.train, &settings),
+        })
+        .collect();
+    let json = serde_json::json!({ "left": sides[0], "right": sides[1] });
+    print_stdout(&(serde_json::to_string_pretty(&json).expect("reports serialise") + "\n"))
+}
+
+/// Reads a run record and rebuilds its pair at the final parameters.
+pub fn load_record(path: &std::path::Path) -> Result<(Pair, RunRecord), Failure> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Failure::bad_input(format!("cannot read run record {}: {e}", path.display())))?;
+    let record: RunRecord = serde_json::from_str(&text)
+        .map_err(|e| Failure::bad_input(format!("{}: not a run record: {e}", path.display())))?;
+    let pair = record.to_pair().map_err(|e| Failure::bad_input(format!("{} {e}", path.display())))?;
+    Ok((pair, record))
+}

@@ -1,0 +1,86 @@
+//! Reading GPU buffers back: `map_async` wrapped in a future. Natively we
+//! block in `Device::poll` until the copy is done; in the browser the future
+//! resolves from the event loop (no blocking is possible there).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+
+use crate::gpu::GpuError;
+
+/// Appends a copy of the first `len` f32s of `src` into a new mappable buffer.
+pub(crate) fn stage(
+    device: &wgpu::Device,
+    encoder: &mut wgpu::CommandEncoder,
+    src: &wgpu::Buffer,
+    len: usize,
+) -> wgpu::Buffer {
+    let size = (len.max(1) * 4) as u64;
+    let staging = device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("readback"),
+        size,
+        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    });
+    encoder.copy_buffer_to_buffer(src, 0, &staging, 0, size);
+    staging
+}
+
+/// The f32s of a staged buffer, once the GPU has written them.
+pub(crate) async fn read_f32(device: &wgpu::Device, staging: wgpu::Buffer, len: usize) -> Result<Vec<f32>, GpuError> {
+    let (sender, receiver) = oneshot();
+    staging.slice(..).map_async(wgpu::MapMode::Read, sender);
+    #[cfg(not(target_arch = "wasm32"))]
+    device
+        .poll(wgpu::PollType::wait_indefinitely())
+        .map_err(|e| GpuError::Failed(format!("waiting for the GPU: {e}")))?;
+    #[cfg(target_arch = "wasm32")]
+    let _ = device;
+    receiver.await.map_err(|e| GpuError::Failed(format!("reading a result back: {e}")))?;
+    let values = {
+        let view = staging.get_mapped_range(..).map_err(|e| GpuError::Failed(format!("mapped range: {e}")))?;
+        bytemuck::pod_collect_to_vec::<u8, f32>(&view)
+    };
+    staging.unmap();
+    Ok(values[..len].to_vec())
+}
+
+/// A one-value channel: the map callback sends, the future receives.
+fn oneshot<T: Send + 'static>() -> (impl FnOnce(T) + Send + 'static, Receiver<T>) {
+    let slot = Arc::new(Mutex::new(Slot { value: None, waker: None }));
+    let sender = {
+        let slot = slot.clone();
+        move |value: T| {
+            let mut s = slot.lock().expect("readback slot");
+            s.value = Some(value);
+            if let Some(w) = s.waker.take() {
+                w.wake();
+            }
+        }
+    };
+    (sender, Receiver { slot })
+}
+
+struct Slot<T> {
+    value: Option<T>,
+    waker: Option<Waker>,
+}
+
+struct Receiver<T> {
+    slot: Arc<Mutex<Slot<T>>>,
+}
+
+impl<T> Future for Receiver<T> {
+    type Output = T;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
+        let mut s = self.slot.lock().expect("readback slot");
+        match s.value.take() {
+            Some(v) => Poll::Ready(v),
+            None => {
+                s.waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+}

@@ -1,0 +1,217 @@
+//! One decision-boundary panel: the heatmap (a pixel buffer, blitted and
+//! scaled in one call), the boundary line, the axes (plotters over the same
+//! canvas), then the points (batched paths on the 2d context).
+
+use plotters::prelude::*;
+use plotters_canvas::CanvasBackend;
+use wasm_bindgen::{Clamped, JsCast, JsValue};
+use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement, ImageData};
+
+use crate::data::Dataset;
+
+use super::field::{data_to_grid, Field, GRID, VIEW};
+use super::palette::{self, Rgb};
+
+/// What to draw on a panel besides the heatmap.
+#[derive(Clone, Copy, Debug)]
+pub struct PanelOptions {
+    pub show_train: bool,
+    pub show_ood: bool,
+    /// Device pixels per CSS pixel: line widths, fonts and markers scale with it.
+    pub scale: f64,
+}
+
+/// Where the view [-VIEW, VIEW]^2 landed on the canvas, in canvas pixels.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct PlotRect {
+    pub x: f64,
+    pub y: f64,
+    pub size: f64,
+}
+
+impl PlotRect {
+    /// The canvas pixel of a data point.
+    pub fn to_pixel(&self, x: f64, y: f64) -> (f64, f64) {
+        let (u, v) = data_to_grid(x, y);
+        let cell = self.size / GRID as f64;
+        (self.x + u * cell, self.y + v * cell)
+    }
+}
+
+/// Holds the small GRID x GRID canvas the heatmap is written to before it is
+/// scaled onto a panel.
+pub struct BoundaryPainter {
+    scratch: HtmlCanvasElement,
+    scratch_ctx: CanvasRenderingContext2d,
+}
+
+impl BoundaryPainter {
+    pub fn new() -> Result<Self, JsValue> {
+        let document = web_sys::window().and_then(|w| w.document()).ok_or("no document to draw in")?;
+        let scratch: HtmlCanvasElement = document.create_element("canvas")?.dyn_into()?;
+        scratch.set_width(GRID as u32);
+        scratch.set_height(GRID as u32);
+        let scratch_ctx = context_2d(&scratch)?;
+        Ok(BoundaryPainter { scratch, scratch_ctx })
+    }
+
+    /// Draws the whole panel; returns where the view is. A canvas too small to
+    /// hold a plot is left alone.
+    pub fn draw(
+        &self,
+        canvas: &HtmlCanvasElement,
+        field: &Field,
+        train: &Dataset,
+        ood: &Dataset,
+        options: &PanelOptions,
+    ) -> Result<PlotRect, JsValue> {
+        let s = options.scale.clamp(0.5, 4.0);
+        let (width, height) = (canvas.width() as f64, canvas.height() as f64);
+        let (label_x, label_y, pad) = (26.0 * s, 20.0 * s, 6.0 * s);
+        let size = (width - label_x - 2.0 * pad).min(height - label_y - 2.0 * pad).floor();
+        if size < 40.0 {
+            return Ok(PlotRect::default());
+        }
+        // Centre the square plot: whatever the canvas has spare goes to the margins.
+        let left = ((width - label_x - size) / 2.0).floor();
+        let top = ((height - label_y - size) / 2.0).floor();
+
+        let backend = CanvasBackend::with_canvas_object(canvas.clone()).ok_or("the canvas has no 2d context")?;
+        let root = backend.into_drawing_area();
+        root.fill(&WHITE).map_err(js_error)?;
+        let mut chart = ChartBuilder::on(&root)
+            .margin_left(left as i32)
+            .margin_top(top as i32)
+            .margin_right((width - left - label_x - size) as i32)
+            .margin_bottom((height - top - size - label_y) as i32)
+            .x_label_area_size(label_y as i32)
+            .y_label_area_size(label_x as i32)
+            .build_cartesian_2d(-VIEW..VIEW, -VIEW..VIEW)
+            .map_err(js_error)?;
+        // The heatmap goes exactly where plotters put the axes' range.
+        let (xs, ys) = chart.plotting_area().get_pixel_range();
+        let rect = PlotRect { x: xs.start as f64, y: ys.start as f64, size: (xs.end - xs.start) as f64 };
+
+        let ctx = context_2d(canvas)?;
+        self.blit_heatmap(&ctx, field, &rect)?;
+        stroke_boundary(&ctx, field, &rect, s);
+
+        let axis_colour = RGBColor(110, 110, 110);
+        chart
+            .configure_mesh()
+            .disable_mesh()
+            .x_labels(7)
+            .y_labels(7)
+            .axis_style(axis_colour.stroke_width(1))
+            .label_style(("sans-serif", 11.0 * s).into_font().color(&RGBColor(85, 85, 85)))
+            .x_label_formatter(&|v| format!("{v:.0}"))
+            .y_label_formatter(&|v| format!("{v:.0}"))
+            .draw()
+            .map_err(js_error)?;
+
+        if options.show_train {
+            draw_train_points(&ctx, &rect, train, s);
+        }
+        if options.show_ood {
+            draw_ood_points(&ctx, &rect, ood, s);
+        }
+        Ok(rect)
+    }
+
+    /// The GRID x GRID pixel buffer onto the scratch canvas, then scaled onto
+    /// the plot in one `drawImage`.
+    fn blit_heatmap(&self, ctx: &CanvasRenderingContext2d, field: &Field, rect: &PlotRect) -> Result<(), JsValue> {
+        let image = ImageData::new_with_u8_clamped_array_and_sh(Clamped(&field.rgba), GRID as u32, GRID as u32)?;
+        self.scratch_ctx.put_image_data(&image, 0.0, 0.0)?;
+        ctx.set_image_smoothing_enabled(true);
+        ctx.draw_image_with_html_canvas_element_and_dw_and_dh(&self.scratch, rect.x, rect.y, rect.size, rect.size)
+    }
+}
+
+/// The decision boundary as one path: a single stroke for all segments.
+fn stroke_boundary(ctx: &CanvasRenderingContext2d, field: &Field, rect: &PlotRect, scale: f64) {
+    let cell = rect.size / GRID as f64;
+    ctx.begin_path();
+    for seg in field.segments.chunks_exact(4) {
+        ctx.move_to(rect.x + seg[0] * cell, rect.y + seg[1] * cell);
+        ctx.line_to(rect.x + seg[2] * cell, rect.y + seg[3] * cell);
+    }
+    ctx.set_stroke_style_str(&palette::css(palette::BOUNDARY_LINE, 0.8));
+    ctx.set_line_width(1.5 * scale);
+    ctx.stroke();
+}
+
+// Points go straight to the 2d context, one path per class, rather than
+// through plotters: hundreds of plotters elements cost a colour string and
+// several calls each, which made points the most expensive part of a frame.
+
+/// Training points: discs in the class colour on a white halo.
+fn draw_train_points(ctx: &CanvasRenderingContext2d, rect: &PlotRect, data: &Dataset, s: f64) {
+    let r = marker_radius(data.len()) * s;
+    let visible = || data.points.iter().zip(&data.labels).filter(|(p, _)| in_view(p));
+    ctx.begin_path();
+    for (p, _) in visible() {
+        disc(ctx, rect, p, r + s);
+    }
+    ctx.set_fill_style_str("#fff");
+    ctx.fill();
+    for class in 0..data.classes {
+        ctx.begin_path();
+        for (p, _) in visible().filter(|(_, &l)| l == class) {
+            disc(ctx, rect, p, r);
+        }
+        ctx.set_fill_style_str(&palette::css(palette::class_colour(class), 1.0));
+        ctx.fill();
+    }
+}
+
+/// OOD test points: crosses, darker than the class colour. Another shape and
+/// no fill, so they never pass for training points.
+fn draw_ood_points(ctx: &CanvasRenderingContext2d, rect: &PlotRect, data: &Dataset, s: f64) {
+    let r = (marker_radius(data.len()) + 0.5) * s;
+    ctx.set_line_width((1.5 * s).round().max(1.0));
+    for class in 0..data.classes {
+        ctx.begin_path();
+        for (p, _) in data.points.iter().zip(&data.labels).filter(|(p, &l)| l == class && in_view(p)) {
+            let (x, y) = rect.to_pixel(p[0], p[1]);
+            ctx.move_to(x - r, y - r);
+            ctx.line_to(x + r, y + r);
+            ctx.move_to(x - r, y + r);
+            ctx.line_to(x + r, y - r);
+        }
+        ctx.set_stroke_style_str(&palette::css(palette::shade(palette::class_colour(class), 0.3), 1.0));
+        ctx.stroke();
+    }
+}
+
+fn disc(ctx: &CanvasRenderingContext2d, rect: &PlotRect, p: &[f64; 2], r: f64) {
+    let (x, y) = rect.to_pixel(p[0], p[1]);
+    ctx.move_to(x + r, y);
+    // arc() only fails for a negative radius.
+    let _ = ctx.arc(x, y, r, 0.0, std::f64::consts::TAU);
+}
+
+fn in_view(p: &[f64; 2]) -> bool {
+    p[0].abs() <= VIEW && p[1].abs() <= VIEW
+}
+
+/// Smaller markers for crowded plots (CSS pixels).
+fn marker_radius(points: usize) -> f64 {
+    match points {
+        0..=400 => 3.0,
+        401..=1500 => 2.5,
+        _ => 2.0,
+    }
+}
+
+pub fn rgb(c: Rgb) -> RGBColor {
+    RGBColor(c[0], c[1], c[2])
+}
+
+pub fn context_2d(canvas: &HtmlCanvasElement) -> Result<CanvasRenderingContext2d, JsValue> {
+    canvas.get_context("2d")?.ok_or("the canvas has no 2d context")?.dyn_into().map_err(Into::into)
+}
+
+pub fn js_error(e: impl std::fmt::Display) -> JsValue {
+    JsValue::from_str(&format!("drawing failed: {e}"))
+}

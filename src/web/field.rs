@@ -1,0 +1,144 @@
+//! The decision field of one model over the view: class probabilities on a
+//! fixed grid, turned into an RGBA pixel buffer (the heatmap) and line
+//! segments (the decision boundary).
+//!
+//! The grid centres are the points the model would be asked about; the
+//! probabilities come from [`GridNet`], a fast f32 copy of the model.
+//!
+//! All buffers are allocated once and reused frame after frame; only a change
+//! in the number of classes resizes them.
+
+use crate::train::Run;
+
+use super::grid_net::GridNet;
+use super::palette;
+
+/// The view is the square [-VIEW, VIEW]^2 in data coordinates.
+pub const VIEW: f64 = 3.0;
+/// Grid cells per side; the heatmap is GRID x GRID pixels before scaling.
+pub const GRID: usize = 128;
+
+pub struct Field {
+    /// x of each column's centre (the same for every row).
+    xs: Vec<f64>,
+    net: GridNet,
+    /// `GRID * GRID x classes` probabilities, row-major from the top-left cell.
+    probs: Vec<f64>,
+    /// Scratch: one class's margin per cell, for the boundary tracer.
+    margin: Vec<f64>,
+    classes: usize,
+    /// RGBA, row-major from the top-left, ready for an `ImageData`.
+    pub rgba: Vec<u8>,
+    /// Boundary segments `[u0, v0, u1, v1, ...]` in grid units: (0, 0) is the
+    /// top-left corner of the view, (GRID, GRID) the bottom-right one.
+    pub segments: Vec<f64>,
+}
+
+impl Default for Field {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Field {
+    pub fn new() -> Self {
+        let cells = GRID * GRID;
+        Field {
+            xs: (0..GRID).map(|i| grid_to_data(i as f64 + 0.5, 0.0).0).collect(),
+            net: GridNet::default(),
+            probs: Vec::new(),
+            margin: vec![0.0; cells],
+            classes: 0,
+            rgba: vec![255; 4 * cells],
+            segments: Vec::with_capacity(4 * 4 * GRID),
+        }
+    }
+
+    /// Recomputes probabilities, pixels and boundary for `run`'s current
+    /// parameters (with the fast f32 forward of [`GridNet`]).
+    pub fn update(&mut self, run: &Run) {
+        let k = run.mlp.classes;
+        if self.classes != k {
+            self.classes = k;
+            self.probs.resize(GRID * GRID * k, 0.0);
+        }
+        self.net.load(&run.mlp, &run.params);
+        for (j, row) in self.probs.chunks_exact_mut(GRID * k).enumerate() {
+            let y = grid_to_data(0.0, j as f64 + 0.5).1;
+            self.net.row_probs(&self.xs, y, row);
+        }
+        for (px, p) in self.rgba.chunks_exact_mut(4).zip(self.probs.chunks_exact(k)) {
+            let [r, g, b] = palette::heat_colour(p);
+            px.copy_from_slice(&[r, g, b, 255]);
+        }
+        self.trace_boundaries();
+    }
+
+    /// Class probabilities of cell (i, j), for tests and tooltips.
+    pub fn probs_at(&self, i: usize, j: usize) -> &[f64] {
+        let start = (j * GRID + i) * self.classes;
+        &self.probs[start..start + self.classes]
+    }
+
+    /// Marching squares on each class's margin p_c - max_{d != c} p_d: its
+    /// zero line is where class c stops winning. Two classes need one pass.
+    fn trace_boundaries(&mut self) {
+        self.segments.clear();
+        let k = self.classes;
+        let passes = if k == 2 { 1 } else { k };
+        for c in 0..passes {
+            for (m, p) in self.margin.iter_mut().zip(self.probs.chunks_exact(k)) {
+                let other = p.iter().enumerate().filter(|&(d, _)| d != c).map(|(_, &v)| v).fold(f64::NAN, f64::max);
+                *m = p[c] - other;
+            }
+            march(&self.margin, &mut self.segments);
+        }
+    }
+}
+
+/// Appends the zero crossings of `values` (a GRID x GRID field sampled at cell
+/// centres) as segments, linearly interpolated along cell edges.
+fn march(values: &[f64], segments: &mut Vec<f64>) {
+    let at = |i: usize, j: usize| values[j * GRID + i];
+    let mut crossings = [(0.0, 0.0); 4];
+    for j in 0..GRID - 1 {
+        for i in 0..GRID - 1 {
+            // Corners clockwise from the top-left, as (u, v, value); centres sit at +0.5.
+            let (u, v) = (i as f64 + 0.5, j as f64 + 0.5);
+            let corners = [
+                (u, v, at(i, j)),
+                (u + 1.0, v, at(i + 1, j)),
+                (u + 1.0, v + 1.0, at(i + 1, j + 1)),
+                (u, v + 1.0, at(i, j + 1)),
+            ];
+            if corners.iter().any(|c| !c.2.is_finite()) {
+                continue;
+            }
+            let mut n = 0;
+            for e in 0..4 {
+                let (a, b) = (corners[e], corners[(e + 1) % 4]);
+                if (a.2 > 0.0) != (b.2 > 0.0) {
+                    let t = a.2 / (a.2 - b.2);
+                    crossings[n] = (a.0 + t * (b.0 - a.0), a.1 + t * (b.1 - a.1));
+                    n += 1;
+                }
+            }
+            // 2 crossings: one segment; 4 (a saddle): pair them in edge order.
+            for pair in crossings[..n].chunks_exact(2) {
+                segments.extend_from_slice(&[pair[0].0, pair[0].1, pair[1].0, pair[1].1]);
+            }
+        }
+    }
+}
+
+/// Grid units (0..GRID, v downwards) to data coordinates.
+pub fn grid_to_data(u: f64, v: f64) -> (f64, f64) {
+    let cell = 2.0 * VIEW / GRID as f64;
+    (-VIEW + u * cell, VIEW - v * cell)
+}
+
+/// Data coordinates to grid units.
+pub fn data_to_grid(x: f64, y: f64) -> (f64, f64) {
+    let cell = 2.0 * VIEW / GRID as f64;
+    ((x + VIEW) / cell, (VIEW - y) / cell)
+}

@@ -1,0 +1,414 @@
+//! The object the page holds: a [`Pair`] of runs plus everything needed to
+//! train it in time slices and draw it.
+
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+use wasm_bindgen::prelude::*;
+use web_sys::HtmlCanvasElement;
+
+use crate::config::RunConfig;
+use crate::data::{describe, make_splits, ShiftConfig, Splits};
+use crate::error::ConfigError;
+use crate::metrics::MetricPoint;
+use crate::pair::Pair;
+use crate::settings::{config_from_settings, settings_from_config, SETTINGS};
+use crate::train::Run;
+
+use super::boundary::{BoundaryPainter, PanelOptions, PlotRect};
+use super::curves::{self, CurveInput};
+use super::field::Field;
+
+/// Each chunk of training aims at this many milliseconds, so a frame's
+/// budget is overshot by at most about this much.
+const CHUNK_TARGET_MS: f64 = 0.5;
+const MAX_CHUNK: usize = 1 << 14;
+
+/// Two runs that differ only in their optimiser, trained and drawn for the page.
+#[wasm_bindgen]
+pub struct Sandbox {
+    /// Always `Some` between calls; `None` only inside `rebuild`, so that the
+    /// old runs are freed before the new ones are allocated (see there).
+    slot: Option<Pair>,
+    errors: Vec<ConfigError>,
+    /// Bumped whenever the runs or their data are replaced, so caches keyed on
+    /// the step count notice.
+    generation: u32,
+    fields: [Field; 2],
+    /// (step, generation) each field was last computed for.
+    fields_at: [Option<(usize, u32)>; 2],
+    painter: Option<BoundaryPainter>,
+    /// Where the last panel drawn of each side put its view.
+    plot_rects: [PlotRect; 2],
+    /// Steps per chunk, adapted to the measured step time.
+    chunk: usize,
+    /// Steps at which the OOD set was changed in place.
+    shift_marks: Vec<usize>,
+    metrics_cache: Option<((usize, usize, u32), String)>,
+    clock: Clock,
+}
+
+#[wasm_bindgen]
+impl Sandbox {
+    /// Builds a sandbox from settings given as a JSON object of `name: value`
+    /// pairs (the attribute names of the element; values may be strings or
+    /// numbers). Bad settings fall back to their defaults and are listed by
+    /// [`Sandbox::errors_json`]; this never fails.
+    #[wasm_bindgen(js_name = fromSettings)]
+    pub fn from_settings(settings_json: &str) -> Sandbox {
+        super::install_panic_hook();
+        let (config, errors) = parse_settings(settings_json);
+        let pair = Pair::new(config).expect("config_from_settings returns valid configs");
+        Sandbox {
+            slot: Some(pair),
+            errors,
+            generation: 0,
+            fields: [Field::new(), Field::new()],
+            fields_at: [None, None],
+            painter: None,
+            plot_rects: [PlotRect::default(); 2],
+            chunk: 1,
+            shift_marks: Vec::new(),
+            metrics_cache: None,
+            clock: Clock::new(),
+        }
+    }
+
+    /// The problems with the last settings, as `[{"setting", "message"}]`.
+    #[wasm_bindgen(js_name = errorsJson)]
+    pub fn errors_json(&self) -> String {
+        let list: Vec<Value> = self.errors.iter().map(|e| json!({"setting": e.field, "message": e.message})).collect();
+        Value::Array(list).to_string()
+    }
+
+    /// Applies new settings (same format as `fromSettings`). Only the shift
+    /// changed: the OOD test set is redrawn in place and training goes on.
+    /// Anything else changed: both runs restart. Returns whether they restarted.
+    pub fn reconfigure(&mut self, settings_json: &str) -> bool {
+        let (config, errors) = parse_settings(settings_json);
+        self.errors = errors;
+        let current = &self.pair().config;
+        if config == *current {
+            return false;
+        }
+        let only_shift = RunConfig { shift: current.shift.clone(), ..config.clone() } == *current;
+        if only_shift {
+            self.set_shift(config.shift);
+            false
+        } else {
+            self.rebuild(config);
+            true
+        }
+    }
+
+    /// Trains both sides for at most `max_steps` steps each, or until
+    /// `budget_ms` milliseconds have passed, whichever comes first; stops at
+    /// the configured number of steps and for a side that diverged. Returns
+    /// the steps taken. Works in chunks whose size follows the measured speed,
+    /// so the budget is exceeded by at most one short chunk.
+    #[wasm_bindgen(js_name = trainFor)]
+    pub fn train_for(&mut self, max_steps: u32, budget_ms: f64) -> u32 {
+        let start = self.clock.now();
+        let mut done = 0;
+        while done < max_steps as usize && !self.finished() {
+            let n = self.chunk.min(max_steps as usize - done);
+            let t0 = self.clock.now();
+            done += self.advance(n, true);
+            let t1 = self.clock.now();
+            let took = t1 - t0;
+            if took < CHUNK_TARGET_MS / 2.0 {
+                self.chunk = (self.chunk * 2).min(MAX_CHUNK);
+            } else if took > CHUNK_TARGET_MS * 2.0 {
+                self.chunk = (self.chunk / 2).max(1);
+            }
+            if t1 - start >= budget_ms {
+                break;
+            }
+        }
+        done as u32
+    }
+
+    /// Exactly `n` more steps on each side that has not diverged, even past
+    /// the configured number of steps. Returns the steps taken.
+    pub fn step(&mut self, n: u32) -> u32 {
+        self.advance(n as usize, false) as u32
+    }
+
+    /// Both runs back to step 0 (same data, same initial parameters).
+    pub fn reset(&mut self) {
+        self.rebuild(self.pair().config.clone());
+    }
+
+    /// Both sides reached the configured steps or diverged.
+    pub fn finished(&self) -> bool {
+        let limit = self.pair().config.training.steps;
+        self.pair().sides().iter().all(|r| r.diverged.is_some() || r.step >= limit)
+    }
+
+    /// The larger of the two sides' step counts.
+    #[wasm_bindgen(js_name = currentStep)]
+    pub fn current_step(&self) -> u32 {
+        self.pair().left.step.max(self.pair().right.step) as u32
+    }
+
+    /// Metrics at the current parameters, as JSON:
+    /// `{backend, step, steps, finished, shift, classes, left: {...}, right: {...}}`;
+    /// each side has `label, step, lr, train_loss, train_acc, id_loss, id_acc,
+    /// ood_loss, ood_acc, ood_gap, grad_norm, diverged, diverged_step, diverged_reason`.
+    /// A diverged side reports its last finite metrics.
+    #[wasm_bindgen(js_name = metricsJson)]
+    pub fn metrics_json(&mut self) -> String {
+        let key = (self.pair().left.step, self.pair().right.step, self.generation);
+        if let Some((k, text)) = &self.metrics_cache {
+            if *k == key {
+                return text.clone();
+            }
+        }
+        let config = &self.pair().config;
+        let mut out = json!({
+            "backend": "cpu",
+            "step": self.current_step(),
+            "steps": config.training.steps,
+            "finished": self.finished(),
+            "classes": config.classes(),
+            "shift": describe(&config.shift),
+        });
+        let pair = self.slot.as_mut().expect("a sandbox always holds a pair");
+        for (name, run) in [("left", &mut pair.left), ("right", &mut pair.right)] {
+            out[name] = side_metrics(run);
+        }
+        let text = out.to_string();
+        self.metrics_cache = Some((key, text.clone()));
+        text
+    }
+
+    /// The settings that differ from the defaults, as a URL query without the
+    /// `?` (e.g. `dataset=spirals&rho=0.2`); empty for the default run.
+    #[wasm_bindgen(js_name = settingsQuery)]
+    pub fn settings_query(&self) -> String {
+        let pairs = settings_from_config(&self.pair().config);
+        pairs.iter().map(|(k, v)| format!("{k}={}", url_encode(v))).collect::<Vec<_>>().join("&")
+    }
+
+    /// Every setting's effective value (defaults included) as a JSON object,
+    /// for controls that show the run as it really is after any fallback.
+    #[wasm_bindgen(js_name = effectiveSettingsJson)]
+    pub fn effective_settings_json(&self) -> String {
+        let mut map = serde_json::Map::new();
+        for spec in SETTINGS {
+            map.insert(spec.name.to_string(), Value::String(spec.default.to_string()));
+        }
+        for (k, v) in settings_from_config(&self.pair().config) {
+            map.insert(k.to_string(), Value::String(v));
+        }
+        Value::Object(map).to_string()
+    }
+
+    /// Draws one side's panel (`side` 0 = left, 1 = right): decision heatmap,
+    /// boundary, axes, training points and, if `show_ood`, the OOD test points.
+    /// `scale` is the device pixel ratio the canvas was sized with.
+    #[wasm_bindgen(js_name = drawBoundary)]
+    pub fn draw_boundary(
+        &mut self,
+        side: u32,
+        canvas: &HtmlCanvasElement,
+        show_ood: bool,
+        scale: f64,
+    ) -> Result<(), JsValue> {
+        let i = (side as usize).min(1);
+        self.update_field(i);
+        if self.painter.is_none() {
+            self.painter = Some(BoundaryPainter::new()?);
+        }
+        let painter = self.painter.as_ref().expect("just set");
+        let splits = &self.slot.as_ref().expect("a sandbox always holds a pair").splits;
+        let options = PanelOptions { show_train: true, show_ood, scale };
+        self.plot_rects[i] = painter.draw(canvas, &self.fields[i], &splits.train, &splits.ood_test, &options)?;
+        Ok(())
+    }
+
+    /// Draws the loss curves on `loss` and the accuracy curves on `accuracy`.
+    #[wasm_bindgen(js_name = drawCurves)]
+    pub fn draw_curves(
+        &self,
+        loss: &HtmlCanvasElement,
+        accuracy: &HtmlCanvasElement,
+        scale: f64,
+    ) -> Result<(), JsValue> {
+        let input = CurveInput { runs: self.pair().sides(), shift_marks: &self.shift_marks, scale };
+        curves::draw_loss(loss, &input)?;
+        curves::draw_accuracy(accuracy, &input)
+    }
+
+    /// Where the last panel of `side` drew the view, as `[x, y, size]` in canvas pixels.
+    #[wasm_bindgen(js_name = plotRect)]
+    pub fn plot_rect(&self, side: u32) -> Vec<f64> {
+        let r = self.plot_rects[(side as usize).min(1)];
+        vec![r.x, r.y, r.size]
+    }
+
+    /// The training points as `[x0, y0, x1, y1, ...]` and their labels, for
+    /// tests and tooltips.
+    #[wasm_bindgen(js_name = trainPoints)]
+    pub fn train_points(&self) -> Vec<f64> {
+        self.pair().splits.train.flat_points().to_vec()
+    }
+
+    #[wasm_bindgen(js_name = trainLabels)]
+    pub fn train_labels(&self) -> Vec<u32> {
+        self.pair().splits.train.labels.iter().map(|&l| l as u32).collect()
+    }
+
+    /// The full run config as JSON (the CLI's format: a run can be replayed
+    /// with `flatminima train --config`).
+    #[wasm_bindgen(js_name = configJson)]
+    pub fn config_json(&self) -> String {
+        self.pair().config.to_json_pretty()
+    }
+}
+
+/// Rust-side access for tests and other Rust code.
+impl Sandbox {
+    pub fn pair(&self) -> &Pair {
+        self.slot.as_ref().expect("a sandbox always holds a pair")
+    }
+
+    fn pair_mut(&mut self) -> &mut Pair {
+        self.slot.as_mut().expect("a sandbox always holds a pair")
+    }
+
+    pub fn errors(&self) -> &[ConfigError] {
+        &self.errors
+    }
+
+    pub fn field(&self, side: usize) -> &Field {
+        &self.fields[side.min(1)]
+    }
+
+    /// Advances each side that has not diverged by up to `n` steps; with
+    /// `respect_limit`, not beyond the configured number of steps.
+    fn advance(&mut self, n: usize, respect_limit: bool) -> usize {
+        let limit = self.pair().config.training.steps;
+        let mut most = 0;
+        for run in self.pair_mut().sides_mut() {
+            let n = if respect_limit { n.min(limit.saturating_sub(run.step)) } else { n };
+            let before = run.step;
+            run.train(n);
+            most = most.max(run.step - before);
+        }
+        most
+    }
+
+    fn rebuild(&mut self, config: RunConfig) {
+        // Drop the old runs first: the new ones then reuse their memory, and
+        // the wasm heap stays the same size across any number of resets.
+        self.slot = None;
+        self.slot = Some(Pair::new(config).expect("the config was validated before"));
+        self.generation = self.generation.wrapping_add(1);
+        self.shift_marks.clear();
+        self.chunk = 1;
+    }
+
+    /// Swaps in the OOD test set of `shift`. Train and ID sets come from their
+    /// own random streams, so they stay exactly as they were.
+    fn set_shift(&mut self, shift: ShiftConfig) {
+        let pair = self.pair_mut();
+        let ood_test = make_splits(&pair.config.data, &shift, pair.config.seed).ood_test;
+        let old = &pair.splits;
+        let splits = Arc::new(Splits { train: old.train.clone(), id_test: old.id_test.clone(), ood_test });
+        for run in pair.sides_mut() {
+            run.splits = splits.clone();
+        }
+        pair.splits = splits;
+        pair.config.shift = shift;
+        self.generation = self.generation.wrapping_add(1);
+        let step = self.current_step() as usize;
+        if step > 0 && self.shift_marks.last() != Some(&step) {
+            self.shift_marks.push(step);
+        }
+    }
+
+    fn update_field(&mut self, i: usize) {
+        let pair = self.slot.as_ref().expect("a sandbox always holds a pair");
+        let run = if i == 0 { &pair.left } else { &pair.right };
+        let key = Some((run.step, self.generation));
+        if self.fields_at[i] != key {
+            self.fields[i].update(run);
+            self.fields_at[i] = key;
+        }
+    }
+}
+
+fn side_metrics(run: &mut Run) -> Value {
+    let m: MetricPoint = match (&run.diverged, run.history.last()) {
+        (Some(_), Some(last)) => *last,
+        _ => run.evaluate(),
+    };
+    let d = run.diverged.as_ref();
+    json!({
+        "label": run.side.label(),
+        "step": run.step,
+        "lr": m.lr,
+        "train_loss": m.train_loss,
+        "train_acc": m.train_acc,
+        "id_loss": m.id_loss,
+        "id_acc": m.id_acc,
+        "ood_loss": m.ood_loss,
+        "ood_acc": m.ood_acc,
+        "ood_gap": m.id_acc - m.ood_acc,
+        "grad_norm": m.grad_norm,
+        "diverged": d.is_some(),
+        "diverged_step": d.map(|d| d.step),
+        "diverged_reason": d.map(|d| d.reason.clone()),
+    })
+}
+
+/// Parses `{"name": value, ...}` into a config; JSON that is not such an
+/// object is itself reported as an error, and the defaults are used.
+fn parse_settings(settings_json: &str) -> (RunConfig, Vec<ConfigError>) {
+    let object = match serde_json::from_str::<Value>(settings_json) {
+        Ok(Value::Object(map)) => map,
+        Ok(_) | Err(_) => {
+            let e = ConfigError::new("settings", "expected a JSON object of name: value pairs; using the defaults");
+            return (RunConfig::default(), vec![e]);
+        }
+    };
+    let pairs: Vec<(String, String)> = object
+        .into_iter()
+        .filter_map(|(k, v)| match v {
+            Value::Null => None,
+            Value::String(s) => Some((k, s)),
+            other => Some((k, other.to_string())),
+        })
+        .collect();
+    config_from_settings(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+}
+
+/// Percent-encodes a setting value for a URL query; commas stay readable.
+fn url_encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~,".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Milliseconds from `performance.now()` (or `Date.now()` where there is no window).
+struct Clock(Option<web_sys::Performance>);
+
+impl Clock {
+    fn new() -> Self {
+        Clock(web_sys::window().and_then(|w| w.performance()))
+    }
+
+    fn now(&self) -> f64 {
+        match &self.0 {
+            Some(p) => p.now(),
+            None => js_sys::Date::now(),
+        }
+    }
+}

@@ -1,0 +1,42 @@
+// Smoke test of www/bench.html (what `node scripts/bench-browser.mjs` drives):
+// it loads, its wasm exports exist, and one tiny run gives sane numbers. No
+// timing is asserted (figures belong to the benchmark, not to tests).
+
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { startServer, launchBrowser, newWatchedPage, withTimeout } from "./harness.mjs";
+
+let server;
+let browser;
+
+before(async () => {
+  server = await startServer();
+  browser = await launchBrowser();
+}, { timeout: 60_000 });
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+}, { timeout: 20_000 });
+
+test("bench.html: runBench() measures SGD, SAM and both boundaries", { timeout: 40_000 }, async () => {
+  const { page, problems } = await newWatchedPage(browser.context);
+  await page.goto(server.url + "bench.html", { waitUntil: "load" });
+  await page.waitForFunction(() => typeof window.runBench === "function", null, { timeout: 15_000 });
+  const r = await withTimeout(page.evaluate(() => window.runBench({ samples: 1, sampleMs: 50, warmup: 50, frames: 3 })), 30_000, "runBench");
+  for (const side of ["sgd", "sam"]) {
+    assert.ok(Number.isFinite(r[side].examples_per_s_median) && r[side].examples_per_s_median > 0, `${side}: ${JSON.stringify(r[side])}`);
+  }
+  assert.match(r.sgd.label, /^SGD/);
+  assert.match(r.sam.label, /^SAM\(rho=[\d.]+\)\+SGD/);
+  assert.ok(r.sam_sgd_cost_ratio > 1, `SAM should cost more than SGD: ${r.sam_sgd_cost_ratio}`);
+  assert.ok(r.boundary.ms_median > 0 && r.boundary.grid === 128);
+  // A bad setting is an error, not a silent default.
+  const err = await page.evaluate(async () => {
+    const { benchTrain } = await import("./pkg/flatminima.js");
+    try { benchTrain(JSON.stringify({ lr: "fast" }), "left", 0, 1); return null; } catch (e) { return String(e && e.message || e); }
+  });
+  assert.match(err || "", /lr/);
+  await page.close();
+  assert.deepEqual(problems, [], "console errors or page errors");
+});

@@ -1,0 +1,94 @@
+// Memory: 100 resets (and 50 restarts from new settings) do not grow the
+// wasm heap. The heap is read through the element's `wasmMemoryBytes()` if it
+// has one, else through the WebAssembly.Memory the page instantiated
+// (captured by wrapping WebAssembly.instantiate* before any page script runs).
+// A wasm memory never shrinks, so any leak of more than the free space left
+// in the heap shows up as a larger byteLength.
+
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { startServer, launchBrowser, newWatchedPage, waitForSandbox, metricsProblems } from "./harness.mjs";
+
+let server;
+let browser;
+
+before(async () => {
+  server = await startServer();
+  // --expose-gc: collect JS garbage (and wasm-bindgen's finalizers) before reading the heap.
+  browser = await launchBrowser({ extraFlags: ["--js-flags=--expose-gc", "--enable-precise-memory-info"] });
+}, { timeout: 60_000 });
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+}, { timeout: 20_000 });
+
+/** Runs before the page's scripts: remembers every wasm memory the page creates. */
+function captureWasmMemory() {
+  const memories = (window.__e2eWasmMemories = []);
+  const remember = (result) => {
+    const instance = result && (result.instance || result);
+    const exports = instance && instance.exports;
+    if (exports) for (const v of Object.values(exports)) if (v instanceof WebAssembly.Memory) memories.push(v);
+    return result;
+  };
+  for (const name of ["instantiate", "instantiateStreaming"]) {
+    const original = WebAssembly[name];
+    if (original) WebAssembly[name] = function (...args) { return original.apply(this, args).then(remember); };
+  }
+}
+
+/** Heap size in bytes and where it came from. */
+function heap(page) {
+  return page.evaluate(async () => {
+    if (window.gc) { window.gc(); await new Promise((r) => setTimeout(r, 0)); window.gc(); }
+    const el = document.querySelector("flatminima-sandbox");
+    const js = performance.memory ? performance.memory.usedJSHeapSize : null;
+    for (const name of ["wasmMemoryBytes", "wasmHeapBytes", "memoryBytes"]) {
+      if (typeof el[name] === "function") return { bytes: el[name](), source: `element.${name}()`, js };
+    }
+    const mems = window.__e2eWasmMemories || [];
+    if (mems.length) return { bytes: mems.reduce((s, m) => s + m.buffer.byteLength, 0), source: `WebAssembly.Memory (${mems.length})`, js };
+    return { bytes: null, source: "none", js };
+  });
+}
+
+/** `n` cycles of: 20 steps every third cycle, `action`, an animation frame every 10 cycles. */
+function cycles(page, n, action) {
+  return page.evaluate(async ([count, act]) => {
+    const el = document.querySelector("flatminima-sandbox");
+    for (let i = 0; i < count; i++) {
+      if (i % 3 === 0) el.step(20);
+      if (act === "reset") el.reset();
+      else el.setAttribute("seed", String(2 + (i % 50)));
+      if (i % 10 === 9) await new Promise((r) => requestAnimationFrame(() => setTimeout(r, 0)));
+    }
+  }, [n, action]);
+}
+
+test("(i) 100 resets and 50 restarts do not grow the wasm heap", { timeout: 60_000 }, async () => {
+  const { page, problems } = await newWatchedPage(browser.context);
+  await page.addInitScript(captureWasmMemory);
+  await page.goto(server.url + "index.html", { waitUntil: "load" });
+  await waitForSandbox(page);
+  await page.evaluate(() => document.querySelector("flatminima-sandbox").pause());
+
+  // Warm up: the heap reaches its high-water mark (measured: 2 more pages within
+  // the first ~45 cycles, then flat for 550 resets and 300 restarts).
+  await cycles(page, 60, "reset");
+  const h0 = await heap(page);
+  assert.ok(h0.bytes > 0, "cannot read the wasm heap: expose element.wasmMemoryBytes() (the wasm memory's buffer.byteLength)");
+
+  await cycles(page, 100, "reset");
+  const h1 = await heap(page);
+  await cycles(page, 50, "seed");
+  const h2 = await heap(page);
+  const mb = (x) => (x == null ? "n/a" : (x / 1048576).toFixed(2) + " MiB");
+  console.log(`# wasm heap (${h0.source}): ${mb(h0.bytes)} after warm-up, ${mb(h1.bytes)} after 100 resets, ${mb(h2.bytes)} after 50 restarts; ` +
+    `JS heap used ${mb(h0.js)} -> ${mb(h1.js)} -> ${mb(h2.js)}`);
+  assert.equal(h1.bytes, h0.bytes, "100 resets grew the wasm heap");
+  assert.equal(h2.bytes, h1.bytes, "50 restarts from new settings grew the wasm heap");
+  assert.deepEqual(await metricsProblems(page), []);
+  await page.close();
+  assert.deepEqual(problems, [], "console errors or page errors");
+});

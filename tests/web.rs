@@ -1,0 +1,309 @@
+//! The browser layer in a real browser (headless Chrome via wasm-bindgen-test):
+//! the core gives natively computed numbers bit for bit, a panel renders the
+//! expected pixels, and bad settings give named errors and a working sandbox.
+//!
+//! `CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner cargo test --target wasm32-unknown-unknown --tests`
+//! or `wasm-pack test --headless --chrome --chromedriver /usr/bin/chromedriver`.
+#![cfg(target_arch = "wasm32")]
+
+#[path = "support/golden.rs"]
+mod golden;
+
+use flatminima::web::field::{data_to_grid, GRID};
+use flatminima::web::palette;
+use flatminima::web::Sandbox;
+use serde_json::Value;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_test::*;
+use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement};
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+#[wasm_bindgen_test]
+fn the_golden_run_matches_the_native_one_bit_for_bit() {
+    let stored: Value = serde_json::from_str(include_str!("data/golden_run.json")).unwrap();
+    let problems = golden::compare_with(&stored);
+    assert!(problems.is_empty(), "wasm differs from the native golden run:\n{}", problems.join("\n"));
+}
+
+fn canvas(width: u32, height: u32) -> (HtmlCanvasElement, CanvasRenderingContext2d) {
+    let document = web_sys::window().unwrap().document().unwrap();
+    let canvas: HtmlCanvasElement = document.create_element("canvas").unwrap().dyn_into().unwrap();
+    canvas.set_width(width);
+    canvas.set_height(height);
+    let ctx = canvas.get_context("2d").unwrap().unwrap().dyn_into().unwrap();
+    (canvas, ctx)
+}
+
+fn pixel(ctx: &CanvasRenderingContext2d, x: f64, y: f64) -> [u8; 4] {
+    let data = ctx.get_image_data(x.floor(), y.floor(), 1.0, 1.0).unwrap().data();
+    [data[0], data[1], data[2], data[3]]
+}
+
+fn close(a: [u8; 4], b: palette::Rgb, tolerance: u8) -> bool {
+    a[3] == 255 && (0..3).all(|i| a[i].abs_diff(b[i]) <= tolerance)
+}
+
+/// A trained sandbox on two moons, for the rendering tests.
+fn trained() -> Sandbox {
+    let mut sb = Sandbox::from_settings(r#"{"dataset": "moons", "points": "100", "seed": "3"}"#);
+    assert_eq!(sb.errors_json(), "[]");
+    sb.step(300);
+    sb
+}
+
+/// A grid cell (i, j) where the model gives `class` at least `p_min`, as do
+/// all cells within `margin` of it, and no training point lies within
+/// `margin` cells (points are drawn over the heatmap).
+fn confident_cell(sb: &Sandbox, side: usize, class: usize, p_min: f64, margin: usize) -> Option<(usize, usize)> {
+    let field = sb.field(side);
+    let points: Vec<(f64, f64)> = sb.pair().splits.train.points.iter().map(|p| data_to_grid(p[0], p[1])).collect();
+    (margin..GRID - margin).flat_map(|j| (margin..GRID - margin).map(move |i| (i, j))).find(|&(i, j)| {
+        let near = |di: usize, dj: usize| field.probs_at(i + di - margin, j + dj - margin)[class] >= p_min;
+        let all_sure = (0..=2 * margin).all(|dj| (0..=2 * margin).all(|di| near(di, dj)));
+        let (u, v) = (i as f64 + 0.5, j as f64 + 0.5);
+        all_sure && points.iter().all(|&(pu, pv)| (pu - u).abs() > margin as f64 || (pv - v).abs() > margin as f64)
+    })
+}
+
+#[wasm_bindgen_test]
+fn a_panel_shows_class_colours_where_the_model_is_sure_and_the_points_on_top() {
+    let mut sb = trained();
+    let (canvas, ctx) = canvas(420, 400);
+    sb.draw_boundary(0, &canvas, false, 1.0).unwrap();
+    let [x0, y0, size] = sb.plot_rect(0)[..] else { panic!("plot rect") };
+    assert!(size > 300.0 && x0 > 0.0 && y0 >= 0.0, "the view fills most of the canvas: {x0} {y0} {size}");
+    let cell = size / GRID as f64;
+
+    // Confident regions of each class carry that class's tint.
+    for class in 0..2 {
+        let (i, j) =
+            confident_cell(&sb, 0, class, 0.97, 3).unwrap_or_else(|| panic!("no confident cell of class {class}"));
+        let expected = palette::heat_colour(sb.field(0).probs_at(i, j));
+        let got = pixel(&ctx, x0 + (i as f64 + 0.5) * cell, y0 + (j as f64 + 0.5) * cell);
+        assert!(
+            close(got, expected, 6),
+            "class {class} at cell ({i}, {j}): pixel {got:?}, expected about {expected:?}"
+        );
+        let pure = palette::class_colour(class);
+        let other = palette::class_colour(1 - class);
+        let dist = |c: palette::Rgb| (0..3).map(|k| (got[k] as i32 - c[k] as i32).abs()).sum::<i32>();
+        assert!(dist(pure) < dist(other), "class {class}'s region looks more like the other class: {got:?}");
+    }
+
+    // An isolated training point is drawn in its class colour.
+    let train = &sb.pair().splits.train;
+    let rect_pixel = |p: &[f64; 2]| {
+        let (u, v) = data_to_grid(p[0], p[1]);
+        (x0 + u * cell, y0 + v * cell)
+    };
+    let isolated = (0..train.len())
+        .find(|&a| {
+            let (ax, ay) = rect_pixel(&train.points[a]);
+            // No other marker (radius 3 + a 1 px white ring) reaches this one's centre.
+            (0..train.len()).all(|b| {
+                let (bx, by) = rect_pixel(&train.points[b]);
+                a == b || (ax - bx).hypot(ay - by) > 6.0
+            }) && ax > x0 + 10.0
+                && ay > y0 + 10.0
+                && ax < x0 + size - 10.0
+                && ay < y0 + size - 10.0
+        })
+        .expect("an isolated training point");
+    let (px, py) = rect_pixel(&train.points[isolated]);
+    let got = pixel(&ctx, px, py);
+    let colour = palette::class_colour(train.labels[isolated]);
+    assert!(close(got, colour, 3), "training point {isolated} at ({px}, {py}): {got:?}, expected {colour:?}");
+
+    // Outside the view (the axis margin) the canvas is white.
+    assert!(close(pixel(&ctx, 2.0, 2.0), [255, 255, 255], 0));
+
+    // The boundary line is dark where it runs clear of the points.
+    let segments = &sb.field(0).segments;
+    assert!(segments.len() >= 4 * 20, "a boundary of only {} segments", segments.len() / 4);
+    let clear = segments
+        .chunks_exact(4)
+        .map(|s| (x0 + (s[0] + s[2]) / 2.0 * cell, y0 + (s[1] + s[3]) / 2.0 * cell))
+        .find(|&(x, y)| {
+            train.points.iter().all(|p| {
+                let (px, py) = rect_pixel(p);
+                (px - x).hypot(py - y) > 6.0
+            })
+        })
+        .expect("a boundary segment away from the points");
+    let got = pixel(&ctx, clear.0, clear.1);
+    let sum: u32 = got[..3].iter().map(|&c| c as u32).sum();
+    assert!(sum < 400, "the boundary at {clear:?} is not dark: {got:?}");
+}
+
+#[wasm_bindgen_test]
+fn sgd_and_sam_panels_differ_and_ood_points_are_drawn_on_request() {
+    let mut sb = trained();
+    let (left, left_ctx) = canvas(300, 300);
+    let (right, right_ctx) = canvas(300, 300);
+    sb.draw_boundary(0, &left, false, 1.0).unwrap();
+    sb.draw_boundary(1, &right, false, 1.0).unwrap();
+    assert_ne!(sb.field(0).rgba, sb.field(1).rgba, "SGD and SAM give the same heatmap");
+    let all = |ctx: &CanvasRenderingContext2d| ctx.get_image_data(0.0, 0.0, 300.0, 300.0).unwrap().data().0;
+    let (a, b) = (all(&left_ctx), all(&right_ctx));
+    let differing = a.chunks_exact(4).zip(b.chunks_exact(4)).filter(|(p, q)| p != q).count();
+    assert!(differing > 100, "the two panels differ in only {differing} pixels");
+
+    // With the OOD toggle on, more pixels change than the heatmap alone explains.
+    let before = all(&left_ctx);
+    sb.draw_boundary(0, &left, true, 1.0).unwrap();
+    let after = all(&left_ctx);
+    let changed = before.chunks_exact(4).zip(after.chunks_exact(4)).filter(|(p, q)| p != q).count();
+    assert!(changed > 500, "the OOD points changed only {changed} pixels");
+}
+
+#[wasm_bindgen_test]
+fn curves_are_drawn() {
+    let mut sb = trained();
+    sb.step(50);
+    let (loss, loss_ctx) = canvas(400, 220);
+    let (acc, acc_ctx) = canvas(400, 220);
+    sb.draw_curves(&loss, &acc, 1.0).unwrap();
+    for (name, ctx) in [("loss", loss_ctx), ("accuracy", acc_ctx)] {
+        let data = ctx.get_image_data(0.0, 0.0, 400.0, 220.0).unwrap().data().0;
+        let side_colour =
+            |c: palette::Rgb| data.chunks_exact(4).filter(|p| close([p[0], p[1], p[2], p[3]], c, 10)).count();
+        for (side, &colour) in palette::SIDE.iter().enumerate() {
+            assert!(side_colour(colour) > 50, "{name}: side {side}'s curves are missing");
+        }
+    }
+    // Tiny canvases are left alone rather than failing.
+    let (tiny, _) = canvas(10, 10);
+    sb.draw_curves(&tiny, &tiny, 1.0).unwrap();
+    sb.draw_boundary(0, &tiny, true, 1.0).unwrap();
+}
+
+#[wasm_bindgen_test]
+fn bad_settings_are_named_and_the_sandbox_still_works() {
+    let mut sb = Sandbox::from_settings(r#"{"rho": "abc", "dataset": "spirals", "lr": -1, "colour": "red"}"#);
+    let errors: Value = serde_json::from_str(&sb.errors_json()).unwrap();
+    let named: Vec<&str> = errors.as_array().unwrap().iter().map(|e| e["setting"].as_str().unwrap()).collect();
+    assert_eq!(named, ["colour", "lr", "rho"], "{errors}");
+    let rho = &errors[2]["message"];
+    assert!(rho.as_str().unwrap().contains("abc") && rho.as_str().unwrap().contains("using the default 0.1"), "{rho}");
+    assert_eq!(sb.pair().config.data.dataset.name(), "spirals", "the good settings still apply");
+    assert_eq!(sb.settings_query(), "dataset=spirals");
+
+    assert_eq!(sb.step(25), 25);
+    let m: Value = serde_json::from_str(&sb.metrics_json()).unwrap();
+    assert_eq!(m["backend"], "cpu");
+    for side in ["left", "right"] {
+        assert_eq!(m[side]["step"], 25);
+        assert_eq!(m[side]["diverged"], false);
+        for key in ["train_loss", "train_acc", "id_loss", "id_acc", "ood_loss", "ood_acc"] {
+            assert!(m[side][key].as_f64().is_some_and(f64::is_finite), "{side}.{key}: {}", m[side][key]);
+        }
+    }
+    assert_eq!(m["right"]["label"], "SAM(rho=0.1)+SGD");
+
+    // Not JSON, or not an object: one error, the default run.
+    for text in ["rho=0.2", "[1, 2]", ""] {
+        let sb = Sandbox::from_settings(text);
+        let errors: Value = serde_json::from_str(&sb.errors_json()).unwrap();
+        assert_eq!(errors[0]["setting"], "settings", "{text}: {errors}");
+        assert_eq!(sb.settings_query(), "");
+    }
+}
+
+#[wasm_bindgen_test]
+fn a_shift_change_keeps_training_and_anything_else_restarts() {
+    let mut sb = Sandbox::from_settings(r#"{"shift": "rotate", "severity": "0"}"#);
+    sb.step(200);
+    let m0: Value = serde_json::from_str(&sb.metrics_json()).unwrap();
+    let restarted = sb.reconfigure(r#"{"shift": "rotate", "severity": "1"}"#);
+    assert!(!restarted, "a new severity must not restart the run");
+    assert_eq!(sb.current_step(), 200);
+    let m1: Value = serde_json::from_str(&sb.metrics_json()).unwrap();
+    assert_eq!(m1["left"]["train_loss"], m0["left"]["train_loss"], "training data untouched");
+    assert_eq!(m1["left"]["id_acc"], m0["left"]["id_acc"], "ID data untouched");
+    assert_ne!(m1["left"]["ood_acc"], m0["left"]["ood_acc"], "the OOD set moved");
+    assert_eq!(sb.settings_query(), "severity=1");
+
+    assert!(sb.reconfigure(r#"{"shift": "rotate", "severity": "1", "optimizer": "adam"}"#));
+    assert_eq!(sb.current_step(), 0);
+    assert!(
+        !sb.reconfigure(r#"{"shift": "rotate", "severity": "1", "optimizer": "adam"}"#),
+        "same settings: nothing to do"
+    );
+
+    sb.step(10);
+    sb.reset();
+    assert_eq!(sb.current_step(), 0);
+}
+
+#[wasm_bindgen_test]
+fn train_for_stops_at_the_step_limit_and_at_its_budget() {
+    let mut sb = Sandbox::from_settings(r#"{"steps": "120"}"#);
+    let mut total = 0;
+    while !sb.finished() {
+        total += sb.train_for(50, 5.0);
+        assert!(total <= 120);
+    }
+    assert_eq!(total, 120);
+    assert_eq!(sb.train_for(10, 5.0), 0, "a finished run takes no more steps");
+    assert_eq!(sb.step(3), 3, "explicit steps go past the limit");
+
+    // A huge step allowance with a small budget returns rather than training for minutes.
+    let mut sb = Sandbox::from_settings(r#"{"steps": "10000000"}"#);
+    let done = sb.train_for(u32::MAX, 20.0);
+    assert!(done > 0 && done < 1_000_000, "{done} steps in a 20 ms budget");
+}
+
+#[wasm_bindgen_test]
+fn a_diverging_side_stops_and_says_why() {
+    let mut sb = Sandbox::from_settings(r#"{"lr": "50", "right": "plain", "right-optimizer": "adam"}"#);
+    sb.step(300);
+    let m: Value = serde_json::from_str(&sb.metrics_json()).unwrap();
+    assert_eq!(m["left"]["diverged"], true, "{m}");
+    let step = m["left"]["diverged_step"].as_u64().unwrap();
+    assert!(m["left"]["diverged_reason"].as_str().unwrap().contains("too large"), "{m}");
+    assert!(m["left"]["train_loss"].as_f64().is_some(), "the last finite metrics are reported: {m}");
+    sb.step(10);
+    let m2: Value = serde_json::from_str(&sb.metrics_json()).unwrap();
+    assert_eq!(m2["left"]["diverged_step"].as_u64().unwrap(), step, "a diverged side stays stopped");
+    // Drawing a diverged side still works (grey where the output is undefined).
+    let (c, _) = canvas(200, 200);
+    sb.draw_boundary(0, &c, true, 1.0).unwrap();
+    sb.draw_curves(&c, &c, 1.0).unwrap();
+}
+
+#[wasm_bindgen_test]
+fn the_fast_heatmap_forward_matches_the_core_for_every_activation() {
+    use flatminima::pair::Pair;
+    use flatminima::settings::config_from_settings;
+    use flatminima::web::field::{grid_to_data, Field};
+    for (activation, dataset, classes) in
+        [("tanh", "moons", "2"), ("relu", "spirals", "2"), ("gelu", "blobs", "5"), ("sigmoid", "xor", "2")]
+    {
+        let settings = [("activation", activation), ("dataset", dataset), ("classes", classes), ("hidden", "12,9,7")];
+        let (config, errors) = config_from_settings(settings);
+        assert!(errors.is_empty());
+        let mut pair = Pair::new(config).unwrap();
+        pair.train(150);
+        let mut field = Field::new();
+        field.update(&pair.left);
+        let points: Vec<f64> = (0..GRID * GRID)
+            .flat_map(|c| {
+                let (x, y) = grid_to_data((c % GRID) as f64 + 0.5, (c / GRID) as f64 + 0.5);
+                [x, y]
+            })
+            .collect();
+        let k = pair.left.mlp.classes;
+        let mut exact = vec![0.0; GRID * GRID * k];
+        pair.left.predict_proba(&points, &mut exact);
+        let mut worst = 0.0f64;
+        for c in 0..GRID * GRID {
+            let fast = field.probs_at(c % GRID, c / GRID);
+            for (a, b) in fast.iter().zip(&exact[c * k..(c + 1) * k]) {
+                worst = worst.max((a - b).abs());
+            }
+        }
+        console_log!("{activation}: max |fast - exact| probability difference {worst:.1e}");
+        assert!(worst < 1e-4, "{activation}: the heatmap's probabilities differ from the core's by {worst}");
+    }
+}

@@ -1,0 +1,725 @@
+// <flatminima-sandbox>: two tiny networks trained side by side (SGD vs SAM)
+// on shifted 2D data, live in the page. One module script is all an embedding
+// page needs:
+//
+//   <script type="module" src="flatminima-sandbox.js"></script>
+//   <flatminima-sandbox dataset="spirals" rho="0.2" autoplay></flatminima-sandbox>
+//
+// Attributes: every setting of src/settings.rs (dataset, noise, points, classes,
+// shift, severity, hidden, activation, optimizer, left-optimizer,
+// right-optimizer, left, right, rho, lr, momentum, weight-decay, schedule,
+// batch-size, steps, seed, label-smoothing), plus backend (auto|cpu|gpu),
+// autoplay, controls (show the settings panel), speed (1|10|100|1000|max steps
+// per frame) and show-ood (true|false).
+// Methods: play(), pause(), step(n), reset(), metrics(), settingsQuery(),
+// configJson(), wasmMemoryBytes(). Events: "metrics" (detail = metrics()) a
+// few times a second while training and after every change; "settingschange"
+// (detail = {query}) when a setting changed.
+//
+// The wasm module (./pkg/flatminima.js, built by scripts/build-wasm.sh) holds
+// the whole simulation and draws the canvases; this file builds the DOM, runs
+// the animation loop and turns controls into attributes.
+
+import init, { Sandbox, settingsSpecJson, paletteJson, panicForTests } from "./pkg/flatminima.js";
+
+const CSS_URL = new URL("./flatminima.css", import.meta.url);
+
+/** Setting names; the wasm module's own list is checked against this at load. */
+const SETTINGS = [
+  "dataset", "noise", "points", "classes", "shift", "severity", "hidden", "activation", "optimizer",
+  "left-optimizer", "right-optimizer", "left", "right", "rho", "lr", "momentum", "weight-decay", "schedule",
+  "batch-size", "steps", "seed", "label-smoothing",
+];
+/** Attributes of the element itself, not of the run. */
+const UI_ATTRIBUTES = ["backend", "autoplay", "controls", "speed", "show-ood"];
+const BACKENDS = ["auto", "cpu", "gpu"];
+const SPEEDS = ["1", "10", "100", "1000", "max"];
+const DEFAULT_SPEED = "10";
+
+/** Training gets this much of each animation frame (ms); drawing gets the rest. */
+const TRAIN_BUDGET_MS = 8;
+/** Redraw intervals (ms): boundaries; curves and table; "metrics" events. */
+const BOUNDARY_EVERY_MS = 66;
+const CURVES_EVERY_MS = 200;
+const EVENT_EVERY_MS = 500;
+/** Most steps one step(n) call takes (it runs synchronously). */
+const MAX_STEP_CALL = 100_000;
+/** Steps the Step button takes. */
+const STEP_BUTTON_STEPS = 10;
+
+// ---------------------------------------------------------------------------
+// The wasm module: loaded once, shared by every element on the page.
+
+let wasm = null;
+let wasmLoading = null;
+let palette = { classes: [], sides: [] };
+/** Set once a Rust panic has trapped the shared module: it cannot be trusted after that. */
+let fatalMessage = null;
+const liveElements = new Set();
+
+function loadWasm() {
+  wasmLoading ??= init().then((exports) => {
+    wasm = exports;
+    palette = JSON.parse(paletteJson());
+    const names = JSON.parse(settingsSpecJson()).map((s) => s.name);
+    if (names.join() !== SETTINGS.join()) {
+      console.warn(`flatminima-sandbox: settings list out of date; the wasm module has ${names.join(", ")}`);
+    }
+    return exports;
+  });
+  return wasmLoading;
+}
+
+/** The message of a Rust panic (left by the panic hook), or of any other error. */
+function describeError(e) {
+  const panic = globalThis.__flatminimaPanic;
+  if (e instanceof WebAssembly.RuntimeError || panic) {
+    return `The simulation crashed (a Rust panic): ${panic || e.message}. Reload the page to start again.`;
+  }
+  return `Something went wrong: ${e && e.message ? e.message : e}. Reload the page to start again.`;
+}
+
+// ---------------------------------------------------------------------------
+// The controls panel: one entry per setting. `log` sliders move a number
+// field on a log scale; the field is the control (it carries the name).
+
+const CONTROL_GROUPS = [
+  ["Data", [
+    { name: "dataset", label: "Dataset", kind: "select", options: [
+      ["moons", "Two moons"], ["circles", "Circles"], ["xor", "XOR"], ["spirals", "Spirals"],
+      ["blobs", "Blobs (K classes)"], ["spurious", "Spurious feature"]] },
+    { name: "noise", label: "Noise", kind: "range", min: 0, max: 1, step: 0.01 },
+    { name: "points", label: "Training points", kind: "number", min: 4, max: 5000, step: 1 },
+    { name: "classes", label: "Classes (blobs)", kind: "number", min: 2, max: 8, step: 1 },
+  ]],
+  ["Distribution shift (OOD test set)", [
+    { name: "shift", label: "Shift", kind: "select", options: [
+      ["none", "None"], ["translate", "Translate"], ["rotate", "Rotate"], ["scale", "Scale"], ["noise", "Extra noise"],
+      ["class_prior", "Class prior"], ["spurious_flip", "Spurious flip (spurious data)"]] },
+    { name: "severity", label: "Severity", kind: "range", min: 0, max: 1, step: 0.05, live: true,
+      help: "Moves the OOD points at once; training goes on." },
+  ]],
+  ["Model", [
+    { name: "hidden", label: "Hidden layers", kind: "text", placeholder: "16,16", help: "Widths, e.g. 16,16 (0 = none)" },
+    { name: "activation", label: "Activation", kind: "select", options: [
+      ["tanh", "tanh"], ["relu", "ReLU"], ["gelu", "GELU"], ["sigmoid", "sigmoid"]] },
+    { name: "label-smoothing", label: "Label smoothing", kind: "range", min: 0, max: 0.5, step: 0.01 },
+  ]],
+  ["Optimisers", [
+    { name: "optimizer", label: "Base optimiser", kind: "select", options: [
+      ["sgd", "SGD"], ["adam", "Adam"], ["adamw", "AdamW"], ["rmsprop", "RMSprop"]], help: "Both sides" },
+    { name: "left", label: "Left wrapper", kind: "select", options: [["plain", "plain"], ["sam", "SAM"], ["asam", "ASAM"]] },
+    { name: "right", label: "Right wrapper", kind: "select", options: [["plain", "plain"], ["sam", "SAM"], ["asam", "ASAM"]] },
+    { name: "left-optimizer", label: "Left base", kind: "select", options: [
+      ["", "same"], ["sgd", "SGD"], ["adam", "Adam"], ["adamw", "AdamW"], ["rmsprop", "RMSprop"]] },
+    { name: "right-optimizer", label: "Right base", kind: "select", options: [
+      ["", "same"], ["sgd", "SGD"], ["adam", "Adam"], ["adamw", "AdamW"], ["rmsprop", "RMSprop"]] },
+    { name: "rho", label: "SAM radius ρ", kind: "number", min: 0, max: 10, step: "any", log: [-3, 1] },
+    { name: "lr", label: "Learning rate", kind: "number", min: 0, max: 100, step: "any", log: [-4, 2] },
+    { name: "momentum", label: "Momentum", kind: "range", min: 0, max: 0.99, step: 0.01 },
+    { name: "weight-decay", label: "Weight decay", kind: "number", min: 0, max: 1, step: "any" },
+    { name: "schedule", label: "LR schedule", kind: "select", options: [
+      ["constant", "constant"], ["cosine", "cosine"], ["step", "step (÷10 twice)"], ["warmup", "warm-up"]] },
+  ]],
+  ["Training", [
+    { name: "batch-size", label: "Batch size", kind: "number", min: 1, max: 5000, step: 1 },
+    { name: "steps", label: "Steps", kind: "number", min: 1, max: 10000000, step: 1 },
+    { name: "seed", label: "Seed", kind: "number", min: 0, step: 1 },
+  ]],
+];
+
+const TEMPLATE = `
+<div class="fm" part="root" hidden>
+  <div class="fm-fatal" role="alert" hidden></div>
+  <ul class="fm-messages" role="status" hidden></ul>
+  <div class="fm-toolbar">
+    <button type="button" class="fm-play fm-primary">▶ Play</button>
+    <button type="button" class="fm-step" title="Train ${STEP_BUTTON_STEPS} steps on both sides">Step ${STEP_BUTTON_STEPS}</button>
+    <button type="button" class="fm-reset" title="Back to step 0: same data, same initial weights">↺ Reset</button>
+    <label class="fm-inline">Speed
+      <select name="speed" title="Training steps per animation frame">
+        ${SPEEDS.map((s) => `<option value="${s}">${s === "max" ? "max" : s + "/frame"}</option>`).join("")}
+      </select>
+    </label>
+    <label class="fm-inline"><input type="checkbox" name="show-ood" checked> OOD test points</label>
+    <span class="fm-status" aria-live="polite"></span>
+    <span class="fm-backend" title="Where the networks are trained"></span>
+  </div>
+  <div class="fm-body">
+    <form class="fm-controls" hidden></form>
+    <div class="fm-main">
+      <div class="fm-panels">
+        ${["left", "right"].map((side, i) => `
+        <figure class="fm-panel" data-side="${side}">
+          <figcaption><span class="fm-swatch fm-side-${i}"></span><span class="fm-side-name">${side === "left" ? "Left" : "Right"}</span>
+            <span class="fm-label"></span></figcaption>
+          <div class="fm-canvas-box">
+            <canvas class="fm-boundary" aria-label="${side} decision boundary"></canvas>
+            <div class="fm-diverged" hidden><p class="fm-diverged-text"></p><p class="fm-diverged-hint">Lower the learning rate, then Reset.</p></div>
+          </div>
+          <div class="fm-quick"></div>
+        </figure>`).join("")}
+      </div>
+      <div class="fm-legend"></div>
+      <div class="fm-curves">
+        <div class="fm-curve-legend">
+          <span><span class="fm-line fm-side-0"></span><span class="fm-legend-left">Left</span></span>
+          <span><span class="fm-line fm-side-1"></span><span class="fm-legend-right">Right</span></span>
+          <span class="fm-sep"></span>
+          <span><span class="fm-line fm-solid"></span>train</span>
+          <span><span class="fm-line fm-dashed"></span>ID test</span>
+          <span><span class="fm-line fm-dotted"></span>OOD test</span>
+        </div>
+        <div class="fm-curve-row">
+          <div class="fm-curve-box"><canvas class="fm-loss" aria-label="loss curves"></canvas></div>
+          <div class="fm-curve-box"><canvas class="fm-acc" aria-label="accuracy curves"></canvas></div>
+        </div>
+      </div>
+      <table class="fm-table">
+        <thead><tr><th scope="col"></th><th scope="col" class="fm-th-left">Left</th><th scope="col" class="fm-th-right">Right</th></tr></thead>
+        <tbody></tbody>
+      </table>
+    </div>
+  </div>
+</div>`;
+
+const ROWS = [
+  ["Train loss", "train_loss", "loss"], ["ID test loss", "id_loss", "loss"], ["OOD test loss", "ood_loss", "loss"],
+  ["Train accuracy", "train_acc", "acc"], ["ID test accuracy", "id_acc", "acc"], ["OOD test accuracy", "ood_acc", "acc"],
+  ["OOD gap (ID − OOD accuracy)", "ood_gap", "gap"],
+];
+
+const formatLoss = (v) => (v == null ? "–" : v >= 100 ? v.toFixed(0) : v >= 0.01 ? v.toFixed(3) : v.toExponential(1));
+const formatAcc = (v) => (v == null ? "–" : (100 * v).toFixed(1) + "%");
+const formatGap = (v) => (v == null ? "–" : (v >= 0 ? "" : "−") + (100 * Math.abs(v)).toFixed(1) + " pts");
+const escapeHtml = (s) => String(s).replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]);
+
+class FlatminimaSandbox extends HTMLElement {
+  static get observedAttributes() {
+    return [...SETTINGS, ...UI_ATTRIBUTES];
+  }
+
+  #sb = null; // the wasm Sandbox
+  #root;
+  #els = {};
+  #playing = false;
+  #raf = 0;
+  #settingsPending = true;
+  #flushQueued = false;
+  #messages = { settings: [], ui: [] };
+  #last = { boundary: 0, curves: 0, event: 0 };
+  #dirty = { boundary: true, curves: true };
+  #metrics = null;
+  #resize = null;
+  #speed = DEFAULT_SPEED;
+  #legendHtml = "";
+
+  constructor() {
+    super();
+    this.#root = this.attachShadow({ mode: "open" });
+    const link = document.createElement("link");
+    link.rel = "stylesheet";
+    link.href = CSS_URL.href;
+    this.#root.append(link);
+    const template = document.createElement("template");
+    template.innerHTML = TEMPLATE;
+    this.#root.append(template.content);
+    const q = (s) => this.#root.querySelector(s);
+    this.#els = {
+      root: q(".fm"), fatal: q(".fm-fatal"), messages: q(".fm-messages"), play: q(".fm-play"), step: q(".fm-step"),
+      reset: q(".fm-reset"), speed: q('select[name="speed"]'), ood: q('input[name="show-ood"]'),
+      status: q(".fm-status"), backend: q(".fm-backend"), controls: q(".fm-controls"), legend: q(".fm-legend"),
+      panels: [...this.#root.querySelectorAll(".fm-panel")].map((p) => ({
+        canvas: p.querySelector("canvas"), label: p.querySelector(".fm-label"), quick: p.querySelector(".fm-quick"),
+        diverged: p.querySelector(".fm-diverged"), divergedText: p.querySelector(".fm-diverged-text"),
+      })),
+      loss: q(".fm-loss"), acc: q(".fm-acc"), tbody: q(".fm-table tbody"),
+      thLeft: q(".fm-th-left"), thRight: q(".fm-th-right"), legendLeft: q(".fm-legend-left"), legendRight: q(".fm-legend-right"),
+    };
+    // Show the element once its stylesheet is in (no flash of unstyled content).
+    link.addEventListener("load", () => { this.#els.root.hidden = false; });
+    link.addEventListener("error", () => { this.#els.root.hidden = false; });
+    this.#buildControls();
+    this.#wireToolbar();
+  }
+
+  connectedCallback() {
+    liveElements.add(this);
+    this.#resize ??= new ResizeObserver(() => this.#fitCanvases());
+    for (const c of [...this.#els.panels.map((p) => p.canvas), this.#els.loss, this.#els.acc]) this.#resize.observe(c);
+    this.#applyUiAttributes();
+    if (fatalMessage) { this.#showFatal(fatalMessage); return; }
+    loadWasm().then(
+      () => {
+        if (!this.isConnected) return;
+        this.#flushSettings();
+        if (this.hasAttribute("autoplay") && !this.#everStarted) this.play();
+        this.#redrawAll();
+      },
+      (e) => this.#showFatal(`Could not load the WebAssembly module (${e && e.message ? e.message : e}).`),
+    );
+  }
+
+  disconnectedCallback() {
+    liveElements.delete(this);
+    this.#resize?.disconnect();
+    this.#stopLoop();
+  }
+
+  attributeChangedCallback(name, oldValue, newValue) {
+    if (oldValue === newValue) return;
+    if (UI_ATTRIBUTES.includes(name)) {
+      this.#applyUiAttributes();
+      return;
+    }
+    this.#settingsPending = true;
+    // Many attributes often change together (a page applying its URL): one rebuild for all.
+    if (!this.#flushQueued) {
+      this.#flushQueued = true;
+      queueMicrotask(() => { this.#flushQueued = false; this.#flushSettings(); });
+    }
+  }
+
+  // ----- public API -------------------------------------------------------
+
+  #everStarted = false;
+
+  /** Starts (or resumes) training in the animation loop. */
+  play() {
+    this.#everStarted = true;
+    if (fatalMessage) return;
+    this.#flushSettings();
+    if (this.#sb && this.#guard(() => this.#sb.finished())) {
+      this.#setStatus(this.#finishedText());
+      return;
+    }
+    this.#playing = true;
+    this.#updatePlayButton();
+    this.#startLoop();
+  }
+
+  pause() {
+    this.#playing = false;
+    this.#updatePlayButton();
+    this.#stopLoop();
+    this.#emitMetrics();
+  }
+
+  /**
+   * `n` optimiser steps on both sides (default 1, at most 100,000), then a
+   * redraw. Synchronous, so metrics() right after sees them; for long
+   * training use play(), which never blocks the page.
+   */
+  step(n = 1) {
+    this.#flushSettings();
+    if (!this.#sb || fatalMessage) return;
+    const count = Math.max(0, Math.min(MAX_STEP_CALL, Math.floor(Number(n) || 0)));
+    this.#guard(() => this.#sb.step(count));
+    this.#redrawAll();
+  }
+
+  /** Both runs back to step 0 (same data and initial weights). */
+  reset() {
+    this.#flushSettings();
+    if (!this.#sb || fatalMessage) return;
+    this.#guard(() => this.#sb.reset());
+    this.#redrawAll();
+  }
+
+  /** The current metrics as plain JSON (see the README), or null before the wasm has loaded. */
+  metrics() {
+    this.#flushSettings();
+    if (!this.#sb || fatalMessage) return this.#metrics;
+    const text = this.#guard(() => this.#sb.metricsJson());
+    if (text !== undefined) this.#metrics = JSON.parse(text);
+    return this.#metrics;
+  }
+
+  /** The non-default settings as a URL query (no "?"), UI attributes included. */
+  settingsQuery() {
+    this.#flushSettings();
+    const parts = [];
+    const q = this.#sb && !fatalMessage ? this.#guard(() => this.#sb.settingsQuery()) : "";
+    if (q) parts.push(q);
+    if (this.#speed !== DEFAULT_SPEED) parts.push(`speed=${this.#speed}`);
+    if (!this.#els.ood.checked) parts.push("show-ood=false");
+    const backend = this.getAttribute("backend");
+    if (backend && backend !== "auto" && BACKENDS.includes(backend)) parts.push(`backend=${backend}`);
+    return parts.join("&");
+  }
+
+  /** The full run config as JSON: `flatminima train --config` replays it. */
+  configJson() {
+    this.#flushSettings();
+    return this.#sb && !fatalMessage ? this.#guard(() => this.#sb.configJson()) : null;
+  }
+
+  /** Size of the shared wasm heap in bytes (for memory tests). */
+  wasmMemoryBytes() {
+    return wasm ? wasm.memory.buffer.byteLength : 0;
+  }
+
+  /** Test hook: a deliberate Rust panic, to check that it shows as an error here. */
+  panicForTests() {
+    this.#guard(() => panicForTests());
+  }
+
+  // ----- settings ---------------------------------------------------------
+
+  /** Applies pending attribute changes: a new run, or the OOD set moved in place. */
+  #flushSettings() {
+    if (!this.#settingsPending || !wasm || fatalMessage) return;
+    this.#settingsPending = false;
+    const settings = {};
+    for (const name of SETTINGS) if (this.hasAttribute(name)) settings[name] = this.getAttribute(name);
+    const json = JSON.stringify(settings);
+    this.#guard(() => {
+      if (this.#sb) this.#sb.reconfigure(json);
+      else this.#sb = Sandbox.fromSettings(json);
+      this.#messages.settings = JSON.parse(this.#sb.errorsJson()).map((e) => `${e.setting}: ${e.message}`);
+    });
+    if (fatalMessage) return;
+    this.#renderMessages();
+    this.#syncControls();
+    this.#dirty.boundary = this.#dirty.curves = true;
+    this.#redrawAll();
+    this.dispatchEvent(new CustomEvent("settingschange", { detail: { query: this.settingsQuery() } }));
+  }
+
+  /** backend, speed, show-ood, controls, autoplay: element-only state. */
+  #applyUiAttributes() {
+    const ui = [];
+    const backend = (this.getAttribute("backend") ?? "auto").trim() || "auto";
+    if (!BACKENDS.includes(backend)) {
+      ui.push(`backend: must be auto, cpu or gpu, got "${backend}"; using auto`);
+    } else if (backend === "gpu") {
+      ui.push("backend: this build has no GPU backend yet; training on the CPU");
+    }
+    this.#els.backend.textContent = "CPU";
+    this.#els.backend.title = "Training and drawing run on the CPU (WebAssembly)";
+
+    const speed = this.getAttribute("speed");
+    if (speed !== null && !SPEEDS.includes(speed.trim())) {
+      ui.push(`speed: must be one of ${SPEEDS.join(", ")}, got "${speed}"; using ${DEFAULT_SPEED}`);
+      this.#speed = DEFAULT_SPEED;
+    } else {
+      this.#speed = speed === null ? DEFAULT_SPEED : speed.trim();
+    }
+    this.#els.speed.value = this.#speed;
+
+    const ood = this.getAttribute("show-ood");
+    if (ood !== null && !["true", "false", ""].includes(ood.trim())) {
+      ui.push(`show-ood: must be true or false, got "${ood}"; using true`);
+    }
+    const showOod = ood === null || ood.trim() !== "false";
+    if (this.#els.ood.checked !== showOod) {
+      this.#els.ood.checked = showOod;
+      this.#dirty.boundary = true;
+    }
+    this.#els.controls.hidden = !this.hasAttribute("controls");
+    this.#els.root.classList.toggle("fm-with-controls", this.hasAttribute("controls"));
+    this.#messages.ui = ui;
+    this.#renderMessages();
+    this.#redrawSoon();
+    if (this.#sb) this.dispatchEvent(new CustomEvent("settingschange", { detail: { query: this.settingsQuery() } }));
+  }
+
+  #renderMessages() {
+    const all = [...this.#messages.settings, ...this.#messages.ui];
+    const list = this.#els.messages;
+    list.replaceChildren(...all.map((text) => {
+      const li = document.createElement("li");
+      const colon = text.indexOf(":");
+      const b = document.createElement("b");
+      b.textContent = text.slice(0, colon);
+      li.append(b, text.slice(colon));
+      return li;
+    }));
+    list.hidden = all.length === 0;
+  }
+
+  // ----- controls ---------------------------------------------------------
+
+  #buildControls() {
+    const form = this.#els.controls;
+    form.addEventListener("submit", (e) => e.preventDefault());
+    for (const [title, items] of CONTROL_GROUPS) {
+      const fieldset = document.createElement("fieldset");
+      fieldset.innerHTML = `<legend>${escapeHtml(title)}</legend>`;
+      for (const c of items) fieldset.append(this.#control(c));
+      form.append(fieldset);
+    }
+  }
+
+  /** One labelled control; changing it sets the attribute of the same name. */
+  #control(c) {
+    const row = document.createElement("label");
+    row.className = "fm-field";
+    row.dataset.for = c.name;
+    const title = document.createElement("span");
+    title.className = "fm-field-label";
+    title.textContent = c.label;
+    row.append(title);
+    let input;
+    if (c.kind === "select") {
+      input = document.createElement("select");
+      for (const [value, text] of c.options) input.add(new Option(text, value));
+    } else {
+      input = document.createElement("input");
+      input.type = c.kind;
+      for (const k of ["min", "max", "step", "placeholder"]) if (c[k] !== undefined) input.setAttribute(k, c[k]);
+      if (c.kind === "number") input.inputMode = "decimal";
+    }
+    input.name = c.name;
+    const output = c.kind === "range" ? document.createElement("output") : null;
+    const commit = () => {
+      if (input.value === "") this.removeAttribute(c.name);
+      else this.setAttribute(c.name, input.value);
+    };
+    if (c.kind === "range") {
+      input.addEventListener("input", () => {
+        output.textContent = input.value;
+        if (c.live) commit();
+      });
+    }
+    input.addEventListener("change", commit);
+    const line = document.createElement("span");
+    line.className = "fm-field-input";
+    line.append(input);
+    if (output) line.append(output);
+    if (c.log) {
+      // A log-scale slider for the number field: 10^min .. 10^max.
+      const slider = document.createElement("input");
+      slider.type = "range";
+      slider.min = c.log[0];
+      slider.max = c.log[1];
+      slider.step = 0.01;
+      slider.className = "fm-log";
+      slider.setAttribute("aria-label", `${c.label} (log scale)`);
+      slider.addEventListener("input", () => { input.value = String(Number((10 ** Number(slider.value)).toPrecision(2))); });
+      slider.addEventListener("change", commit);
+      input.addEventListener("input", () => { if (Number(input.value) > 0) slider.value = Math.log10(Number(input.value)); });
+      line.prepend(slider);
+      input.classList.add("fm-log-value");
+    }
+    row.append(line);
+    if (c.help) {
+      const help = document.createElement("small");
+      help.textContent = c.help;
+      row.append(help);
+    }
+    return row;
+  }
+
+  /** Controls show what the run really uses: the attribute, unless it was rejected. */
+  #syncControls() {
+    const effective = JSON.parse(this.#guard(() => this.#sb.effectiveSettingsJson()) ?? "{}");
+    const rejected = new Set(this.#messages.settings.map((m) => m.slice(0, m.indexOf(":"))));
+    for (const input of this.#els.controls.querySelectorAll("[name]")) {
+      const name = input.name;
+      if (input.classList.contains("fm-log") || this.#root.activeElement === input) continue;
+      const own = this.hasAttribute(name) && !rejected.has(name) ? this.getAttribute(name) : null;
+      const value = own ?? (name.endsWith("-optimizer") ? "" : effective[name] ?? "");
+      input.value = value;
+      const row = input.closest(".fm-field");
+      const out = row.querySelector("output");
+      if (out) out.textContent = input.value;
+      const slider = row.querySelector(".fm-log");
+      if (slider && Number(value) > 0) slider.value = Math.log10(Number(value));
+      else if (slider) slider.value = slider.min;
+    }
+    const m = this.metrics();
+    if (m) this.#els.controls.querySelector('[data-for="classes"]').classList.toggle("fm-muted", m.classes === 2 && effective.dataset !== "blobs");
+  }
+
+  #wireToolbar() {
+    const e = this.#els;
+    e.play.addEventListener("click", () => (this.#playing ? this.pause() : this.play()));
+    e.step.addEventListener("click", () => { this.pause(); this.step(STEP_BUTTON_STEPS); });
+    e.reset.addEventListener("click", () => this.reset());
+    e.speed.addEventListener("change", () => this.setAttribute("speed", e.speed.value));
+    e.ood.addEventListener("change", () => this.setAttribute("show-ood", String(e.ood.checked)));
+  }
+
+  #updatePlayButton() {
+    this.#els.play.textContent = this.#playing ? "❚❚ Pause" : "▶ Play";
+    this.#els.play.setAttribute("aria-pressed", String(this.#playing));
+  }
+
+  // ----- animation loop ---------------------------------------------------
+
+  #startLoop() {
+    if (!this.#raf) this.#raf = requestAnimationFrame((t) => this.#frame(t));
+  }
+
+  #stopLoop() {
+    if (this.#raf) cancelAnimationFrame(this.#raf);
+    this.#raf = 0;
+  }
+
+  /** One animation frame: train within the budget, redraw what is due. */
+  #frame(now) {
+    this.#raf = 0;
+    if (fatalMessage || !this.isConnected) return;
+    if (this.#playing && this.#sb) {
+      const max = this.#speed === "max" ? 0xffffffff : Number(this.#speed);
+      const done = this.#guard(() => this.#sb.trainFor(max, TRAIN_BUDGET_MS));
+      if (fatalMessage) return;
+      if (done > 0) this.#dirty.boundary = this.#dirty.curves = true;
+      if (this.#guard(() => this.#sb.finished())) {
+        this.#playing = false;
+        this.#updatePlayButton();
+        this.#redrawAll();
+        return;
+      }
+    }
+    if (this.#dirty.boundary && now - this.#last.boundary >= BOUNDARY_EVERY_MS) {
+      this.#last.boundary = now;
+      this.#drawBoundaries();
+    }
+    // Curves, numbers and labels together, a few times a second: digits
+    // changing faster than that cannot be read anyway.
+    if (this.#dirty.curves && now - this.#last.curves >= CURVES_EVERY_MS) {
+      this.#last.curves = now;
+      this.#drawCurves();
+      this.#updateText();
+    }
+    if (now - this.#last.event >= EVENT_EVERY_MS) {
+      this.#last.event = now;
+      this.#emitMetrics();
+    }
+    if (this.#playing || this.#dirty.boundary || this.#dirty.curves) this.#startLoop();
+  }
+
+  /** Redraw at the next frame (cheap to call often). */
+  #redrawSoon() {
+    this.#dirty.boundary = this.#dirty.curves = true;
+    this.#last.boundary = this.#last.curves = -Infinity;
+    if (this.#sb) this.#startLoop();
+  }
+
+  /** Everything now: after a step, a reset or new settings. */
+  #redrawAll() {
+    if (!this.#sb || fatalMessage) return;
+    this.#drawBoundaries();
+    this.#drawCurves();
+    this.#updateText();
+    this.#emitMetrics();
+  }
+
+  #drawBoundaries() {
+    this.#dirty.boundary = false;
+    const scale = window.devicePixelRatio || 1;
+    this.#els.panels.forEach((p, side) => {
+      if (p.canvas.width > 0) this.#guard(() => this.#sb.drawBoundary(side, p.canvas, this.#els.ood.checked, scale));
+    });
+  }
+
+  #drawCurves() {
+    this.#dirty.curves = false;
+    if (this.#els.loss.width > 0) {
+      this.#guard(() => this.#sb.drawCurves(this.#els.loss, this.#els.acc, window.devicePixelRatio || 1));
+    }
+  }
+
+  /** Canvas pixels follow their CSS size (times the device pixel ratio). */
+  #fitCanvases() {
+    const dpr = window.devicePixelRatio || 1;
+    let changed = false;
+    for (const c of [...this.#els.panels.map((p) => p.canvas), this.#els.loss, this.#els.acc]) {
+      const w = Math.round(c.clientWidth * dpr), h = Math.round(c.clientHeight * dpr);
+      if (w > 0 && h > 0 && (c.width !== w || c.height !== h)) {
+        c.width = w;
+        c.height = h;
+        changed = true;
+      }
+    }
+    if (changed && this.#sb && !fatalMessage) {
+      // Resizing clears a canvas: redraw in this same frame, before it is painted.
+      this.#drawBoundaries();
+      this.#drawCurves();
+    }
+  }
+
+  // ----- text: labels, table, status, divergence --------------------------
+
+  #updateText() {
+    const m = this.metrics();
+    if (!m) return;
+    const e = this.#els;
+    const sides = [m.left, m.right];
+    sides.forEach((s, i) => {
+      const p = e.panels[i];
+      p.label.textContent = s.label;
+      p.quick.innerHTML = `train <b>${formatAcc(s.train_acc)}</b> · ID <b>${formatAcc(s.id_acc)}</b> · OOD <b>${formatAcc(s.ood_acc)}</b>`;
+      p.diverged.hidden = !s.diverged;
+      if (s.diverged) p.divergedText.textContent = `Diverged at step ${s.diverged_step}: ${s.diverged_reason}`;
+    });
+    e.thLeft.textContent = e.legendLeft.textContent = `Left: ${m.left.label}`;
+    e.thRight.textContent = e.legendRight.textContent = `Right: ${m.right.label}`;
+
+    e.tbody.innerHTML = ROWS.map(([title, key, kind]) => {
+      const [a, b] = sides.map((s) => s[key]);
+      const fmt = kind === "loss" ? formatLoss : kind === "acc" ? formatAcc : formatGap;
+      // Mark the better side: lower loss or gap, higher accuracy.
+      const better = a == null || b == null || a === b ? -1 : (kind === "acc" ? a > b : a < b) ? 0 : 1;
+      const cell = (v, i) => `<td class="${better === i ? "fm-better" : ""}">${fmt(v)}</td>`;
+      return `<tr class="fm-row-${kind}${key.startsWith("ood") ? " fm-ood" : ""}"><th scope="row">${title}</th>${cell(a, 0)}${cell(b, 1)}</tr>`;
+    }).join("");
+
+    const classes = palette.classes.slice(0, m.classes);
+    const legend = `${classes.map((c, k) => `<span><span class="fm-dot" style="background:${c}"></span>class ${k}</span>`).join("")}
+      <span><span class="fm-dot fm-dot-train"></span>training point</span>
+      <span><span class="fm-cross" aria-hidden="true">×</span>OOD test point</span>
+      <span><span class="fm-boundary-line"></span>decision boundary</span>
+      <span class="fm-shift">OOD set: ${escapeHtml(m.shift)}</span>`;
+    if (legend !== this.#legendHtml) e.legend.innerHTML = this.#legendHtml = legend;
+    this.#setStatus(m.finished ? this.#finishedText(m) : `step ${m.step.toLocaleString("en-US")} / ${m.steps.toLocaleString("en-US")}`);
+  }
+
+  #finishedText(m = this.#metrics) {
+    if (!m) return "";
+    if (m.left.diverged && m.right.diverged) return "Both sides diverged: lower the learning rate, then Reset";
+    return `Done: ${m.steps.toLocaleString("en-US")} steps (raise Steps to train longer)`;
+  }
+
+  #setStatus(text) {
+    this.#els.status.textContent = text;
+  }
+
+  #emitMetrics() {
+    const m = this.metrics();
+    if (m) this.dispatchEvent(new CustomEvent("metrics", { detail: m }));
+  }
+
+  // ----- errors -----------------------------------------------------------
+
+  /** Runs a call into wasm; an exception stops this element (and a panic, all of them). */
+  #guard(fn) {
+    if (fatalMessage) return undefined;
+    try {
+      return fn();
+    } catch (e) {
+      const message = describeError(e);
+      if (e instanceof WebAssembly.RuntimeError || globalThis.__flatminimaPanic) {
+        fatalMessage = message;
+        for (const el of liveElements) el.#showFatal(message);
+      }
+      this.#showFatal(message);
+      return undefined;
+    }
+  }
+
+  #showFatal(message) {
+    this.#playing = false;
+    this.#stopLoop();
+    this.#updatePlayButton();
+    for (const b of [this.#els.play, this.#els.step, this.#els.reset]) b.disabled = true;
+    this.#els.fatal.textContent = message;
+    this.#els.fatal.hidden = false;
+    this.#els.root.hidden = false;
+  }
+}
+
+if (!customElements.get("flatminima-sandbox")) customElements.define("flatminima-sandbox", FlatminimaSandbox);
+export { FlatminimaSandbox };
