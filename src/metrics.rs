@@ -40,7 +40,7 @@ impl History {
     }
 
     pub fn is_due(&self, step: usize) -> bool {
-        step % self.every == 0
+        step.is_multiple_of(self.every)
     }
 
     pub fn push(&mut self, point: MetricPoint) {

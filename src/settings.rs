@@ -86,20 +86,62 @@ pub fn config_from_settings<'a>(
     let (mut lr, mut rho, mut momentum, mut weight_decay) = (DEFAULT_LR, DEFAULT_RHO, 0.9, 0.0);
     let mut schedule_name = "constant".to_string();
 
-    apply("dataset", &mut |v| Ok(config.data.dataset = v.parse::<DatasetKind>().map_err(|e| e.message)?));
-    apply("noise", &mut |v| Ok(config.data.noise = number(v, 0.0, 1.0)?));
-    apply("points", &mut |v| Ok(config.data.n_train = count(v, 4, 5000)?));
-    apply("classes", &mut |v| Ok(config.data.classes = count(v, 2, 8)?));
-    apply("shift", &mut |v| Ok(config.shift.kind = v.parse::<ShiftKind>().map_err(|e| e.message)?));
-    apply("severity", &mut |v| Ok(config.shift.severity = number(v, 0.0, 1.0)?));
-    apply("hidden", &mut |v| Ok(config.model.hidden = hidden(v)?));
-    apply("activation", &mut |v| Ok(config.model.activation = v.parse()?));
-    apply("label-smoothing", &mut |v| Ok(config.model.label_smoothing = number(v, 0.0, 0.99)?));
-    apply("optimizer", &mut |v| Ok(base = optimizer_kind(v)?));
-    apply("left-optimizer", &mut |v| Ok(left_base = Some(optimizer_kind(v)?)));
-    apply("right-optimizer", &mut |v| Ok(right_base = Some(optimizer_kind(v)?)));
-    apply("left", &mut |v| Ok(left_wrap = wrapper(v)?));
-    apply("right", &mut |v| Ok(right_wrap = wrapper(v)?));
+    apply("dataset", &mut |v| {
+        config.data.dataset = v.parse::<DatasetKind>().map_err(|e| e.message)?;
+        Ok(())
+    });
+    apply("noise", &mut |v| {
+        config.data.noise = number(v, 0.0, 1.0)?;
+        Ok(())
+    });
+    apply("points", &mut |v| {
+        config.data.n_train = count(v, 4, 5000)?;
+        Ok(())
+    });
+    apply("classes", &mut |v| {
+        config.data.classes = count(v, 2, 8)?;
+        Ok(())
+    });
+    apply("shift", &mut |v| {
+        config.shift.kind = v.parse::<ShiftKind>().map_err(|e| e.message)?;
+        Ok(())
+    });
+    apply("severity", &mut |v| {
+        config.shift.severity = number(v, 0.0, 1.0)?;
+        Ok(())
+    });
+    apply("hidden", &mut |v| {
+        config.model.hidden = hidden(v)?;
+        Ok(())
+    });
+    apply("activation", &mut |v| {
+        config.model.activation = v.parse()?;
+        Ok(())
+    });
+    apply("label-smoothing", &mut |v| {
+        config.model.label_smoothing = number(v, 0.0, 0.99)?;
+        Ok(())
+    });
+    apply("optimizer", &mut |v| {
+        base = optimizer_kind(v)?;
+        Ok(())
+    });
+    apply("left-optimizer", &mut |v| {
+        left_base = Some(optimizer_kind(v)?);
+        Ok(())
+    });
+    apply("right-optimizer", &mut |v| {
+        right_base = Some(optimizer_kind(v)?);
+        Ok(())
+    });
+    apply("left", &mut |v| {
+        left_wrap = wrapper(v)?;
+        Ok(())
+    });
+    apply("right", &mut |v| {
+        right_wrap = wrapper(v)?;
+        Ok(())
+    });
     apply("lr", &mut |v| {
         lr = number(v, 0.0, 100.0)?;
         if lr == 0.0 {
@@ -107,9 +149,18 @@ pub fn config_from_settings<'a>(
         }
         Ok(())
     });
-    apply("rho", &mut |v| Ok(rho = number(v, 0.0, 10.0)?));
-    apply("momentum", &mut |v| Ok(momentum = number(v, 0.0, 0.999)?));
-    apply("weight-decay", &mut |v| Ok(weight_decay = number(v, 0.0, 1.0)?));
+    apply("rho", &mut |v| {
+        rho = number(v, 0.0, 10.0)?;
+        Ok(())
+    });
+    apply("momentum", &mut |v| {
+        momentum = number(v, 0.0, 0.999)?;
+        Ok(())
+    });
+    apply("weight-decay", &mut |v| {
+        weight_decay = number(v, 0.0, 1.0)?;
+        Ok(())
+    });
     apply("schedule", &mut |v| {
         if ["constant", "cosine", "step", "warmup"].contains(&v) {
             schedule_name = v.to_string();
@@ -118,10 +169,17 @@ pub fn config_from_settings<'a>(
             Err(format!("unknown schedule `{v}` (expected constant, cosine, step or warmup)"))
         }
     });
-    apply("steps", &mut |v| Ok(config.training.steps = count(v, 1, 10_000_000)?));
-    apply("batch-size", &mut |v| Ok(config.training.batch_size = count(v, 1, 5000)?));
+    apply("steps", &mut |v| {
+        config.training.steps = count(v, 1, 10_000_000)?;
+        Ok(())
+    });
+    apply("batch-size", &mut |v| {
+        config.training.batch_size = count(v, 1, 5000)?;
+        Ok(())
+    });
     apply("seed", &mut |v| {
-        Ok(config.seed = v.parse::<u64>().map_err(|_| format!("must be a whole number >= 0, got `{v}`"))?)
+        config.seed = v.parse::<u64>().map_err(|_| format!("must be a whole number >= 0, got `{v}`"))?;
+        Ok(())
     });
 
     let schedule = match schedule_name.as_str() {

@@ -78,7 +78,7 @@ pub struct Checkpoints {
 
 impl Checkpoints {
     pub fn is_due(&self, step: usize) -> bool {
-        self.every > 0 && step % self.every == 0
+        self.every > 0 && step.is_multiple_of(self.every)
     }
 
     fn push(&mut self, step: usize, params: &[f64], perturbed: Option<&[f64]>) {

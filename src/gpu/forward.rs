@@ -34,7 +34,7 @@ impl GpuContext {
     /// numbers per point); same output layout as [`GpuContext::boundary_grid`].
     pub async fn predict_proba(&self, models: &[GpuModel<'_>], points: &[f64]) -> Result<Vec<f32>, GpuError> {
         let inputs = models.first().map_or(1, |m| m.mlp.inputs);
-        if models.iter().any(|m| m.mlp.inputs != inputs) || points.len() % inputs != 0 {
+        if models.iter().any(|m| m.mlp.inputs != inputs) || !points.len().is_multiple_of(inputs) {
             return Err(GpuError::Unsupported("models with different input sizes, or a ragged point list".into()));
         }
         self.probabilities(models, Points::List(points), points.len() / inputs).await
