@@ -2,26 +2,15 @@
 // it loads, its wasm exports exist, and one tiny run gives sane numbers. No
 // timing is asserted (figures belong to the benchmark, not to tests).
 
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { startServer, launchBrowser, newWatchedPage, withTimeout } from "./harness.mjs";
+import { useServerAndBrowser, newWatchedPage, withTimeout } from "./harness.mjs";
 
-let server;
-let browser;
-
-before(async () => {
-  server = await startServer();
-  browser = await launchBrowser();
-}, { timeout: 60_000 });
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-}, { timeout: 20_000 });
+const env = useServerAndBrowser();
 
 test("bench.html: runBench() measures SGD, SAM and both boundaries", { timeout: 40_000 }, async () => {
-  const { page, problems } = await newWatchedPage(browser.context);
-  await page.goto(server.url + "bench.html", { waitUntil: "load" });
+  const { page, problems } = await newWatchedPage(env.browser.context);
+  await page.goto(env.server.url + "bench.html", { waitUntil: "load" });
   await page.waitForFunction(() => typeof window.runBench === "function", null, { timeout: 15_000 });
   const r = await withTimeout(page.evaluate(() => window.runBench({ samples: 1, sampleMs: 50, warmup: 50, frames: 3 })), 30_000, "runBench");
   for (const side of ["sgd", "sam"]) {

@@ -5,35 +5,24 @@
 // the page. Also: bad attributes on a freshly created element, two elements on
 // one page, and a Rust panic becoming a visible error.
 
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import {
-  ROOT, startServer, launchBrowser, newWatchedPage, waitForSandbox, metrics, metricsProblems, sandboxText,
+  ROOT, useServerAndBrowser, newWatchedPage, waitForSandbox, metrics, metricsProblems, sandboxText,
   canvasSnapshots, panelIndices, poll,
 } from "./harness.mjs";
 
 const FIXTURE = readFileSync(path.join(ROOT, "tests", "e2e", "fixtures", "embed.html"), "utf8");
 const POST = "blog/2026/flat-minima.html";
 
-let server;
-let browser;
-
-before(async () => {
-  server = await startServer();
-  browser = await launchBrowser();
-}, { timeout: 60_000 });
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-}, { timeout: 20_000 });
+const env = useServerAndBrowser();
 
 async function openPost(html = FIXTURE) {
-  const ctx = await newWatchedPage(browser.context);
-  await ctx.page.route(server.url + POST, (route) => route.fulfill({ status: 200, contentType: "text/html; charset=utf-8", body: html }));
-  await ctx.page.goto(server.url + POST, { waitUntil: "load" });
+  const ctx = await newWatchedPage(env.browser.context);
+  await ctx.page.route(env.server.url + POST, (route) => route.fulfill({ status: 200, contentType: "text/html; charset=utf-8", body: html }));
+  await ctx.page.goto(env.server.url + POST, { waitUntil: "load" });
   return ctx;
 }
 

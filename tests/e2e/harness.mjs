@@ -6,6 +6,7 @@
 // /usr/bin/chromium (override with CHROMIUM=/path).
 
 import { spawn } from "node:child_process";
+import { before, after } from "node:test";
 import { mkdtempSync, rmSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -41,6 +42,23 @@ export function withTimeout(promise, ms, what) {
  * Starts `python3 scripts/serve.py --port 0 --quiet` and resolves to
  * `{ url, stop }` once its first stdout line ("Serving flatminima on URL") arrives.
  */
+/**
+ * Registers a test file's `before`/`after` hooks: one static server and one
+ * browser shared by its tests. Returns `{ server, browser }`, filled in by `before`.
+ */
+export function useServerAndBrowser(launchOptions = {}) {
+  const env = { server: null, browser: null };
+  before(async () => {
+    env.server = await startServer();
+    env.browser = await launchBrowser(launchOptions);
+  }, { timeout: 60_000 });
+  after(async () => {
+    await env.browser?.close();
+    await env.server?.stop();
+  }, { timeout: 20_000 });
+  return env;
+}
+
 export async function startServer({ dir } = {}) {
   if (!existsSync(path.join(dir || path.join(ROOT, "www"), "pkg", "flatminima_bg.wasm"))) {
     throw new Error(`${dir || "www"}/pkg/flatminima_bg.wasm is missing: run \`make build\` first`);

@@ -5,23 +5,12 @@
 // A wasm memory never shrinks, so any leak of more than the free space left
 // in the heap shows up as a larger byteLength.
 
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { startServer, launchBrowser, newWatchedPage, waitForSandbox, metricsProblems } from "./harness.mjs";
+import { useServerAndBrowser, newWatchedPage, waitForSandbox, metricsProblems } from "./harness.mjs";
 
-let server;
-let browser;
-
-before(async () => {
-  server = await startServer();
-  // --expose-gc: collect JS garbage (and wasm-bindgen's finalizers) before reading the heap.
-  browser = await launchBrowser({ extraFlags: ["--js-flags=--expose-gc", "--enable-precise-memory-info"] });
-}, { timeout: 60_000 });
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-}, { timeout: 20_000 });
+// --expose-gc: collect JS garbage (and wasm-bindgen's finalizers) before reading the heap.
+const env = useServerAndBrowser({ extraFlags: ["--js-flags=--expose-gc", "--enable-precise-memory-info"] });
 
 /** Runs before the page's scripts: remembers every wasm memory the page creates. */
 function captureWasmMemory() {
@@ -67,9 +56,9 @@ function cycles(page, n, action) {
 }
 
 test("(i) 100 resets and 50 restarts do not grow the wasm heap", { timeout: 60_000 }, async () => {
-  const { page, problems } = await newWatchedPage(browser.context);
+  const { page, problems } = await newWatchedPage(env.browser.context);
   await page.addInitScript(captureWasmMemory);
-  await page.goto(server.url + "index.html", { waitUntil: "load" });
+  await page.goto(env.server.url + "index.html", { waitUntil: "load" });
   await waitForSandbox(page);
   await page.evaluate(() => document.querySelector("flatminima-sandbox").pause());
 

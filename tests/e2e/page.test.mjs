@@ -4,30 +4,19 @@
 //
 //   make build && node --test tests/e2e/page.test.mjs
 
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
-  startServer, launchBrowser, newWatchedPage, waitForSandbox, metrics, metricsProblems, sandboxText,
+  useServerAndBrowser, newWatchedPage, waitForSandbox, metrics, metricsProblems, sandboxText,
   canvasSnapshots, panelIndices, poll, controlValue, setControl, button, newLines,
 } from "./harness.mjs";
 
-let server;
-let browser;
-
-before(async () => {
-  server = await startServer();
-  browser = await launchBrowser();
-}, { timeout: 60_000 });
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-}, { timeout: 20_000 });
+const env = useServerAndBrowser();
 
 /** Opens index.html (plus a query) and waits for the sandbox to report metrics. */
 async function open(query = "") {
-  const { page, problems } = await newWatchedPage(browser.context);
-  await page.goto(server.url + "index.html" + query, { waitUntil: "load" });
+  const { page, problems } = await newWatchedPage(env.browser.context);
+  await page.goto(env.server.url + "index.html" + query, { waitUntil: "load" });
   await waitForSandbox(page);
   return { page, problems };
 }

@@ -4,11 +4,11 @@
 // 2-core machine, software rendering): they catch a page that blocks its main
 // thread for a whole training run, not a slow frame.
 
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { loadavg } from "node:os";
 import {
-  startServer, launchBrowser, newWatchedPage, waitForSandbox, metrics, metricsProblems, control,
+  useServerAndBrowser, newWatchedPage, waitForSandbox, metrics, metricsProblems, control,
 } from "./harness.mjs";
 
 // Bounds (ms). A frame gap of 200 ms is a visible stutter; a page that blocks
@@ -22,18 +22,7 @@ const MAX_FRAME_GAP_MS = 600;
 const MIN_FRAMES_PER_S = 4;
 const MAX_CLICK_DELAY_MS = 300;
 
-let server;
-let browser;
-
-before(async () => {
-  server = await startServer();
-  browser = await launchBrowser();
-}, { timeout: 60_000 });
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-}, { timeout: 20_000 });
+const env = useServerAndBrowser();
 
 const stats = (xs) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -43,8 +32,8 @@ const stats = (xs) => {
 const r1 = (x) => Math.round(x * 10) / 10;
 
 test("(h) responsive at maximum speed: frames keep coming, clicks are handled", { timeout: 40_000 }, async () => {
-  const { page, problems } = await newWatchedPage(browser.context);
-  await page.goto(server.url + "index.html?steps=10000000", { waitUntil: "load" });
+  const { page, problems } = await newWatchedPage(env.browser.context);
+  await page.goto(env.server.url + "index.html?steps=10000000", { waitUntil: "load" });
   await waitForSandbox(page);
 
   // The speed control at its maximum (a range, a number field or a select).
