@@ -81,9 +81,12 @@ impl SideConfig {
     }
 }
 
-/// The sandbox's default rho on these tiny 2D problems (see README: much
-/// smaller radii barely change the solution here).
-pub const DEFAULT_RHO: f64 = 0.1;
+/// The sandbox's default SAM radius. Chosen by measurement on the default
+/// preset (moons, translate 0.5): over 20 seeds SAM's OOD loss ended lower than
+/// SGD's in 19/18/17/15/12 of them after 300/600/1000/1500/3000 steps with
+/// rho = 0.2, against 14/13/15/11/9 with rho = 0.1, whose boundary is hard
+/// to tell from SGD's. Much larger radii slow training on spirals.
+pub const DEFAULT_RHO: f64 = 0.2;
 pub const DEFAULT_LR: f64 = 0.1;
 
 impl Default for RunConfig {
@@ -219,6 +222,6 @@ mod tests {
     fn labels_name_the_optimisers() {
         let c = RunConfig::default();
         assert_eq!(c.left.label(), "SGD");
-        assert_eq!(c.right.label(), "SAM(rho=0.1)+SGD");
+        assert_eq!(c.right.label(), "SAM(rho=0.2)+SGD");
     }
 }

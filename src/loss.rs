@@ -25,7 +25,17 @@ pub fn softmax_cross_entropy(
                 best = k;
             }
         }
-        let sum_exp: f64 = row.iter().map(|&v| libm::exp(v - max)).sum();
+        // e^(v_k - max), kept in the gradient row when there is one: the
+        // softmax reuses them rather than paying for the exponentials twice.
+        let mut d_row = dlogits.as_deref_mut().map(|d| &mut d[row_index * classes..(row_index + 1) * classes]);
+        let mut sum_exp = 0.0;
+        for (k, &v) in row.iter().enumerate() {
+            let e = libm::exp(v - max);
+            sum_exp += e;
+            if let Some(d) = d_row.as_deref_mut() {
+                d[k] = e;
+            }
+        }
         let log_z = max + libm::log(sum_exp);
         let mut loss = 0.0;
         for (k, &v) in row.iter().enumerate() {
@@ -36,11 +46,10 @@ pub fn softmax_cross_entropy(
         }
         loss_sum += loss;
         correct += usize::from(best == y);
-        if let Some(d) = dlogits.as_deref_mut() {
-            let d_row = &mut d[row_index * classes..(row_index + 1) * classes];
-            for (k, (dv, &v)) in d_row.iter_mut().zip(row).enumerate() {
+        if let Some(d) = d_row {
+            for (k, dv) in d.iter_mut().enumerate() {
                 let q = off_target + if k == y { 1.0 - label_smoothing } else { 0.0 };
-                *dv = libm::exp(v - log_z) - q;
+                *dv = *dv / sum_exp - q;
             }
         }
     }

@@ -119,9 +119,7 @@ impl Mlp {
             if is_output {
                 out.copy_from_slice(z);
             } else {
-                for (a, &zv) in out.iter_mut().zip(z.iter()) {
-                    *a = self.activation.apply(zv);
-                }
+                self.activation.apply_slice(z, out);
             }
         }
         &ws.activations[self.layers.len()][..rows * self.classes]

@@ -46,7 +46,7 @@ pub struct RunRecord {
 /// One side of the pair at the time the record was made.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SideRecord {
-    /// e.g. "SGD" or "SAM(rho=0.1)+SGD".
+    /// e.g. "SGD" or "SAM(rho=0.2)+SGD".
     pub label: String,
     /// Optimiser steps taken (fewer than `training.steps` if the run diverged).
     pub step: usize,

@@ -44,7 +44,7 @@ pub const SETTINGS: &[SettingSpec] = &[
     SettingSpec { name: "right-optimizer", help: "override the right side's base optimiser", default: "" },
     SettingSpec { name: "left", help: "left side's wrapper: plain, sam or asam", default: "plain" },
     SettingSpec { name: "right", help: "right side's wrapper: plain, sam or asam", default: "sam" },
-    SettingSpec { name: "rho", help: "SAM radius, 0..5 (ASAM 0..10)", default: "0.1" },
+    SettingSpec { name: "rho", help: "SAM radius, 0..5 (ASAM 0..10)", default: "0.2" },
     SettingSpec { name: "lr", help: "learning rate, (0, 100]", default: "0.1" },
     SettingSpec { name: "momentum", help: "SGD/RMSprop momentum, 0..0.999", default: "0.9" },
     SettingSpec { name: "weight-decay", help: "weight decay, 0..1", default: "0" },

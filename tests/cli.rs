@@ -55,7 +55,7 @@ fn train_writes_a_complete_record() {
     let record = train_record("record", &["--set", "steps=200"]);
     assert_eq!(record.config.training.steps, 200, "the record holds the effective config");
     assert_eq!((record.left.step, record.right.step), (200, 200));
-    assert_eq!((record.left.label.as_str(), record.right.label.as_str()), ("SGD", "SAM(rho=0.1)+SGD"));
+    assert_eq!((record.left.label.as_str(), record.right.label.as_str()), ("SGD", "SAM(rho=0.2)+SGD"));
     assert_ne!(record.left.final_params, record.right.final_params, "SGD and SAM should end apart");
     assert_ne!(record.left.final_params, record.initial_params);
     assert_eq!(record.data.train.len(), 200);
@@ -93,7 +93,7 @@ fn compare_prints_both_sides_and_the_setup() {
     assert!(output.status.success(), "{}", text(&output.stderr));
     let stdout = text(&output.stdout);
     for expected in
-        ["SGD", "SAM(rho=0.1)+SGD", "OOD acc", "OOD gap", "grad norm", "diverged", "translated by", "2-16-16-2"]
+        ["SGD", "SAM(rho=0.2)+SGD", "OOD acc", "OOD gap", "grad norm", "diverged", "translated by", "2-16-16-2"]
     {
         assert!(stdout.contains(expected), "missing {expected:?} in:\n{stdout}");
     }

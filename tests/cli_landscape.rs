@@ -71,7 +71,7 @@ fn sharpness_and_landscape_read_a_run_record() {
         }
         assert_eq!(json[side]["step"], 120);
     }
-    assert_eq!(json["right"]["label"], "SAM(rho=0.1)+SGD");
+    assert_eq!(json["right"]["label"], "SAM(rho=0.2)+SGD");
     let out = dir.join("landscape");
     let o =
         flatminima(&["landscape", "--run", record.to_str().unwrap(), "--grid", "3", "--out", out.to_str().unwrap()]);

@@ -185,7 +185,7 @@ fn bad_settings_are_named_and_the_sandbox_still_works() {
     let named: Vec<&str> = errors.as_array().unwrap().iter().map(|e| e["setting"].as_str().unwrap()).collect();
     assert_eq!(named, ["colour", "lr", "rho"], "{errors}");
     let rho = &errors[2]["message"];
-    assert!(rho.as_str().unwrap().contains("abc") && rho.as_str().unwrap().contains("using the default 0.1"), "{rho}");
+    assert!(rho.as_str().unwrap().contains("abc") && rho.as_str().unwrap().contains("using the default 0.2"), "{rho}");
     assert_eq!(sb.pair().config.data.dataset.name(), "spirals", "the good settings still apply");
     assert_eq!(sb.settings_query(), "dataset=spirals");
 
@@ -199,7 +199,7 @@ fn bad_settings_are_named_and_the_sandbox_still_works() {
             assert!(m[side][key].as_f64().is_some_and(f64::is_finite), "{side}.{key}: {}", m[side][key]);
         }
     }
-    assert_eq!(m["right"]["label"], "SAM(rho=0.1)+SGD");
+    assert_eq!(m["right"]["label"], "SAM(rho=0.2)+SGD");
 
     // Not JSON, or not an object: one error, the default run.
     for text in ["rho=0.2", "[1, 2]", ""] {

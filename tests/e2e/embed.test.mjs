@@ -81,7 +81,7 @@ test("embed: a created element with bad attributes shows messages naming them an
   assert.ok(lines.some((l) => /\bbackend\b/i.test(l) && /warp/.test(l)), `no message names backend and quotes "warp":\n${text}`);
   const m = await metrics(page, "#bad");
   assert.deepEqual(await metricsProblems(page, "#bad"), []);
-  assert.match(m.right.label, /rho=0\.1\b/, "rho falls back to 0.1");
+  assert.match(m.right.label, /rho=0\.2\b/, "rho falls back to 0.2");
   assert.equal(m.backend, "cpu", "an unknown backend falls back to auto, which is the CPU here");
   assert.equal(m.left.diverged, false);
   // Both elements live side by side, each with its own run.

@@ -171,7 +171,7 @@ test("(d) invalid attributes: a readable message naming the setting, default use
   assert.ok(rhoLines.length > 0);
   let m = await metrics(page);
   assert.deepEqual(await metricsProblems(page), []);
-  assert.match(m.right.label, /rho=0\.1\b/, `rho should fall back to its default 0.1: ${m.right.label}`);
+  assert.match(m.right.label, /rho=0\.2\b/, `rho should fall back to its default 0.2: ${m.right.label}`);
 
   await page.evaluate((sel) => document.querySelector(sel).setAttribute("dataset", "moonz"), el);
   const t2 = await poll(async () => { const t = await sandboxText(page); return newLines(t0, t).some((l) => /\bdataset\b/i.test(l)) && t; },
@@ -187,11 +187,11 @@ test("(d) invalid attributes: a readable message naming the setting, default use
   for (const i of panelIndices(snaps)) assert.ok(!snaps[i].blank, "a panel went blank after an invalid attribute");
 
   // Valid values clear the messages.
-  await page.evaluate((sel) => { const e = document.querySelector(sel); e.setAttribute("rho", "0.2"); e.setAttribute("dataset", "circles"); }, el);
+  await page.evaluate((sel) => { const e = document.querySelector(sel); e.setAttribute("rho", "0.05"); e.setAttribute("dataset", "circles"); }, el);
   await poll(async () => { const t = await sandboxText(page); return !newLines(t0, t).some((l) => /moonz|abc/.test(l)); },
     { ms: 5_000, what: "the messages to go away once the values are valid" });
   m = await metrics(page);
-  assert.match(m.right.label, /rho=0\.2\b/);
+  assert.match(m.right.label, /rho=0\.05\b/);
   await finish(ctx);
 });
 
@@ -229,14 +229,14 @@ test("(e) the severity slider moves the OOD points and changes OOD accuracy", { 
 });
 
 test("(f) URL state: the query sets controls and element; controls update the query", { timeout: 30_000 }, async () => {
-  const ctx = await open("?dataset=spirals&rho=0.2");
+  const ctx = await open("?dataset=spirals&rho=0.05");
   const { page } = ctx;
   assert.equal(await controlValue(page, "dataset"), "spirals");
-  assert.equal(Number(await controlValue(page, "rho")), 0.2);
+  assert.equal(Number(await controlValue(page, "rho")), 0.05);
   const attrs = await page.evaluate((sel) => { const e = document.querySelector(sel); return { dataset: e.getAttribute("dataset"), rho: e.getAttribute("rho") }; }, el);
-  assert.deepEqual(attrs, { dataset: "spirals", rho: "0.2" }, "the element's attributes follow the URL");
+  assert.deepEqual(attrs, { dataset: "spirals", rho: "0.05" }, "the element's attributes follow the URL");
   const m = await metrics(page);
-  assert.match(m.right.label, /rho=0\.2\b/, "the run uses rho from the URL");
+  assert.match(m.right.label, /rho=0\.05\b/, "the run uses rho from the URL");
 
   await setControl(page, "dataset", "circles");
   await poll(async () => new URLSearchParams(await page.evaluate(() => location.search)).get("dataset") === "circles",
