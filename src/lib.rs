@@ -5,6 +5,7 @@
 //! parameter vector; see ARCHITECTURE.md for the map.
 
 pub mod activation;
+pub mod backend;
 pub mod config;
 pub mod data;
 pub mod error;

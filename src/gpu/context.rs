@@ -4,8 +4,6 @@
 use std::borrow::Cow;
 use std::sync::{Arc, Mutex};
 
-use wgpu::util::DeviceExt;
-
 use crate::gpu::{readback, GpuError};
 
 /// Workgroups per dispatch dimension that every WebGPU device accepts.
@@ -162,11 +160,16 @@ impl GpuContext {
         } else {
             bytes
         };
-        Ok(self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        // Not `create_buffer_init`: on a destroyed or lost device it panics (its mapped range is
+        // invalid); `write_buffer` reports the error instead, and the next `check` sees it.
+        let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
-            contents,
+            size: contents.len().next_multiple_of(wgpu::COPY_BUFFER_ALIGNMENT as usize) as u64,
             usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC,
-        }))
+            mapped_at_creation: false,
+        });
+        self.queue.write_buffer(&buffer, 0, contents);
+        Ok(buffer)
     }
 
     /// A zeroed buffer of `len` f32/u32 words that kernels write.

@@ -1,0 +1,80 @@
+//! The CPU implementation: the f64 core itself (`train::predict_proba`,
+//! `landscape::SurfaceJob`, `train::Run`). Always available, never fails.
+
+use std::sync::Arc;
+
+use super::{diverged, Grid2d, ModelRef, Replica, ReplicaMetrics};
+use crate::config::TrainingConfig;
+use crate::data::{Dataset, Splits};
+use crate::landscape::{Grid, Plane, Split, Surface, SurfaceJob};
+use crate::model::{Mlp, Workspace};
+use crate::train::{predict_proba, Run};
+
+/// The f64 CPU core. Stateless.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CpuBackend;
+
+impl CpuBackend {
+    /// See [`super::Backend::boundary_grid`].
+    pub fn boundary_grid(&self, models: &[ModelRef<'_>], grid: &Grid2d) -> Vec<f32> {
+        let points: Vec<f64> = grid.points().into_flattened();
+        let mut ws = Workspace::new();
+        let mut out = Vec::with_capacity(models.iter().map(|m| grid.len() * m.mlp.classes).sum());
+        let mut probs = Vec::new();
+        for m in models {
+            probs.resize(grid.len() * m.mlp.classes, 0.0);
+            predict_proba(m.mlp, m.params, &points, &mut probs, &mut ws);
+            out.extend(probs.iter().map(|&p| p as f32));
+        }
+        out
+    }
+
+    /// See [`super::Backend::surface`]: a [`SurfaceJob`] run to the end.
+    pub fn surface(&self, mlp: &Mlp, plane: &Plane, grid: &Grid, sets: &[(Split, &Dataset)]) -> Surface {
+        // SurfaceJob reads its sets from a Splits; the sets not given stay empty and unused.
+        let empty = || Dataset { points: vec![], labels: vec![], classes: mlp.classes };
+        let mut splits = Splits { train: empty(), id_test: empty(), ood_test: empty() };
+        for &(split, data) in sets {
+            let slot = match split {
+                Split::Train => &mut splits.train,
+                Split::Id => &mut splits.id_test,
+                Split::Ood => &mut splits.ood_test,
+            };
+            *slot = data.clone();
+        }
+        let which: Vec<Split> = sets.iter().map(|&(s, _)| s).collect();
+        SurfaceJob::new(mlp, Arc::new(splits), plane.clone(), grid.clone(), &which).finish()
+    }
+
+    /// See [`super::Backend::train_replicas`]: R independent [`Run`]s.
+    pub fn train_replicas(
+        &self,
+        mlp: &Mlp,
+        splits: &Arc<Splits>,
+        batch_size: usize,
+        replicas: &[Replica],
+        steps: usize,
+    ) -> Vec<ReplicaMetrics> {
+        // Metrics only at the start and the end: logging in between costs three evaluations.
+        let training =
+            TrainingConfig { batch_size: batch_size.clamp(1, splits.train.len().max(1)), steps, log_every: usize::MAX };
+        replicas
+            .iter()
+            .map(|r| {
+                let mut run = Run::new(r.side.clone(), mlp.clone(), splits.clone(), r.init.clone(), &training, r.seed);
+                let initial = run.evaluate().train_loss;
+                run.train(steps);
+                let m = run.evaluate();
+                ReplicaMetrics {
+                    train_loss: m.train_loss,
+                    train_acc: m.train_acc,
+                    id_loss: m.id_loss,
+                    id_acc: m.id_acc,
+                    ood_loss: m.ood_loss,
+                    ood_acc: m.ood_acc,
+                    diverged: run.diverged.is_some() || diverged(initial, m.train_loss),
+                }
+            })
+            .collect()
+    }
+}
