@@ -18,12 +18,12 @@ impl CpuBackend {
     /// See [`super::Backend::boundary_grid`].
     pub fn boundary_grid(&self, models: &[ModelRef<'_>], grid: &Grid2d) -> Vec<f32> {
         let points: Vec<f64> = grid.points().into_flattened();
-        let mut ws = Workspace::new();
         let mut out = Vec::with_capacity(models.iter().map(|m| grid.len() * m.mlp.classes).sum());
         let mut probs = Vec::new();
         for m in models {
             probs.resize(grid.len() * m.mlp.classes, 0.0);
-            predict_proba(m.mlp, m.params, &points, &mut probs, &mut ws);
+            // A Workspace is sized for one architecture (`prepare` checks only the depth).
+            predict_proba(m.mlp, m.params, &points, &mut probs, &mut Workspace::new());
             out.extend(probs.iter().map(|&p| p as f32));
         }
         out

@@ -8,6 +8,10 @@
 //!   (right panel), log-scaled colours shared by both sides, trajectory in white, SAM's
 //!   w + e points in red, the solution as a black dot at the centre.
 //!
+//! The surfaces are computed by the backend (`--backend`, see `cli/backend.rs`): the f64 CPU
+//! core, or the GPU kernels in f32; `landscape.json` says which (`backend`) and why it fell back
+//! (`backend_notices`). The 1D curves and Hessian directions are always computed on the CPU.
+//!
 //! The random directions are the browser's for the same seed (same seeded draw on
 //! both sides, filter-normalised to each side's weights); Hessian and PCA planes
 //! are each side's own. The pictures carry no text (no fonts needed): the JSON
@@ -16,16 +20,18 @@
 use std::path::{Path, PathBuf};
 
 use clap::Args;
+use flatminima::backend::Backend;
+use flatminima::gpu::block_on;
 use flatminima::hessian::HessianOperator;
 use flatminima::landscape::{
-    curve, default_t, project_trajectory, Curve, DirectionKind, Grid, Line, Plane, Split, Surface, SurfaceJob,
-    Trajectory,
+    curve, default_t, project_trajectory, subset, Curve, DirectionKind, Grid, Line, Plane, Split, Surface, Trajectory,
 };
 use flatminima::pair::Pair;
 use flatminima::train::Run;
 use plotters::prelude::*;
 use serde::Serialize;
 
+use super::backend::{report_notices, BackendArgs};
 use super::{write_file, ConfigArgs, Failure};
 
 /// Snapshots kept per side for the trajectory (PCA plane, overlays).
@@ -48,6 +54,8 @@ pub struct LandscapeArgs {
     /// Evaluate surfaces on at most this many points of each set (seeded subset; 0 = all).
     #[arg(long, default_value_t = 0)]
     pub points: usize,
+    #[command(flatten)]
+    pub backend: BackendArgs,
 }
 
 #[derive(Serialize)]
@@ -65,6 +73,10 @@ struct Output {
     /// What the two sides share.
     directions: &'static str,
     note: Option<String>,
+    /// What computed the surfaces: "cpu" (f64) or "gpu" (f32).
+    backend: &'static str,
+    /// Why the backend is not the one asked for, or calls that fell back to the CPU.
+    backend_notices: Vec<String>,
     interpolation: Curve,
     left: SideLandscape,
     right: SideLandscape,
@@ -72,6 +84,7 @@ struct Output {
 
 pub fn run(args: LandscapeArgs) -> Result<(), Failure> {
     let (pair, note) = prepare(&args)?;
+    let (backend, mut backend_notices) = args.backend.open(&pair.left.mlp);
     let seed = pair.config.seed;
     let n = args.grid as usize;
     let interpolation = curve(
@@ -80,7 +93,9 @@ pub fn run(args: LandscapeArgs) -> Result<(), Failure> {
         &Line::interpolation(&pair.left.params, &pair.right.params),
         &default_t(DirectionKind::Interpolation),
     );
-    let sides: Vec<SideLandscape> = pair.sides().iter().map(|run| side(run, seed, n, args.points)).collect();
+    let sides: Vec<SideLandscape> =
+        pair.sides().iter().map(|run| side(&backend, run, seed, n, args.points)).collect();
+    backend_notices.extend(report_notices(&backend));
     let [left, right]: [SideLandscape; 2] = sides.try_into().unwrap_or_else(|_| unreachable!("two sides"));
     std::fs::create_dir_all(&args.out).map_err(|e| Failure::io(&args.out, e))?;
     plot_curves(&args.out.join("interpolation.png"), &[&interpolation])?;
@@ -103,6 +118,8 @@ pub fn run(args: LandscapeArgs) -> Result<(), Failure> {
         directions: "random: the same seeded draw on both sides, filter-normalised to each side's own weights; \
                      hessian and pca: each side's own",
         note,
+        backend: backend.name(),
+        backend_notices,
         interpolation,
         left,
         right,
@@ -146,7 +163,7 @@ fn prepare(args: &LandscapeArgs) -> Result<(Pair, Option<String>), Failure> {
     }
 }
 
-fn side(run: &Run, seed: u64, n: usize, points: usize) -> SideLandscape {
+fn side(backend: &Backend, run: &Run, seed: u64, n: usize, points: usize) -> SideLandscape {
     let train = &run.splits.train;
     let mut op = HessianOperator::new(&run.mlp, &run.params, train.flat_points(), &train.labels);
     let t = default_t(DirectionKind::Random);
@@ -162,11 +179,14 @@ fn side(run: &Run, seed: u64, n: usize, points: usize) -> SideLandscape {
         let coords = project_trajectory(&pca, &run.checkpoints).coords;
         planes.push((pca, Grid::covering(&coords, n, 0.1)));
     }
+    // The same seeded subsets as `SurfaceJob::with_max_points`.
+    let sets: Vec<(Split, _)> =
+        [Split::Train, Split::Ood].map(|s| (s, subset(s.dataset(&run.splits), points, seed, s))).into();
+    let sets: Vec<(Split, &_)> = sets.iter().map(|(s, d)| (*s, d)).collect();
     let (mut surfaces, mut trajectories) = (vec![], vec![]);
     for (plane, grid) in planes {
         trajectories.push(project_trajectory(&plane, &run.checkpoints));
-        let job = SurfaceJob::new(&run.mlp, run.splits.clone(), plane, grid, &[Split::Train, Split::Ood]);
-        surfaces.push(job.with_max_points(points, seed).finish());
+        surfaces.push(block_on(backend.surface(&run.mlp, &plane, &grid, &sets)));
     }
     SideLandscape { label: run.side.label(), curves, surfaces, trajectories }
 }

@@ -6,12 +6,14 @@
 //! work failed or its result could not be written; 2 bad input: flags,
 //! config, settings, an unreadable config file.
 
+mod backend;
 mod compare;
 mod config;
 mod input;
 mod landscape;
 mod report;
 mod sharpness;
+mod study;
 mod train;
 
 use std::io::Write;
@@ -49,6 +51,9 @@ enum Command {
     Landscape(landscape::LandscapeArgs),
     /// Every sharpness measure (lambda_max, trace, epsilon/rho/adaptive/average sharpness) for both sides, as JSON.
     Sharpness(sharpness::SharpnessArgs),
+    /// Train R seeds of each side on the same data through the backend (--backend auto|gpu|cpu)
+    /// and summarise their final train / ID / OOD metrics; --out writes every replica's.
+    Study(study::StudyArgs),
 }
 
 pub fn run() -> i32 {
@@ -66,6 +71,7 @@ pub fn run() -> i32 {
         Command::Config(args) => config::run(args),
         Command::Landscape(args) => landscape::run(args),
         Command::Sharpness(args) => sharpness::run(args),
+        Command::Study(args) => study::run(args),
     };
     match result {
         Ok(()) => 0,

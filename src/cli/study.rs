@@ -1,0 +1,233 @@
+//! `flatminima study`: many seeds of both sides of a config, trained through the
+//! backend (R replicas per side), so that "SAM generalises better under this
+//! shift" becomes a distribution instead of one run.
+//!
+//! Replica i (0-based) of either side is what `compare` would train with
+//! `seed = config.seed + i`, except that the data stay those of `config.seed`:
+//! its initial parameters come from `Rng::derive(config.seed + i, "init")` (a
+//! pinned `init` is shared by every replica instead) and its batch order from
+//! `config.seed + i`. Left replica i and right replica i share both, so each
+//! replica index is a fair pair and replica 0 is `compare`'s own pair.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use clap::Args;
+use flatminima::backend::{Backend, Replica, ReplicaMetrics};
+use flatminima::config::SideConfig;
+use flatminima::data::Splits;
+use flatminima::gpu::block_on;
+use flatminima::model::Mlp;
+use flatminima::pair::Pair;
+use flatminima::rng::Rng;
+use serde::Serialize;
+
+use super::backend::{report_notices, BackendArgs};
+use super::report::config_summary;
+use super::{print_stdout, write_file, ConfigArgs, Failure};
+
+#[derive(Args)]
+pub struct StudyArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Replicas (seeds) per side
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    pub replicas: u32,
+    /// Optimiser steps per replica [default: the config's training.steps]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub steps: Option<u64>,
+    /// Write every replica's final metrics (JSON) to FILE; `-` writes them to standard output
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub backend: BackendArgs,
+}
+
+/// One replica's seed and final metrics.
+#[derive(Serialize)]
+struct ReplicaResult {
+    seed: u64,
+    #[serde(flatten)]
+    metrics: ReplicaMetrics,
+}
+
+/// mean / min / max of one metric over the replicas (finite values only; None if there are none).
+#[derive(Clone, Copy, Serialize)]
+struct Spread {
+    mean: f64,
+    min: f64,
+    max: f64,
+}
+
+#[derive(Serialize)]
+struct SideStudy {
+    label: String,
+    /// "gpu" or "cpu": what trained this side (a GPU failure falls back per side).
+    backend: &'static str,
+    seconds: f64,
+    ood_acc: Option<Spread>,
+    id_acc: Option<Spread>,
+    train_loss: Option<Spread>,
+    diverged: usize,
+    replicas: Vec<ReplicaResult>,
+}
+
+#[derive(Serialize)]
+struct Output {
+    config: flatminima::config::RunConfig,
+    replicas: usize,
+    steps: usize,
+    backend_notices: Vec<String>,
+    left: SideStudy,
+    right: SideStudy,
+}
+
+pub fn run(args: StudyArgs) -> Result<(), Failure> {
+    let mut config = args.config.load()?;
+    let steps = args.steps.map_or(config.training.steps, |s| s as usize);
+    config.training.steps = steps;
+    let r = args.replicas as usize;
+    // Pair::new validates the config and draws the data (with pinned training points) as compare does.
+    let pair = Pair::new(config).map_err(|e| Failure::bad_input(e.to_string()))?;
+    let (config, splits, mlp) = (pair.config.clone(), pair.splits.clone(), pair.left.mlp.clone());
+    let (backend, mut backend_notices) = args.backend.open(&mlp);
+    let seeds: Vec<u64> = (0..r as u64).map(|i| config.seed.wrapping_add(i)).collect();
+    let inits: Vec<Vec<f64>> = seeds
+        .iter()
+        .map(|&seed| config.init.clone().unwrap_or_else(|| mlp.init_params(&mut Rng::derive(seed, "init"))))
+        .collect();
+    let batch_size = config.training.batch_size;
+    let train_side = |side: &SideConfig| {
+        let replicas: Vec<Replica> = seeds
+            .iter()
+            .zip(&inits)
+            .map(|(&seed, init)| Replica { side: side.clone(), init: init.clone(), seed })
+            .collect();
+        study_side(&backend, &mlp, &splits, batch_size, side, &replicas, steps)
+    };
+    let left = train_side(&config.left);
+    let right = train_side(&config.right);
+    backend_notices.extend(report_notices(&backend));
+
+    let mut text = config_summary(&config);
+    text += &format!("study     {r} replicas per side (seeds {}..={}), {steps} steps each\n\n", seeds[0], seeds[r - 1]);
+    text += &table(&left, &right);
+    let output = Output { config, replicas: r, steps, backend_notices, left, right };
+    match &args.out {
+        None => print_stdout(&text),
+        Some(path) if path.as_os_str() == "-" => {
+            eprint!("{text}");
+            print_stdout(&(serde_json::to_string(&output).expect("results serialise") + "\n"))
+        }
+        Some(path) => {
+            write_file(path, &(serde_json::to_string_pretty(&output).expect("results serialise") + "\n"))?;
+            print_stdout(&format!("{text}wrote {}\n", path.display()))
+        }
+    }
+}
+
+fn study_side(
+    backend: &Backend,
+    mlp: &Mlp,
+    splits: &Arc<Splits>,
+    batch_size: usize,
+    side: &SideConfig,
+    replicas: &[Replica],
+    steps: usize,
+) -> SideStudy {
+    let start = Instant::now();
+    let metrics = block_on(backend.train_replicas(mlp, splits, batch_size, replicas, steps));
+    let seconds = start.elapsed().as_secs_f64();
+    // A GPU failure during the call leaves the backend on the CPU: the call was done there.
+    let used = backend.name();
+    let spread = |f: fn(&ReplicaMetrics) -> f64| spread(metrics.iter().map(f));
+    SideStudy {
+        label: side.label(),
+        backend: used,
+        seconds,
+        ood_acc: spread(|m| m.ood_acc),
+        id_acc: spread(|m| m.id_acc),
+        train_loss: spread(|m| m.train_loss),
+        diverged: metrics.iter().filter(|m| m.diverged).count(),
+        replicas: replicas.iter().zip(metrics).map(|(r, metrics)| ReplicaResult { seed: r.seed, metrics }).collect(),
+    }
+}
+
+fn spread(values: impl Iterator<Item = f64>) -> Option<Spread> {
+    let finite: Vec<f64> = values.filter(|v| v.is_finite()).collect();
+    if finite.is_empty() {
+        return None;
+    }
+    let mean = finite.iter().sum::<f64>() / finite.len() as f64;
+    let min = finite.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = finite.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    Some(Spread { mean, min, max })
+}
+
+/// One row per side: OOD accuracy mean / min / max, ID accuracy and train loss means,
+/// divergences, time and backend; then how the pairs compare replica by replica.
+fn table(left: &SideStudy, right: &SideStudy) -> String {
+    let pct = |s: Option<Spread>, f: fn(Spread) -> f64| s.map_or("-".into(), |s| format!("{:.1}%", 100.0 * f(s)));
+    let rows: Vec<[String; 9]> = [left, right]
+        .iter()
+        .map(|s| {
+            [
+                s.label.clone(),
+                pct(s.ood_acc, |s| s.mean),
+                pct(s.ood_acc, |s| s.min),
+                pct(s.ood_acc, |s| s.max),
+                pct(s.id_acc, |s| s.mean),
+                s.train_loss.map_or("-".into(), |t| format!("{:.4}", t.mean)),
+                format!("{}/{}", s.diverged, s.replicas.len()),
+                format!("{:.2} s", s.seconds),
+                s.backend.to_string(),
+            ]
+        })
+        .collect();
+    let header = [
+        "side",
+        "OOD acc mean",
+        "min",
+        "max",
+        "ID acc mean",
+        "train loss mean",
+        "diverged",
+        "time",
+        "backend",
+    ]
+    .map(String::from);
+    let widths: Vec<usize> =
+        (0..9).map(|c| rows.iter().chain([&header]).map(|r| r[c].len()).max().unwrap_or(0)).collect();
+    let line = |r: &[String; 9]| {
+        let cells: Vec<String> = r
+            .iter()
+            .zip(&widths)
+            .enumerate()
+            .map(|(c, (v, w))| if c == 0 { format!("{v:<w$}") } else { format!("{v:>w$}") })
+            .collect();
+        cells.join("  ") + "\n"
+    };
+    let mut out = line(&header);
+    for row in &rows {
+        out += &line(row);
+    }
+    let pairs: Vec<f64> = left
+        .replicas
+        .iter()
+        .zip(&right.replicas)
+        .map(|(l, r)| r.metrics.ood_acc - l.metrics.ood_acc)
+        .filter(|d| d.is_finite())
+        .collect();
+    if !pairs.is_empty() {
+        let mean = pairs.iter().sum::<f64>() / pairs.len() as f64;
+        let better = pairs.iter().filter(|&&d| d > 0.0).count();
+        let worse = pairs.iter().filter(|&&d| d < 0.0).count();
+        out += &format!(
+            "paired (same seed): right - left OOD acc {:+.1} pts on average; right higher in {better}, lower in {worse} of {}\n",
+            100.0 * mean,
+            pairs.len()
+        );
+    }
+    out
+}
