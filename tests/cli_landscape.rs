@@ -25,7 +25,18 @@ fn numbers(v: &Value) -> Vec<f64> {
 #[test]
 fn landscape_writes_json_and_pictures_with_the_libraries_directions() {
     let dir = temp_dir("run");
-    let o = flatminima(&["landscape", "--set", "steps=150", "--grid", "5", "--out", dir.to_str().unwrap()]);
+    // The CPU backend: the checks below compare with the f64 core bit for bit.
+    let o = flatminima(&[
+        "landscape",
+        "--set",
+        "steps=150",
+        "--grid",
+        "5",
+        "--backend",
+        "cpu",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     for name in ["interpolation", "left_curves", "right_curves", "left_random", "right_hessian", "left_pca"] {
         let png = std::fs::read(dir.join(format!("{name}.png"))).unwrap();

@@ -93,8 +93,7 @@ pub fn run(args: LandscapeArgs) -> Result<(), Failure> {
         &Line::interpolation(&pair.left.params, &pair.right.params),
         &default_t(DirectionKind::Interpolation),
     );
-    let sides: Vec<SideLandscape> =
-        pair.sides().iter().map(|run| side(&backend, run, seed, n, args.points)).collect();
+    let sides: Vec<SideLandscape> = pair.sides().iter().map(|run| side(&backend, run, seed, n, args.points)).collect();
     backend_notices.extend(report_notices(&backend));
     let [left, right]: [SideLandscape; 2] = sides.try_into().unwrap_or_else(|_| unreachable!("two sides"));
     std::fs::create_dir_all(&args.out).map_err(|e| Failure::io(&args.out, e))?;

@@ -185,18 +185,9 @@ fn table(left: &SideStudy, right: &SideStudy) -> String {
             ]
         })
         .collect();
-    let header = [
-        "side",
-        "OOD acc mean",
-        "min",
-        "max",
-        "ID acc mean",
-        "train loss mean",
-        "diverged",
-        "time",
-        "backend",
-    ]
-    .map(String::from);
+    let header =
+        ["side", "OOD acc mean", "min", "max", "ID acc mean", "train loss mean", "diverged", "time", "backend"]
+            .map(String::from);
     let widths: Vec<usize> =
         (0..9).map(|c| rows.iter().chain([&header]).map(|r| r[c].len()).max().unwrap_or(0)).collect();
     let line = |r: &[String; 9]| {
