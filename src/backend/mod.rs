@@ -126,7 +126,7 @@ pub struct Backend {
 #[derive(Clone, Debug)]
 enum Imp {
     Cpu(CpuBackend),
-    Gpu(GpuBackend),
+    Gpu(Box<GpuBackend>),
 }
 
 impl Backend {
@@ -137,7 +137,7 @@ impl Backend {
 
     /// A GPU backend on an already opened device.
     pub fn gpu(gpu: GpuBackend) -> Backend {
-        Backend::from_imp(Imp::Gpu(gpu))
+        Backend::from_imp(Imp::Gpu(Box::new(gpu)))
     }
 
     fn from_imp(imp: Imp) -> Backend {
