@@ -75,7 +75,7 @@ fn boundary_grids_agree_including_odd_sizes() {
         predict_proba(&nets[0], &params[0], &grid.points().into_flattened(), &mut core, &mut Workspace::new());
         assert!(core.iter().zip(&on_cpu).all(|(a, b)| *a as f32 == *b));
     }
-    assert_eq!(gpu.name(), "gpu");
+    assert_eq!((gpu.name(), gpu.last_call_backend()), ("gpu", "gpu"));
     assert!(gpu.take_notices().is_empty());
 }
 
@@ -233,6 +233,7 @@ fn gpu_failures_in_a_call_fall_back_to_the_cpu_for_that_call() {
     let reps = replicas(&m, &adam);
     let on_gpu_backend = block_on(gpu.train_replicas(&m, &splits, 16, &reps, 20));
     assert_eq!(on_gpu_backend, CpuBackend.train_replicas(&m, &splits, 16, &reps, 20));
+    assert_eq!(gpu.last_call_backend(), "cpu");
     let notices = gpu.take_notices();
     assert_eq!(notices.len(), 1, "{notices:?}");
     assert!(notices[0].contains("replica training") && notices[0].contains("Adam"), "{notices:?}");

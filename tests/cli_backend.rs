@@ -133,6 +133,23 @@ fn a_hidden_gpu_falls_back_with_a_notice() {
 }
 
 #[test]
+fn a_side_the_gpu_cannot_train_is_trained_on_the_cpu_and_labelled_so() {
+    let out = scratch("adam.json");
+    let mut args = STUDY.to_vec();
+    args.extend(["--set", "left-optimizer=adam", "--backend", "gpu", "--out", out.to_str().unwrap()]);
+    let o = flatminima(&args, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let json = read_json(&out);
+    assert_eq!(json["left"]["backend"], "cpu", "Adam is CPU-only in the replica kernels");
+    assert_eq!(json["right"]["backend"].as_str(), Some(active(&o).as_str()));
+    if active(&o) == "gpu" {
+        let err = stderr(&o);
+        assert!(err.contains("notice: replica training:") && err.contains("Adam"), "{err}");
+        assert_eq!(json["backend_notices"].as_array().unwrap().len(), 1);
+    }
+}
+
+#[test]
 fn study_refuses_bad_input_with_exit_code_2() {
     for (args, expected) in [
         (vec!["study", "--replicas", "0"], "--replicas"),

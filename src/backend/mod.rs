@@ -120,6 +120,8 @@ pub struct Backend {
     imp: Imp,
     /// Set once a GPU failure left the device unusable: the CPU from then on.
     gpu_lost: Arc<AtomicBool>,
+    /// Whether the last call that finished was computed on the GPU.
+    last_on_gpu: Arc<AtomicBool>,
     notices: Arc<Mutex<Vec<String>>>,
 }
 
@@ -141,7 +143,7 @@ impl Backend {
     }
 
     fn from_imp(imp: Imp) -> Backend {
-        Backend { imp, gpu_lost: Arc::default(), notices: Arc::default() }
+        Backend { imp, gpu_lost: Arc::default(), last_on_gpu: Arc::default(), notices: Arc::default() }
     }
 
     /// Opens the backend `choice` asks for, without knowing the model yet.
@@ -205,6 +207,16 @@ impl Backend {
         }
     }
 
+    /// "gpu" or "cpu": what computed the last call that finished ("cpu" before any
+    /// call). Differs from [`Backend::name`] after a call that fell back to the CPU.
+    pub fn last_call_backend(&self) -> &'static str {
+        if self.last_on_gpu.load(Ordering::Relaxed) {
+            "gpu"
+        } else {
+            "cpu"
+        }
+    }
+
     /// The backend and its device, e.g. "gpu: llvmpipe (LLVM 15.0.6, 256 bits) [Cpu, Vulkan]".
     pub fn description(&self) -> String {
         match (&self.imp, self.active_gpu()) {
@@ -256,11 +268,11 @@ impl Backend {
         }
         if let Some(gpu) = self.active_gpu() {
             match gpu.boundary_grid(models, grid).await {
-                Ok(probs) => return probs,
+                Ok(probs) => return self.done_on(true, probs),
                 Err(e) => self.gpu_failed(gpu, "boundary grid", e),
             }
         }
-        CpuBackend.boundary_grid(models, grid)
+        self.done_on(false, CpuBackend.boundary_grid(models, grid))
     }
 
     /// The loss surface of `mlp` over `plane` at every `grid` cell, on each of
@@ -279,11 +291,11 @@ impl Backend {
         );
         if let Some(gpu) = self.active_gpu() {
             match gpu.surface(mlp, plane, grid, sets).await {
-                Ok(surface) => return surface,
+                Ok(surface) => return self.done_on(true, surface),
                 Err(e) => self.gpu_failed(gpu, "loss surface", e),
             }
         }
-        CpuBackend.surface(mlp, plane, grid, sets)
+        self.done_on(false, CpuBackend.surface(mlp, plane, grid, sets))
     }
 
     /// Trains every replica for `steps` optimiser steps on `splits.train` (each
@@ -313,11 +325,16 @@ impl Backend {
         }
         if let Some(gpu) = self.active_gpu() {
             match gpu.train_replicas(mlp, splits, batch_size, replicas, steps).await {
-                Ok(metrics) => return metrics,
+                Ok(metrics) => return self.done_on(true, metrics),
                 Err(e) => self.gpu_failed(gpu, "replica training", e),
             }
         }
-        CpuBackend.train_replicas(mlp, splits, batch_size, replicas, steps)
+        self.done_on(false, CpuBackend.train_replicas(mlp, splits, batch_size, replicas, steps))
+    }
+
+    fn done_on<T>(&self, gpu: bool, result: T) -> T {
+        self.last_on_gpu.store(gpu, Ordering::Relaxed);
+        result
     }
 }
 

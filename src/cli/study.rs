@@ -139,8 +139,8 @@ fn study_side(
     let start = Instant::now();
     let metrics = block_on(backend.train_replicas(mlp, splits, batch_size, replicas, steps));
     let seconds = start.elapsed().as_secs_f64();
-    // A GPU failure during the call leaves the backend on the CPU: the call was done there.
-    let used = backend.name();
+    // Not backend.name(): a call the GPU refused (e.g. Adam) was done on the CPU.
+    let used = backend.last_call_backend();
     let spread = |f: fn(&ReplicaMetrics) -> f64| spread(metrics.iter().map(f));
     SideStudy {
         label: side.label(),
