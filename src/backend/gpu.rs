@@ -47,7 +47,7 @@ impl GpuBackend {
     }
 
     /// Destroys the device, as a driver reset would (tests of the fallback path).
-    #[cfg(test)]
+    #[cfg(all(test, not(target_arch = "wasm32")))]
     pub(crate) fn destroy_device_for_tests(&self) {
         self.ctx.device.destroy();
     }
