@@ -11,6 +11,7 @@ pub mod error;
 pub mod gpu;
 pub mod hessian;
 pub mod landscape;
+pub mod live_landscape;
 pub mod loss;
 pub mod metrics;
 pub mod model;
@@ -22,6 +23,7 @@ pub mod sam;
 pub mod schedule;
 pub mod settings;
 pub mod sharpness;
+pub mod sharpness_tracker;
 pub mod train;
 
 /// The browser layer: the only code that touches web-sys/js-sys.
