@@ -2,6 +2,7 @@
 #
 #   make demo      build the wasm app and serve www/ on http://127.0.0.1:$(PORT)/ (no apt, no browser needed)
 #   make build     wasm32 release build -> wasm-bindgen -> wasm-opt (binaryen 132 from npm) into www/pkg
+#                  (and www/pkg-bench for bench.html)
 #   make test      native tests + wasm tests in headless Chromium + build + end-to-end tests
 #   make bench     criterion benches + browser bench
 #   make lint      rustfmt check + clippy (native and wasm32), warnings are errors
@@ -81,13 +82,14 @@ lint: setup
 	cargo fmt --all --check
 	cargo clippy --all-targets -- -D warnings
 	cargo clippy --target $(WASM_TARGET) $(WASM_TEST_TARGETS) -- -D warnings
+	cargo clippy --lib --target $(WASM_TARGET) --features bench-page -- -D warnings
 
 fmt:
 	cargo fmt --all
 
 clean:
 	cargo clean
-	rm -rf www/pkg
+	rm -rf www/pkg www/pkg-bench
 
 distclean: clean
 	rm -rf node_modules

@@ -1,10 +1,12 @@
 #!/usr/bin/env node
-// In-browser benchmark: serves www/ (needs www/pkg from `make build`; builds
+// In-browser benchmark: serves www/ (needs www/pkg and www/pkg-bench from `make build`; builds
 // nothing itself), opens www/bench.html in headless Debian chromium and prints
 //   - WASM examples/s of one training step loop of the reference network
 //     2-16-16-2 tanh, batch 32: SGD (momentum 0.9) and SAM over that SGD,
 //   - the SAM/SGD cost ratio,
 //   - the time to recompute and draw both sides' 128x128 decision boundaries,
+//   - Hessian-vector product, lambda_max, dense spectrum and a 51x51 loss
+//     surface over 1000 points (issue 3's figures, timed inside wasm),
 //   - the gzipped bytes of wasm + JS + CSS that index.html makes the browser load,
 //   - and the native figures for comparison: from criterion's results
 //     (target/criterion/train_step/{sgd,sam}, written by `cargo bench --bench train_step`),
@@ -26,7 +28,8 @@ import { cpus, loadavg } from "node:os";
 import { ROOT, startServer, launchBrowser, newWatchedPage, withTimeout } from "../tests/e2e/harness.mjs";
 
 const PLAYGROUND = 185_000; // TensorFlow Playground's network code, headless Chromium, this machine kind
-const TARGETS = { wasm: 1_800_000, nativeShare: 0.6, samRatio: 2.1, boundaryMs: 8, shippedKB: 300 };
+const TARGETS = { wasm: 1_800_000, nativeShare: 0.6, samRatio: 2.1, boundaryMs: 8, shippedKB: 300,
+  lambdaMs: 20, spectrumMs: 150, surfaceMs: 1000 };
 
 const args = Object.fromEntries(
   process.argv.slice(2).map((a) => {
@@ -128,9 +131,9 @@ async function main() {
     const { page, problems } = await newWatchedPage(browser.context);
     await page.goto(server.url + "bench.html", { waitUntil: "load" });
     await page.waitForFunction(() => typeof window.runBench === "function", null, { timeout: 15_000 }).catch((e) => {
-      throw new Error(`bench.html did not start (is www/pkg from \`make build\` current, with benchTrain?): ${problems.join("; ") || e.message}`);
+      throw new Error(`bench.html did not start (is www/pkg-bench from \`make build\` current?): ${problems.join("; ") || e.message}`);
     });
-    const options = args.quick ? { samples: 3, sampleMs: 200, frames: 20 } : {};
+    const options = args.quick ? { samples: 3, sampleMs: 200, frames: 20, landscapeRepeats: 1 } : {};
     const wasm = await withTimeout(page.evaluate((o) => window.runBench(o), options), 180_000, "bench.html runBench()");
     const shipped = await shippedBytes(browser.context, server.url, www);
     const native = nativeFigures();
@@ -149,6 +152,11 @@ async function main() {
     line("WASM SAM examples/s (median)", fmt(sam), `  ${fmt(wasm.sam.us_per_step_median, 2)} us/step, best ${fmt(wasm.sam.examples_per_s_best)}/s`);
     line("SAM/SGD cost ratio", fmt(wasm.sam_sgd_cost_ratio, 2) + "x", mark(wasm.sam_sgd_cost_ratio <= TARGETS.samRatio));
     line("both 128x128 boundaries (median)", fmt(wasm.boundary.ms_median, 2) + " ms", `  p95 ${fmt(wasm.boundary.ms_p95, 2)} ms, draw only ${fmt(wasm.boundary.draw_only_ms_median, 2)} ms${mark(wasm.boundary.ms_median <= TARGETS.boundaryMs)}`);
+    const L = wasm.landscape;
+    line("Hessian-vector product (512 pts)", fmt(L.hvp_512, 3) + " ms");
+    line("lambda_max, power iteration", fmt(L.lambda_max_512, 1) + " ms", `  ${L.power_iterations} products, 512 points${mark(L.lambda_max_512 < TARGETS.lambdaMs)}`);
+    line("dense Hessian + full spectrum", fmt(L.dense_and_spectrum_512, 1) + " ms", `  ${L.params} parameters, 512 points${mark(L.dense_and_spectrum_512 < TARGETS.spectrumMs)}`);
+    line("51x51 surface over 1000 points", fmt(L.surface_51x51_1000, 0) + " ms", `  one side, row by row; slowest row ${fmt(L.surface_rows_ms_max, 1)} ms${mark(L.surface_51x51_1000 < TARGETS.surfaceMs)}`);
     line("shipped wasm+JS+CSS (gzip -9)", fmt(shipped.wasm_js_css_gz / 1024, 1) + " KB", `  all files incl. HTML ${fmt(shipped.all_gz / 1024, 1)} KB${mark(shipped.wasm_js_css_gz <= TARGETS.shippedKB * 1024)}`);
     for (const f of shipped.files) console.log(`      ${f.path.padEnd(32)} ${fmt(f.raw).padStart(10)} B ${fmt(f.gz).padStart(9)} B gz`);
     for (const side of ["sgd", "sam"]) {

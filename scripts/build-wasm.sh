@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Build the web app: Rust -> wasm32 -> wasm-bindgen (www/pkg) -> wasm-opt (binaryen 132 from npm).
+# Build the web app: Rust -> wasm32 -> wasm-bindgen (www/pkg) -> wasm-opt (binaryen 132 from npm),
+# and the benchmark page's module (www/pkg-bench, with the bench-page feature).
 #
 # Env knobs:
 #   WASM_OPT=0            skip wasm-opt (debugging)
@@ -17,6 +18,7 @@ export PATH="$HOME/.cargo/bin:$PATH"
 CRATE="${CRATE:-flatminima}"
 TARGET=wasm32-unknown-unknown
 OUT=www/pkg
+BENCH_OUT=www/pkg-bench
 # Always this wasm-opt, never /usr/bin/wasm-opt (Debian's binaryen 108 silently breaks wasm-bindgen output).
 WASM_OPT_BIN="$ROOT/node_modules/.bin/wasm-opt"
 # Features that Rust 1.95's wasm32-unknown-unknown target emits by default (LLVM 20+ defaults) and that
@@ -30,23 +32,33 @@ WASM_OPT_FEATURES=(
   --enable-simd
 )
 
-echo "==> cargo build --lib --release --target $TARGET"
-cargo build --lib --release --target "$TARGET"
+# One wasm module: cargo build -> wasm-bindgen into $2 -> wasm-opt. $1: extra cargo flags.
+build_module() {
+  local cargo_flags="$1" out="$2"
+  echo "==> cargo build --lib --release --target $TARGET $cargo_flags"
+  # shellcheck disable=SC2086
+  cargo build --lib --release --target "$TARGET" $cargo_flags
 
-echo "==> wasm-bindgen $(wasm-bindgen --version | awk '{print $2}') -> $OUT"
-rm -rf "$OUT"
-wasm-bindgen --target web --out-dir "$OUT" --no-typescript "target/$TARGET/release/$CRATE.wasm"
+  echo "==> wasm-bindgen $(wasm-bindgen --version | awk '{print $2}') -> $out"
+  rm -rf "$out"
+  wasm-bindgen --target web --out-dir "$out" --no-typescript "target/$TARGET/release/$CRATE.wasm"
 
-WASM="$OUT/${CRATE}_bg.wasm"
-if [ "${WASM_OPT:-1}" != 0 ]; then
-  [ -x "$WASM_OPT_BIN" ] || { echo "build-wasm.sh: $WASM_OPT_BIN missing; run scripts/setup.sh --build-only" >&2; exit 1; }
-  level="${WASM_OPT_LEVEL:--O3}"
-  echo "==> $("$WASM_OPT_BIN" --version) $level"
-  "$WASM_OPT_BIN" "$level" "${WASM_OPT_FEATURES[@]}" "$WASM" -o "$WASM.opt"
-  mv "$WASM.opt" "$WASM"
-else
-  echo "==> wasm-opt skipped (WASM_OPT=0)"
-fi
+  local wasm="$out/${CRATE}_bg.wasm"
+  if [ "${WASM_OPT:-1}" != 0 ]; then
+    [ -x "$WASM_OPT_BIN" ] || { echo "build-wasm.sh: $WASM_OPT_BIN missing; run scripts/setup.sh --build-only" >&2; exit 1; }
+    local level="${WASM_OPT_LEVEL:--O3}"
+    echo "==> $("$WASM_OPT_BIN" --version) $level"
+    "$WASM_OPT_BIN" "$level" "${WASM_OPT_FEATURES[@]}" "$wasm" -o "$wasm.opt"
+    mv "$wasm.opt" "$wasm"
+  else
+    echo "==> wasm-opt skipped (WASM_OPT=0)"
+  fi
+}
+
+# The module the page ships, then the benchmark page's own (the same code plus
+# the timing exports of src/web/bench.rs, which the page never needs).
+build_module "" "$OUT"
+build_module "--features bench-page" "$BENCH_OUT"
 
 echo "==> shipped files (raw / gzip -9)"
 total_raw=0

@@ -99,8 +99,8 @@ pub fn tanh(x: f64) -> f64 {
     let shifted = y * std::f64::consts::LOG2_E + SHIFTER;
     let k = shifted - SHIFTER;
     // ln 2 split in two (fdlibm's constants) so that k * LN2_HI is exact.
-    const LN2_HI: f64 = 6.931_471_803_691_238_164_90e-1;
-    const LN2_LO: f64 = 1.908_214_929_270_587_700_02e-10;
+    const LN2_HI: f64 = 0.693_147_180_369_123_8;
+    const LN2_LO: f64 = 1.908_214_929_270_587_7e-10;
     let r = (y - k * LN2_HI) - k * LN2_LO;
     let p = r * expm1_over_r(r);
     let two_to_k = f64::from_bits((shifted.to_bits().wrapping_add(1023)) << 52);

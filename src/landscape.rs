@@ -490,6 +490,11 @@ impl SurfaceJob {
         self.done >= self.cells()
     }
 
+    /// Cells computed so far (row-major order).
+    pub fn cells_done(&self) -> usize {
+        self.done
+    }
+
     /// Fraction of cells computed, in [0, 1].
     pub fn progress(&self) -> f64 {
         if self.cells() == 0 {

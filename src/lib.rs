@@ -12,6 +12,7 @@ pub mod error;
 pub mod gpu;
 pub mod hessian;
 pub mod landscape;
+pub mod live_landscape;
 pub mod loss;
 pub mod metrics;
 pub mod model;
@@ -23,6 +24,7 @@ pub mod sam;
 pub mod schedule;
 pub mod settings;
 pub mod sharpness;
+pub mod sharpness_tracker;
 pub mod train;
 
 /// The browser layer: the only code that touches web-sys/js-sys.

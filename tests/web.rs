@@ -307,3 +307,114 @@ fn the_fast_heatmap_forward_matches_the_core_for_every_activation() {
         assert!(worst < 1e-4, "{activation}: the heatmap's probabilities differ from the core's by {worst}");
     }
 }
+
+/// Non-white pixels in a canvas (something was drawn).
+fn inked(ctx: &CanvasRenderingContext2d, w: u32, h: u32) -> usize {
+    let data = ctx.get_image_data(0.0, 0.0, w as f64, h as f64).unwrap().data();
+    data.chunks_exact(4).filter(|p| p[3] > 0 && (p[0] < 245 || p[1] < 245 || p[2] < 245)).count()
+}
+
+#[wasm_bindgen_test]
+fn the_landscape_fills_in_progressively_and_matches_the_core() {
+    let mut sb = trained();
+    assert_eq!(
+        sb.landscape_configure("hessain", 9, 64),
+        "directions: expected random, hessian or pca, got \"hessain\""
+    );
+    assert!(sb.landscape_configure("random", 500, 64).starts_with("grid: expected 3..=101"));
+    assert_eq!(sb.landscape_configure("random", 9, 64), "");
+    // A tiny budget computes a little; the view is there but incomplete.
+    let first = sb.landscape_advance(0.0);
+    assert!(first > 0.0 && first < 1.0, "progress {first}");
+    let partial: Value = serde_json::from_str(&sb.landscape_json(false)).unwrap();
+    assert_eq!(partial["complete"], false);
+    let mut rounds = 0;
+    while sb.landscape_advance(5.0) < 1.0 {
+        rounds += 1;
+        assert!(rounds < 10_000, "the landscape never finished");
+    }
+    let full: Value = serde_json::from_str(&sb.landscape_json(true)).unwrap();
+    assert_eq!(full["complete"], true);
+    assert_eq!(full["kind"], "random");
+    assert_eq!(full["steps"], serde_json::json!([300, 300]));
+    // The surface at (0, 0) is the loss at the solution, on the same 64-point subset the job used.
+    for (i, side) in ["left", "right"].into_iter().enumerate() {
+        let surface = &full[side]["surface"];
+        assert_eq!(surface["alphas"].as_array().unwrap().len(), 9);
+        let centre = surface["train"][4 * 9 + 4].as_f64().unwrap();
+        let run = if i == 0 { &sb.pair().left } else { &sb.pair().right };
+        let subset = flatminima::landscape::subset(
+            &run.splits.train,
+            64,
+            sb.pair().config.seed,
+            flatminima::landscape::Split::Train,
+        );
+        let exact = run.mlp.evaluate(&run.params, subset.flat_points(), &subset.labels, &mut Default::default()).0;
+        assert!((centre - exact).abs() < 1e-12, "{side}: surface centre {centre} vs L(w) {exact}");
+        assert!(full[side]["ood"]["mean_rise"].as_f64().unwrap().is_finite());
+    }
+    // Everything draws, and an up-to-date landscape does no more work.
+    let (contour, cctx) = canvas(300, 300);
+    let (cube, dctx) = canvas(300, 300);
+    let (line, lctx) = canvas(400, 220);
+    sb.draw_surface(1, &contour, &cube, "ood", 0.6, 0.45, 1.0).unwrap();
+    sb.draw_slice(0, &line, 1.0).unwrap();
+    assert!(inked(&cctx, 300, 300) > 20_000, "the contour view is mostly empty");
+    assert!(inked(&dctx, 300, 300) > 5_000, "the 3D view is mostly empty");
+    assert!(inked(&lctx, 400, 220) > 2_000, "the slice is empty");
+    sb.draw_interpolation(&line, 1.0).unwrap();
+    assert_eq!(sb.landscape_advance(5.0), 1.0);
+    // Training on makes it stale: a new one starts, and the old stays drawable meanwhile.
+    sb.step(10);
+    assert!(sb.landscape_advance(0.0) < 1.0);
+    let shown: Value = serde_json::from_str(&sb.landscape_json(false)).unwrap();
+    assert_eq!(shown["steps"], serde_json::json!([300, 300]), "the complete landscape stays on screen");
+    // A new plane kind cancels at once.
+    assert_eq!(sb.landscape_configure("hessian", 9, 64), "");
+    assert_eq!(sb.landscape_json(false), "null");
+    while sb.landscape_advance(5.0) < 1.0 {}
+    let hessian: Value = serde_json::from_str(&sb.landscape_json(false)).unwrap();
+    assert_eq!(hessian["kind"], "hessian");
+    let e = hessian["left"]["eigenvalues"].as_array().unwrap();
+    assert!(e[0].as_f64().unwrap() >= e[1].as_f64().unwrap());
+}
+
+#[wasm_bindgen_test]
+fn sharpness_is_measured_a_stage_at_a_time_and_reported_in_metrics() {
+    let mut sb = trained();
+    let m: Value = serde_json::from_str(&sb.metrics_json()).unwrap();
+    assert!(m["left"]["sharpness"].is_null(), "nothing measured yet");
+    assert!(sb.sharpness_busy(false));
+    let mut calls = 0;
+    while sb.sharpness_busy(false) {
+        sb.sharpness_advance(0.0, false);
+        calls += 1;
+        assert!(calls < 100);
+    }
+    assert!(calls >= 12, "one measure per call, two sides: {calls} calls");
+    let m: Value = serde_json::from_str(&sb.metrics_json()).unwrap();
+    for side in ["left", "right"] {
+        let s = &m[side]["sharpness"];
+        assert_eq!(s["step"], 300);
+        for key in ["lambda_max", "trace", "eps_sharpness", "rho_sharpness", "adaptive_sharpness", "average_sharpness"]
+        {
+            assert!(s[key].as_f64().is_some_and(f64::is_finite), "{side}.sharpness.{key}: {}", s[key]);
+        }
+        assert_eq!(s["edge_of_stability"], 20.0, "2 / lr at lr 0.1");
+        assert!(s["spectrum_step"].is_null(), "the spectrum waits for a pause");
+    }
+    // Paused: the spectra come, one side per call.
+    assert!(sb.sharpness_advance(0.0, true));
+    assert!(sb.sharpness_advance(0.0, true));
+    assert!(!sb.sharpness_busy(true));
+    let m: Value = serde_json::from_str(&sb.metrics_json()).unwrap();
+    assert_eq!(m["right"]["sharpness"]["spectrum_step"], 300);
+    let (lambda, lctx) = canvas(400, 220);
+    let (spectrum, sctx) = canvas(400, 220);
+    sb.draw_sharpness(&lambda, &spectrum, 1.0).unwrap();
+    assert!(inked(&lctx, 400, 220) > 1_000 && inked(&sctx, 400, 220) > 1_000);
+    // A reset forgets the measurements.
+    sb.reset();
+    let m: Value = serde_json::from_str(&sb.metrics_json()).unwrap();
+    assert!(m["left"]["sharpness"].is_null());
+}

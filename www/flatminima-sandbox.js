@@ -10,9 +10,11 @@
 // right-optimizer, left, right, rho, lr, momentum, weight-decay, schedule,
 // batch-size, steps, seed, label-smoothing), plus backend (auto|cpu|gpu),
 // autoplay, controls (show the settings panel), speed (1|10|100|1000|max steps
-// per frame) and show-ood (true|false).
-// Methods: play(), pause(), step(n), reset(), metrics(), settingsQuery(),
-// configJson(), wasmMemoryBytes(). Events: "metrics" (detail = metrics()) a
+// per frame), show-ood (true|false), landscape (on|off: the loss-landscape and
+// sharpness views), directions (random|hessian|pca: the landscape's plane) and
+// surface (train|ood: which loss the surfaces show).
+// Methods: play(), pause(), step(n), reset(), metrics(), landscape(),
+// settingsQuery(), configJson(), wasmMemoryBytes(). Events: "metrics" (detail = metrics()) a
 // few times a second while training and after every change; "settingschange"
 // (detail = {query}) when a setting changed.
 //
@@ -31,7 +33,9 @@ const SETTINGS = [
   "batch-size", "steps", "seed", "label-smoothing",
 ];
 /** Attributes of the element itself, not of the run. */
-const UI_ATTRIBUTES = ["backend", "autoplay", "controls", "speed", "show-ood"];
+const UI_ATTRIBUTES = ["backend", "autoplay", "controls", "speed", "show-ood", "landscape", "directions", "surface"];
+const DIRECTIONS = ["random", "hessian", "pca"];
+const SURFACES = ["train", "ood"];
 const BACKENDS = ["auto", "cpu", "gpu"];
 const SPEEDS = ["1", "10", "100", "1000", "max"];
 const DEFAULT_SPEED = "10";
@@ -41,6 +45,13 @@ const TRAIN_BUDGET_MS = 8;
 /** Redraw intervals (ms): boundaries; curves and table; "metrics" events. */
 const BOUNDARY_EVERY_MS = 66;
 const CURVES_EVERY_MS = 200;
+const LANDSCAPE_EVERY_MS = 150;
+/** Landscape and sharpness work per frame (ms): small while training, more while paused. */
+const LANDSCAPE_BUDGET_MS = { playing: 4, paused: 20 };
+const SHARPNESS_BUDGET_MS = 2;
+/** Landscape grid points per axis, and points per data set it is evaluated on. */
+const LANDSCAPE_GRID = 51;
+const LANDSCAPE_POINTS = 256;
 const EVENT_EVERY_MS = 500;
 /** Most steps one step(n) call takes (it runs synchronously). */
 const MAX_STEP_CALL = 100_000;
@@ -175,10 +186,56 @@ const TEMPLATE = `
           <div class="fm-curve-box"><canvas class="fm-acc" aria-label="accuracy curves"></canvas></div>
         </div>
       </div>
-      <table class="fm-table">
+      <table class="fm-table fm-metrics-table">
         <thead><tr><th scope="col"></th><th scope="col" class="fm-th-left">Left</th><th scope="col" class="fm-th-right">Right</th></tr></thead>
         <tbody></tbody>
       </table>
+      <section class="fm-landscape" aria-label="Loss landscape and sharpness">
+        <div class="fm-land-toolbar">
+          <h3>Loss landscape</h3>
+          <label class="fm-inline">Directions
+            <select name="directions" title="The plane through each solution that the surfaces show">
+              <option value="random">random (filter-normalised)</option>
+              <option value="hessian">top-2 Hessian eigenvectors</option>
+              <option value="pca">PCA of the trajectory</option>
+            </select>
+          </label>
+          <label class="fm-inline">Surface of
+            <select name="surface"><option value="train">train loss</option><option value="ood">OOD test loss</option></select>
+          </label>
+          <progress class="fm-land-progress" max="1" value="0" aria-label="landscape progress"></progress>
+          <span class="fm-land-status" aria-live="polite"></span>
+        </div>
+        <div class="fm-land-sides">
+          ${["left", "right"].map((side, i) => `
+          <figure class="fm-land-side" data-side="${side}">
+            <figcaption><span class="fm-swatch fm-side-${i}"></span><span class="fm-land-label">${side === "left" ? "Left" : "Right"}</span>
+              <span class="fm-land-readout"></span></figcaption>
+            <div class="fm-land-pair">
+              <div class="fm-square-box"><canvas class="fm-contour" aria-label="${side} loss surface, contour view"></canvas></div>
+              <div class="fm-square-box"><canvas class="fm-surface3d" tabindex="0" aria-label="${side} loss surface in 3D: drag or use the arrow keys to rotate"></canvas></div>
+            </div>
+            <div class="fm-slice-box"><canvas class="fm-slice" aria-label="${side} 1D slice: train and OOD loss along d1"></canvas></div>
+          </figure>`).join("")}
+        </div>
+        <div class="fm-land-row">
+          <figure><figcaption>From the left solution (t = 0) to the right one (t = 1)</figcaption>
+            <div class="fm-slice-box"><canvas class="fm-interp" aria-label="interpolation between the two solutions"></canvas></div></figure>
+          <figure><figcaption>λ<sub>max</sub> over training; dashed 2/lr, dotted (2+2β)/lr (edge of stability)</figcaption>
+            <div class="fm-slice-box"><canvas class="fm-lambda" aria-label="largest Hessian eigenvalue over training"></canvas></div></figure>
+          <figure><figcaption>Hessian eigenvalues (histogram; updated while paused)</figcaption>
+            <div class="fm-slice-box"><canvas class="fm-spectrum" aria-label="Hessian eigen-spectrum of both sides"></canvas></div></figure>
+        </div>
+        <table class="fm-table fm-sharp-table">
+          <thead><tr><th scope="col">Sharpness (train, 256 points; bold = flatter by that measure)</th><th scope="col" class="fm-th-left">Left</th><th scope="col" class="fm-th-right">Right</th></tr></thead>
+          <tbody></tbody>
+        </table>
+        <p class="fm-land-help">Each surface is the loss over a plane through that side's current solution (black dot);
+          the white line is the training path projected onto it, red crosses are SAM's perturbed points w + ε.
+          Colours use one log scale for all four pictures. A flat basin keeps a low loss far from the dot;
+          compare how much the <em>OOD</em> loss rises around each solution. Flatness does not always predict
+          the OOD result: the table and curves show what actually happens here.</p>
+      </section>
     </div>
   </div>
 </div>`;
@@ -188,6 +245,13 @@ const ROWS = [
   ["Train accuracy", "train_acc", "acc"], ["ID test accuracy", "id_acc", "acc"], ["OOD test accuracy", "ood_acc", "acc"],
   ["OOD gap (ID − OOD accuracy)", "ood_gap", "gap"],
 ];
+
+const SHARP_ROWS = [
+  ["λ_max (power iteration)", "lambda_max"], ["edge of stability 2/lr", "edge_of_stability"], ["Hessian trace (Hutchinson)", "trace"],
+  ["ε-sharpness (Keskar, %)", "eps_sharpness"], ["ρ-sharpness (worst case, ρ of SAM)", "rho_sharpness"],
+  ["adaptive sharpness", "adaptive_sharpness"], ["average sharpness (Gaussian)", "average_sharpness"],
+];
+const formatNumber = (v) => (v == null || !Number.isFinite(v) ? "–" : Math.abs(v) >= 1000 || (Math.abs(v) < 0.001 && v !== 0) ? v.toExponential(2) : v.toPrecision(3));
 
 const formatLoss = (v) => (v == null ? "–" : v >= 100 ? v.toFixed(0) : v >= 0.01 ? v.toFixed(3) : v.toExponential(1));
 const formatAcc = (v) => (v == null ? "–" : (100 * v).toFixed(1) + "%");
@@ -207,8 +271,11 @@ class FlatminimaSandbox extends HTMLElement {
   #settingsPending = true;
   #flushQueued = false;
   #messages = { settings: [], ui: [] };
-  #last = { boundary: 0, curves: 0, event: 0 };
-  #dirty = { boundary: true, curves: true };
+  #last = { boundary: 0, curves: 0, event: 0, landscape: 0 };
+  #dirty = { boundary: true, curves: true, landscape: true };
+  #landscapeOn = true;
+  #landscapeBusy = false;
+  #view3d = { yaw: 0.6, pitch: 0.45 };
   #metrics = null;
   #resize = null;
   #speed = DEFAULT_SPEED;
@@ -233,7 +300,14 @@ class FlatminimaSandbox extends HTMLElement {
         canvas: p.querySelector("canvas"), label: p.querySelector(".fm-label"), quick: p.querySelector(".fm-quick"),
         diverged: p.querySelector(".fm-diverged"), divergedText: p.querySelector(".fm-diverged-text"),
       })),
-      loss: q(".fm-loss"), acc: q(".fm-acc"), tbody: q(".fm-table tbody"),
+      loss: q(".fm-loss"), acc: q(".fm-acc"), tbody: q(".fm-metrics-table tbody"),
+      landscape: q(".fm-landscape"), directions: q('select[name="directions"]'), surface: q('select[name="surface"]'),
+      landProgress: q(".fm-land-progress"), landStatus: q(".fm-land-status"),
+      landSides: [...this.#root.querySelectorAll(".fm-land-side")].map((f) => ({
+        contour: f.querySelector(".fm-contour"), surface3d: f.querySelector(".fm-surface3d"), slice: f.querySelector(".fm-slice"),
+        label: f.querySelector(".fm-land-label"), readout: f.querySelector(".fm-land-readout"),
+      })),
+      interp: q(".fm-interp"), lambda: q(".fm-lambda"), spectrum: q(".fm-spectrum"), sharpBody: q(".fm-sharp-table tbody"),
       thLeft: q(".fm-th-left"), thRight: q(".fm-th-right"), legendLeft: q(".fm-legend-left"), legendRight: q(".fm-legend-right"),
     };
     // Show the element once its stylesheet is in (no flash of unstyled content).
@@ -246,7 +320,7 @@ class FlatminimaSandbox extends HTMLElement {
   connectedCallback() {
     liveElements.add(this);
     this.#resize ??= new ResizeObserver(() => this.#fitCanvases());
-    for (const c of [...this.#els.panels.map((p) => p.canvas), this.#els.loss, this.#els.acc]) this.#resize.observe(c);
+    for (const c of this.#allCanvases()) this.#resize.observe(c);
     this.#applyUiAttributes();
     if (fatalMessage) { this.#showFatal(fatalMessage); return; }
     loadWasm().then(
@@ -301,8 +375,10 @@ class FlatminimaSandbox extends HTMLElement {
   pause() {
     this.#playing = false;
     this.#updatePlayButton();
-    this.#stopLoop();
     this.#emitMetrics();
+    // The loop goes on while the landscape and sharpness views catch up, then stops by itself.
+    this.#dirty.landscape = true;
+    if (this.#sb) this.#startLoop();
   }
 
   /**
@@ -335,6 +411,18 @@ class FlatminimaSandbox extends HTMLElement {
     return this.#metrics;
   }
 
+  /**
+   * What the landscape view shows, as plain JSON (null before the first one):
+   * {kind, grid, points, note, progress, complete, steps, left, right}; each side
+   * has step, eigenvalues or explained_variance of its plane, and train/ood
+   * {at_solution, mean_rise} (the mean of L - L(w) over the surface).
+   */
+  landscape() {
+    this.#flushSettings();
+    if (!this.#sb || fatalMessage) return null;
+    return JSON.parse(this.#guard(() => this.#sb.landscapeJson(false)) ?? "null");
+  }
+
   /** The non-default settings as a URL query (no "?"), UI attributes included. */
   settingsQuery() {
     this.#flushSettings();
@@ -345,6 +433,9 @@ class FlatminimaSandbox extends HTMLElement {
     if (!this.#els.ood.checked) parts.push("show-ood=false");
     const backend = this.getAttribute("backend");
     if (backend && backend !== "auto" && BACKENDS.includes(backend)) parts.push(`backend=${backend}`);
+    if (!this.#landscapeOn) parts.push("landscape=off");
+    if (this.#els.directions.value !== DIRECTIONS[0]) parts.push(`directions=${this.#els.directions.value}`);
+    if (this.#els.surface.value !== SURFACES[0]) parts.push(`surface=${this.#els.surface.value}`);
     return parts.join("&");
   }
 
@@ -375,7 +466,10 @@ class FlatminimaSandbox extends HTMLElement {
     const json = JSON.stringify(settings);
     this.#guard(() => {
       if (this.#sb) this.#sb.reconfigure(json);
-      else this.#sb = Sandbox.fromSettings(json);
+      else {
+        this.#sb = Sandbox.fromSettings(json);
+        this.#configureLandscape();
+      }
       this.#messages.settings = JSON.parse(this.#sb.errorsJson()).map((e) => `${e.setting}: ${e.message}`);
     });
     if (fatalMessage) return;
@@ -416,6 +510,17 @@ class FlatminimaSandbox extends HTMLElement {
       this.#els.ood.checked = showOod;
       this.#dirty.boundary = true;
     }
+    const landscape = (this.getAttribute("landscape") ?? "on").trim();
+    if (!["on", "off", ""].includes(landscape)) ui.push(`landscape: must be on or off, got "${landscape}"; using on`);
+    this.#landscapeOn = landscape !== "off";
+    this.#els.landscape.hidden = !this.#landscapeOn;
+    for (const [name, allowed, select] of [["directions", DIRECTIONS, this.#els.directions], ["surface", SURFACES, this.#els.surface]]) {
+      const raw = this.getAttribute(name);
+      const value = raw === null ? allowed[0] : raw.trim();
+      if (!allowed.includes(value)) ui.push(`${name}: must be ${allowed.join(", ")}, got "${raw}"; using ${allowed[0]}`);
+      select.value = allowed.includes(value) ? value : allowed[0];
+    }
+    this.#configureLandscape();
     this.#els.controls.hidden = !this.hasAttribute("controls");
     this.#els.root.classList.toggle("fm-with-controls", this.hasAttribute("controls"));
     this.#messages.ui = ui;
@@ -539,7 +644,64 @@ class FlatminimaSandbox extends HTMLElement {
     e.reset.addEventListener("click", () => this.reset());
     e.speed.addEventListener("change", () => this.setAttribute("speed", e.speed.value));
     e.ood.addEventListener("change", () => this.setAttribute("show-ood", String(e.ood.checked)));
+    e.directions.addEventListener("change", () => this.setAttribute("directions", e.directions.value));
+    e.surface.addEventListener("change", () => this.setAttribute("surface", e.surface.value));
+    this.#wireRotation();
   }
+
+  /** Drag (or arrow keys) on either 3D view rotates both, so they stay comparable. */
+  #wireRotation() {
+    for (const { surface3d: c } of this.#els.landSides) {
+      let last = null;
+      c.addEventListener("pointerdown", (ev) => { last = [ev.clientX, ev.clientY]; c.setPointerCapture(ev.pointerId); });
+      c.addEventListener("pointermove", (ev) => {
+        if (!last) return;
+        this.#rotate((ev.clientX - last[0]) * 0.01, (ev.clientY - last[1]) * 0.01);
+        last = [ev.clientX, ev.clientY];
+      });
+      const stop = () => { last = null; };
+      c.addEventListener("pointerup", stop);
+      c.addEventListener("pointercancel", stop);
+      c.addEventListener("keydown", (ev) => {
+        const d = { ArrowLeft: [-0.1, 0], ArrowRight: [0.1, 0], ArrowUp: [0, -0.1], ArrowDown: [0, 0.1] }[ev.key];
+        if (d) { ev.preventDefault(); this.#rotate(...d); }
+      });
+    }
+  }
+
+  #rotate(dYaw, dPitch) {
+    this.#view3d.yaw += dYaw;
+    this.#view3d.pitch = Math.max(-1.45, Math.min(1.45, this.#view3d.pitch + dPitch));
+    this.#dirty.landscape = true;
+    this.#last.landscape = -Infinity;
+    this.#startLoop();
+  }
+
+  /** Tells the wasm side which plane to slice along; a change cancels the work under way. */
+  #configureLandscape() {
+    if (!this.#sb || fatalMessage) return;
+    const problem = this.#guard(() => this.#sb.landscapeConfigure(this.#els.directions.value, LANDSCAPE_GRID, LANDSCAPE_POINTS));
+    if (problem) console.warn(`flatminima-sandbox: ${problem}`);
+    this.#dirty.landscape = true;
+    this.#redrawSoon();
+  }
+
+  /** The landscape and sharpness computations' share of a frame. */
+  #landscapeWork() {
+    if (!this.#landscapeOn || !this.#sb) return false;
+    const budget = this.#playing ? LANDSCAPE_BUDGET_MS.playing : LANDSCAPE_BUDGET_MS.paused;
+    const progress = this.#guard(() => this.#sb.landscapeAdvance(budget));
+    const measured = this.#guard(() => this.#sb.sharpnessAdvance(SHARPNESS_BUDGET_MS, !this.#playing));
+    if (fatalMessage) return false;
+    this.#els.landProgress.value = progress;
+    const busy = progress < 1 || this.#guard(() => this.#sb.sharpnessBusy(!this.#playing));
+    if (busy || measured || progress !== this.#lastProgress) this.#dirty.landscape = true;
+    this.#lastProgress = progress;
+    this.#landscapeBusy = busy;
+    return busy;
+  }
+
+  #lastProgress = -1;
 
   #updatePlayButton() {
     this.#els.play.textContent = this.#playing ? "❚❚ Pause" : "▶ Play";
@@ -573,6 +735,8 @@ class FlatminimaSandbox extends HTMLElement {
         return;
       }
     }
+    this.#landscapeWork();
+    if (fatalMessage) return;
     if (this.#dirty.boundary && now - this.#last.boundary >= BOUNDARY_EVERY_MS) {
       this.#last.boundary = now;
       this.#drawBoundaries();
@@ -584,17 +748,21 @@ class FlatminimaSandbox extends HTMLElement {
       this.#drawCurves();
       this.#updateText();
     }
+    if (this.#dirty.landscape && now - this.#last.landscape >= LANDSCAPE_EVERY_MS) {
+      this.#last.landscape = now;
+      this.#drawLandscape();
+    }
     if (now - this.#last.event >= EVENT_EVERY_MS) {
       this.#last.event = now;
       this.#emitMetrics();
     }
-    if (this.#playing || this.#dirty.boundary || this.#dirty.curves) this.#startLoop();
+    if (this.#playing || this.#dirty.boundary || this.#dirty.curves || this.#dirty.landscape || this.#landscapeBusy) this.#startLoop();
   }
 
   /** Redraw at the next frame (cheap to call often). */
   #redrawSoon() {
-    this.#dirty.boundary = this.#dirty.curves = true;
-    this.#last.boundary = this.#last.curves = -Infinity;
+    this.#dirty.boundary = this.#dirty.curves = this.#dirty.landscape = true;
+    this.#last.boundary = this.#last.curves = this.#last.landscape = -Infinity;
     if (this.#sb) this.#startLoop();
   }
 
@@ -605,6 +773,9 @@ class FlatminimaSandbox extends HTMLElement {
     this.#drawCurves();
     this.#updateText();
     this.#emitMetrics();
+    // The landscape catches up over the next frames (it is computed a little at a time).
+    this.#dirty.landscape = true;
+    this.#startLoop();
   }
 
   #drawBoundaries() {
@@ -622,11 +793,53 @@ class FlatminimaSandbox extends HTMLElement {
     }
   }
 
+  #drawLandscape() {
+    this.#dirty.landscape = false;
+    if (!this.#landscapeOn || !this.#sb || fatalMessage) return;
+    const scale = window.devicePixelRatio || 1;
+    const e = this.#els;
+    const split = e.surface.value;
+    e.landSides.forEach((s, side) => {
+      if (s.contour.width > 0) {
+        this.#guard(() => this.#sb.drawSurface(side, s.contour, s.surface3d, split, this.#view3d.yaw, this.#view3d.pitch, scale));
+      }
+      if (s.slice.width > 0) this.#guard(() => this.#sb.drawSlice(side, s.slice, scale));
+    });
+    if (e.interp.width > 0) this.#guard(() => this.#sb.drawInterpolation(e.interp, scale));
+    if (e.lambda.width > 0) this.#guard(() => this.#sb.drawSharpness(e.lambda, e.spectrum, scale));
+    this.#updateLandscapeText();
+  }
+
+  #updateLandscapeText() {
+    const e = this.#els;
+    const land = JSON.parse(this.#guard(() => this.#sb.landscapeJson(false)) ?? "null");
+    const m = this.metrics();
+    if (!m) return;
+    const names = [m.left.label, m.right.label];
+    e.landSides.forEach((s, i) => {
+      s.label.textContent = `${i === 0 ? "Left" : "Right"}: ${names[i]}`;
+      const side = land && land[i === 0 ? "left" : "right"];
+      if (!side) { s.readout.textContent = ""; return; }
+      const extra = side.eigenvalues ? ` · plane eigenvalues ${side.eigenvalues.map(formatNumber).join(", ")}`
+        : side.explained_variance ? ` · explains ${side.explained_variance.map((v) => (100 * v).toFixed(0) + "%").join(" + ")} of the path` : "";
+      s.readout.textContent = `step ${side.step} · mean rise over the plane: train ${formatNumber(side.train.mean_rise)}, OOD ${formatNumber(side.ood.mean_rise)}${extra}`;
+    });
+    const progress = land ? land.progress : 0;
+    e.landStatus.textContent = !land ? "" :
+      `${progress < 1 ? `computing ${(100 * progress).toFixed(0)}% · ` : ""}showing step ${land.steps[0]} / ${land.steps[1]}${land.note ? " · " + land.note : ""}`;
+    e.sharpBody.innerHTML = [...SHARP_ROWS, ["measured at step", "step"]].map(([title, key]) => {
+      const [a, b] = [m.left.sharpness, m.right.sharpness].map((s) => (s ? s[key] : null));
+      const fmt = key === "step" ? (v) => (v == null ? "–" : String(v)) : formatNumber;
+      const lower = key !== "step" && key !== "edge_of_stability" && a != null && b != null && a !== b ? (a < b ? 0 : 1) : -1;
+      return `<tr><th scope="row">${title}</th>${[a, b].map((v, i) => `<td class="${lower === i ? "fm-better" : ""}">${fmt(v)}</td>`).join("")}</tr>`;
+    }).join("");
+  }
+
   /** Canvas pixels follow their CSS size (times the device pixel ratio). */
   #fitCanvases() {
     const dpr = window.devicePixelRatio || 1;
     let changed = false;
-    for (const c of [...this.#els.panels.map((p) => p.canvas), this.#els.loss, this.#els.acc]) {
+    for (const c of this.#allCanvases()) {
       const w = Math.round(c.clientWidth * dpr), h = Math.round(c.clientHeight * dpr);
       if (w > 0 && h > 0 && (c.width !== w || c.height !== h)) {
         c.width = w;
@@ -638,7 +851,14 @@ class FlatminimaSandbox extends HTMLElement {
       // Resizing clears a canvas: redraw in this same frame, before it is painted.
       this.#drawBoundaries();
       this.#drawCurves();
+      this.#drawLandscape();
     }
+  }
+
+  #allCanvases() {
+    const e = this.#els;
+    return [...e.panels.map((p) => p.canvas), e.loss, e.acc,
+      ...e.landSides.flatMap((s) => [s.contour, s.surface3d, s.slice]), e.interp, e.lambda, e.spectrum];
   }
 
   // ----- text: labels, table, status, divergence --------------------------

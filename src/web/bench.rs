@@ -57,3 +57,84 @@ pub fn bench_labels(settings_json: &str) -> Result<Vec<String>, JsError> {
     let (config, _) = config_from_settings(map.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     Ok(vec![config.left.label(), config.right.label()])
 }
+
+/// The landscape and sharpness figures of issue 3, timed inside wasm on the
+/// reference network (the default SGD side trained for 1000 steps, with 512
+/// training and 1000 test points), as criterion times them natively
+/// (benches/landscape.rs). Returns JSON with milliseconds:
+/// `{hvp_512, lambda_max_512, power_iterations, dense_and_spectrum_512,
+/// surface_51x51_1000, surface_rows_ms_max}`; each is the median of `repeats`
+/// runs (the surface: one run, done a row at a time as the page does it, with
+/// the slowest row reported: what one frame would wait for at most).
+#[wasm_bindgen(js_name = benchLandscape)]
+pub fn bench_landscape(repeats: u32) -> String {
+    use crate::config::RunConfig;
+    use crate::hessian::{power_iteration, spectrum, HessianOperator};
+    use crate::landscape::{Grid, Plane, Split, SurfaceJob};
+    use crate::rng::Rng;
+
+    let mut config = RunConfig::default();
+    config.data.n_train = 512;
+    config.data.n_test = 1000;
+    config.training.log_every = 1_000_000;
+    let mut pair = Pair::new(config).expect("valid config");
+    pair.left.train(1000);
+    let run = &pair.left;
+    let train = &run.splits.train;
+    let (x, y) = (train.flat_points(), &train.labels[..]);
+    let repeats = repeats.max(1) as usize;
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let time = |f: &mut dyn FnMut()| {
+        let t = now_ms();
+        f();
+        now_ms() - t
+    };
+    let mut op = HessianOperator::new(&run.mlp, &run.params, x, y);
+    let v: Vec<f64> = (0..op.num_params()).map(|i| ((i * 7919) % 13) as f64 - 6.0).collect();
+    let mut out = vec![0.0; v.len()];
+    let hvp = median((0..repeats * 20).map(|_| time(&mut || op.hvp(&v, &mut out))).collect());
+    let mut iterations = 0;
+    let lambda = median(
+        (0..repeats)
+            .map(|_| {
+                time(&mut || {
+                    let mut op = HessianOperator::new(&run.mlp, &run.params, x, y);
+                    iterations = power_iteration(&mut op, &mut Rng::new(1), 100, 1e-3).iterations;
+                })
+            })
+            .collect(),
+    );
+    let dense = median(
+        (0..repeats)
+            .map(|_| {
+                time(&mut || {
+                    let mut op = HessianOperator::new(&run.mlp, &run.params, x, y);
+                    spectrum(&op.dense());
+                })
+            })
+            .collect(),
+    );
+    let plane = Plane::random(&run.mlp, &run.params, 1);
+    let mut job = SurfaceJob::new(&run.mlp, run.splits.clone(), plane, Grid::default(), &[Split::Ood]);
+    let mut slowest_row: f64 = 0.0;
+    let surface = time(&mut || {
+        while !job.is_done() {
+            let t = now_ms();
+            job.next_rows(1);
+            slowest_row = slowest_row.max(now_ms() - t);
+        }
+    });
+    serde_json::json!({
+        "hvp_512": hvp,
+        "lambda_max_512": lambda,
+        "power_iterations": iterations,
+        "dense_and_spectrum_512": dense,
+        "surface_51x51_1000": surface,
+        "surface_rows_ms_max": slowest_row,
+        "params": run.mlp.num_params(),
+    })
+    .to_string()
+}

@@ -153,7 +153,7 @@ where
 }
 
 /// 1500 -> "1.5k", 20000 -> "20k": the x axis stays narrow however long it trains.
-fn format_step(v: f64) -> String {
+pub fn format_step(v: f64) -> String {
     if v.abs() >= 1000.0 {
         let k = v / 1000.0;
         if (k - k.round()).abs() < 1e-9 {

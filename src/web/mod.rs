@@ -7,16 +7,21 @@
 //! - [`grid_net`]: the fast f32 forward pass behind the field
 //! - [`boundary`]: one decision-boundary panel on a canvas
 //! - [`curves`]: loss and accuracy curves
+//! - [`landscape_view`]: loss surfaces (heatmap + contours + trajectory, 3D) and 1D slices
+//! - [`sharpness_view`]: lambda_max over training and the Hessian spectra
 //! - [`palette`]: colour-blind-safe colours
-//! - [`bench`]: raw training throughput for `www/bench.html` (not used by the element)
+//! - `bench` (feature `bench-page`): timings for `www/bench.html`, left out of the shipped module
 
+#[cfg(feature = "bench-page")]
 mod bench;
 pub mod boundary;
 pub mod curves;
 pub mod field;
 pub mod grid_net;
+pub mod landscape_view;
 pub mod palette;
 pub mod sandbox;
+pub mod sharpness_view;
 
 use std::sync::Once;
 

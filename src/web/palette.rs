@@ -84,3 +84,30 @@ pub fn css(colour: Rgb, alpha: f64) -> String {
 pub fn shade(colour: Rgb, amount: f64) -> Rgb {
     colour.map(|c| (c as f64 * (1.0 - amount)).round() as u8)
 }
+
+/// SAM's perturbed points w + e on landscape pictures (red, as in the CLI's
+/// PNGs; drawn as crosses, so shape tells them apart too).
+pub const PERTURBED: Rgb = [0xFF, 0x3B, 0x3B];
+
+/// matplotlib's viridis (perceptually uniform, readable in greyscale and for
+/// every colour-vision deficiency) at nine evenly spaced stops.
+const VIRIDIS: [Rgb; 9] = [
+    [68, 1, 84],
+    [71, 44, 122],
+    [59, 81, 139],
+    [44, 113, 142],
+    [33, 144, 141],
+    [39, 173, 129],
+    [92, 200, 99],
+    [170, 220, 50],
+    [253, 231, 37],
+];
+
+/// Viridis at `t` in [0, 1] (dark purple = low loss, yellow = high), linear between stops.
+pub fn viridis(t: f64) -> Rgb {
+    let x = t.clamp(0.0, 1.0) * (VIRIDIS.len() - 1) as f64;
+    let i = (x.floor() as usize).min(VIRIDIS.len() - 2);
+    let f = x - i as f64;
+    let (a, b) = (VIRIDIS[i], VIRIDIS[i + 1]);
+    [0, 1, 2].map(|k| (a[k] as f64 + (b[k] as f64 - a[k] as f64) * f).round() as u8)
+}

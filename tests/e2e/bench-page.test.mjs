@@ -22,7 +22,7 @@ test("bench.html: runBench() measures SGD, SAM and both boundaries", { timeout: 
   assert.ok(r.boundary.ms_median > 0 && r.boundary.grid === 128);
   // A bad setting is an error, not a silent default.
   const err = await page.evaluate(async () => {
-    const { benchTrain } = await import("./pkg/flatminima.js");
+    const { benchTrain } = await import("./pkg-bench/flatminima.js");
     try { benchTrain(JSON.stringify({ lr: "fast" }), "left", 0, 1); return null; } catch (e) { return String(e && e.message || e); }
   });
   assert.match(err || "", /lr/);

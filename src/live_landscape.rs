@@ -1,0 +1,314 @@
+//! The page's landscape view, computed a few grid cells at a time so that it
+//! can run while training does: for each side a plane through its current
+//! solution (random, Hessian or PCA directions, see [`crate::landscape`]), the
+//! train and OOD loss over that plane, the 1D slice along its first direction,
+//! and the trajectory projected onto it; plus the line from the left solution
+//! to the right one. The directions are the CLI's (`flatminima landscape`) for
+//! the same seed. Nothing here touches the browser: the web layer calls
+//! [`LiveLandscape::advance`] with a budget each frame and draws what is done;
+//! dropping the value cancels the work.
+
+use crate::hessian::HessianOperator;
+use crate::landscape::{
+    default_t, project_trajectory, DirectionKind, Grid, Plane, Split, Surface, SurfaceJob, Trajectory,
+};
+use crate::pair::Pair;
+use crate::sharpness::sample_rows;
+use crate::train::Run;
+
+/// What to compute.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LiveSettings {
+    /// Random, Hessian or PCA directions (Interpolation is not a plane kind here).
+    pub kind: DirectionKind,
+    /// Grid points per axis of each surface (the default is 51).
+    pub grid: usize,
+    /// Evaluate on at most this many points of each set (a seeded subset; 0 = all).
+    pub max_points: usize,
+}
+
+impl Default for LiveSettings {
+    fn default() -> Self {
+        LiveSettings { kind: DirectionKind::Random, grid: 51, max_points: 256 }
+    }
+}
+
+/// One side's slices.
+pub struct SideSlices {
+    /// The step the side was at when its plane was taken.
+    pub step: usize,
+    pub plane: Plane,
+    pub trajectory: Trajectory,
+    /// The loss along d1 (the plane's row b = 0) at 41 points: a 41 x 1 "surface".
+    pub slice: SurfaceJob,
+    /// The loss over the plane on train and OOD.
+    pub surface: SurfaceJob,
+}
+
+/// Everything the landscape view shows, in progress.
+pub struct LiveLandscape {
+    pub settings: LiveSettings,
+    /// Why the settings could not be followed exactly (e.g. no PCA plane yet).
+    pub note: Option<String>,
+    pub sides: [SideSlices; 2],
+    /// Left solution at t = 0, right at t = 1, t in [-0.5, 1.5]; train, ID and OOD.
+    pub interpolation: SurfaceJob,
+}
+
+/// The sets the 1D slices and the interpolation are evaluated on.
+const LINE_SETS: [Split; 3] = [Split::Train, Split::Id, Split::Ood];
+/// The sets the surfaces are evaluated on: the lesson is train against OOD.
+const SURFACE_SETS: [Split; 2] = [Split::Train, Split::Ood];
+
+impl LiveLandscape {
+    /// Takes both sides' current parameters and prepares every job. The
+    /// Hessian plane costs one Lanczos run (40 Hessian-vector products on
+    /// `max_points` points) here; the rest is spread over [`Self::advance`].
+    pub fn new(pair: &Pair, settings: LiveSettings) -> LiveLandscape {
+        let seed = pair.config.seed;
+        let mut note = None;
+        let sides = [&pair.left, &pair.right].map(|run| {
+            let (side, side_note) = SideSlices::new(run, &settings, seed);
+            note = note.take().or(side_note);
+            side
+        });
+        let (w1, w2) = (&pair.left.params, &pair.right.params);
+        let interpolation_plane = Plane {
+            kind: DirectionKind::Interpolation,
+            origin: w1.clone(),
+            d1: w1.iter().zip(w2).map(|(a, b)| b - a).collect(),
+            d2: vec![0.0; w1.len()],
+            explained_variance: None,
+            eigenvalues: None,
+        };
+        let line = Grid { alphas: default_t(DirectionKind::Interpolation), betas: vec![0.0] };
+        let interpolation = SurfaceJob::new(&pair.left.mlp, pair.splits.clone(), interpolation_plane, line, &LINE_SETS)
+            .with_max_points(settings.max_points, seed);
+        LiveLandscape { settings, note, sides, interpolation }
+    }
+
+    /// Computes up to `max_cells` more cells (one cell = one forward pass per
+    /// set): the 1D slices and the interpolation first (they are small and
+    /// tell most of the story), then both surfaces a row at a time, alternating
+    /// sides so they fill in together. Returns the cells computed.
+    pub fn advance(&mut self, max_cells: usize) -> usize {
+        let mut done = 0;
+        while done < max_cells && !self.is_done() {
+            let left = max_cells - done;
+            let job = self.next_job();
+            let cols = job.surface().alphas.len().max(1);
+            // Finish the current row of a surface before switching sides.
+            let to_row_end = cols - job.cells_done() % cols;
+            done += job.advance(left.min(to_row_end));
+        }
+        done
+    }
+
+    fn next_job(&mut self) -> &mut SurfaceJob {
+        let [left, right] = &mut self.sides;
+        if !left.slice.is_done() {
+            return &mut left.slice;
+        }
+        if !right.slice.is_done() {
+            return &mut right.slice;
+        }
+        if !self.interpolation.is_done() {
+            return &mut self.interpolation;
+        }
+        if right.surface.rows_done() < left.surface.rows_done() && !right.surface.is_done() || left.surface.is_done() {
+            &mut right.surface
+        } else {
+            &mut left.surface
+        }
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.jobs().all(SurfaceJob::is_done)
+    }
+
+    /// Fraction of all cells computed, in [0, 1].
+    pub fn progress(&self) -> f64 {
+        let total: usize = self.jobs().map(SurfaceJob::cells).sum();
+        let done: usize = self.jobs().map(SurfaceJob::cells_done).sum();
+        if total == 0 {
+            1.0
+        } else {
+            done as f64 / total as f64
+        }
+    }
+
+    fn jobs(&self) -> impl Iterator<Item = &SurfaceJob> {
+        let [l, r] = &self.sides;
+        [&l.slice, &r.slice, &self.interpolation, &l.surface, &r.surface].into_iter()
+    }
+
+    /// The steps the two planes were taken at.
+    pub fn steps(&self) -> [usize; 2] {
+        [self.sides[0].step, self.sides[1].step]
+    }
+
+    /// log10 range of the finite losses on both surfaces, both sides: one
+    /// colour scale for all four pictures, so they can be compared.
+    pub fn surface_log_range(&self) -> Option<(f64, f64)> {
+        let values = self
+            .sides
+            .iter()
+            .flat_map(|s| SURFACE_SETS.into_iter().filter_map(move |split| s.surface.surface().values(split)))
+            .flatten()
+            .filter(|v| v.is_finite() && **v > 0.0)
+            .map(|v| v.log10());
+        let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
+        (lo.is_finite() && hi >= lo).then_some((lo, hi.max(lo + 1e-6)))
+    }
+}
+
+impl SideSlices {
+    fn new(run: &Run, settings: &LiveSettings, seed: u64) -> (SideSlices, Option<String>) {
+        let n = settings.grid.max(3);
+        let mut note = None;
+        let random = || (Plane::random(&run.mlp, &run.params, seed), Grid::square(n, -1.0, 1.0));
+        let (plane, grid) = match settings.kind {
+            DirectionKind::Hessian => {
+                let (x, y) = sample_rows(&run.splits.train, settings.max_points, seed);
+                let mut op = HessianOperator::new(&run.mlp, &run.params, &x, &y);
+                (Plane::hessian(&mut op, seed), Grid::square(n, -1.0, 1.0))
+            }
+            DirectionKind::Pca => match Plane::pca(&run.params, &run.checkpoints.params) {
+                Some(pca) => {
+                    let coords = project_trajectory(&pca, &run.checkpoints).coords;
+                    (pca, Grid::covering(&coords, n, 0.1))
+                }
+                None => {
+                    note = Some("no PCA plane yet (the trajectory needs a few checkpoints): random directions".into());
+                    random()
+                }
+            },
+            DirectionKind::Random | DirectionKind::Interpolation => random(),
+        };
+        let trajectory = project_trajectory(&plane, &run.checkpoints);
+        let half_width = grid_half_width(&grid);
+        let line = Grid {
+            alphas: default_t(DirectionKind::Random).iter().map(|t| t * half_width).collect(),
+            betas: vec![0.0],
+        };
+        let slice = SurfaceJob::new(&run.mlp, run.splits.clone(), plane.clone(), line, &LINE_SETS)
+            .with_max_points(settings.max_points, seed);
+        let surface = SurfaceJob::new(&run.mlp, run.splits.clone(), plane.clone(), grid, &SURFACE_SETS)
+            .with_max_points(settings.max_points, seed);
+        (SideSlices { step: run.step, plane, trajectory, slice, surface }, note)
+    }
+
+    pub fn surface(&self) -> &Surface {
+        self.surface.surface()
+    }
+}
+
+/// Half the width of the grid's alpha range, so that the 1D slice spans the
+/// same stretch of d1 as the surface (PCA grids are not [-1, 1]).
+fn grid_half_width(grid: &Grid) -> f64 {
+    let lo = grid.alphas.first().copied().unwrap_or(-1.0);
+    let hi = grid.alphas.last().copied().unwrap_or(1.0);
+    (lo.abs().max(hi.abs())).max(1e-9)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::RunConfig;
+    use crate::landscape::{curve, Line};
+
+    fn trained_pair(steps: usize) -> Pair {
+        let mut config = RunConfig::default();
+        config.data.n_train = 80;
+        config.data.n_test = 80;
+        let mut pair = Pair::new(config).unwrap();
+        pair.record_checkpoints(10, 32);
+        pair.train(steps);
+        pair
+    }
+
+    fn small(kind: DirectionKind) -> LiveSettings {
+        LiveSettings { kind, grid: 7, max_points: 0 }
+    }
+
+    #[test]
+    fn advance_respects_its_budget_and_finishes() {
+        let pair = trained_pair(60);
+        let mut live = LiveLandscape::new(&pair, small(DirectionKind::Random));
+        let total: usize = live.jobs().map(SurfaceJob::cells).sum();
+        assert_eq!(total, 41 * 2 + 41 + 49 * 2);
+        let mut last = 0.0;
+        while !live.is_done() {
+            let did = live.advance(5);
+            assert!(did > 0 && did <= 5, "did {did}");
+            assert!(live.progress() > last);
+            last = live.progress();
+        }
+        assert_eq!(live.progress(), 1.0);
+        assert_eq!(live.advance(10), 0);
+    }
+
+    #[test]
+    fn surfaces_match_the_cli_and_the_slice_is_the_row_through_the_solution() {
+        let pair = trained_pair(60);
+        let mut live = LiveLandscape::new(&pair, small(DirectionKind::Random));
+        live.advance(usize::MAX);
+        for (run, side) in pair.sides().into_iter().zip(&live.sides) {
+            // Same directions as `flatminima landscape` (Plane::random with the config's seed).
+            assert_eq!(side.plane, Plane::random(&run.mlp, &run.params, pair.config.seed));
+            let s = side.surface();
+            let centre = s.at(Split::Train, 3, 3).unwrap();
+            let exact = run.mlp.clone().evaluate(
+                &run.params,
+                run.splits.train.flat_points(),
+                &run.splits.train.labels,
+                &mut Default::default(),
+            );
+            assert!((centre - exact.0).abs() < 1e-12, "surface at (0, 0) {centre} vs L(w) {}", exact.0);
+            // The 1D slice is the line along d1: the same numbers as landscape::curve.
+            let line = Line::random(&run.mlp, &run.params, pair.config.seed);
+            let t = default_t(DirectionKind::Random);
+            let c = curve(&run.mlp, &run.splits, &line, &t);
+            let slice = side.slice.surface();
+            for (i, (a, b)) in slice.values(Split::Ood).unwrap().iter().zip(&c.ood).enumerate() {
+                assert!((a - b).abs() < 1e-12, "t = {}: {a} vs {b}", t[i]);
+            }
+        }
+        let (lo, hi) = live.surface_log_range().unwrap();
+        assert!(lo < hi);
+    }
+
+    #[test]
+    fn interpolation_ends_are_the_two_solutions() {
+        let mut pair = trained_pair(60);
+        let mut live = LiveLandscape::new(&pair, small(DirectionKind::Random));
+        live.advance(usize::MAX);
+        let s = live.interpolation.surface();
+        let t = &s.alphas;
+        let at = |x: f64| t.iter().position(|&v| v == x).unwrap();
+        let train = s.values(Split::Train).unwrap();
+        let left = pair.left.evaluate().train_loss;
+        let right = pair.right.evaluate().train_loss;
+        assert!((train[at(0.0)] - left).abs() < 1e-12 && (train[at(1.0)] - right).abs() < 1e-12);
+    }
+
+    #[test]
+    fn hessian_and_pca_planes_and_the_fallback() {
+        let pair = trained_pair(60);
+        let live = LiveLandscape::new(&pair, small(DirectionKind::Hessian));
+        let e = live.sides[0].plane.eigenvalues.expect("Hessian planes carry their eigenvalues");
+        assert!(e[0] >= e[1]);
+        let live = LiveLandscape::new(&pair, small(DirectionKind::Pca));
+        assert_eq!(live.sides[1].plane.kind, DirectionKind::Pca);
+        assert!(live.note.is_none());
+        // The trajectory ends at the solution, the plane's origin.
+        let last = *live.sides[1].trajectory.coords.last().unwrap();
+        assert!(last[0].abs() < 1e-9 && last[1].abs() < 1e-9, "{last:?}");
+
+        // At step 0 there is no trajectory: PCA falls back to random, and says so.
+        let fresh = trained_pair(0);
+        let live = LiveLandscape::new(&fresh, small(DirectionKind::Pca));
+        assert_eq!(live.sides[0].plane.kind, DirectionKind::Random);
+        assert!(live.note.as_deref().unwrap().contains("PCA"));
+    }
+}
