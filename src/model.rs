@@ -292,6 +292,9 @@ fn backprop_block<const N: usize>(w: &[f64], fan_in: usize, i: usize, d_row: &[f
 #[derive(Clone, Debug, Default)]
 pub struct Workspace {
     rows: usize,
+    /// The layer widths (inputs first) the buffers were sized for: a workspace
+    /// may serve models of different shapes, one after the other.
+    widths: Vec<usize>,
     /// activations[0] is the input; activations[l + 1] the output of layer l.
     activations: Vec<Vec<f64>>,
     pre_activations: Vec<Vec<f64>>,
@@ -307,13 +310,16 @@ impl Workspace {
     }
 
     fn prepare(&mut self, mlp: &Mlp, rows: usize) {
-        let n = mlp.layers.len();
-        if self.activations.len() == n + 1 && rows <= self.rows {
+        let same_shape = self.widths.len() == mlp.layers.len() + 1
+            && self.widths[0] == mlp.inputs
+            && self.widths[1..].iter().zip(&mlp.layers).all(|(&w, l)| w == l.fan_out);
+        if same_shape && rows <= self.rows {
             return;
         }
-        let rows = rows.max(self.rows);
+        let rows = if same_shape { rows.max(self.rows) } else { rows };
         self.rows = rows;
-        let widths: Vec<usize> = std::iter::once(mlp.inputs).chain(mlp.layers.iter().map(|l| l.fan_out)).collect();
+        self.widths = std::iter::once(mlp.inputs).chain(mlp.layers.iter().map(|l| l.fan_out)).collect();
+        let widths = &self.widths;
         self.activations = widths.iter().map(|w| vec![0.0; rows * w]).collect();
         self.pre_activations = widths[1..].iter().map(|w| vec![0.0; rows * w]).collect();
         self.deltas = widths[1..].iter().map(|w| vec![0.0; rows * w]).collect();
@@ -408,6 +414,20 @@ mod tests {
                     assert_eq!(d_in[r * fan_in + i].to_bits(), sum.to_bits());
                 }
             }
+        }
+    }
+
+    #[test]
+    fn one_workspace_serves_models_of_different_widths() {
+        let mut ws = Workspace::new();
+        let x = [0.3, -0.2, 1.1, 0.4];
+        let mut rng = Rng::new(5);
+        for hidden in [vec![3, 3], vec![8, 5], vec![2, 9], vec![4]] {
+            let mlp = Mlp::new(2, &ModelConfig { hidden, ..Default::default() }, 2);
+            let params = mlp.init_params(&mut rng);
+            let shared = mlp.forward(&params, &x, &mut ws).to_vec();
+            let fresh = mlp.forward(&params, &x, &mut Workspace::new()).to_vec();
+            assert_eq!(shared, fresh);
         }
     }
 
