@@ -23,12 +23,27 @@ impl BackendArgs {
     /// Opens the chosen backend for `mlp` and says on stderr which one is active (and why,
     /// if it is not the one asked for). Returns the backend and that notice, if any.
     pub fn open(&self, mlp: &Mlp) -> (Backend, Vec<String>) {
+        quiet_mesa();
         let (backend, notice) = block_on(Backend::select_for(self.backend, mlp));
         if let Some(notice) = &notice {
             eprintln!("notice: {notice}");
         }
         eprintln!("backend: {}", backend.description());
         (backend, notice.into_iter().collect())
+    }
+}
+
+/// Mesa's Vulkan drivers (lavapipe included) print "error: XDG_RUNTIME_DIR is
+/// invalid or not set" when probed without that variable (containers, CI, ssh
+/// sessions); nothing is wrong, so give them a directory rather than alarm the
+/// user. Runs before wgpu starts any thread.
+fn quiet_mesa() {
+    if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
+        // SAFETY: called from the CLI's main thread before any other thread exists.
+        #[allow(unused_unsafe)]
+        unsafe {
+            std::env::set_var("XDG_RUNTIME_DIR", std::env::temp_dir());
+        }
     }
 }
 
