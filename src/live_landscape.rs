@@ -147,13 +147,15 @@ impl LiveLandscape {
         [self.sides[0].step, self.sides[1].step]
     }
 
-    /// log10 range of the finite losses on both surfaces, both sides: one
-    /// colour scale for all four pictures, so they can be compared.
-    pub fn surface_log_range(&self) -> Option<(f64, f64)> {
+    /// log10 range of the finite losses of `split` on both sides' surfaces:
+    /// one colour scale for the two pictures, so that they compare. (Per set,
+    /// because the OOD loss often sits far above the training loss, and one
+    /// scale for both would flatten the picture of each.)
+    pub fn surface_log_range(&self, split: Split) -> Option<(f64, f64)> {
         let values = self
             .sides
             .iter()
-            .flat_map(|s| SURFACE_SETS.into_iter().filter_map(move |split| s.surface.surface().values(split)))
+            .filter_map(|s| s.surface.surface().values(split))
             .flatten()
             .filter(|v| v.is_finite() && **v > 0.0)
             .map(|v| v.log10());
@@ -274,8 +276,11 @@ mod tests {
                 assert!((a - b).abs() < 1e-12, "t = {}: {a} vs {b}", t[i]);
             }
         }
-        let (lo, hi) = live.surface_log_range().unwrap();
-        assert!(lo < hi);
+        for split in SURFACE_SETS {
+            let (lo, hi) = live.surface_log_range(split).unwrap();
+            assert!(lo < hi);
+        }
+        assert_eq!(live.surface_log_range(Split::Id), None, "no ID surfaces");
     }
 
     #[test]
@@ -290,6 +295,34 @@ mod tests {
         let left = pair.left.evaluate().train_loss;
         let right = pair.right.evaluate().train_loss;
         assert!((train[at(0.0)] - left).abs() < 1e-12 && (train[at(1.0)] - right).abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_diverged_pair_gives_a_landscape_without_hanging() {
+        let mut config = RunConfig::default();
+        config.data.n_train = 40;
+        config.left.optimizer = crate::optim::OptimizerConfig::sgd_momentum(80.0);
+        config.right.optimizer = crate::optim::OptimizerConfig::sgd_momentum(80.0);
+        let mut pair = Pair::new(config).unwrap();
+        pair.record_checkpoints(1, 16);
+        pair.train(200);
+        assert!(pair.left.diverged.is_some() && pair.right.diverged.is_some());
+        for kind in [DirectionKind::Random, DirectionKind::Hessian, DirectionKind::Pca] {
+            let mut live = LiveLandscape::new(&pair, small(kind));
+            live.advance(usize::MAX);
+            assert!(live.is_done());
+        }
+        let mut tracker = crate::sharpness_tracker::SharpnessTracker::new(1, 0.1);
+        assert!(!tracker.has_work(&pair.left, true), "no sharpness for a diverged run");
+        // Even parameters that are no longer numbers give a (NaN) picture, never a hang or a panic.
+        pair.left.params.iter_mut().step_by(3).for_each(|w| *w = f64::NAN);
+        pair.right.params[0] = f64::INFINITY;
+        for kind in [DirectionKind::Random, DirectionKind::Hessian, DirectionKind::Pca] {
+            let mut live = LiveLandscape::new(&pair, small(kind));
+            live.advance(usize::MAX);
+            assert!(live.is_done());
+        }
+        tracker.compute_spectrum(&pair.left);
     }
 
     #[test]

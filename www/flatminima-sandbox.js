@@ -232,7 +232,7 @@ const TEMPLATE = `
         </table>
         <p class="fm-land-help">Each surface is the loss over a plane through that side's current solution (black dot);
           the white line is the training path projected onto it, red crosses are SAM's perturbed points w + ε.
-          Colours use one log scale for all four pictures. A flat basin keeps a low loss far from the dot;
+          Colours use one log scale for both sides. A flat basin keeps a low loss far from the dot;
           compare how much the <em>OOD</em> loss rises around each solution. Flatness does not always predict
           the OOD result: the table and curves show what actually happens here.</p>
       </section>

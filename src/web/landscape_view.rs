@@ -1,7 +1,7 @@
 //! The landscape pictures: a surface as a heatmap with contour lines and the
 //! trajectory on top, the same surface in 3D (plotters, rotatable), and 1D
 //! slices (loss against distance along a direction). Colours are viridis on
-//! log10(loss), one scale shared by every surface on the page so that the SGD
+//! log10(loss), one scale for both sides' surfaces of a data set so that the SGD
 //! and SAM pictures can be compared at a glance.
 
 use plotters::prelude::*;

@@ -433,7 +433,7 @@ impl Sandbox {
         let Some(l) = self.landscape() else { return Ok(()) };
         let i = (side as usize).min(1);
         let split = if split == "ood" { Split::Ood } else { Split::Train };
-        let Some(log_range) = l.surface_log_range() else { return Ok(()) };
+        let Some(log_range) = l.surface_log_range(split) else { return Ok(()) };
         let pic = SurfacePicture {
             surface: l.sides[i].surface(),
             split,
