@@ -328,31 +328,34 @@ impl Sandbox {
         problems.join("; ")
     }
 
-    /// Works on the landscape for about `budget_ms` (at least a few cells). When the last complete
-    /// landscape no longer shows the current parameters (training went on), a
-    /// new one is started; the old one stays on screen until it is done.
-    /// Returns the progress of the one being computed (1 when all is current).
+    /// Works on the landscape for about `budget_ms` (at least a few cells).
+    /// When the last complete landscape no longer shows the current parameters
+    /// (training went on), a new one is started; the old one stays on screen
+    /// until it is done. Returns the progress of the one being computed: 1 only
+    /// when the landscape on screen is the current one, so the page knows when
+    /// to stop asking.
     #[wasm_bindgen(js_name = landscapeAdvance)]
     pub fn landscape_advance(&mut self, budget_ms: f64) -> f64 {
-        let steps = [self.pair().left.step, self.pair().right.step];
-        let current = |l: &Option<LiveLandscape>| l.as_ref().is_some_and(|l| l.steps() == steps);
-        if self.landscape_pending.is_none() && !current(&self.landscape_shown) {
-            self.landscape_pending = Some(LiveLandscape::new(self.pair(), self.landscape_settings));
-        }
         let start = self.clock.now();
-        let Some(job) = self.landscape_pending.as_mut() else { return 1.0 };
-        // A few cells at a time (at least once), then look at the clock (a cell is ~0.1 ms here).
         loop {
+            let steps = [self.pair().left.step, self.pair().right.step];
+            let current = self.landscape_shown.as_ref().is_some_and(|l| l.steps() == steps);
+            if self.landscape_pending.is_none() {
+                if current {
+                    return 1.0;
+                }
+                self.landscape_pending = Some(LiveLandscape::new(self.pair(), self.landscape_settings));
+            }
+            let job = self.landscape_pending.as_mut().expect("just ensured");
+            // A few cells at a time (at least once), then look at the clock (a cell is ~0.1 ms here).
             job.advance(4);
-            if job.is_done() || self.clock.now() - start >= budget_ms {
-                break;
+            if job.is_done() {
+                // Shown from now on; if training moved on meanwhile, the loop starts the next one.
+                self.landscape_shown = self.landscape_pending.take();
+            } else if self.clock.now() - start >= budget_ms {
+                return job.progress();
             }
         }
-        let progress = job.progress();
-        if job.is_done() {
-            self.landscape_shown = self.landscape_pending.take();
-        }
-        progress
     }
 
     /// The landscape to draw: the last complete one, else the one in progress.

@@ -57,9 +57,10 @@ test("(l1) the landscape and sharpness views follow training to the end", { time
     assert.ok(!snap.blank && snap.distinct > 3, `${snap.label} is blank: ${JSON.stringify(snap)}`);
   }
   assert.equal(c.contour.length, 2);
-  const text = await sandboxText(page);
+  // The status line and table follow at the next redraw (a few times a second).
+  const text = await poll(async () => { const t = await sandboxText(page); return /showing step 400 \/ 400/.test(t) && t; },
+    { ms: 5_000, what: "the status line to say the landscape shows step 400" });
   assert.match(text, /λ_max/);
-  assert.match(text, /showing step 400 \/ 400/);
   await page.close();
   assert.deepEqual(problems, [], "console errors or page errors");
 });
