@@ -4,7 +4,6 @@
 
 use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
 use plotters::prelude::*;
-use plotters_canvas::CanvasBackend;
 use wasm_bindgen::JsValue;
 use web_sys::HtmlCanvasElement;
 
@@ -12,6 +11,7 @@ use crate::metrics::MetricPoint;
 use crate::train::Run;
 
 use super::boundary::{js_error, rgb};
+use super::chart;
 use super::palette;
 
 type Metric = fn(&MetricPoint) -> f64;
@@ -96,30 +96,10 @@ where
     Y::CoordDescType: ValueFormatter<f64>,
 {
     let s = input.scale.clamp(0.5, 4.0);
-    if canvas.width() < (120.0 * s) as u32 || canvas.height() < (80.0 * s) as u32 {
-        return Ok(());
-    }
-    let backend = CanvasBackend::with_canvas_object(canvas.clone()).ok_or("the canvas has no 2d context")?;
-    let root = backend.into_drawing_area();
-    root.fill(&WHITE).map_err(js_error)?;
+    let Some(root) = chart::white_area(canvas, s, 120.0, 80.0)? else { return Ok(()) };
     let x_max = input.max_step();
-    let mut chart = ChartBuilder::on(&root)
-        .margin((8.0 * s) as i32)
-        .margin_right((14.0 * s) as i32)
-        .x_label_area_size((34.0 * s) as i32)
-        .y_label_area_size((52.0 * s) as i32)
-        .build_cartesian_2d(0.0..x_max, y_range)
-        .map_err(js_error)?;
-    let text = |size: f64| ("sans-serif", size * s).into_font().color(&RGBColor(70, 70, 70));
-    chart
-        .configure_mesh()
-        .light_line_style(RGBColor(236, 236, 236).stroke_width(1))
-        .bold_line_style(RGBColor(218, 218, 218).stroke_width(1))
-        .axis_style(RGBColor(150, 150, 150).stroke_width(1))
-        .x_labels(6)
-        .y_labels(6)
-        .label_style(text(11.0))
-        .axis_desc_style(text(12.0))
+    let mut chart = chart::line_chart(&root, s, 0.0..x_max, y_range)?;
+    chart::light_mesh(&mut chart.configure_mesh(), s, 6, 6)
         .x_desc("step")
         .y_desc(y_desc)
         .x_label_formatter(&|v| format_step(*v))

@@ -12,6 +12,7 @@ use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement, ImageData};
 use crate::landscape::{Split, Surface, Trajectory};
 
 use super::boundary::{context_2d, js_error, rgb};
+use super::chart;
 use super::palette::{self, Rgb};
 
 /// Contour lines per picture (log-spaced over the shared range).
@@ -409,9 +410,7 @@ pub fn draw_lines(
     scale: f64,
 ) -> Result<(), JsValue> {
     let s = scale.clamp(0.5, 4.0);
-    if canvas.width() < (120.0 * s) as u32 || canvas.height() < (80.0 * s) as u32 {
-        return Ok(());
-    }
+    let Some(root) = chart::white_area(canvas, s, 120.0, 80.0)? else { return Ok(()) };
     let finite = || lines.iter().flat_map(|l| l.y.iter()).copied().filter(|v| v.is_finite() && *v > 0.0);
     let (lo, hi) = y_range.unwrap_or_else(|| {
         finite().map(f64::log10).fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)))
@@ -423,26 +422,8 @@ pub fn draw_lines(
         .flat_map(|l| l.x.iter().copied())
         .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
     let (x0, x1) = if x0.is_finite() && x1 > x0 { (x0, x1) } else { (-1.0, 1.0) };
-    let backend = CanvasBackend::with_canvas_object(canvas.clone()).ok_or("the canvas has no 2d context")?;
-    let root = backend.into_drawing_area();
-    root.fill(&WHITE).map_err(js_error)?;
-    let mut chart = ChartBuilder::on(&root)
-        .margin((6.0 * s) as i32)
-        .margin_right((12.0 * s) as i32)
-        .x_label_area_size((30.0 * s) as i32)
-        .y_label_area_size((46.0 * s) as i32)
-        .build_cartesian_2d(x0..x1, y)
-        .map_err(js_error)?;
-    let text = |size: f64| ("sans-serif", size * s).into_font().color(&RGBColor(70, 70, 70));
-    chart
-        .configure_mesh()
-        .light_line_style(RGBColor(238, 238, 238).stroke_width(1))
-        .bold_line_style(RGBColor(222, 222, 222).stroke_width(1))
-        .axis_style(RGBColor(150, 150, 150).stroke_width(1))
-        .x_labels(6)
-        .y_labels(5)
-        .label_style(text(10.0))
-        .axis_desc_style(text(11.0))
+    let mut chart = chart::line_chart(&root, s, x0..x1, y)?;
+    chart::light_mesh(&mut chart.configure_mesh(), s, 6, 5)
         .x_desc(x_desc)
         .y_desc("loss (log)")
         .x_label_formatter(&|v| trim(*v))

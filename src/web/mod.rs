@@ -6,6 +6,7 @@
 //! - [`field`]: decision probabilities on a grid -> pixel buffer + boundary segments
 //! - [`grid_net`]: the fast f32 forward pass behind the field
 //! - [`boundary`]: one decision-boundary panel on a canvas
+//! - [`chart`]: the look the line charts share (margins, grid, labels)
 //! - [`curves`]: loss and accuracy curves
 //! - [`landscape_view`]: loss surfaces (heatmap + contours + trajectory, 3D) and 1D slices
 //! - [`sharpness_view`]: lambda_max over training and the Hessian spectra
@@ -15,6 +16,7 @@
 #[cfg(feature = "bench-page")]
 mod bench;
 pub mod boundary;
+pub mod chart;
 pub mod curves;
 pub mod field;
 pub mod grid_net;

@@ -3,7 +3,6 @@
 //! and the Hessian eigen-spectrum of both sides as histograms.
 
 use plotters::prelude::*;
-use plotters_canvas::CanvasBackend;
 use wasm_bindgen::JsValue;
 use web_sys::HtmlCanvasElement;
 
@@ -11,6 +10,7 @@ use crate::config::SideConfig;
 use crate::sharpness_tracker::{stability_thresholds, SharpnessTracker, Spectrum};
 
 use super::boundary::{js_error, rgb};
+use super::chart;
 use super::palette;
 
 /// Bins of the spectrum histogram.
@@ -26,9 +26,7 @@ pub fn draw_lambda_max(
     scale: f64,
 ) -> Result<(), JsValue> {
     let s = scale.clamp(0.5, 4.0);
-    if canvas.width() < (120.0 * s) as u32 || canvas.height() < (80.0 * s) as u32 {
-        return Ok(());
-    }
+    let Some(root) = chart::white_area(canvas, s, 120.0, 80.0)? else { return Ok(()) };
     let points = |t: &SharpnessTracker| -> Vec<(f64, f64)> {
         t.history
             .iter()
@@ -49,26 +47,8 @@ pub fn draw_lambda_max(
     let (lo, hi) = if lo.is_finite() { (lo / 1.5, hi * 1.5) } else { (0.1, 100.0) };
     let x_max = series.iter().flatten().map(|p| p.0).fold(10.0, f64::max);
 
-    let backend = CanvasBackend::with_canvas_object(canvas.clone()).ok_or("the canvas has no 2d context")?;
-    let root = backend.into_drawing_area();
-    root.fill(&WHITE).map_err(js_error)?;
-    let mut chart = ChartBuilder::on(&root)
-        .margin((6.0 * s) as i32)
-        .margin_right((12.0 * s) as i32)
-        .x_label_area_size((30.0 * s) as i32)
-        .y_label_area_size((46.0 * s) as i32)
-        .build_cartesian_2d(0.0..x_max, (lo..hi).log_scale())
-        .map_err(js_error)?;
-    let text = |size: f64| ("sans-serif", size * s).into_font().color(&RGBColor(70, 70, 70));
-    chart
-        .configure_mesh()
-        .light_line_style(RGBColor(238, 238, 238).stroke_width(1))
-        .bold_line_style(RGBColor(222, 222, 222).stroke_width(1))
-        .axis_style(RGBColor(150, 150, 150).stroke_width(1))
-        .x_labels(6)
-        .y_labels(5)
-        .label_style(text(10.0))
-        .axis_desc_style(text(11.0))
+    let mut chart = chart::line_chart(&root, s, 0.0..x_max, (lo..hi).log_scale())?;
+    chart::light_mesh(&mut chart.configure_mesh(), s, 6, 5)
         .x_desc("step")
         .y_desc("λ_max (log)")
         .x_label_formatter(&|v| super::curves::format_step(*v))
@@ -97,9 +77,7 @@ pub fn draw_lambda_max(
 /// side within each bin.
 pub fn draw_spectrum(canvas: &HtmlCanvasElement, spectra: [Option<&Spectrum>; 2], scale: f64) -> Result<(), JsValue> {
     let s = scale.clamp(0.5, 4.0);
-    if canvas.width() < (120.0 * s) as u32 || canvas.height() < (80.0 * s) as u32 {
-        return Ok(());
-    }
+    let Some(root) = chart::white_area(canvas, s, 120.0, 80.0)? else { return Ok(()) };
     let all = spectra.iter().flatten().flat_map(|sp| sp.eigenvalues.iter().copied()).filter(|v| v.is_finite());
     let (lo, hi) = all.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
     let (lo, hi) = if lo.is_finite() && hi > lo { (lo, hi) } else { (-1.0, 1.0) };
@@ -115,26 +93,8 @@ pub fn draw_spectrum(canvas: &HtmlCanvasElement, spectra: [Option<&Spectrum>; 2]
     });
     let max = counts.iter().flatten().copied().max().unwrap_or(1).max(1) as f64;
 
-    let backend = CanvasBackend::with_canvas_object(canvas.clone()).ok_or("the canvas has no 2d context")?;
-    let root = backend.into_drawing_area();
-    root.fill(&WHITE).map_err(js_error)?;
-    let mut chart = ChartBuilder::on(&root)
-        .margin((6.0 * s) as i32)
-        .margin_right((12.0 * s) as i32)
-        .x_label_area_size((30.0 * s) as i32)
-        .y_label_area_size((46.0 * s) as i32)
-        .build_cartesian_2d(lo..hi, (0.8..max * 1.5).log_scale())
-        .map_err(js_error)?;
-    let text = |size: f64| ("sans-serif", size * s).into_font().color(&RGBColor(70, 70, 70));
-    chart
-        .configure_mesh()
-        .light_line_style(RGBColor(238, 238, 238).stroke_width(1))
-        .bold_line_style(RGBColor(222, 222, 222).stroke_width(1))
-        .axis_style(RGBColor(150, 150, 150).stroke_width(1))
-        .x_labels(6)
-        .y_labels(4)
-        .label_style(text(10.0))
-        .axis_desc_style(text(11.0))
+    let mut chart = chart::line_chart(&root, s, lo..hi, (0.8..max * 1.5).log_scale())?;
+    chart::light_mesh(&mut chart.configure_mesh(), s, 6, 4)
         .x_desc("Hessian eigenvalue")
         .y_desc("count (log)")
         .x_label_formatter(&|v| short(*v))
