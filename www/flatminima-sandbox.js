@@ -14,7 +14,7 @@
 // sharpness views), directions (random|hessian|pca: the landscape's plane) and
 // surface (train|ood: which loss the surfaces show).
 // Methods: play(), pause(), step(n), reset(), metrics(), landscape(),
-// settingsQuery(), configJson(), wasmMemoryBytes(). Events: "metrics" (detail = metrics()) a
+// settingsQuery(), configJson(), wasmMemoryBytes(), wasmLiveBytes(). Events: "metrics" (detail = metrics()) a
 // few times a second while training and after every change; "settingschange"
 // (detail = {query}) when a setting changed.
 //
@@ -22,7 +22,7 @@
 // the whole simulation and draws the canvases; this file builds the DOM, runs
 // the animation loop and turns controls into attributes.
 
-import init, { Sandbox, settingsSpecJson, paletteJson, panicForTests } from "./pkg/flatminima.js";
+import init, { Sandbox, settingsSpecJson, paletteJson, panicForTests, wasmLiveBytes } from "./pkg/flatminima.js";
 
 const CSS_URL = new URL("./flatminima.css", import.meta.url);
 
@@ -448,6 +448,11 @@ class FlatminimaSandbox extends HTMLElement {
   /** Size of the shared wasm heap in bytes (for memory tests). */
   wasmMemoryBytes() {
     return wasm ? wasm.memory.buffer.byteLength : 0;
+  }
+
+  /** Bytes Rust has allocated and not freed (a leak shows here; the heap size only grows). */
+  wasmLiveBytes() {
+    return wasm ? wasmLiveBytes() : 0;
   }
 
   /** Test hook: a deliberate Rust panic, to check that it shows as an error here. */

@@ -11,6 +11,7 @@
 //! - [`landscape_view`]: loss surfaces (heatmap + contours + trajectory, 3D) and 1D slices
 //! - [`sharpness_view`]: lambda_max over training and the Hessian spectra
 //! - [`palette`]: colour-blind-safe colours
+//! - [`live_bytes`]: the allocator's count of live bytes, for leak tests
 //! - `bench` (feature `bench-page`): timings for `www/bench.html`, left out of the shipped module
 
 #[cfg(feature = "bench-page")]
@@ -21,6 +22,7 @@ pub mod curves;
 pub mod field;
 pub mod grid_net;
 pub mod landscape_view;
+pub mod live_bytes;
 pub mod palette;
 pub mod sandbox;
 pub mod sharpness_view;
