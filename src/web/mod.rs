@@ -2,7 +2,8 @@
 //! js-sys. `www/flatminima-sandbox.js` (the `<flatminima-sandbox>` element)
 //! drives it.
 //!
-//! - [`sandbox`]: the exported `Sandbox` (a pair of runs, time-sliced training, metrics JSON)
+//! - [`sandbox`]: the exported `Sandbox` (a pair of runs, time-sliced training, metrics JSON;
+//!   `sandbox/views.rs`: its landscape and sharpness work and drawing)
 //! - [`field`]: decision probabilities on a grid -> pixel buffer + boundary segments
 //! - [`grid_net`]: the fast f32 forward pass behind the field
 //! - [`boundary`]: one decision-boundary panel on a canvas

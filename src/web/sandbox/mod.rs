@@ -1,5 +1,6 @@
 //! The object the page holds: a [`Pair`] of runs plus everything needed to
-//! train it in time slices and draw it.
+//! train it in time slices and draw it. The landscape and sharpness views
+//! are in [`views`].
 
 use std::sync::Arc;
 
@@ -10,20 +11,19 @@ use web_sys::HtmlCanvasElement;
 use crate::config::RunConfig;
 use crate::data::{describe, make_splits, ShiftConfig, Splits};
 use crate::error::ConfigError;
-use crate::landscape::{DirectionKind, Split};
 use crate::live_landscape::{LiveLandscape, LiveSettings};
 use crate::metrics::MetricPoint;
 use crate::pair::Pair;
 use crate::settings::{config_from_settings, settings_from_config, SETTINGS};
-use crate::sharpness_tracker::{stability_thresholds, SharpnessTracker};
+use crate::sharpness_tracker::SharpnessTracker;
 use crate::train::Run;
 
 use super::boundary::{BoundaryPainter, PanelOptions, PlotRect};
 use super::curves::{self, CurveInput};
 use super::field::Field;
-use super::landscape_view::{self, Dash, LandscapePainter, LineSeries1d, SurfacePicture};
-use super::palette;
-use super::sharpness_view;
+
+mod views;
+use super::landscape_view::LandscapePainter;
 
 /// Each chunk of training aims at this many milliseconds, so a frame's
 /// budget is overshot by at most about this much.
@@ -205,7 +205,7 @@ impl Sandbox {
         let pair = self.slot.as_mut().expect("a sandbox always holds a pair");
         for (i, (name, run)) in [("left", &mut pair.left), ("right", &mut pair.right)].into_iter().enumerate() {
             out[name] = side_metrics(run);
-            out[name]["sharpness"] = sharpness_metrics(&self.trackers[i], &run.side);
+            out[name]["sharpness"] = views::sharpness_metrics(&self.trackers[i], &run.side);
         }
         let text = out.to_string();
         self.metrics_cache = Some((key, text.clone()));
@@ -297,278 +297,6 @@ impl Sandbox {
     }
 }
 
-/// The landscape and sharpness views.
-#[wasm_bindgen]
-impl Sandbox {
-    /// Chooses the landscape's directions (`random`, `hessian` or `pca`), grid
-    /// points per axis (3..=101) and points per set (0 = all). Anything that
-    /// changed cancels the work under way. Returns "" or a message naming the
-    /// bad value (the old setting is kept for it).
-    #[wasm_bindgen(js_name = landscapeConfigure)]
-    pub fn landscape_configure(&mut self, kind: &str, grid: u32, points: u32) -> String {
-        let mut problems = Vec::new();
-        let mut next = self.landscape_settings;
-        match kind {
-            "random" => next.kind = DirectionKind::Random,
-            "hessian" => next.kind = DirectionKind::Hessian,
-            "pca" => next.kind = DirectionKind::Pca,
-            other => problems.push(format!("directions: expected random, hessian or pca, got \"{other}\"")),
-        }
-        if (3..=101).contains(&grid) {
-            next.grid = grid as usize;
-        } else {
-            problems.push(format!("grid: expected 3..=101 points per axis, got {grid}"));
-        }
-        next.max_points = points as usize;
-        if next != self.landscape_settings {
-            self.landscape_settings = next;
-            self.landscape_shown = None;
-            self.landscape_pending = None;
-        }
-        problems.join("; ")
-    }
-
-    /// Works on the landscape for about `budget_ms` (at least a few cells).
-    /// When the last complete landscape no longer shows the current parameters
-    /// (training went on), a new one is started; the old one stays on screen
-    /// until it is done. Returns the progress of the one being computed: 1 only
-    /// when the landscape on screen is the current one, so the page knows when
-    /// to stop asking.
-    #[wasm_bindgen(js_name = landscapeAdvance)]
-    pub fn landscape_advance(&mut self, budget_ms: f64) -> f64 {
-        let start = self.clock.now();
-        loop {
-            let steps = [self.pair().left.step, self.pair().right.step];
-            let current = self.landscape_shown.as_ref().is_some_and(|l| l.steps() == steps);
-            if self.landscape_pending.is_none() {
-                if current {
-                    return 1.0;
-                }
-                self.landscape_pending = Some(LiveLandscape::new(self.pair(), self.landscape_settings));
-            }
-            let job = self.landscape_pending.as_mut().expect("just ensured");
-            // A few cells at a time (at least once), then look at the clock (a cell is ~0.1 ms here).
-            job.advance(4);
-            if job.is_done() {
-                // Shown from now on; if training moved on meanwhile, the loop starts the next one.
-                self.landscape_shown = self.landscape_pending.take();
-            } else if self.clock.now() - start >= budget_ms {
-                return job.progress();
-            }
-        }
-    }
-
-    /// The landscape to draw: the last complete one, else the one in progress.
-    fn landscape(&self) -> Option<&LiveLandscape> {
-        self.landscape_shown.as_ref().or(self.landscape_pending.as_ref())
-    }
-
-    /// What the landscape view shows, as JSON: `{kind, note, progress, steps,
-    /// grid, left, right}`; each side has its plane's eigenvalues or explained
-    /// variance, the loss at the solution and the mean rise over the surface
-    /// (train and OOD), and, with `full`, every surface and slice value.
-    #[wasm_bindgen(js_name = landscapeJson)]
-    pub fn landscape_json(&self, full: bool) -> String {
-        let Some(l) = self.landscape() else { return "null".into() };
-        let side = |i: usize| {
-            let s = &l.sides[i];
-            let surface = s.surface();
-            let mut out = json!({
-                "kind": surface.kind,
-                "step": s.step,
-                "eigenvalues": surface.eigenvalues,
-                "explained_variance": surface.explained_variance,
-                "off_plane": s.trajectory.off_plane.last(),
-            });
-            for split in [Split::Train, Split::Ood] {
-                let values = surface.values(split).unwrap_or(&[]);
-                let (cols, rows) = (surface.alphas.len(), surface.betas.len());
-                let centre = values.get((rows / 2) * cols + cols / 2).copied().filter(|v| v.is_finite());
-                let done: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
-                let mean = (!done.is_empty()).then(|| done.iter().sum::<f64>() / done.len() as f64);
-                out[split.name()] = json!({
-                    "at_solution": centre,
-                    "mean_rise": mean.zip(centre).map(|(m, c)| m - c),
-                });
-            }
-            if full {
-                out["surface"] = serde_json::to_value(surface).unwrap_or(Value::Null);
-                out["slice"] = serde_json::to_value(s.slice.surface()).unwrap_or(Value::Null);
-                out["trajectory"] = serde_json::to_value(&s.trajectory).unwrap_or(Value::Null);
-            }
-            out
-        };
-        let mut out = json!({
-            "kind": l.settings.kind,
-            "grid": l.settings.grid,
-            "points": l.settings.max_points,
-            "note": l.note,
-            "progress": self.landscape_pending.as_ref().map_or(1.0, |p| p.progress()),
-            "complete": self.landscape_shown.is_some(),
-            "steps": l.steps(),
-            "left": side(0),
-            "right": side(1),
-        });
-        if full {
-            out["interpolation"] = serde_json::to_value(l.interpolation.surface()).unwrap_or(Value::Null);
-        }
-        out.to_string()
-    }
-
-    /// One side's surface (`split` "train" or "ood") as a heatmap with
-    /// contours and the trajectory, and the same surface in 3D seen from
-    /// `yaw`, `pitch` (radians). Either canvas may be 0 x 0 to skip it.
-    #[wasm_bindgen(js_name = drawSurface)]
-    #[allow(clippy::too_many_arguments)]
-    pub fn draw_surface(
-        &mut self,
-        side: u32,
-        contour: &HtmlCanvasElement,
-        surface3d: &HtmlCanvasElement,
-        split: &str,
-        yaw: f64,
-        pitch: f64,
-        scale: f64,
-    ) -> Result<(), JsValue> {
-        if self.landscape_painter.is_none() {
-            self.landscape_painter = Some(LandscapePainter::new()?);
-        }
-        let Some(l) = self.landscape() else { return Ok(()) };
-        let i = (side as usize).min(1);
-        let split = if split == "ood" { Split::Ood } else { Split::Train };
-        let Some(log_range) = l.surface_log_range(split) else { return Ok(()) };
-        let pic = SurfacePicture {
-            surface: l.sides[i].surface(),
-            split,
-            log_range,
-            trajectory: Some(&l.sides[i].trajectory),
-            scale,
-        };
-        let painter = self.landscape_painter.as_ref().expect("just set");
-        painter.draw_contour(contour, &pic)?;
-        // The 3D view waits for a complete surface: a half-built one only misleads.
-        if l.sides[i].surface.is_done() {
-            landscape_view::draw_surface_3d(surface3d, &pic, yaw, pitch)?;
-        }
-        Ok(())
-    }
-
-    /// One side's 1D slice along the plane's first direction: train (solid),
-    /// ID (dashed) and OOD (dotted) loss, on the y range both sides share.
-    #[wasm_bindgen(js_name = drawSlice)]
-    pub fn draw_slice(&self, side: u32, canvas: &HtmlCanvasElement, scale: f64) -> Result<(), JsValue> {
-        let Some(l) = self.landscape() else { return Ok(()) };
-        let i = (side as usize).min(1);
-        let shared =
-            log_bounds(l.sides.iter().map(|s| s.slice.surface()).flat_map(|s| Split::ALL.map(|x| s.values(x))));
-        let surface = l.sides[i].slice.surface();
-        let lines: Vec<LineSeries1d> = Split::ALL
-            .iter()
-            .filter_map(|&split| {
-                surface.values(split).map(|y| LineSeries1d {
-                    x: &surface.alphas,
-                    y,
-                    colour: palette::SIDE[i],
-                    dash: Dash::of(split),
-                })
-            })
-            .collect();
-        landscape_view::draw_lines(canvas, &lines, "distance along d1", &[0.0], shared, scale)
-    }
-
-    /// The loss on the straight line from the left solution (t = 0) to the
-    /// right one (t = 1), t in [-0.5, 1.5]: train solid, ID dashed, OOD dotted.
-    #[wasm_bindgen(js_name = drawInterpolation)]
-    pub fn draw_interpolation(&self, canvas: &HtmlCanvasElement, scale: f64) -> Result<(), JsValue> {
-        let Some(l) = self.landscape() else { return Ok(()) };
-        let surface = l.interpolation.surface();
-        let lines: Vec<LineSeries1d> = Split::ALL
-            .iter()
-            .filter_map(|&split| {
-                surface.values(split).map(|y| LineSeries1d {
-                    x: &surface.alphas,
-                    y,
-                    colour: [70, 70, 70],
-                    dash: Dash::of(split),
-                })
-            })
-            .collect();
-        landscape_view::draw_lines(canvas, &lines, "t (0 = left solution, 1 = right)", &[0.0, 1.0], None, scale)
-    }
-
-    /// Sharpness work for about `budget_ms` (at least one unit: one measure of
-    /// one side). With `heavy` (the page is paused) the current step is
-    /// measured even between scheduled measurements, and a stale dense
-    /// spectrum is recomputed (tens of ms). Returns whether a measurement
-    /// or spectrum finished (something new to draw).
-    #[wasm_bindgen(js_name = sharpnessAdvance)]
-    pub fn sharpness_advance(&mut self, budget_ms: f64, heavy: bool) -> bool {
-        let start = self.clock.now();
-        let mut finished = false;
-        let pair = self.slot.as_ref().expect("a sandbox always holds a pair");
-        let runs = [&pair.left, &pair.right];
-        loop {
-            let busy = [0, 1].map(|i| self.trackers[i].has_work(runs[i], heavy));
-            if !busy[0] && !busy[1] {
-                break;
-            }
-            let i = if busy[self.sharpness_turn] { self.sharpness_turn } else { 1 - self.sharpness_turn };
-            self.sharpness_turn = 1 - i;
-            finished |= self.trackers[i].advance(runs[i], heavy);
-            if self.clock.now() - start >= budget_ms {
-                break;
-            }
-        }
-        if heavy {
-            if let Some(i) = (0..2).find(|&i| self.trackers[i].spectrum_stale(runs[i])) {
-                self.trackers[i].compute_spectrum(runs[i]);
-                finished = true;
-            }
-        }
-        if finished {
-            self.sharpness_version = self.sharpness_version.wrapping_add(1);
-        }
-        finished
-    }
-
-    /// Sharpness work is waiting: a measurement is due or under way, or (with
-    /// `heavy`) a spectrum is stale.
-    #[wasm_bindgen(js_name = sharpnessBusy)]
-    pub fn sharpness_busy(&self, heavy: bool) -> bool {
-        let pair = self.pair();
-        [&pair.left, &pair.right]
-            .iter()
-            .zip(&self.trackers)
-            .any(|(run, t)| t.has_work(run, heavy) || (heavy && t.spectrum_stale(run)))
-    }
-
-    /// lambda_max over training (with the edge-of-stability lines) on `lambda`,
-    /// and the Hessian spectra of both sides on `spectrum`.
-    #[wasm_bindgen(js_name = drawSharpness)]
-    pub fn draw_sharpness(
-        &self,
-        lambda: &HtmlCanvasElement,
-        spectrum: &HtmlCanvasElement,
-        scale: f64,
-    ) -> Result<(), JsValue> {
-        let pair = self.pair();
-        let [a, b] = &self.trackers;
-        sharpness_view::draw_lambda_max(lambda, [a, b], [&pair.left.side, &pair.right.side], scale)?;
-        sharpness_view::draw_spectrum(spectrum, [a.spectrum.as_ref(), b.spectrum.as_ref()], scale)
-    }
-}
-
-/// log10 (min, max) of the finite positive values, if there are any.
-fn log_bounds<'a>(values: impl Iterator<Item = Option<&'a [f64]>>) -> Option<(f64, f64)> {
-    let (lo, hi) = values
-        .flatten()
-        .flatten()
-        .filter(|v| v.is_finite() && **v > 0.0)
-        .map(|v| v.log10())
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
-    (lo.is_finite() && hi > lo).then_some((lo, hi))
-}
-
 /// Sharpness trackers for both sides, with the run's seed and the radius of
 /// its SAM side (the default radius when neither side uses SAM). ASAM's rho is
 /// already relative to |w|, so it is the adaptive radius itself.
@@ -587,29 +315,6 @@ fn new_pair(config: RunConfig) -> Pair {
     let mut pair = Pair::new(config).expect("config_from_settings returns valid configs");
     pair.record_checkpoints(CHECKPOINT_EVERY, CHECKPOINTS);
     pair
-}
-
-/// The newest sharpness measurement of a side for `metrics()`, or null before the first.
-fn sharpness_metrics(tracker: &SharpnessTracker, side: &crate::config::SideConfig) -> Value {
-    let Some(p) = tracker.latest() else { return Value::Null };
-    let r = &p.report;
-    let thresholds: serde_json::Map<String, Value> =
-        stability_thresholds(side, p.lr).into_iter().map(|(k, v)| (k, json!(v))).collect();
-    json!({
-        "step": p.step,
-        "points": r.points,
-        "lambda_max": r.lambda_max,
-        "trace": r.trace,
-        "eps_sharpness": r.eps_sharpness,
-        "rho_sharpness": r.rho_sharpness,
-        "adaptive_sharpness": r.adaptive_sharpness,
-        "average_sharpness": r.average_sharpness,
-        "edge_of_stability": 2.0 / p.lr,
-        "thresholds": thresholds,
-        "spectrum_step": tracker.spectrum.as_ref().map(|s| s.step),
-        "spectrum_max": tracker.spectrum.as_ref().and_then(|s| s.eigenvalues.first().copied()),
-        "spectrum_min": tracker.spectrum.as_ref().and_then(|s| s.eigenvalues.last().copied()),
-    })
 }
 
 /// Rust-side access for tests and other Rust code.
