@@ -67,6 +67,8 @@ let palette = { classes: [], sides: [] };
 /** Set once a Rust panic has trapped the shared module: it cannot be trusted after that. */
 let fatalMessage = null;
 const liveElements = new Set();
+/** An element that trained or computed within this many ms counts as busy (see #frameShare). */
+const BUSY_WINDOW_MS = 100;
 
 function loadWasm() {
   wasmLoading ??= init().then((exports) => {
@@ -274,6 +276,26 @@ class FlatminimaSandbox extends HTMLElement {
   #last = { boundary: 0, curves: 0, event: 0, landscape: 0 };
   #dirty = { boundary: true, curves: true, landscape: true };
   #landscapeOn = true;
+  /**
+   * Whether any of the element is on screen: landscape work waits while it is
+   * not. Unknown (false) until the IntersectionObserver's first report, which
+   * comes after the first animation frames.
+   */
+  #visible = typeof IntersectionObserver === "undefined";
+  #visibility = null;
+  /** When this element last trained or computed in a frame (see #frameShare). */
+  #lastWorkAt = -Infinity;
+
+  /**
+   * This element's share of a frame's budgets: elements that did work in the
+   * last few frames split them, so a blog post with several sandboxes stays as
+   * responsive as a page with one.
+   */
+  static #frameShare(now) {
+    let busy = 0;
+    for (const el of liveElements) if (now - el.#lastWorkAt < BUSY_WINDOW_MS) busy++;
+    return 1 / Math.max(1, busy);
+  }
   #landscapeBusy = false;
   #view3d = { yaw: 0.6, pitch: 0.45 };
   #metrics = null;
@@ -320,6 +342,12 @@ class FlatminimaSandbox extends HTMLElement {
   connectedCallback() {
     liveElements.add(this);
     this.#resize ??= new ResizeObserver(() => this.#fitCanvases());
+    this.#visibility ??= new IntersectionObserver((entries) => {
+      const visible = entries.some((e) => e.isIntersecting);
+      if (visible && !this.#visible) this.#redrawSoon();
+      this.#visible = visible;
+    });
+    this.#visibility.observe(this);
     for (const c of this.#allCanvases()) this.#resize.observe(c);
     this.#applyUiAttributes();
     if (fatalMessage) { this.#showFatal(fatalMessage); return; }
@@ -337,6 +365,7 @@ class FlatminimaSandbox extends HTMLElement {
   disconnectedCallback() {
     liveElements.delete(this);
     this.#resize?.disconnect();
+    this.#visibility?.disconnect();
     this.#stopLoop();
   }
 
@@ -693,16 +722,19 @@ class FlatminimaSandbox extends HTMLElement {
 
   /** The landscape and sharpness computations' share of a frame. */
   #landscapeWork() {
-    if (!this.#landscapeOn || !this.#sb) return false;
-    const budget = this.#playing ? LANDSCAPE_BUDGET_MS.playing : LANDSCAPE_BUDGET_MS.paused;
+    // Off screen, nobody sees it: the work waits (the loop resumes when the element scrolls into view).
+    if (!this.#landscapeOn || !this.#sb || !this.#visible) return false;
+    const share = FlatminimaSandbox.#frameShare(performance.now());
+    const budget = (this.#playing ? LANDSCAPE_BUDGET_MS.playing : LANDSCAPE_BUDGET_MS.paused) * share;
     const progress = this.#guard(() => this.#sb.landscapeAdvance(budget));
-    const measured = this.#guard(() => this.#sb.sharpnessAdvance(SHARPNESS_BUDGET_MS, !this.#playing));
+    const measured = this.#guard(() => this.#sb.sharpnessAdvance(SHARPNESS_BUDGET_MS * share, !this.#playing));
     if (fatalMessage) return false;
     this.#els.landProgress.value = progress;
     const busy = progress < 1 || this.#guard(() => this.#sb.sharpnessBusy(!this.#playing));
     if (busy || measured || progress !== this.#lastProgress) this.#dirty.landscape = true;
     this.#lastProgress = progress;
     this.#landscapeBusy = busy;
+    if (busy) this.#lastWorkAt = performance.now();
     return busy;
   }
 
@@ -730,7 +762,8 @@ class FlatminimaSandbox extends HTMLElement {
     if (fatalMessage || !this.isConnected) return;
     if (this.#playing && this.#sb) {
       const max = this.#speed === "max" ? 0xffffffff : Number(this.#speed);
-      const done = this.#guard(() => this.#sb.trainFor(max, TRAIN_BUDGET_MS));
+      const done = this.#guard(() => this.#sb.trainFor(max, TRAIN_BUDGET_MS * FlatminimaSandbox.#frameShare(now)));
+      this.#lastWorkAt = now;
       if (fatalMessage) return;
       if (done > 0) this.#dirty.boundary = this.#dirty.curves = true;
       if (this.#guard(() => this.#sb.finished())) {

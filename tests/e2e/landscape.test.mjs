@@ -113,3 +113,28 @@ test("(l3) landscape=off hides the views and does no landscape work", { timeout:
   await page.close();
   assert.deepEqual(problems, [], "console errors or page errors");
 });
+
+test("(l4) an element off screen leaves its landscape until it is scrolled into view", { timeout: 40_000 }, async () => {
+  const { page, problems } = await open("?steps=50&landscape=off");
+  await page.setViewportSize({ width: 1000, height: 700 });
+  // A second sandbox far below the fold, as in a long blog post.
+  await page.evaluate(() => {
+    const spacer = document.createElement("div");
+    spacer.style.height = "6000px";
+    const far = document.createElement("flatminima-sandbox");
+    far.id = "far";
+    far.setAttribute("steps", "50");
+    document.body.append(spacer, far);
+  });
+  const far = (fn) => page.evaluate((f) => { const el = document.querySelector("#far"); return new Function("el", f)(el); }, fn);
+  await poll(async () => (await far("return el.metrics()")) !== null, { ms: 10_000, what: "the far sandbox to load" });
+  await far("el.step(50); return null");
+  await page.waitForTimeout(1_500);
+  assert.equal(await far("return el.landscape()"), null, "the off-screen element computed a landscape nobody can see");
+  await far("el.scrollIntoView(); return null");
+  const l = await poll(async () => { const x = await far("return el.landscape()"); return x && x.complete && x; },
+    { ms: 20_000, what: "the landscape once the element is on screen" });
+  assert.deepEqual(l.steps, [50, 50]);
+  await page.close();
+  assert.deepEqual(problems, [], "console errors or page errors");
+});
