@@ -12,9 +12,11 @@
 //     (target/criterion/train_step/{sgd,sam}, written by `cargo bench --bench train_step`),
 //     or given as --native-sgd=EXAMPLES_PER_S --native-sam=EXAMPLES_PER_S.
 //
-//   node scripts/bench-browser.mjs [--json] [--quick] [--native-sgd=N] [--native-sam=N] [--dir=WWW]
+//   node scripts/bench-browser.mjs [--json] [--quick] [--webgpu] [--native-sgd=N] [--native-sam=N] [--dir=WWW]
 //
 // --quick: fewer, shorter samples (about 5 s instead of 20 s). --dir: serve another www/ folder.
+// --webgpu: launch Chromium with --enable-unsafe-webgpu and also time the GPU kernels through
+// WebGPU (SwiftShader, a CPU emulation, on a machine without a GPU: figures for comparison only).
 //
 // Figures are reported, never asserted: the exit code is 0 unless the benchmark
 // itself fails. Targets (issue 2, section 6): >= 1.8M examples/s in wasm (10x
@@ -126,14 +128,14 @@ const mark = (ok) => (ok == null ? "" : ok ? "  [target met]" : "  [target MISSE
 async function main() {
   const www = typeof args.dir === "string" ? path.resolve(args.dir) : path.join(ROOT, "www");
   const server = await startServer({ dir: www });
-  const browser = await launchBrowser();
+  const browser = await launchBrowser({ extraFlags: args.webgpu ? ["--enable-unsafe-webgpu"] : [] });
   try {
     const { page, problems } = await newWatchedPage(browser.context);
     await page.goto(server.url + "bench.html", { waitUntil: "load" });
     await page.waitForFunction(() => typeof window.runBench === "function", null, { timeout: 15_000 }).catch((e) => {
       throw new Error(`bench.html did not start (is www/pkg-bench from \`make build\` current?): ${problems.join("; ") || e.message}`);
     });
-    const options = args.quick ? { samples: 3, sampleMs: 200, frames: 20, landscapeRepeats: 1 } : {};
+    const options = { ...(args.quick ? { samples: 3, sampleMs: 200, frames: 20, landscapeRepeats: 1, gpuRepeats: 1 } : {}), gpu: !!args.webgpu };
     const wasm = await withTimeout(page.evaluate((o) => window.runBench(o), options), 180_000, "bench.html runBench()");
     const shipped = await shippedBytes(browser.context, server.url, www);
     const native = nativeFigures();
@@ -157,6 +159,15 @@ async function main() {
     line("lambda_max, power iteration", fmt(L.lambda_max_512, 1) + " ms", `  ${L.power_iterations} products, 512 points${mark(L.lambda_max_512 < TARGETS.lambdaMs)}`);
     line("dense Hessian + full spectrum", fmt(L.dense_and_spectrum_512, 1) + " ms", `  ${L.params} parameters, 512 points${mark(L.dense_and_spectrum_512 < TARGETS.spectrumMs)}`);
     line("51x51 surface over 1000 points", fmt(L.surface_51x51_1000, 0) + " ms", `  one side, row by row; slowest row ${fmt(L.surface_rows_ms_max, 1)} ms${mark(L.surface_51x51_1000 < TARGETS.surfaceMs)}`);
+    const G = wasm.gpu;
+    if (G && !G.error) {
+      line("GPU 128x128 boundaries, both", fmt(G.boundary_128_ms, 1) + " ms", `  ${G.adapter}${G.software ? " (software: a CPU emulation)" : ""}`);
+      line("GPU 512x512 boundaries, both", fmt(G.boundary_512_ms, 1) + " ms");
+      line("GPU 51x51 surface, 1000 points", fmt(G.surface_51x51_1000_ms, 1) + " ms");
+      line(`GPU 256 replicas x ${G.replica_steps} steps`, fmt(G.replicas_sgd_ms, 0) + " ms", `  SGD; SAM ${fmt(G.replicas_sam_ms, 0)} ms`);
+    } else if (args.webgpu) {
+      line("GPU kernels", "n/a", `  ${G ? G.error : "no navigator.gpu"}`);
+    }
     line("shipped wasm+JS+CSS (gzip -9)", fmt(shipped.wasm_js_css_gz / 1024, 1) + " KB", `  all files incl. HTML ${fmt(shipped.all_gz / 1024, 1)} KB${mark(shipped.wasm_js_css_gz <= TARGETS.shippedKB * 1024)}`);
     for (const f of shipped.files) console.log(`      ${f.path.padEnd(32)} ${fmt(f.raw).padStart(10)} B ${fmt(f.gz).padStart(9)} B gz`);
     for (const side of ["sgd", "sam"]) {

@@ -138,3 +138,95 @@ pub fn bench_landscape(repeats: u32) -> String {
     })
     .to_string()
 }
+
+/// The GPU kernels timed through the browser's WebGPU (issue 4's figures; in
+/// headless Chromium that is SwiftShader, a CPU emulation): both sides'
+/// 128x128 and 512x512 decision boundaries, a 51x51 loss surface over 1000
+/// points, and 256 replicas of the reference network training on 256 points
+/// (25 steps on a software adapter, 1000 on a real GPU). Each figure is the
+/// median of `repeats` runs in ms, readback included. Rejects (in JS) when
+/// there is no adapter.
+#[wasm_bindgen(js_name = benchGpu)]
+pub async fn bench_gpu(repeats: u32) -> Result<String, JsError> {
+    use std::sync::Arc;
+
+    use crate::config::{RunConfig, SideConfig};
+    use crate::data::{make_splits, DataConfig, ShiftConfig};
+    use crate::gpu::{GpuContext, GpuModel, Grid2d, Replica, ReplicaTrainer};
+    use crate::optim::OptimizerConfig;
+    use crate::rng::Rng;
+    use crate::sam::SamConfig;
+    use crate::schedule::Schedule;
+
+    let err = |e: crate::gpu::GpuError| JsError::new(&e.to_string());
+    let ctx = GpuContext::new().await.map_err(err)?;
+    let pair = Pair::new(RunConfig::default()).expect("the default config is valid");
+    let mlp = &pair.left.mlp;
+    let sides = [mlp.init_params(&mut Rng::new(1)), mlp.init_params(&mut Rng::new(2))];
+    let models: Vec<GpuModel> = sides.iter().map(|params| GpuModel { mlp, params }).collect();
+    let repeats = repeats.max(1) as usize;
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+
+    let mut boundary = Vec::new();
+    for n in [128, 512] {
+        let grid = Grid2d::cell_centres(-3.0, 3.0, n);
+        let mut times = Vec::new();
+        for _ in 0..repeats {
+            let t = now_ms();
+            ctx.boundary_grid(&models, &grid).await.map_err(err)?;
+            times.push(now_ms() - t);
+        }
+        boundary.push(median(times));
+    }
+
+    let data = make_splits(&DataConfig { n_train: 1000, ..Default::default() }, &ShiftConfig::default(), 1).train;
+    let mut rng = Rng::new(2);
+    let d1: Vec<f64> = sides[0].iter().map(|_| rng.normal()).collect();
+    let d2: Vec<f64> = sides[0].iter().map(|_| rng.normal()).collect();
+    let coords = Grid2d::square(-1.0, 1.0, 51).points();
+    let mut times = Vec::new();
+    for _ in 0..repeats {
+        let t = now_ms();
+        ctx.surface(mlp, &sides[0], &d1, &d2, &coords, &data).await.map_err(err)?;
+        times.push(now_ms() - t);
+    }
+    let surface = median(times);
+
+    let splits = Arc::new(make_splits(&DataConfig { n_train: 256, ..Default::default() }, &ShiftConfig::default(), 1));
+    let steps = if ctx.is_software() { 25 } else { 1000 };
+    let mut replicas_ms = Vec::new();
+    for sam in [false, true] {
+        let configs: Vec<Replica> = (0..256)
+            .map(|i| Replica {
+                side: SideConfig {
+                    optimizer: OptimizerConfig::sgd_momentum(0.1),
+                    sam: sam.then_some(SamConfig { rho: crate::config::DEFAULT_RHO, adaptive: false }),
+                    schedule: Schedule::Constant,
+                },
+                init: mlp.init_params(&mut Rng::new(i as u64)),
+                seed: i as u64,
+            })
+            .collect();
+        let mut trainer = ReplicaTrainer::new(&ctx, mlp, &splits.train, 32, &configs).map_err(err)?;
+        let t = now_ms();
+        trainer.train(steps).map_err(err)?;
+        // Reading the metrics waits for the steps to finish.
+        trainer.metrics().await.map_err(err)?;
+        replicas_ms.push(now_ms() - t);
+    }
+    Ok(serde_json::json!({
+        "adapter": ctx.description(),
+        "software": ctx.is_software(),
+        "boundary_128_ms": boundary[0],
+        "boundary_512_ms": boundary[1],
+        "surface_51x51_1000_ms": surface,
+        "replicas": 256,
+        "replica_steps": steps,
+        "replicas_sgd_ms": replicas_ms[0],
+        "replicas_sam_ms": replicas_ms[1],
+    })
+    .to_string())
+}
