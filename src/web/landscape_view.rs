@@ -36,6 +36,11 @@ impl SurfacePicture<'_> {
         self.surface.values(self.split)
     }
 
+    /// The values of the chosen set with the grid's columns (alphas) and rows (betas).
+    fn grid(&self) -> Option<(&[f64], usize, usize)> {
+        self.values().map(|v| (v, self.surface.alphas.len(), self.surface.betas.len()))
+    }
+
     fn colour(&self, loss: f64) -> Option<Rgb> {
         (loss.is_finite() && loss > 0.0).then(|| palette::viridis(unit(loss.log10(), self.log_range)))
     }
@@ -94,9 +99,9 @@ impl LandscapePainter {
             h: (ys.end - ys.start) as f64,
         };
         let ctx = context_2d(canvas)?;
-        if let Some(values) = pic.values() {
-            self.blit(&ctx, pic, values, cols, rows, &rect)?;
-            stroke_contours(&ctx, pic, values, cols, rows, &rect, s);
+        if pic.values().is_some() {
+            self.blit(&ctx, pic, &rect)?;
+            stroke_contours(&ctx, pic, &rect, s);
         }
         chart
             .configure_mesh()
@@ -132,15 +137,8 @@ impl LandscapePainter {
         Ok(())
     }
 
-    fn blit(
-        &self,
-        ctx: &CanvasRenderingContext2d,
-        pic: &SurfacePicture,
-        values: &[f64],
-        cols: usize,
-        rows: usize,
-        rect: &Rect,
-    ) -> Result<(), JsValue> {
+    fn blit(&self, ctx: &CanvasRenderingContext2d, pic: &SurfacePicture, rect: &Rect) -> Result<(), JsValue> {
+        let Some((values, cols, rows)) = pic.grid() else { return Ok(()) };
         if self.scratch.width() != cols as u32 || self.scratch.height() != rows as u32 {
             self.scratch.set_width(cols as u32);
             self.scratch.set_height(rows as u32);
@@ -185,15 +183,8 @@ struct Rect {
 
 /// Contour lines by marching squares at log-spaced levels: thin, dark, and
 /// only through cells whose four corners are computed.
-fn stroke_contours(
-    ctx: &CanvasRenderingContext2d,
-    pic: &SurfacePicture,
-    values: &[f64],
-    cols: usize,
-    rows: usize,
-    rect: &Rect,
-    s: f64,
-) {
+fn stroke_contours(ctx: &CanvasRenderingContext2d, pic: &SurfacePicture, rect: &Rect, s: f64) {
+    let Some((values, cols, rows)) = pic.grid() else { return };
     if cols < 2 || rows < 2 {
         return;
     }

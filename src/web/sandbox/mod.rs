@@ -62,6 +62,8 @@ pub struct Sandbox {
     landscape_shown: Option<LiveLandscape>,
     landscape_pending: Option<LiveLandscape>,
     landscape_painter: Option<LandscapePainter>,
+    /// What each landscape and sharpness canvas shows now (see `views::DrawnPictures`).
+    drawn: views::DrawnPictures,
     /// Sharpness over training, per side; `sharpness_version` counts finished measurements.
     trackers: [SharpnessTracker; 2],
     sharpness_version: u32,
@@ -97,6 +99,7 @@ impl Sandbox {
             landscape_shown: None,
             landscape_pending: None,
             landscape_painter: None,
+            drawn: views::DrawnPictures::default(),
             trackers,
             sharpness_version: 0,
             sharpness_turn: 0,

@@ -150,7 +150,7 @@ impl Sandbox {
         if self.landscape_painter.is_none() {
             self.landscape_painter = Some(LandscapePainter::new()?);
         }
-        let Some(l) = self.landscape() else { return Ok(()) };
+        let Some(l) = self.landscape_shown.as_ref().or(self.landscape_pending.as_ref()) else { return Ok(()) };
         let i = (side as usize).min(1);
         let split = if split == "ood" { Split::Ood } else { Split::Train };
         let Some(log_range) = l.surface_log_range(split) else { return Ok(()) };
@@ -161,10 +161,16 @@ impl Sandbox {
             trajectory: Some(&l.sides[i].trajectory),
             scale,
         };
+        // What the pictures show; the page redraws a few times a second, and a
+        // complete landscape (or the 3D view of one) rarely changes in between.
+        let content =
+            (self.generation, l.steps(), l.settings.kind as u8, l.progress().to_bits(), split as u8, scale.to_bits());
         let painter = self.landscape_painter.as_ref().expect("just set");
-        painter.draw_contour(contour, &pic)?;
+        if self.drawn.is_new(contour, &content) {
+            painter.draw_contour(contour, &pic)?;
+        }
         // The 3D view waits for a complete surface: a half-built one only misleads.
-        if l.sides[i].surface.is_done() {
+        if l.sides[i].surface.is_done() && self.drawn.is_new(surface3d, &(content, yaw.to_bits(), pitch.to_bits())) {
             landscape_view::draw_surface_3d(surface3d, &pic, yaw, pitch)?;
         }
         Ok(())
@@ -263,15 +269,22 @@ impl Sandbox {
     /// and the Hessian spectra of both sides on `spectrum`.
     #[wasm_bindgen(js_name = drawSharpness)]
     pub fn draw_sharpness(
-        &self,
+        &mut self,
         lambda: &HtmlCanvasElement,
         spectrum: &HtmlCanvasElement,
         scale: f64,
     ) -> Result<(), JsValue> {
-        let pair = self.pair();
+        // Only a finished measurement or spectrum (or new runs) changes these.
+        let content = (self.generation, self.sharpness_version, scale.to_bits());
+        let pair = self.slot.as_ref().expect("a sandbox always holds a pair");
         let [a, b] = &self.trackers;
-        sharpness_view::draw_lambda_max(lambda, [a, b], [&pair.left.side, &pair.right.side], scale)?;
-        sharpness_view::draw_spectrum(spectrum, [a.spectrum.as_ref(), b.spectrum.as_ref()], scale)
+        if self.drawn.is_new(lambda, &content) {
+            sharpness_view::draw_lambda_max(lambda, [a, b], [&pair.left.side, &pair.right.side], scale)?;
+        }
+        if self.drawn.is_new(spectrum, &content) {
+            sharpness_view::draw_spectrum(spectrum, [a.spectrum.as_ref(), b.spectrum.as_ref()], scale)?;
+        }
+        Ok(())
     }
 }
 
@@ -307,4 +320,31 @@ pub(super) fn sharpness_metrics(tracker: &SharpnessTracker, side: &crate::config
         "spectrum_max": tracker.spectrum.as_ref().and_then(|s| s.eigenvalues.first().copied()),
         "spectrum_min": tracker.spectrum.as_ref().and_then(|s| s.eigenvalues.last().copied()),
     })
+}
+
+/// Remembers what each canvas last showed, so an unchanged picture is not
+/// drawn again. A canvas counts as changed when its size changes (resizing
+/// clears it).
+#[derive(Default)]
+pub(super) struct DrawnPictures(Vec<(HtmlCanvasElement, u64)>);
+
+impl DrawnPictures {
+    /// Whether `canvas` needs drawing for `content`; records it as drawn.
+    pub(super) fn is_new(&mut self, canvas: &HtmlCanvasElement, content: &impl std::hash::Hash) -> bool {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (content, canvas.width(), canvas.height()).hash(&mut h);
+        let key = h.finish();
+        match self.0.iter_mut().find(|(c, _)| c == canvas) {
+            Some((_, k)) if *k == key => false,
+            Some((_, k)) => {
+                *k = key;
+                true
+            }
+            None => {
+                self.0.push((canvas.clone(), key));
+                true
+            }
+        }
+    }
 }
