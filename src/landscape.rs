@@ -541,6 +541,55 @@ impl SurfaceJob {
         before..self.rows_done()
     }
 
+    pub fn plane(&self) -> &Plane {
+        &self.plane
+    }
+
+    pub fn mlp(&self) -> &Mlp {
+        &self.mlp
+    }
+
+    pub fn grid(&self) -> Grid {
+        Grid { alphas: self.surface.alphas.clone(), betas: self.surface.betas.clone() }
+    }
+
+    /// The sets evaluated (subsets, if `with_max_points` chose them).
+    pub fn sets(&self) -> &[(Split, Dataset)] {
+        &self.sets
+    }
+
+    /// Takes every value of this job's sets from `computed` (the same grid,
+    /// computed elsewhere, e.g. on the GPU) and marks the job done. Refuses a
+    /// surface of another grid or without one of the sets.
+    pub fn fill(&mut self, computed: &Surface) -> Result<(), String> {
+        if computed.alphas.len() != self.surface.alphas.len() || computed.betas.len() != self.surface.betas.len() {
+            return Err(format!(
+                "a {}x{} surface for a {}x{} grid",
+                computed.alphas.len(),
+                computed.betas.len(),
+                self.surface.alphas.len(),
+                self.surface.betas.len()
+            ));
+        }
+        let cells = self.cells();
+        for (split, _) in &self.sets {
+            match computed.values(*split) {
+                Some(v) if v.len() == cells => {}
+                _ => return Err(format!("no {} values of the right length", split.name())),
+            }
+        }
+        for (split, _) in &self.sets {
+            let values = computed.values(*split).expect("checked above").to_vec();
+            match *split {
+                Split::Train => self.surface.train = Some(values),
+                Split::Id => self.surface.id = Some(values),
+                Split::Ood => self.surface.ood = Some(values),
+            }
+        }
+        self.done = cells;
+        Ok(())
+    }
+
     /// The surface so far (NaN where not computed yet).
     pub fn surface(&self) -> &Surface {
         &self.surface

@@ -25,6 +25,7 @@ pub mod schedule;
 pub mod settings;
 pub mod sharpness;
 pub mod sharpness_tracker;
+pub mod study;
 pub mod train;
 
 /// The browser layer: the only code that touches web-sys/js-sys.

@@ -8,10 +8,12 @@
 //! [`LiveLandscape::advance`] with a budget each frame and draws what is done;
 //! dropping the value cancels the work.
 
+use crate::backend::requests::{SurfaceRequest, SurfaceTag};
 use crate::hessian::HessianOperator;
 use crate::landscape::{
     default_t, project_trajectory, DirectionKind, Grid, Plane, Split, Surface, SurfaceJob, Trajectory,
 };
+use crate::model::Architecture;
 use crate::pair::Pair;
 use crate::sharpness::sample_rows;
 use crate::train::Run;
@@ -53,6 +55,9 @@ pub struct LiveLandscape {
     pub sides: [SideSlices; 2],
     /// Left solution at t = 0, right at t = 1, t in [-0.5, 1.5]; train, ID and OOD.
     pub interpolation: SurfaceJob,
+    /// The two surfaces are computed elsewhere (the page's GPU module): `advance`
+    /// leaves them to [`Self::surface_request`] and [`Self::fill_surface`].
+    pub surfaces_elsewhere: bool,
 }
 
 /// The sets the 1D slices and the interpolation are evaluated on.
@@ -84,7 +89,7 @@ impl LiveLandscape {
         let line = Grid { alphas: default_t(DirectionKind::Interpolation), betas: vec![0.0] };
         let interpolation = SurfaceJob::new(&pair.left.mlp, pair.splits.clone(), interpolation_plane, line, &LINE_SETS)
             .with_max_points(settings.max_points, seed);
-        LiveLandscape { settings, note, sides, interpolation }
+        LiveLandscape { settings, note, sides, interpolation, surfaces_elsewhere: false }
     }
 
     /// Computes up to `max_cells` more cells (one cell = one forward pass per
@@ -93,9 +98,9 @@ impl LiveLandscape {
     /// sides so they fill in together. Returns the cells computed.
     pub fn advance(&mut self, max_cells: usize) -> usize {
         let mut done = 0;
-        while done < max_cells && !self.is_done() {
+        while done < max_cells {
             let left = max_cells - done;
-            let job = self.next_job();
+            let Some(job) = self.next_job() else { break };
             let cols = job.surface().alphas.len().max(1);
             // Finish the current row of a surface before switching sides.
             let to_row_end = cols - job.cells_done() % cols;
@@ -104,21 +109,46 @@ impl LiveLandscape {
         done
     }
 
-    fn next_job(&mut self) -> &mut SurfaceJob {
+    /// The job `advance` works on next; None when all its work is done.
+    fn next_job(&mut self) -> Option<&mut SurfaceJob> {
         let [left, right] = &mut self.sides;
         if !left.slice.is_done() {
-            return &mut left.slice;
+            return Some(&mut left.slice);
         }
         if !right.slice.is_done() {
-            return &mut right.slice;
+            return Some(&mut right.slice);
         }
         if !self.interpolation.is_done() {
-            return &mut self.interpolation;
+            return Some(&mut self.interpolation);
+        }
+        if self.surfaces_elsewhere || (left.surface.is_done() && right.surface.is_done()) {
+            return None;
         }
         if right.surface.rows_done() < left.surface.rows_done() && !right.surface.is_done() || left.surface.is_done() {
-            &mut right.surface
+            Some(&mut right.surface)
         } else {
-            &mut left.surface
+            Some(&mut left.surface)
+        }
+    }
+
+    /// What computing `side`'s surface elsewhere needs, or None if it is done.
+    /// `generation` is echoed in the answer's tag (see [`SurfaceRequest`]).
+    pub fn surface_request(&self, side: usize, generation: u32) -> Option<SurfaceRequest> {
+        let job = &self.sides.get(side)?.surface;
+        (!job.is_done()).then(|| SurfaceRequest {
+            tag: SurfaceTag { generation, side },
+            architecture: Architecture::of(job.mlp()),
+            plane: job.plane().clone(),
+            grid: job.grid(),
+            sets: job.sets().to_vec(),
+        })
+    }
+
+    /// Takes `side`'s surface as computed elsewhere (see [`SurfaceJob::fill`]).
+    pub fn fill_surface(&mut self, side: usize, surface: &Surface) -> Result<(), String> {
+        match self.sides.get_mut(side) {
+            Some(s) => s.surface.fill(surface),
+            None => Err(format!("no side {side}")),
         }
     }
 
@@ -231,6 +261,35 @@ mod tests {
 
     fn small(kind: DirectionKind) -> LiveSettings {
         LiveSettings { kind, grid: 7, max_points: 0 }
+    }
+
+    /// Surfaces computed elsewhere: `advance` does everything else and stops;
+    /// the requests carry what a CPU needs to give the same surfaces.
+    #[test]
+    fn surfaces_computed_elsewhere_complete_the_landscape() {
+        let pair = trained_pair(60);
+        let mut reference = LiveLandscape::new(&pair, small(DirectionKind::Random));
+        reference.advance(usize::MAX);
+        let mut live = LiveLandscape::new(&pair, small(DirectionKind::Random));
+        live.surfaces_elsewhere = true;
+        assert_eq!(live.advance(usize::MAX), 41 * 2 + 41);
+        assert!(!live.is_done() && live.progress() < 1.0);
+        assert_eq!(live.advance(10), 0, "nothing left for advance");
+        for side in 0..2 {
+            let request = live.surface_request(side, 3).expect("not done yet");
+            let answer = request.run_cpu();
+            assert_eq!(answer.tag.side, side);
+            assert!(live.fill_surface(side, &answer.surface).is_ok());
+            assert!(live.surface_request(side, 3).is_none(), "done now");
+            assert_eq!(live.sides[side].surface(), reference.sides[side].surface());
+        }
+        assert!(live.is_done());
+        assert_eq!(live.progress(), 1.0);
+        // A surface of another grid is refused.
+        let mut other = LiveLandscape::new(&pair, LiveSettings { grid: 5, ..small(DirectionKind::Random) });
+        let wrong = live.sides[0].surface().clone();
+        assert!(other.fill_surface(0, &wrong).unwrap_err().contains("7x7 surface for a 5x5 grid"));
+        assert!(other.fill_surface(2, &wrong).is_err());
     }
 
     #[test]

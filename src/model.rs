@@ -30,6 +30,27 @@ impl Default for ModelConfig {
     }
 }
 
+/// An architecture as plain data: what [`Mlp::new`] builds a model from (the
+/// page sends it to its GPU module; see `backend::requests`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Architecture {
+    pub inputs: usize,
+    pub classes: usize,
+    pub model: ModelConfig,
+}
+
+impl Architecture {
+    pub fn of(mlp: &Mlp) -> Architecture {
+        let hidden = mlp.layers[..mlp.layers.len() - 1].iter().map(|l| l.fan_out).collect();
+        let model = ModelConfig { hidden, activation: mlp.activation, label_smoothing: mlp.label_smoothing };
+        Architecture { inputs: mlp.inputs, classes: mlp.classes, model }
+    }
+
+    pub fn build(&self) -> Mlp {
+        Mlp::new(self.inputs, &self.model, self.classes)
+    }
+}
+
 /// Where one layer's W and b sit in the flat parameter vector.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Layer {

@@ -1,14 +1,14 @@
 //! The CPU implementation: the f64 core itself (`train::predict_proba`,
-//! `landscape::SurfaceJob`, `train::Run`). Always available, never fails.
+//! `landscape::SurfaceJob`, `study::ReplicaRun`). Always available, never fails.
 
 use std::sync::Arc;
 
-use super::{diverged, Grid2d, ModelRef, Replica, ReplicaMetrics};
-use crate::config::TrainingConfig;
+use super::{Grid2d, ModelRef, Replica, ReplicaMetrics};
 use crate::data::{Dataset, Splits};
 use crate::landscape::{Grid, Plane, Split, Surface, SurfaceJob};
 use crate::model::{Mlp, Workspace};
-use crate::train::{predict_proba, Run};
+use crate::study::ReplicaRun;
+use crate::train::predict_proba;
 
 /// The f64 CPU core. Stateless.
 #[derive(Clone, Copy, Debug, Default)]
@@ -46,7 +46,7 @@ impl CpuBackend {
         SurfaceJob::new(mlp, Arc::new(splits), plane.clone(), grid.clone(), &which).finish()
     }
 
-    /// See [`super::Backend::train_replicas`]: R independent [`Run`]s.
+    /// See [`super::Backend::train_replicas`]: R independent [`ReplicaRun`]s.
     pub fn train_replicas(
         &self,
         mlp: &Mlp,
@@ -55,25 +55,12 @@ impl CpuBackend {
         replicas: &[Replica],
         steps: usize,
     ) -> Vec<ReplicaMetrics> {
-        // Metrics only at the start and the end: logging in between costs three evaluations.
-        let training =
-            TrainingConfig { batch_size: batch_size.clamp(1, splits.train.len().max(1)), steps, log_every: usize::MAX };
         replicas
             .iter()
             .map(|r| {
-                let mut run = Run::new(r.side.clone(), mlp.clone(), splits.clone(), r.init.clone(), &training, r.seed);
-                let initial = run.evaluate().train_loss;
+                let mut run = ReplicaRun::new(r, mlp, splits, batch_size);
                 run.train(steps);
-                let m = run.evaluate();
-                ReplicaMetrics {
-                    train_loss: m.train_loss,
-                    train_acc: m.train_acc,
-                    id_loss: m.id_loss,
-                    id_acc: m.id_acc,
-                    ood_loss: m.ood_loss,
-                    ood_acc: m.ood_acc,
-                    diverged: run.diverged.is_some() || diverged(initial, m.train_loss),
-                }
+                run.metrics()
             })
             .collect()
     }

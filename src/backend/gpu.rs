@@ -4,11 +4,12 @@
 
 use std::sync::Arc;
 
-use super::{diverged, Grid2d, ModelRef, Replica, ReplicaMetrics};
+use super::{Grid2d, ModelRef, Replica, ReplicaMetrics};
 use crate::data::{Dataset, Splits};
 use crate::gpu::{GpuContext, GpuError, GpuModel, LossAccuracy, ReplicaTrainer};
 use crate::landscape::{Grid, Plane, Split, Surface};
 use crate::model::Mlp;
+use crate::study::diverged;
 
 /// The f32 GPU kernels on one device.
 #[derive(Clone, Debug)]

@@ -26,6 +26,7 @@
 
 mod cpu;
 mod gpu;
+pub mod requests;
 
 use std::fmt;
 use std::str::FromStr;
@@ -358,11 +359,6 @@ fn gpu_hidden_by_env() -> bool {
     std::env::var(NO_GPU_ENV).is_ok_and(|v| !v.is_empty() && v != "0")
 }
 
-/// Whether a final training loss counts as diverged, given the initial one.
-fn diverged(initial_train_loss: f64, final_train_loss: f64) -> bool {
-    !final_train_loss.is_finite() || final_train_loss > crate::train::DIVERGENCE_FACTOR * initial_train_loss
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -379,14 +375,6 @@ mod tests {
         assert!(e.message.contains("auto, gpu, cpu") && e.message.contains("`vulkan`"), "{e}");
         assert_eq!(BackendChoice::default(), BackendChoice::Auto);
         assert_eq!(serde_json::to_string(&BackendChoice::Gpu).unwrap(), "\"gpu\"");
-    }
-
-    #[test]
-    fn divergence_rule() {
-        assert!(!diverged(0.7, 0.1));
-        assert!(!diverged(0.7, 6.9));
-        assert!(diverged(0.7, 7.1));
-        assert!(diverged(0.7, f64::NAN));
     }
 
     /// A lost device mid-session: the call is done on the CPU, a notice says so,

@@ -2,12 +2,7 @@
 //! backend (R replicas per side), so that "SAM generalises better under this
 //! shift" becomes a distribution instead of one run.
 //!
-//! Replica i (0-based) of either side is what `compare` would train with
-//! `seed = config.seed + i`, except that the data stay those of `config.seed`:
-//! its initial parameters come from `Rng::derive(config.seed + i, "init")` (a
-//! pinned `init` is shared by every replica instead) and its batch order from
-//! `config.seed + i`. Left replica i and right replica i share both, so each
-//! replica index is a fair pair and replica 0 is `compare`'s own pair.
+//! The replicas and their seeds are those of [`flatminima::study::Study`].
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -17,10 +12,10 @@ use clap::Args;
 use flatminima::backend::{Backend, Replica, ReplicaMetrics};
 use flatminima::config::SideConfig;
 use flatminima::data::Splits;
+use flatminima::study::{Paired, SideSummary, Spread, Study};
 use flatminima::gpu::block_on;
 use flatminima::model::Mlp;
 use flatminima::pair::Pair;
-use flatminima::rng::Rng;
 use serde::Serialize;
 
 use super::backend::{report_notices, BackendArgs};
@@ -52,24 +47,13 @@ struct ReplicaResult {
     metrics: ReplicaMetrics,
 }
 
-/// mean / min / max of one metric over the replicas (finite values only; None if there are none).
-#[derive(Clone, Copy, Serialize)]
-struct Spread {
-    mean: f64,
-    min: f64,
-    max: f64,
-}
-
 #[derive(Serialize)]
 struct SideStudy {
-    label: String,
+    #[serde(flatten)]
+    summary: SideSummary,
     /// "gpu" or "cpu": what trained this side (a GPU failure falls back per side).
     backend: &'static str,
     seconds: f64,
-    ood_acc: Option<Spread>,
-    id_acc: Option<Spread>,
-    train_loss: Option<Spread>,
-    diverged: usize,
     replicas: Vec<ReplicaResult>,
 }
 
@@ -90,24 +74,16 @@ pub fn run(args: StudyArgs) -> Result<(), Failure> {
     let r = args.replicas as usize;
     // Pair::new validates the config and draws the data (with pinned training points) as compare does.
     let pair = Pair::new(config).map_err(|e| Failure::bad_input(e.to_string()))?;
-    let (config, splits, mlp) = (pair.config.clone(), pair.splits.clone(), pair.left.mlp.clone());
+    let study = Study::new(&pair, r, steps);
+    let (config, mlp) = (pair.config.clone(), study.mlp());
+    let splits = Arc::new(study.splits.clone());
     let (backend, mut backend_notices) = args.backend.open(&mlp);
-    let seeds: Vec<u64> = (0..r as u64).map(|i| config.seed.wrapping_add(i)).collect();
-    let inits: Vec<Vec<f64>> = seeds
-        .iter()
-        .map(|&seed| config.init.clone().unwrap_or_else(|| mlp.init_params(&mut Rng::derive(seed, "init"))))
-        .collect();
-    let batch_size = config.training.batch_size;
-    let train_side = |side: &SideConfig| {
-        let replicas: Vec<Replica> = seeds
-            .iter()
-            .zip(&inits)
-            .map(|(&seed, init)| Replica { side: side.clone(), init: init.clone(), seed })
-            .collect();
-        study_side(&backend, &mlp, &splits, batch_size, side, &replicas, steps)
+    let seeds = &study.seeds;
+    let train_side = |side: usize| {
+        study_side(&backend, &mlp, &splits, study.batch_size, &study.sides[side], &study.replicas(side), steps)
     };
-    let left = train_side(&config.left);
-    let right = train_side(&config.right);
+    let left = train_side(0);
+    let right = train_side(1);
     backend_notices.extend(report_notices(&backend));
 
     let mut text = config_summary(&config);
@@ -141,28 +117,12 @@ fn study_side(
     let seconds = start.elapsed().as_secs_f64();
     // Not backend.name(): a call the GPU refused (e.g. Adam) was done on the CPU.
     let used = backend.last_call_backend();
-    let spread = |f: fn(&ReplicaMetrics) -> f64| spread(metrics.iter().map(f));
     SideStudy {
-        label: side.label(),
+        summary: SideSummary::new(side.label(), &metrics),
         backend: used,
         seconds,
-        ood_acc: spread(|m| m.ood_acc),
-        id_acc: spread(|m| m.id_acc),
-        train_loss: spread(|m| m.train_loss),
-        diverged: metrics.iter().filter(|m| m.diverged).count(),
         replicas: replicas.iter().zip(metrics).map(|(r, metrics)| ReplicaResult { seed: r.seed, metrics }).collect(),
     }
-}
-
-fn spread(values: impl Iterator<Item = f64>) -> Option<Spread> {
-    let finite: Vec<f64> = values.filter(|v| v.is_finite()).collect();
-    if finite.is_empty() {
-        return None;
-    }
-    let mean = finite.iter().sum::<f64>() / finite.len() as f64;
-    let min = finite.iter().copied().fold(f64::INFINITY, f64::min);
-    let max = finite.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    Some(Spread { mean, min, max })
 }
 
 /// One row per side: OOD accuracy mean / min / max, ID accuracy and train loss means,
@@ -172,14 +132,15 @@ fn table(left: &SideStudy, right: &SideStudy) -> String {
     let rows: Vec<[String; 9]> = [left, right]
         .iter()
         .map(|s| {
+            let m = &s.summary;
             [
-                s.label.clone(),
-                pct(s.ood_acc, |s| s.mean),
-                pct(s.ood_acc, |s| s.min),
-                pct(s.ood_acc, |s| s.max),
-                pct(s.id_acc, |s| s.mean),
-                s.train_loss.map_or("-".into(), |t| format!("{:.4}", t.mean)),
-                format!("{}/{}", s.diverged, s.replicas.len()),
+                m.label.clone(),
+                pct(m.ood_acc, |s| s.mean),
+                pct(m.ood_acc, |s| s.min),
+                pct(m.ood_acc, |s| s.max),
+                pct(m.id_acc, |s| s.mean),
+                m.train_loss.map_or("-".into(), |t| format!("{:.4}", t.mean)),
+                format!("{}/{}", m.diverged, s.replicas.len()),
                 format!("{:.2} s", s.seconds),
                 s.backend.to_string(),
             ]
@@ -203,21 +164,14 @@ fn table(left: &SideStudy, right: &SideStudy) -> String {
     for row in &rows {
         out += &line(row);
     }
-    let pairs: Vec<f64> = left
-        .replicas
-        .iter()
-        .zip(&right.replicas)
-        .map(|(l, r)| r.metrics.ood_acc - l.metrics.ood_acc)
-        .filter(|d| d.is_finite())
-        .collect();
-    if !pairs.is_empty() {
-        let mean = pairs.iter().sum::<f64>() / pairs.len() as f64;
-        let better = pairs.iter().filter(|&&d| d > 0.0).count();
-        let worse = pairs.iter().filter(|&&d| d < 0.0).count();
+    let metrics = |s: &SideStudy| s.replicas.iter().map(|r| r.metrics).collect::<Vec<_>>();
+    if let Some(p) = Paired::of(&metrics(left), &metrics(right)) {
         out += &format!(
-            "paired (same seed): right - left OOD acc {:+.1} pts on average; right higher in {better}, lower in {worse} of {}\n",
-            100.0 * mean,
-            pairs.len()
+            "paired (same seed): right - left OOD acc {:+.1} pts on average; right higher in {}, lower in {} of {}\n",
+            100.0 * p.mean_ood_acc_difference,
+            p.right_higher,
+            p.right_lower,
+            p.pairs
         );
     }
     out

@@ -1,0 +1,218 @@
+//! GPU work as plain data, for the page. Its GPU kernels live in a second wasm
+//! module (`www/pkg-gpu`, fetched only where WebGPU has an adapter, so that
+//! pages without one never download wgpu) that cannot see the sandbox's
+//! memory: the sandbox writes a request as JSON, the GPU module parses it and
+//! runs it with [`GpuBackend`], and the answer goes back the same way. The
+//! CPU answer to each request is here too, for tests and for the fallback.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use super::{CpuBackend, GpuBackend, Grid2d, ModelRef, ReplicaMetrics};
+use crate::data::Dataset;
+use crate::gpu::GpuError;
+use crate::landscape::{Grid, Plane, Split, Surface};
+use crate::model::Architecture;
+use crate::study::Study;
+
+/// Class probabilities of several models (the two sides) over the centres of
+/// an `n x n` image of `[lo, hi]^2`, first row at the top.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BoundaryRequest {
+    pub architecture: Architecture,
+    pub params: Vec<Vec<f64>>,
+    pub lo: f64,
+    pub hi: f64,
+    pub n: usize,
+}
+
+impl BoundaryRequest {
+    pub fn grid(&self) -> Grid2d {
+        Grid2d::cell_centres(self.lo, self.hi, self.n)
+    }
+
+    /// Probabilities, model after model, each `n * n * classes` (see `Backend::boundary_grid`).
+    pub async fn run_gpu(&self, gpu: &GpuBackend) -> Result<Vec<f32>, GpuError> {
+        let mlp = self.architecture.build();
+        self.check(mlp.num_params())?;
+        let models: Vec<ModelRef> = self.params.iter().map(|p| ModelRef { mlp: &mlp, params: p }).collect();
+        gpu.boundary_grid(&models, &self.grid()).await
+    }
+
+    pub fn run_cpu(&self) -> Vec<f32> {
+        let mlp = self.architecture.build();
+        let models: Vec<ModelRef> = self.params.iter().map(|p| ModelRef { mlp: &mlp, params: p }).collect();
+        CpuBackend.boundary_grid(&models, &self.grid())
+    }
+
+    fn check(&self, n: usize) -> Result<(), GpuError> {
+        match self.params.iter().find(|p| p.len() != n) {
+            Some(p) => Err(GpuError::Unsupported(format!("{} parameters for a model with {n}", p.len()))),
+            None => Ok(()),
+        }
+    }
+}
+
+/// One loss surface of the landscape view: `tag` says which (the page's
+/// landscape generation and side), so that a late answer is not taken for a
+/// newer surface.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SurfaceRequest {
+    pub tag: SurfaceTag,
+    pub architecture: Architecture,
+    pub plane: Plane,
+    pub grid: Grid,
+    pub sets: Vec<(Split, Dataset)>,
+}
+
+/// Which surface a request or answer is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SurfaceTag {
+    pub generation: u32,
+    pub side: usize,
+}
+
+/// The answer to a [`SurfaceRequest`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SurfaceAnswer {
+    pub tag: SurfaceTag,
+    pub surface: Surface,
+}
+
+impl SurfaceRequest {
+    pub async fn run_gpu(&self, gpu: &GpuBackend) -> Result<SurfaceAnswer, GpuError> {
+        let mlp = self.architecture.build();
+        let n = mlp.num_params();
+        if [&self.plane.origin, &self.plane.d1, &self.plane.d2].iter().any(|v| v.len() != n) {
+            return Err(GpuError::Unsupported(format!("the plane does not fit a model with {n} parameters")));
+        }
+        let sets: Vec<(Split, &Dataset)> = self.sets.iter().map(|(s, d)| (*s, d)).collect();
+        let surface = gpu.surface(&mlp, &self.plane, &self.grid, &sets).await?;
+        Ok(SurfaceAnswer { tag: self.tag, surface })
+    }
+
+    pub fn run_cpu(&self) -> SurfaceAnswer {
+        let sets: Vec<(Split, &Dataset)> = self.sets.iter().map(|(s, d)| (*s, d)).collect();
+        let surface = CpuBackend.surface(&self.architecture.build(), &self.plane, &self.grid, &sets);
+        SurfaceAnswer { tag: self.tag, surface }
+    }
+}
+
+/// The answer to a [`Study`]: each side's replica metrics, in seed order.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StudyAnswer {
+    pub sides: [Vec<ReplicaMetrics>; 2],
+    /// Milliseconds each side took, readback included.
+    pub side_ms: [f64; 2],
+}
+
+impl Study {
+    /// Both sides on the GPU (SGD with or without SAM/ASAM; other optimisers are refused).
+    /// `now_ms` is the caller's clock (the core has none that works in a browser).
+    pub async fn run_gpu(&self, gpu: &GpuBackend, now_ms: impl Fn() -> f64) -> Result<StudyAnswer, GpuError> {
+        let mlp = self.mlp();
+        let splits = Arc::new(self.splits.clone());
+        let mut sides = [Vec::new(), Vec::new()];
+        let mut side_ms = [0.0; 2];
+        for side in 0..2 {
+            let start = now_ms();
+            sides[side] =
+                gpu.train_replicas(&mlp, &splits, self.batch_size, &self.replicas(side), self.steps).await?;
+            side_ms[side] = now_ms() - start;
+        }
+        Ok(StudyAnswer { sides, side_ms })
+    }
+}
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod tests {
+    use super::*;
+    use crate::config::RunConfig;
+    use crate::gpu::block_on;
+    use crate::live_landscape::{LiveLandscape, LiveSettings};
+    use crate::pair::Pair;
+
+    fn gpu() -> Option<GpuBackend> {
+        match block_on(GpuBackend::open()) {
+            Ok(gpu) => Some(gpu),
+            Err(e) => {
+                eprintln!("NOTICE: skipped, no GPU adapter ({e})");
+                None
+            }
+        }
+    }
+
+    fn via_json<T: Serialize + serde::de::DeserializeOwned>(value: &T) -> T {
+        serde_json::from_str(&serde_json::to_string(value).unwrap()).unwrap()
+    }
+
+    fn trained_pair() -> Pair {
+        let mut config = RunConfig::default();
+        config.data.n_train = 128;
+        config.data.n_test = 100;
+        let mut pair = Pair::new(config).unwrap();
+        pair.train(50);
+        pair
+    }
+
+    /// Every request survives JSON (what crosses between the page's two
+    /// modules) and the GPU's answer matches the CPU's.
+    #[test]
+    fn requests_cross_as_json_and_gpu_answers_match_the_cpu() {
+        let pair = trained_pair();
+        let boundary = BoundaryRequest {
+            architecture: Architecture::of(&pair.left.mlp),
+            params: vec![pair.left.params.clone(), pair.right.params.clone()],
+            lo: -3.0,
+            hi: 3.0,
+            n: 37,
+        };
+        let live = LiveLandscape::new(&pair, LiveSettings { grid: 9, max_points: 64, ..Default::default() });
+        let surface = live.surface_request(0, 7).expect("a surface to compute");
+        let study = Study::new(&pair, 3, 20);
+        let (boundary, surface, study) = (via_json(&boundary), via_json(&surface), via_json(&study));
+        assert_eq!(surface.tag, SurfaceTag { generation: 7, side: 0 });
+
+        let Some(gpu) = gpu() else { return };
+        let (g, c) = (block_on(boundary.run_gpu(&gpu)).unwrap(), boundary.run_cpu());
+        assert_eq!(g.len(), 2 * 37 * 37 * 2);
+        let worst = g.iter().zip(&c).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+        assert!(worst < 1e-5, "boundary probabilities differ by {worst}");
+
+        let (g, c) = (block_on(surface.run_gpu(&gpu)).unwrap(), surface.run_cpu());
+        assert_eq!(g.tag, c.tag);
+        for split in [Split::Train, Split::Ood] {
+            let (a, b) = (g.surface.values(split).unwrap(), c.surface.values(split).unwrap());
+            assert_eq!(a.len(), 81);
+            for (x, y) in a.iter().zip(b) {
+                assert!((x - y).abs() <= 1e-4 * y.abs().max(1.0), "{split:?} surface: gpu {x} vs cpu {y}");
+            }
+        }
+
+        let g = block_on(study.run_gpu(&gpu, || 0.0)).unwrap();
+        let mut job = crate::study::StudyJob::new(&study);
+        job.advance(usize::MAX);
+        for side in 0..2 {
+            for (a, b) in g.sides[side].iter().zip(&job.results()[side]) {
+                assert!((a.train_loss - b.train_loss).abs() < 1e-3, "side {side}: {a:?} vs {b:?}");
+                assert!((a.ood_acc - b.ood_acc).abs() <= 0.02, "side {side}: {a:?} vs {b:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_request_whose_params_do_not_fit_is_refused() {
+        let pair = trained_pair();
+        let bad = BoundaryRequest {
+            architecture: Architecture::of(&pair.left.mlp),
+            params: vec![vec![0.0; 3]],
+            lo: -1.0,
+            hi: 1.0,
+            n: 4,
+        };
+        let Some(gpu) = gpu() else { return };
+        let e = block_on(bad.run_gpu(&gpu)).unwrap_err();
+        assert!(e.to_string().contains("3 parameters"), "{e}");
+    }
+}
