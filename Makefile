@@ -83,6 +83,7 @@ lint: setup
 	cargo clippy --all-targets -- -D warnings
 	cargo clippy --target $(WASM_TARGET) $(WASM_TEST_TARGETS) -- -D warnings
 	cargo clippy --lib --target $(WASM_TARGET) --features bench-page -- -D warnings
+	cargo clippy --lib --target $(WASM_TARGET) --no-default-features --features gpu-page -- -D warnings
 
 fmt:
 	cargo fmt --all

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build the web app: Rust -> wasm32 -> wasm-bindgen (www/pkg) -> wasm-opt (binaryen 132 from npm),
-# and the benchmark page's module (www/pkg-bench, with the bench-page feature).
+# the GPU module the element fetches where WebGPU exists (www/pkg-gpu, feature gpu-page without the
+# sandbox), and the benchmark page's module (www/pkg-bench, with the bench-page feature).
 #
 # Env knobs:
 #   WASM_OPT=0            skip wasm-opt (debugging)
@@ -19,6 +20,7 @@ CRATE="${CRATE:-flatminima}"
 TARGET=wasm32-unknown-unknown
 OUT=www/pkg
 BENCH_OUT=www/pkg-bench
+GPU_OUT=www/pkg-gpu
 # Always this wasm-opt, never /usr/bin/wasm-opt (Debian's binaryen 108 silently breaks wasm-bindgen output).
 WASM_OPT_BIN="$ROOT/node_modules/.bin/wasm-opt"
 # Features that Rust 1.95's wasm32-unknown-unknown target emits by default (LLVM 20+ defaults) and that
@@ -55,9 +57,10 @@ build_module() {
   fi
 }
 
-# The module the page ships, then the benchmark page's own (the same code plus
-# the timing exports of src/web/bench.rs, which the page never needs).
+# The module the page ships; the GPU module (the kernels and the core they need, no sandbox);
+# the benchmark page's own (the page's code plus the timing exports of src/web/bench.rs).
 build_module "" "$OUT"
+build_module "--no-default-features --features gpu-page" "$GPU_OUT"
 build_module "--features bench-page" "$BENCH_OUT"
 
 echo "==> shipped files (raw / gzip -9)"
@@ -72,3 +75,7 @@ for f in "$OUT"/*.wasm "$OUT"/*.js www/*.js www/*.mjs www/*.css www/*.html; do
   printf '  %-34s %9d B %9d B gz\n' "$f" "$raw" "$gz"
 done
 printf '  %-34s %9d B %9d B gz\n' "total" "$total_raw" "$total_gz"
+echo "==> fetched only where WebGPU has an adapter"
+for f in "$GPU_OUT"/*.wasm "$GPU_OUT"/*.js; do
+  printf '  %-34s %9d B %9d B gz\n' "$f" "$(wc -c <"$f")" "$(gzip -9 -c "$f" | wc -c)"
+done

@@ -558,33 +558,21 @@ impl SurfaceJob {
         &self.sets
     }
 
-    /// Takes every value of this job's sets from `computed` (the same grid,
-    /// computed elsewhere, e.g. on the GPU) and marks the job done. Refuses a
-    /// surface of another grid or without one of the sets.
-    pub fn fill(&mut self, computed: &Surface) -> Result<(), String> {
-        if computed.alphas.len() != self.surface.alphas.len() || computed.betas.len() != self.surface.betas.len() {
-            return Err(format!(
-                "a {}x{} surface for a {}x{} grid",
-                computed.alphas.len(),
-                computed.betas.len(),
-                self.surface.alphas.len(),
-                self.surface.betas.len()
-            ));
-        }
+    /// Takes every value computed elsewhere (e.g. on the GPU): the values of
+    /// each of [`Self::sets`] in turn, row-major over the same grid, and marks
+    /// the job done. Refuses any other number of values.
+    pub fn fill(&mut self, values: &[f64]) -> Result<(), String> {
         let cells = self.cells();
-        for (split, _) in &self.sets {
-            match computed.values(*split) {
-                Some(v) if v.len() == cells => {}
-                _ => return Err(format!("no {} values of the right length", split.name())),
-            }
+        if values.len() != cells * self.sets.len() {
+            return Err(format!("{} values for {} sets of {cells} cells", values.len(), self.sets.len()));
         }
-        for (split, _) in &self.sets {
-            let values = computed.values(*split).expect("checked above").to_vec();
-            match *split {
-                Split::Train => self.surface.train = Some(values),
-                Split::Id => self.surface.id = Some(values),
-                Split::Ood => self.surface.ood = Some(values),
-            }
+        for ((split, _), chunk) in self.sets.iter().zip(values.chunks_exact(cells.max(1))) {
+            let slot = match *split {
+                Split::Train => &mut self.surface.train,
+                Split::Id => &mut self.surface.id,
+                Split::Ood => &mut self.surface.ood,
+            };
+            *slot = Some(chunk.to_vec());
         }
         self.done = cells;
         Ok(())

@@ -145,9 +145,9 @@ impl LiveLandscape {
     }
 
     /// Takes `side`'s surface as computed elsewhere (see [`SurfaceJob::fill`]).
-    pub fn fill_surface(&mut self, side: usize, surface: &Surface) -> Result<(), String> {
+    pub fn fill_surface(&mut self, side: usize, values: &[f64]) -> Result<(), String> {
         match self.sides.get_mut(side) {
-            Some(s) => s.surface.fill(surface),
+            Some(s) => s.surface.fill(values),
             None => Err(format!("no side {side}")),
         }
     }
@@ -277,9 +277,8 @@ mod tests {
         assert_eq!(live.advance(10), 0, "nothing left for advance");
         for side in 0..2 {
             let request = live.surface_request(side, 3).expect("not done yet");
-            let answer = request.run_cpu();
-            assert_eq!(answer.tag.side, side);
-            assert!(live.fill_surface(side, &answer.surface).is_ok());
+            assert_eq!(request.tag.side, side);
+            assert!(live.fill_surface(side, &request.run_cpu()).is_ok());
             assert!(live.surface_request(side, 3).is_none(), "done now");
             assert_eq!(live.sides[side].surface(), reference.sides[side].surface());
         }
@@ -287,9 +286,11 @@ mod tests {
         assert_eq!(live.progress(), 1.0);
         // A surface of another grid is refused.
         let mut other = LiveLandscape::new(&pair, LiveSettings { grid: 5, ..small(DirectionKind::Random) });
-        let wrong = live.sides[0].surface().clone();
-        assert!(other.fill_surface(0, &wrong).unwrap_err().contains("7x7 surface for a 5x5 grid"));
-        assert!(other.fill_surface(2, &wrong).is_err());
+        let wrong = live.surface_request(0, 3);
+        assert!(wrong.is_none());
+        let seven = vec![0.5; 2 * 49];
+        assert_eq!(other.fill_surface(0, &seven).unwrap_err(), "98 values for 2 sets of 25 cells");
+        assert!(other.fill_surface(2, &seven[..50]).is_err());
     }
 
     #[test]

@@ -585,3 +585,45 @@ mod tests {
         config.validate().unwrap();
     }
 }
+
+/// Characters a query value keeps as they are: what `encodeURIComponent`
+/// keeps, plus the comma (`hidden=16,16` stays readable in a URL).
+const QUERY_VALUE: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~').remove(b',');
+
+/// Settings as a URL query without the `?`: `dataset=spirals&rho=0.2`.
+pub fn to_query<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
+    let encoded: Vec<String> = pairs
+        .into_iter()
+        .map(|(k, v)| format!("{k}={}", percent_encoding::utf8_percent_encode(v, QUERY_VALUE)))
+        .collect();
+    encoded.join("&")
+}
+
+/// (name, value) pairs of a URL query (`application/x-www-form-urlencoded`, as
+/// `URLSearchParams` writes it; a leading `?` is ignored). Never fails: a
+/// name without `=` has the value "", which the setting then reports.
+pub fn parse_query(query: &str) -> Vec<(String, String)> {
+    let query = query.trim().trim_start_matches('?');
+    form_urlencoded::parse(query.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect()
+}
+
+#[cfg(test)]
+mod query_tests {
+    use super::*;
+
+    #[test]
+    fn queries_round_trip_and_read_what_browsers_write() {
+        let q = to_query([("hidden", "16,16"), ("left", "sgd lr=0.1&x"), ("dataset", "moons")]);
+        assert_eq!(q, "hidden=16,16&left=sgd%20lr%3D0.1%26x&dataset=moons");
+        let back = parse_query(&q);
+        assert_eq!(back[1], ("left".to_string(), "sgd lr=0.1&x".to_string()));
+        // URLSearchParams writes spaces as + and commas as %2C.
+        assert_eq!(
+            parse_query("?hidden=16%2C16&left=sgd+lr%3D0.1"),
+            [("hidden".to_string(), "16,16".to_string()), ("left".to_string(), "sgd lr=0.1".to_string())]
+        );
+        assert_eq!(parse_query("rho"), [("rho".to_string(), String::new())]);
+        assert!(parse_query("").is_empty());
+    }
+}

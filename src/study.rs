@@ -20,9 +20,11 @@ use serde::{Deserialize, Serialize};
 use crate::backend::{Replica, ReplicaMetrics};
 use crate::config::{SideConfig, TrainingConfig};
 use crate::data::Splits;
+use crate::error::ConfigError;
 use crate::model::{Architecture, Mlp};
 use crate::pair::Pair;
 use crate::rng::Rng;
+use crate::settings::config_from_settings;
 use crate::train::{Run, DIVERGENCE_FACTOR};
 
 /// Everything a study trains: one architecture and data set, two sides, R seeds.
@@ -41,7 +43,36 @@ pub struct Study {
     pub init: Option<Vec<f64>>,
 }
 
+/// The most replicas per side, and steps per replica, the page's studies take.
+pub const PAGE_MAX_REPLICAS: usize = 4096;
+pub const PAGE_MAX_STEPS: usize = 100_000;
+
 impl Study {
+    /// The page's study: `replicas` seeds of both sides of the config that
+    /// `settings` (name, value) describe, `steps` steps each. Errors name a bad
+    /// setting or count (a bad setting is an error here, not a fallback: the
+    /// page sends the settings it already runs).
+    pub fn from_settings<'a>(
+        settings: impl IntoIterator<Item = (&'a str, &'a str)>,
+        replicas: usize,
+        steps: usize,
+    ) -> Result<Study, ConfigError> {
+        if !(1..=PAGE_MAX_REPLICAS).contains(&replicas) {
+            return Err(ConfigError::new(
+                "replicas",
+                format!("expected 1 to {PAGE_MAX_REPLICAS} per side, got {replicas}"),
+            ));
+        }
+        if !(1..=PAGE_MAX_STEPS).contains(&steps) {
+            return Err(ConfigError::new("steps", format!("expected 1 to {PAGE_MAX_STEPS}, got {steps}")));
+        }
+        let (config, errors) = config_from_settings(settings);
+        if let Some(e) = errors.into_iter().next() {
+            return Err(e);
+        }
+        Ok(Study::new(&Pair::new(config)?, replicas, steps))
+    }
+
     /// `replicas` seeds of both sides of `pair`'s config (its data), `steps` steps each.
     pub fn new(pair: &Pair, replicas: usize, steps: usize) -> Study {
         let config = &pair.config;
@@ -88,8 +119,11 @@ pub struct ReplicaRun {
 
 impl ReplicaRun {
     pub fn new(replica: &Replica, mlp: &Mlp, splits: &Arc<Splits>, batch_size: usize) -> ReplicaRun {
-        let training =
-            TrainingConfig { batch_size: batch_size.clamp(1, splits.train.len().max(1)), steps: 0, log_every: usize::MAX };
+        let training = TrainingConfig {
+            batch_size: batch_size.clamp(1, splits.train.len().max(1)),
+            steps: 0,
+            log_every: usize::MAX,
+        };
         let mut run =
             Run::new(replica.side.clone(), mlp.clone(), splits.clone(), replica.init.clone(), &training, replica.seed);
         let initial_loss = run.evaluate().train_loss;
@@ -159,9 +193,9 @@ impl StudyJob {
     pub fn advance(&mut self, max_steps: usize) -> usize {
         let mut done = 0;
         while let Some((side, i)) = self.next() {
-            let current = self
-                .current
-                .get_or_insert_with(|| ReplicaRun::new(&self.replicas[side][i], &self.mlp, &self.splits, self.batch_size));
+            let current = self.current.get_or_insert_with(|| {
+                ReplicaRun::new(&self.replicas[side][i], &self.mlp, &self.splits, self.batch_size)
+            });
             let before = current.step();
             let n = self.steps.saturating_sub(before).min(max_steps - done);
             current.train(n);
@@ -262,13 +296,55 @@ pub struct Paired {
 
 impl Paired {
     pub fn of(left: &[ReplicaMetrics], right: &[ReplicaMetrics]) -> Option<Paired> {
-        let d: Vec<f64> = left.iter().zip(right).map(|(l, r)| r.ood_acc - l.ood_acc).filter(|d| d.is_finite()).collect();
+        let d: Vec<f64> =
+            left.iter().zip(right).map(|(l, r)| r.ood_acc - l.ood_acc).filter(|d| d.is_finite()).collect();
         (!d.is_empty()).then(|| Paired {
             mean_ood_acc_difference: d.iter().sum::<f64>() / d.len() as f64,
             right_higher: d.iter().filter(|&&x| x > 0.0).count(),
             right_lower: d.iter().filter(|&&x| x < 0.0).count(),
             pairs: d.len(),
         })
+    }
+}
+
+/// What a finished study reports (the element's `study()` result): each
+/// side's summary and every replica's metrics, and the paired comparison.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct StudyReport {
+    /// "gpu" or "cpu": what trained it.
+    pub backend: String,
+    /// Replicas per side, and steps per replica.
+    pub replicas: usize,
+    pub steps: usize,
+    /// Wall-clock milliseconds for both sides.
+    pub ms: f64,
+    pub left: SideReport,
+    pub right: SideReport,
+    pub paired: Option<Paired>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SideReport {
+    #[serde(flatten)]
+    pub summary: SideSummary,
+    pub replicas: Vec<ReplicaMetrics>,
+}
+
+impl StudyReport {
+    pub fn new(study: &Study, results: &[Vec<ReplicaMetrics>; 2], backend: &str, ms: f64) -> StudyReport {
+        let side = |i: usize| SideReport {
+            summary: SideSummary::new(study.sides[i].label(), &results[i]),
+            replicas: results[i].clone(),
+        };
+        StudyReport {
+            backend: backend.to_string(),
+            replicas: study.seeds.len(),
+            steps: study.steps,
+            ms,
+            left: side(0),
+            right: side(1),
+            paired: Paired::of(&results[0], &results[1]),
+        }
     }
 }
 
@@ -301,6 +377,19 @@ mod tests {
         assert_ne!(left[0].init, left[1].init);
         let json = serde_json::to_string(&study).unwrap();
         assert_eq!(serde_json::from_str::<Study>(&json).unwrap(), study, "plain data round trip");
+    }
+
+    #[test]
+    fn the_page_builds_the_same_study_from_its_settings() {
+        let settings = [("points", "64"), ("hidden", "6"), ("dataset", "xor"), ("shift", "rotate")];
+        let study = Study::from_settings(settings, 4, 30).unwrap();
+        let (config, errors) = config_from_settings(settings);
+        assert!(errors.is_empty());
+        assert_eq!(study, Study::new(&Pair::new(config).unwrap(), 4, 30));
+        let e = Study::from_settings([("lr", "-1")], 4, 30).unwrap_err();
+        assert_eq!(e.field, "lr");
+        assert_eq!(Study::from_settings([], 0, 30).unwrap_err().field, "replicas");
+        assert_eq!(Study::from_settings([], 1, 100_001).unwrap_err().field, "steps");
     }
 
     #[test]

@@ -46,7 +46,7 @@ fn close(a: [u8; 4], b: palette::Rgb, tolerance: u8) -> bool {
 
 /// A trained sandbox on two moons, for the rendering tests.
 fn trained() -> Sandbox {
-    let mut sb = Sandbox::from_settings(r#"{"dataset": "moons", "points": "100", "seed": "3"}"#);
+    let mut sb = Sandbox::from_settings("dataset=moons&points=100&seed=3");
     assert_eq!(sb.errors_json(), "[]");
     sb.step(300);
     sb
@@ -180,7 +180,7 @@ fn curves_are_drawn() {
 
 #[wasm_bindgen_test]
 fn bad_settings_are_named_and_the_sandbox_still_works() {
-    let mut sb = Sandbox::from_settings(r#"{"rho": "abc", "dataset": "spirals", "lr": -1, "colour": "red"}"#);
+    let mut sb = Sandbox::from_settings("rho=abc&dataset=spirals&lr=-1&colour=red");
     let errors: Value = serde_json::from_str(&sb.errors_json()).unwrap();
     let named: Vec<&str> = errors.as_array().unwrap().iter().map(|e| e["setting"].as_str().unwrap()).collect();
     assert_eq!(named, ["colour", "lr", "rho"], "{errors}");
@@ -201,21 +201,26 @@ fn bad_settings_are_named_and_the_sandbox_still_works() {
     }
     assert_eq!(m["right"]["label"], "SAM(rho=0.2)+SGD");
 
-    // Not JSON, or not an object: one error, the default run.
-    for text in ["rho=0.2", "[1, 2]", ""] {
+    // A bad value, or a query that is not one: named errors, the default run.
+    for (text, named) in [("lr=fast", "lr"), ("{\"rho\": 1}", "{\"rho\": 1}")] {
         let sb = Sandbox::from_settings(text);
         let errors: Value = serde_json::from_str(&sb.errors_json()).unwrap();
-        assert_eq!(errors[0]["setting"], "settings", "{text}: {errors}");
+        assert_eq!(errors[0]["setting"], named, "{text}: {errors}");
         assert_eq!(sb.settings_query(), "");
     }
+    // What URLSearchParams writes (spaces as +, commas as %2C) reads back as the page wrote it.
+    let sb = Sandbox::from_settings("?hidden=8%2C4&rho=0.3");
+    assert_eq!(sb.errors_json(), "[]");
+    assert_eq!(sb.pair().config.model.hidden, [8, 4]);
+    assert!(sb.settings_query().contains("hidden=8,4"), "{}", sb.settings_query());
 }
 
 #[wasm_bindgen_test]
 fn a_shift_change_keeps_training_and_anything_else_restarts() {
-    let mut sb = Sandbox::from_settings(r#"{"shift": "rotate", "severity": "0"}"#);
+    let mut sb = Sandbox::from_settings("shift=rotate&severity=0");
     sb.step(200);
     let m0: Value = serde_json::from_str(&sb.metrics_json()).unwrap();
-    let restarted = sb.reconfigure(r#"{"shift": "rotate", "severity": "1"}"#);
+    let restarted = sb.reconfigure("shift=rotate&severity=1");
     assert!(!restarted, "a new severity must not restart the run");
     assert_eq!(sb.current_step(), 200);
     let m1: Value = serde_json::from_str(&sb.metrics_json()).unwrap();
@@ -224,12 +229,9 @@ fn a_shift_change_keeps_training_and_anything_else_restarts() {
     assert_ne!(m1["left"]["ood_acc"], m0["left"]["ood_acc"], "the OOD set moved");
     assert_eq!(sb.settings_query(), "severity=1");
 
-    assert!(sb.reconfigure(r#"{"shift": "rotate", "severity": "1", "optimizer": "adam"}"#));
+    assert!(sb.reconfigure("shift=rotate&severity=1&optimizer=adam"));
     assert_eq!(sb.current_step(), 0);
-    assert!(
-        !sb.reconfigure(r#"{"shift": "rotate", "severity": "1", "optimizer": "adam"}"#),
-        "same settings: nothing to do"
-    );
+    assert!(!sb.reconfigure("shift=rotate&severity=1&optimizer=adam"), "same settings: nothing to do");
 
     sb.step(10);
     sb.reset();
@@ -238,7 +240,7 @@ fn a_shift_change_keeps_training_and_anything_else_restarts() {
 
 #[wasm_bindgen_test]
 fn train_for_stops_at_the_step_limit_and_at_its_budget() {
-    let mut sb = Sandbox::from_settings(r#"{"steps": "120"}"#);
+    let mut sb = Sandbox::from_settings("steps=120");
     let mut total = 0;
     while !sb.finished() {
         total += sb.train_for(50, 5.0);
@@ -249,14 +251,14 @@ fn train_for_stops_at_the_step_limit_and_at_its_budget() {
     assert_eq!(sb.step(3), 3, "explicit steps go past the limit");
 
     // A huge step allowance with a small budget returns rather than training for minutes.
-    let mut sb = Sandbox::from_settings(r#"{"steps": "10000000"}"#);
+    let mut sb = Sandbox::from_settings("steps=10000000");
     let done = sb.train_for(u32::MAX, 20.0);
     assert!(done > 0 && done < 1_000_000, "{done} steps in a 20 ms budget");
 }
 
 #[wasm_bindgen_test]
 fn a_diverging_side_stops_and_says_why() {
-    let mut sb = Sandbox::from_settings(r#"{"lr": "50", "right": "plain", "right-optimizer": "adam"}"#);
+    let mut sb = Sandbox::from_settings("lr=50&right=plain&right-optimizer=adam");
     sb.step(300);
     let m: Value = serde_json::from_str(&sb.metrics_json()).unwrap();
     assert_eq!(m["left"]["diverged"], true, "{m}");
@@ -417,4 +419,83 @@ fn sharpness_is_measured_a_stage_at_a_time_and_reported_in_metrics() {
     sb.reset();
     let m: Value = serde_json::from_str(&sb.metrics_json()).unwrap();
     assert!(m["left"]["sharpness"].is_null());
+}
+
+/// The sandbox's side of the GPU backend, with the CPU answering in the GPU
+/// module's place (the GPU itself is tested natively and in tests/e2e/gpu.test.mjs):
+/// requests go out once, answers are taken, stale ones dropped, and the result
+/// is what the CPU path draws.
+#[wasm_bindgen_test]
+fn gpu_requests_and_answers_give_what_the_cpu_path_gives() {
+    use flatminima::backend::requests::{BoundaryRequest, SurfaceRequest};
+
+    let mut sb = Sandbox::from_settings("points=80&seed=2");
+    let mut reference = Sandbox::from_settings("points=80&seed=2");
+    for s in [&mut sb, &mut reference] {
+        s.step(40);
+        assert_eq!(s.landscape_configure("random", 9, 32), "");
+    }
+    assert_eq!(sb.boundary_request(), "", "no GPU, no requests");
+    sb.set_gpu("test adapter");
+    let m: Value = serde_json::from_str(&sb.metrics_json()).unwrap();
+    assert_eq!(m["backend"], "gpu");
+
+    // Boundaries: one request at a time, the answer becomes the field.
+    let text = sb.boundary_request();
+    assert_eq!(sb.boundary_request(), "", "one in flight");
+    let request: BoundaryRequest = serde_json::from_str(&text).unwrap();
+    assert_eq!(sb.boundary_answer(&request.run_cpu()), "");
+    assert_eq!(sb.boundary_request(), "", "answered for these steps");
+    let (canvas, _) = canvas(200, 200);
+    sb.draw_boundary(0, &canvas, true, 1.0).unwrap();
+    reference.draw_boundary(0, &canvas, true, 1.0).unwrap();
+    let (a, b) = (sb.field(0).probs_at(40, 70)[0], reference.field(0).probs_at(40, 70)[0]);
+    assert!((a - b).abs() < 1e-5, "gpu-path field {a} vs cpu field {b}");
+    assert_eq!(sb.boundary_answer(&[0.5; 3]), "no boundary request is out");
+    sb.step(1);
+    assert!(!sb.boundary_request().is_empty(), "the runs moved: a new request");
+    assert!(sb.boundary_answer(&[0.5; 3]).contains("3 probabilities"), "a wrong length is named");
+
+    // Surfaces: the CPU does everything but them, then takes the answers.
+    while sb.landscape_advance(50.0) < 0.5 {}
+    let mut answered = 0;
+    loop {
+        let text = sb.surface_request();
+        if text.is_empty() {
+            break;
+        }
+        let request: SurfaceRequest = serde_json::from_str(&text).unwrap();
+        let values = request.run_cpu();
+        assert_eq!(
+            sb.surface_answer(request.tag.generation + 1, request.tag.side as u32, &values),
+            "",
+            "stale: dropped"
+        );
+        assert_eq!(sb.surface_answer(request.tag.generation, request.tag.side as u32, &values), "");
+        answered += 1;
+    }
+    assert_eq!(answered, 2);
+    assert_eq!(sb.landscape_advance(50.0), 1.0);
+    while reference.landscape_advance(50.0) < 1.0 {}
+    assert_eq!(sb.landscape_json(true), reference.landscape_json(true), "the same landscape either way");
+
+    // Back on the CPU: no more requests.
+    sb.set_gpu("");
+    assert_eq!(sb.surface_request(), "");
+    assert_eq!(sb.boundary_request(), "");
+
+    // A study on the CPU, a few steps per call, reports both sides.
+    assert!(sb.study_start(0, 10).is_err());
+    sb.study_start(3, 20).unwrap();
+    assert_eq!(sb.study_result_json(), "null");
+    let mut calls = 0;
+    while sb.study_advance(1.0) < 1.0 {
+        calls += 1;
+        assert!(calls < 10_000);
+    }
+    let report: Value = serde_json::from_str(&sb.study_result_json()).unwrap();
+    assert_eq!(report["backend"], "cpu");
+    assert_eq!(report["left"]["replicas"].as_array().unwrap().len(), 3);
+    assert_eq!(report["paired"]["pairs"], 3);
+    assert!(report["right"]["ood_acc"]["mean"].as_f64().is_some_and(|v| (0.0..=1.0).contains(&v)));
 }

@@ -14,13 +14,19 @@
 // sharpness views), directions (random|hessian|pca: the landscape's plane) and
 // surface (train|ood: which loss the surfaces show).
 // Methods: play(), pause(), step(n), reset(), metrics(), landscape(),
-// settingsQuery(), configJson(), wasmMemoryBytes(), wasmLiveBytes(). Events: "metrics" (detail = metrics()) a
+// study({replicas, steps}) (a Promise), settingsQuery(), configJson(),
+// wasmMemoryBytes(), wasmLiveBytes(). Events: "metrics" (detail = metrics()) a
 // few times a second while training and after every change; "settingschange"
-// (detail = {query}) when a setting changed.
+// (detail = {query}) when a setting changed; "backendchange" (detail =
+// {backend, notice}) when the GPU backend turns on or off.
 //
 // The wasm module (./pkg/flatminima.js, built by scripts/build-wasm.sh) holds
 // the whole simulation and draws the canvases; this file builds the DOM, runs
-// the animation loop and turns controls into attributes.
+// the animation loop and turns controls into attributes. Where WebGPU has an
+// adapter (and backend is not cpu) it also loads the GPU module
+// (./pkg-gpu/flatminima.js), which computes the decision boundaries, the loss
+// surfaces and studies; training steps stay on the CPU (one step of a tiny net
+// is smaller than a GPU round trip).
 
 import init, { Sandbox, settingsSpecJson, paletteJson, panicForTests, wasmLiveBytes } from "./pkg/flatminima.js";
 
@@ -53,6 +59,11 @@ const SHARPNESS_BUDGET_MS = 2;
 const LANDSCAPE_GRID = 51;
 const LANDSCAPE_POINTS = 256;
 const EVENT_EVERY_MS = 500;
+/** A study on the CPU trains this long per animation frame (ms). */
+const STUDY_BUDGET_MS = 6;
+/** The study button's run: seeds per side (two networks each) and steps. */
+const STUDY_REPLICAS = 128;
+const STUDY_STEPS = 1000;
 /** Most steps one step(n) call takes (it runs synchronously). */
 const MAX_STEP_CALL = 100_000;
 /** Steps the Step button takes. */
@@ -82,6 +93,32 @@ function loadWasm() {
   });
   return wasmLoading;
 }
+
+// ---------------------------------------------------------------------------
+// The GPU module: fetched only when an element wants the GPU and WebGPU gives
+// an adapter, then shared by every element. Resolves to the opened kernels;
+// rejects with the reason there is no GPU (the element then says so).
+
+let gpuOpening = null;
+
+/** The message of a panic in the GPU module, after which it cannot be used again on this page. */
+const gpuCrash = () => globalThis.__flatminimaGpuPanic;
+
+function openGpu() {
+  gpuOpening ??= (async () => {
+    if (gpuCrash()) throw new Error(`the GPU module crashed earlier on this page (${gpuCrash()})`);
+    if (!globalThis.navigator || !navigator.gpu) throw new Error("this browser has no WebGPU (navigator.gpu is missing)");
+    // Ask before downloading the module: most pages without a GPU stop here.
+    const adapter = await navigator.gpu.requestAdapter();
+    if (!adapter) throw new Error("WebGPU has no adapter here");
+    const module = await import(new URL("./pkg-gpu/flatminima.js", import.meta.url).href);
+    await module.default();
+    return await module.GpuKernels.open();
+  })();
+  return gpuOpening;
+}
+
+const errorText = (e) => (e && e.message ? e.message : String(e));
 
 /** The message of a Rust panic (left by the panic hook), or of any other error. */
 function describeError(e) {
@@ -192,6 +229,11 @@ const TEMPLATE = `
         <thead><tr><th scope="col"></th><th scope="col" class="fm-th-left">Left</th><th scope="col" class="fm-th-right">Right</th></tr></thead>
         <tbody></tbody>
       </table>
+      <div class="fm-study">
+        <button type="button" class="fm-study-run" title="Train both sides from ${STUDY_REPLICAS} seeds each (same data; seed i shares its initial weights and batches across sides) and compare their OOD accuracy">Study: ${STUDY_REPLICAS} seeds per side</button>
+        <progress class="fm-study-progress" max="1" value="0" hidden aria-label="study progress"></progress>
+        <span class="fm-study-result" aria-live="polite">Is one run luck? Train ${2 * STUDY_REPLICAS} networks (${STUDY_STEPS} steps each) and see.</span>
+      </div>
       <section class="fm-landscape" aria-label="Loss landscape and sharpness">
         <div class="fm-land-toolbar">
           <h3>Loss landscape</h3>
@@ -272,10 +314,18 @@ class FlatminimaSandbox extends HTMLElement {
   #raf = 0;
   #settingsPending = true;
   #flushQueued = false;
-  #messages = { settings: [], ui: [] };
+  #messages = { settings: [], ui: [], backend: [] };
   #last = { boundary: 0, curves: 0, event: 0, landscape: 0 };
   #dirty = { boundary: true, curves: true, landscape: true };
   #landscapeOn = true;
+  /**
+   * The backend: what was asked (auto|gpu|cpu), the GPU module's kernels while
+   * they are in use (null: the CPU), the notice shown in the messages and a
+   * note for the badge. `busy` counts GPU requests in flight.
+   */
+  #backend = { choice: null, gpu: null, note: "" };
+  #gpuBusy = { boundary: false, surfaces: 0 };
+  #studyToken = 0;
   /**
    * Whether any of the element is on screen: landscape work waits while it is
    * not. Unknown (false) until the IntersectionObserver's first report, which
@@ -331,6 +381,7 @@ class FlatminimaSandbox extends HTMLElement {
       })),
       interp: q(".fm-interp"), lambda: q(".fm-lambda"), spectrum: q(".fm-spectrum"), sharpBody: q(".fm-sharp-table tbody"),
       thLeft: q(".fm-th-left"), thRight: q(".fm-th-right"), legendLeft: q(".fm-legend-left"), legendRight: q(".fm-legend-right"),
+      studyRun: q(".fm-study-run"), studyProgress: q(".fm-study-progress"), studyResult: q(".fm-study-result"),
     };
     // Show the element once its stylesheet is in (no flash of unstyled content).
     link.addEventListener("load", () => { this.#els.root.hidden = false; });
@@ -452,6 +503,57 @@ class FlatminimaSandbox extends HTMLElement {
     return JSON.parse(this.#guard(() => this.#sb.landscapeJson(false)) ?? "null");
   }
 
+  /**
+   * Trains `replicas` seeds of each side (default ${STUDY_REPLICAS}: twice as many networks)
+   * for `steps` steps each (default ${STUDY_STEPS}) with the current settings, and
+   * resolves to the report: {backend, replicas, steps, ms, left, right, paired}
+   * (see the README). On the GPU when it is in use, else on the CPU a few ms per
+   * frame (the page stays responsive). Rejects on counts out of range, and when
+   * a newer study replaces this one.
+   */
+  async study({ replicas = STUDY_REPLICAS, steps = STUDY_STEPS } = {}) {
+    await loadWasm();
+    this.#flushSettings();
+    if (!this.#sb || fatalMessage) throw new Error(fatalMessage || "the sandbox is not ready");
+    // The limits of src/study.rs (PAGE_MAX_REPLICAS, PAGE_MAX_STEPS), checked here so that a
+    // bad count is reported as such rather than as a GPU failure.
+    for (const [name, value, max] of [["replicas", replicas, 4096], ["steps", steps, 100_000]]) {
+      if (!Number.isInteger(value) || value < 1 || value > max) throw new RangeError(`${name}: expected an integer from 1 to ${max}, got ${value}`);
+    }
+    const token = ++this.#studyToken;
+    const stale = () => token !== this.#studyToken || fatalMessage || !this.isConnected;
+    const gpu = this.#backend.gpu;
+    this.#showStudy({ running: true, progress: 0, backend: gpu ? "GPU" : "CPU", replicas });
+    let report = null;
+    let note = "";
+    if (gpu) {
+      try {
+        report = JSON.parse(await gpu.study(this.#sb.settingsQuery(), replicas, steps));
+      } catch (e) {
+        note = `the GPU could not train it (${errorText(e)}); the CPU did`;
+        if (gpu.problem()) this.#gpuFailed(e);
+      }
+    }
+    if (!report) {
+      this.#sb.studyStart(replicas, steps);
+      this.#showStudy({ running: true, progress: 0, backend: "CPU", replicas });
+      for (;;) {
+        await new Promise((resolve) => requestAnimationFrame(resolve));
+        if (stale()) throw new Error("the study was replaced by a newer one or the element was removed");
+        const progress = this.#guard(() => this.#sb.studyAdvance(STUDY_BUDGET_MS * FlatminimaSandbox.#frameShare(performance.now())));
+        if (progress === undefined) throw new Error(fatalMessage);
+        this.#showStudy({ running: true, progress, backend: "CPU", replicas });
+        if (progress >= 1) break;
+      }
+      report = JSON.parse(this.#sb.studyResultJson());
+      this.#sb.studyCancel();
+    }
+    if (stale()) throw new Error("the study was replaced by a newer one or the element was removed");
+    if (note) report.note = note;
+    this.#showStudy(report);
+    return report;
+  }
+
   /** The non-default settings as a URL query (no "?"), UI attributes included. */
   settingsQuery() {
     this.#flushSettings();
@@ -495,14 +597,15 @@ class FlatminimaSandbox extends HTMLElement {
   #flushSettings() {
     if (!this.#settingsPending || !wasm || fatalMessage) return;
     this.#settingsPending = false;
-    const settings = {};
-    for (const name of SETTINGS) if (this.hasAttribute(name)) settings[name] = this.getAttribute(name);
-    const json = JSON.stringify(settings);
+    const settings = new URLSearchParams();
+    for (const name of SETTINGS) if (this.hasAttribute(name)) settings.append(name, this.getAttribute(name));
+    const query = settings.toString();
     this.#guard(() => {
-      if (this.#sb) this.#sb.reconfigure(json);
+      if (this.#sb) this.#sb.reconfigure(query);
       else {
-        this.#sb = Sandbox.fromSettings(json);
+        this.#sb = Sandbox.fromSettings(query);
         this.#configureLandscape();
+        if (this.#backend.gpu) this.#sb.setGpu(this.#backend.gpu.description());
       }
       this.#messages.settings = JSON.parse(this.#sb.errorsJson()).map((e) => `${e.setting}: ${e.message}`);
     });
@@ -517,14 +620,10 @@ class FlatminimaSandbox extends HTMLElement {
   /** backend, speed, show-ood, controls, autoplay: element-only state. */
   #applyUiAttributes() {
     const ui = [];
-    const backend = (this.getAttribute("backend") ?? "auto").trim() || "auto";
-    if (!BACKENDS.includes(backend)) {
-      ui.push(`backend: must be auto, cpu or gpu, got "${backend}"; using auto`);
-    } else if (backend === "gpu") {
-      ui.push("backend: this build has no GPU backend yet; training on the CPU");
-    }
-    this.#els.backend.textContent = "CPU";
-    this.#els.backend.title = "Training and drawing run on the CPU (WebAssembly)";
+    const rawBackend = (this.getAttribute("backend") ?? "auto").trim() || "auto";
+    if (!BACKENDS.includes(rawBackend)) ui.push(`backend: must be auto, cpu or gpu, got "${rawBackend}"; using auto`);
+    const backend = BACKENDS.includes(rawBackend) ? rawBackend : "auto";
+    if (backend !== this.#backend.choice) this.#chooseBackend(backend);
 
     const speed = this.getAttribute("speed");
     if (speed !== null && !SPEEDS.includes(speed.trim())) {
@@ -564,7 +663,7 @@ class FlatminimaSandbox extends HTMLElement {
   }
 
   #renderMessages() {
-    const all = [...this.#messages.settings, ...this.#messages.ui];
+    const all = [...this.#messages.settings, ...this.#messages.ui, ...this.#messages.backend];
     const list = this.#els.messages;
     list.replaceChildren(...all.map((text) => {
       const li = document.createElement("li");
@@ -680,6 +779,7 @@ class FlatminimaSandbox extends HTMLElement {
     e.ood.addEventListener("change", () => this.setAttribute("show-ood", String(e.ood.checked)));
     e.directions.addEventListener("change", () => this.setAttribute("directions", e.directions.value));
     e.surface.addEventListener("change", () => this.setAttribute("surface", e.surface.value));
+    e.studyRun.addEventListener("click", () => this.study().catch((err) => this.#showStudy({ error: errorText(err) })));
     this.#wireRotation();
   }
 
@@ -740,6 +840,122 @@ class FlatminimaSandbox extends HTMLElement {
 
   #lastProgress = -1;
 
+  // ----- backend: the GPU module where there is one -----------------------
+
+  /** "auto" and "gpu" open the GPU (shared by every element); "cpu" and any failure stay on the CPU. */
+  #chooseBackend(choice) {
+    this.#backend.choice = choice;
+    this.#useGpu(null, "", choice === "cpu" ? "" : "looking for WebGPU…");
+    if (choice === "cpu") return;
+    openGpu().then((kernels) => {
+      if (this.#backend.choice !== choice) return;
+      const problem = kernels.problem();
+      if (problem) throw new Error(problem);
+      if (choice === "auto" && kernels.isSoftware()) {
+        this.#useGpu(null, "", `WebGPU's only adapter here is a software emulation (${kernels.description()}), slower than the CPU path; backend="gpu" uses it anyway`);
+      } else {
+        this.#useGpu(kernels, "", "");
+      }
+    }).catch((e) => {
+      if (this.#backend.choice !== choice) return;
+      gpuOpening = null; // a later choice tries again
+      const why = errorText(e);
+      // Asked for by name: a notice in the list; auto: the badge says it.
+      this.#useGpu(null, choice === "gpu" ? `backend: the GPU backend was requested but ${why}; using the CPU` : "", `no GPU: ${why}`);
+    });
+  }
+
+  /** Moves the GPU's work to `kernels`, or back to the CPU (null), and says so. */
+  #useGpu(kernels, notice, note) {
+    const was = this.#backend.gpu ? "gpu" : "cpu";
+    const now = kernels ? "gpu" : "cpu";
+    Object.assign(this.#backend, { gpu: kernels, note });
+    this.#gpuBusy = { boundary: false, surfaces: 0 };
+    if (this.#sb && !fatalMessage) this.#guard(() => this.#sb.setGpu(kernels ? kernels.description() : ""));
+    this.#messages.backend = notice ? [notice] : [];
+    this.#renderMessages();
+    const badge = this.#els.backend;
+    badge.textContent = kernels ? "GPU" : note && !note.startsWith("looking") ? "CPU (no GPU)" : "CPU";
+    badge.classList.toggle("fm-gpu", !!kernels);
+    badge.title = kernels
+      ? `WebGPU (${kernels.description()}) computes the decision boundaries, the loss surfaces and studies; training steps run on the CPU`
+      : `Training and drawing run on the CPU (WebAssembly)${note ? `: ${note}` : ""}`;
+    if (was !== now || notice) this.dispatchEvent(new CustomEvent("backendchange", { detail: { backend: now, notice: notice || note } }));
+    this.#redrawSoon();
+  }
+
+  /** A GPU call failed: the CPU takes over for good (until the backend attribute changes). */
+  #gpuFailed(e) {
+    const gpu = this.#backend.gpu;
+    if (!gpu) return;
+    const problem = gpu.problem();
+    const why = errorText(e) + (problem && !errorText(e).includes(problem) ? `; ${problem}` : "");
+    if (problem) gpuOpening = null;
+    this.#useGpu(null, `backend: the GPU failed (${why}); using the CPU from here on`, "the GPU failed");
+  }
+
+  /**
+   * Sends the GPU what is due (both decision boundaries; the landscape's surfaces),
+   * at most one of each in flight. Answers arrive in later frames and are drawn then.
+   */
+  #gpuWork() {
+    const gpu = this.#backend.gpu;
+    if (!gpu || !this.#sb || fatalMessage) return;
+    // A panic in the GPU module leaves its promises unsettled: notice it here.
+    if (gpuCrash()) { this.#gpuFailed(new Error(`the GPU module crashed: ${gpuCrash()}`)); return; }
+    const answered = (busy, answer) => (result) => {
+      if (this.#backend.gpu !== gpu) return; // the backend changed meanwhile
+      busy();
+      const problem = this.#guard(() => answer(result));
+      if (problem) this.#gpuFailed(new Error(problem));
+      this.#startLoop();
+    };
+    const failed = (busy) => (e) => {
+      if (this.#backend.gpu !== gpu) return;
+      busy();
+      this.#gpuFailed(e);
+    };
+    if (!this.#gpuBusy.boundary) {
+      const request = this.#guard(() => this.#sb.boundaryRequest());
+      if (request) {
+        this.#gpuBusy.boundary = true;
+        const done = () => { this.#gpuBusy.boundary = false; this.#dirty.boundary = true; };
+        gpu.boundaryGrid(request).then(answered(done, (probs) => this.#sb.boundaryAnswer(probs)), failed(done));
+      }
+    }
+    // Off screen, the surfaces wait, as the CPU's landscape work does.
+    if (!this.#landscapeOn || !this.#visible) return;
+    for (let request; (request = this.#guard(() => this.#sb.surfaceRequest()));) {
+      const { tag } = JSON.parse(request);
+      this.#gpuBusy.surfaces++;
+      const done = () => { this.#gpuBusy.surfaces--; this.#dirty.landscape = true; };
+      gpu.surface(request).then(answered(done, (values) => this.#sb.surfaceAnswer(tag.generation, tag.side, values)), failed(done));
+    }
+  }
+
+  /** The study row: progress while one runs, then its outcome in a sentence. */
+  #showStudy(state) {
+    const e = this.#els;
+    e.studyRun.disabled = !!state.running;
+    e.studyProgress.hidden = !state.running;
+    if (state.running) {
+      e.studyProgress.value = state.progress;
+      e.studyResult.textContent = `Training ${2 * state.replicas} networks on the ${state.backend}…`;
+      return;
+    }
+    if (state.error) {
+      e.studyResult.textContent = `Study failed: ${state.error}`;
+      return;
+    }
+    const acc = (s) => (s ? `${formatAcc(s.mean)} (${formatAcc(s.min)}–${formatAcc(s.max)})` : "–");
+    const p = state.paired;
+    const diverged = state.left.diverged + state.right.diverged;
+    e.studyResult.textContent = `${state.replicas} seeds × ${state.steps} steps on the ${state.backend.toUpperCase()} in ` +
+      `${(state.ms / 1000).toFixed(1)} s. OOD accuracy, mean (min–max): left ${acc(state.left.ood_acc)}, right ${acc(state.right.ood_acc)}` +
+      (p ? `; right higher in ${p.right_higher}, lower in ${p.right_lower} of ${p.pairs} seeds` : "") +
+      (diverged ? `; ${diverged} runs diverged` : "") + (state.note ? ` (${state.note})` : "") + ".";
+  }
+
   #updatePlayButton() {
     this.#els.play.textContent = this.#playing ? "❚❚ Pause" : "▶ Play";
     this.#els.play.setAttribute("aria-pressed", String(this.#playing));
@@ -773,6 +989,7 @@ class FlatminimaSandbox extends HTMLElement {
         return;
       }
     }
+    this.#gpuWork();
     this.#landscapeWork();
     if (fatalMessage) return;
     if (this.#dirty.boundary && now - this.#last.boundary >= BOUNDARY_EVERY_MS) {

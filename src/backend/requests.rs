@@ -9,12 +9,12 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::{CpuBackend, GpuBackend, Grid2d, ModelRef, ReplicaMetrics};
+use super::{CpuBackend, GpuBackend, Grid2d, ModelRef};
 use crate::data::Dataset;
 use crate::gpu::GpuError;
 use crate::landscape::{Grid, Plane, Split, Surface};
 use crate::model::Architecture;
-use crate::study::Study;
+use crate::study::{Study, StudyReport};
 
 /// Class probabilities of several models (the two sides) over the centres of
 /// an `n x n` image of `[lo, hi]^2`, first row at the top.
@@ -56,7 +56,7 @@ impl BoundaryRequest {
 
 /// One loss surface of the landscape view: `tag` says which (the page's
 /// landscape generation and side), so that a late answer is not taken for a
-/// newer surface.
+/// newer surface. The answer is [`SurfaceRequest::values`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SurfaceRequest {
     pub tag: SurfaceTag,
@@ -66,22 +66,16 @@ pub struct SurfaceRequest {
     pub sets: Vec<(Split, Dataset)>,
 }
 
-/// Which surface a request or answer is about.
+/// Which surface a request is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SurfaceTag {
     pub generation: u32,
     pub side: usize,
 }
 
-/// The answer to a [`SurfaceRequest`].
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct SurfaceAnswer {
-    pub tag: SurfaceTag,
-    pub surface: Surface,
-}
-
 impl SurfaceRequest {
-    pub async fn run_gpu(&self, gpu: &GpuBackend) -> Result<SurfaceAnswer, GpuError> {
+    /// The losses, every value of the first set, then the second (see [`Self::values`]).
+    pub async fn run_gpu(&self, gpu: &GpuBackend) -> Result<Vec<f64>, GpuError> {
         let mlp = self.architecture.build();
         let n = mlp.num_params();
         if [&self.plane.origin, &self.plane.d1, &self.plane.d2].iter().any(|v| v.len() != n) {
@@ -89,39 +83,34 @@ impl SurfaceRequest {
         }
         let sets: Vec<(Split, &Dataset)> = self.sets.iter().map(|(s, d)| (*s, d)).collect();
         let surface = gpu.surface(&mlp, &self.plane, &self.grid, &sets).await?;
-        Ok(SurfaceAnswer { tag: self.tag, surface })
+        Ok(self.values(&surface))
     }
 
-    pub fn run_cpu(&self) -> SurfaceAnswer {
+    pub fn run_cpu(&self) -> Vec<f64> {
         let sets: Vec<(Split, &Dataset)> = self.sets.iter().map(|(s, d)| (*s, d)).collect();
-        let surface = CpuBackend.surface(&self.architecture.build(), &self.plane, &self.grid, &sets);
-        SurfaceAnswer { tag: self.tag, surface }
+        self.values(&CpuBackend.surface(&self.architecture.build(), &self.plane, &self.grid, &sets))
     }
-}
 
-/// The answer to a [`Study`]: each side's replica metrics, in seed order.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct StudyAnswer {
-    pub sides: [Vec<ReplicaMetrics>; 2],
-    /// Milliseconds each side took, readback included.
-    pub side_ms: [f64; 2],
+    /// The answer as it crosses back: the values of each set in `sets` order,
+    /// one after the other (what `SurfaceJob::fill` takes).
+    pub fn values(&self, surface: &Surface) -> Vec<f64> {
+        self.sets.iter().flat_map(|(split, _)| surface.values(*split).unwrap_or(&[]).iter().copied()).collect()
+    }
 }
 
 impl Study {
-    /// Both sides on the GPU (SGD with or without SAM/ASAM; other optimisers are refused).
-    /// `now_ms` is the caller's clock (the core has none that works in a browser).
-    pub async fn run_gpu(&self, gpu: &GpuBackend, now_ms: impl Fn() -> f64) -> Result<StudyAnswer, GpuError> {
+    /// Both sides on the GPU (SGD with or without SAM/ASAM; other optimisers are
+    /// refused), reported like a CPU study. `now_ms` is the caller's clock (the
+    /// core has none that works in a browser).
+    pub async fn run_gpu(&self, gpu: &GpuBackend, now_ms: impl Fn() -> f64) -> Result<StudyReport, GpuError> {
         let mlp = self.mlp();
         let splits = Arc::new(self.splits.clone());
-        let mut sides = [Vec::new(), Vec::new()];
-        let mut side_ms = [0.0; 2];
-        for side in 0..2 {
-            let start = now_ms();
-            sides[side] =
-                gpu.train_replicas(&mlp, &splits, self.batch_size, &self.replicas(side), self.steps).await?;
-            side_ms[side] = now_ms() - start;
+        let mut results = [Vec::new(), Vec::new()];
+        let start = now_ms();
+        for (side, result) in results.iter_mut().enumerate() {
+            *result = gpu.train_replicas(&mlp, &splits, self.batch_size, &self.replicas(side), self.steps).await?;
         }
-        Ok(StudyAnswer { sides, side_ms })
+        Ok(StudyReport::new(self, &results, "gpu", now_ms() - start))
     }
 }
 
@@ -181,20 +170,17 @@ mod tests {
         assert!(worst < 1e-5, "boundary probabilities differ by {worst}");
 
         let (g, c) = (block_on(surface.run_gpu(&gpu)).unwrap(), surface.run_cpu());
-        assert_eq!(g.tag, c.tag);
-        for split in [Split::Train, Split::Ood] {
-            let (a, b) = (g.surface.values(split).unwrap(), c.surface.values(split).unwrap());
-            assert_eq!(a.len(), 81);
-            for (x, y) in a.iter().zip(b) {
-                assert!((x - y).abs() <= 1e-4 * y.abs().max(1.0), "{split:?} surface: gpu {x} vs cpu {y}");
-            }
+        assert_eq!(g.len(), 2 * 81, "train then OOD");
+        for (x, y) in g.iter().zip(&c) {
+            assert!((x - y).abs() <= 1e-4 * y.abs().max(1.0), "surface: gpu {x} vs cpu {y}");
         }
 
         let g = block_on(study.run_gpu(&gpu, || 0.0)).unwrap();
+        assert_eq!((g.backend.as_str(), g.replicas, g.steps), ("gpu", 3, 20));
         let mut job = crate::study::StudyJob::new(&study);
         job.advance(usize::MAX);
-        for side in 0..2 {
-            for (a, b) in g.sides[side].iter().zip(&job.results()[side]) {
+        for (side, report) in [&g.left, &g.right].into_iter().enumerate() {
+            for (a, b) in report.replicas.iter().zip(&job.results()[side]) {
                 assert!((a.train_loss - b.train_loss).abs() < 1e-3, "side {side}: {a:?} vs {b:?}");
                 assert!((a.ood_acc - b.ood_acc).abs() <= 0.02, "side {side}: {a:?} vs {b:?}");
             }

@@ -12,10 +12,10 @@ use clap::Args;
 use flatminima::backend::{Backend, Replica, ReplicaMetrics};
 use flatminima::config::SideConfig;
 use flatminima::data::Splits;
-use flatminima::study::{Paired, SideSummary, Spread, Study};
 use flatminima::gpu::block_on;
 use flatminima::model::Mlp;
 use flatminima::pair::Pair;
+use flatminima::study::{Paired, SideSummary, Spread, Study};
 use serde::Serialize;
 
 use super::backend::{report_notices, BackendArgs};

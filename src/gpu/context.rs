@@ -140,7 +140,10 @@ impl GpuContext {
         if staged.is_ok() {
             self.queue.submit([encoder.finish()]);
         }
-        let errors = (validation.pop().await, memory.pop().await);
+        // Pop both scopes before awaiting either: in a browser other calls run while
+        // this one awaits, and their scopes must not land between these two.
+        let (validation, memory) = (validation.pop(), memory.pop());
+        let errors = (validation.await, memory.await);
         let staging = staged?;
         if let Some(e) = errors.0.or(errors.1) {
             return Err(GpuError::Failed(format!("{label}: {e}")));

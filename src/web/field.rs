@@ -58,15 +58,40 @@ impl Field {
     /// parameters (with the fast f32 forward of [`GridNet`]).
     pub fn update(&mut self, run: &Run) {
         let k = run.mlp.classes;
-        if self.classes != k {
-            self.classes = k;
-            self.probs.resize(GRID * GRID * k, 0.0);
-        }
+        self.set_classes(k);
         self.net.load(&run.mlp, &run.params);
         for (j, row) in self.probs.chunks_exact_mut(GRID * k).enumerate() {
             let y = grid_to_data(0.0, j as f64 + 0.5).1;
             self.net.row_probs(&self.xs, y, row);
         }
+        self.paint();
+    }
+
+    /// Takes probabilities computed elsewhere (the GPU, over
+    /// `Grid2d::cell_centres(-VIEW, VIEW, GRID)`: the same cells in the same
+    /// order), `GRID * GRID * classes` of them. Refuses any other length.
+    pub fn set_probabilities(&mut self, probs: &[f32], classes: usize) -> Result<(), String> {
+        if classes == 0 || probs.len() != GRID * GRID * classes {
+            return Err(format!("{} probabilities for {GRID}x{GRID} cells of {classes} classes", probs.len()));
+        }
+        self.set_classes(classes);
+        for (p, &q) in self.probs.iter_mut().zip(probs) {
+            *p = q as f64;
+        }
+        self.paint();
+        Ok(())
+    }
+
+    fn set_classes(&mut self, k: usize) {
+        if self.classes != k {
+            self.classes = k;
+            self.probs.resize(GRID * GRID * k, 0.0);
+        }
+    }
+
+    /// Pixels and boundary segments from the probabilities.
+    fn paint(&mut self) {
+        let k = self.classes;
         for (px, p) in self.rgba.chunks_exact_mut(4).zip(self.probs.chunks_exact(k)) {
             let [r, g, b] = palette::heat_colour(p);
             px.copy_from_slice(&[r, g, b, 255]);

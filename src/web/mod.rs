@@ -14,71 +14,100 @@
 //! - [`palette`]: colour-blind-safe colours
 //! - [`live_bytes`]: the allocator's count of live bytes, for leak tests
 //! - `bench` (feature `bench-page`): timings for `www/bench.html`, left out of the shipped module
+//! - `gpu_page` (feature `gpu-page`): the GPU module `www/pkg-gpu`, which the element loads
+//!   only where WebGPU has an adapter; built without the default feature `page` (everything
+//!   above but `live_bytes`), so it holds the GPU kernels and what they need, nothing else
+//!
+//! Features: `page` (default) exports the sandbox; `gpu-page` the GPU module; `bench-page` the timings.
 
 #[cfg(feature = "bench-page")]
 mod bench;
+#[cfg(feature = "page")]
 pub mod boundary;
+#[cfg(feature = "page")]
 pub mod chart;
+#[cfg(feature = "page")]
 pub mod curves;
+#[cfg(feature = "page")]
 pub mod field;
+#[cfg(feature = "gpu-page")]
+mod gpu_page;
+#[cfg(feature = "page")]
 pub mod grid_net;
+#[cfg(feature = "page")]
 pub mod landscape_view;
 pub mod live_bytes;
+#[cfg(feature = "page")]
 pub mod palette;
+#[cfg(feature = "page")]
 pub mod sandbox;
+#[cfg(feature = "page")]
 pub mod sharpness_view;
 
 use std::sync::Once;
 
-use serde_json::json;
-use wasm_bindgen::prelude::*;
-
+#[cfg(feature = "page")]
+pub use page_exports::*;
+#[cfg(feature = "page")]
 pub use sandbox::Sandbox;
-
-use crate::settings::SETTINGS;
 
 /// Name of the global property where the last Rust panic message is left for
 /// the element, which reads it after catching the trap (a `RuntimeError`).
+/// The GPU module (a separate wasm instance) uses its own, so that the element
+/// can tell a crashed GPU (go on on the CPU) from a crashed sandbox (stop).
 pub const PANIC_GLOBAL: &str = "__flatminimaPanic";
+pub const GPU_PANIC_GLOBAL: &str = "__flatminimaGpuPanic";
 
 /// Routes Rust panics to the console (with the message, not just
-/// "unreachable") and leaves the message in `globalThis.__flatminimaPanic`.
-/// Called by every entry point; only the first call installs anything.
+/// "unreachable") and leaves the message in `globalThis.__flatminimaPanic`
+/// (`__flatminimaGpuPanic` in the GPU module). Called by every entry point;
+/// only the first call installs anything.
 pub fn install_panic_hook() {
+    const GLOBAL: &str = if cfg!(feature = "page") { PANIC_GLOBAL } else { GPU_PANIC_GLOBAL };
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         std::panic::set_hook(Box::new(|info| {
             let message = info.to_string();
-            let _ = js_sys::Reflect::set(&js_sys::global(), &PANIC_GLOBAL.into(), &message.as_str().into());
+            let _ = js_sys::Reflect::set(&js_sys::global(), &GLOBAL.into(), &message.as_str().into());
             console_error_panic_hook::hook(info);
         }));
     });
 }
 
-/// The settings vocabulary (`[{name, help, default}]` as JSON): the element's
-/// attribute names and the page's URL keys.
-#[wasm_bindgen(js_name = settingsSpecJson)]
-pub fn settings_spec_json() -> String {
-    install_panic_hook();
-    let specs: Vec<_> =
-        SETTINGS.iter().map(|s| json!({"name": s.name, "help": s.help, "default": s.default})).collect();
-    serde_json::Value::Array(specs).to_string()
-}
+/// The sandbox module's free functions.
+#[cfg(feature = "page")]
+mod page_exports {
+    use serde_json::json;
+    use wasm_bindgen::prelude::*;
 
-/// The colours the canvases use, as CSS hex strings, so the element's HTML
-/// legends match them: `{"classes": [...], "sides": [...]}`.
-#[wasm_bindgen(js_name = paletteJson)]
-pub fn palette_json() -> String {
-    let hex = |c: &palette::Rgb| format!("#{:02x}{:02x}{:02x}", c[0], c[1], c[2]);
-    let classes: Vec<String> = palette::CLASS.iter().map(hex).collect();
-    let sides: Vec<String> = palette::SIDE.iter().map(hex).collect();
-    json!({"classes": classes, "sides": sides}).to_string()
-}
+    use super::{install_panic_hook, palette};
+    use crate::settings::SETTINGS;
 
-/// Panics on purpose, so that tests can check that a Rust panic becomes a
-/// visible error in the element rather than a frozen page.
-#[wasm_bindgen(js_name = panicForTests)]
-pub fn panic_for_tests() {
-    install_panic_hook();
-    panic!("deliberate panic for tests");
+    /// The settings vocabulary (`[{name, help, default}]` as JSON): the element's
+    /// attribute names and the page's URL keys.
+    #[wasm_bindgen(js_name = settingsSpecJson)]
+    pub fn settings_spec_json() -> String {
+        install_panic_hook();
+        let specs: Vec<_> =
+            SETTINGS.iter().map(|s| json!({"name": s.name, "help": s.help, "default": s.default})).collect();
+        serde_json::Value::Array(specs).to_string()
+    }
+
+    /// The colours the canvases use, as CSS hex strings, so the element's HTML
+    /// legends match them: `{"classes": [...], "sides": [...]}`.
+    #[wasm_bindgen(js_name = paletteJson)]
+    pub fn palette_json() -> String {
+        let hex = |c: &palette::Rgb| format!("#{:02x}{:02x}{:02x}", c[0], c[1], c[2]);
+        let classes: Vec<String> = palette::CLASS.iter().map(hex).collect();
+        let sides: Vec<String> = palette::SIDE.iter().map(hex).collect();
+        json!({"classes": classes, "sides": sides}).to_string()
+    }
+
+    /// Panics on purpose, so that tests can check that a Rust panic becomes a
+    /// visible error in the element rather than a frozen page.
+    #[wasm_bindgen(js_name = panicForTests)]
+    pub fn panic_for_tests() {
+        install_panic_hook();
+        panic!("deliberate panic for tests");
+    }
 }

@@ -14,7 +14,7 @@ use crate::error::ConfigError;
 use crate::live_landscape::{LiveLandscape, LiveSettings};
 use crate::metrics::MetricPoint;
 use crate::pair::Pair;
-use crate::settings::{config_from_settings, settings_from_config, SETTINGS};
+use crate::settings::{config_from_settings, parse_query, settings_from_config, to_query, SETTINGS};
 use crate::sharpness_tracker::SharpnessTracker;
 use crate::train::Run;
 
@@ -22,6 +22,7 @@ use super::boundary::{BoundaryPainter, PanelOptions, PlotRect};
 use super::curves::{self, CurveInput};
 use super::field::Field;
 
+mod offload;
 mod views;
 use super::landscape_view::LandscapePainter;
 
@@ -69,18 +70,24 @@ pub struct Sandbox {
     sharpness_version: u32,
     /// Alternates the sides' sharpness work.
     sharpness_turn: usize,
+    /// Set while the page's GPU module computes boundaries, surfaces and
+    /// studies (see `offload.rs`): the adapter's description.
+    gpu: Option<String>,
+    offload: offload::Offload,
+    /// A study trained on the CPU, a little per frame.
+    study: Option<offload::CpuStudy>,
 }
 
 #[wasm_bindgen]
 impl Sandbox {
-    /// Builds a sandbox from settings given as a JSON object of `name: value`
-    /// pairs (the attribute names of the element; values may be strings or
-    /// numbers). Bad settings fall back to their defaults and are listed by
-    /// [`Sandbox::errors_json`]; this never fails.
+    /// Builds a sandbox from settings given as a URL query (`dataset=spirals&rho=0.2`:
+    /// the element's attribute names, as `URLSearchParams` writes them; the
+    /// format of `settingsQuery`). Bad settings fall back to their defaults and
+    /// are listed by [`Sandbox::errors_json`]; this never fails.
     #[wasm_bindgen(js_name = fromSettings)]
-    pub fn from_settings(settings_json: &str) -> Sandbox {
+    pub fn from_settings(settings_query: &str) -> Sandbox {
         super::install_panic_hook();
-        let (config, errors) = parse_settings(settings_json);
+        let (config, errors) = parse_settings(settings_query);
         let pair = new_pair(config);
         let trackers = new_trackers(&pair.config);
         Sandbox {
@@ -103,6 +110,9 @@ impl Sandbox {
             trackers,
             sharpness_version: 0,
             sharpness_turn: 0,
+            gpu: None,
+            offload: offload::Offload::default(),
+            study: None,
         }
     }
 
@@ -116,8 +126,8 @@ impl Sandbox {
     /// Applies new settings (same format as `fromSettings`). Only the shift
     /// changed: the OOD test set is redrawn in place and training goes on.
     /// Anything else changed: both runs restart. Returns whether they restarted.
-    pub fn reconfigure(&mut self, settings_json: &str) -> bool {
-        let (config, errors) = parse_settings(settings_json);
+    pub fn reconfigure(&mut self, settings_query: &str) -> bool {
+        let (config, errors) = parse_settings(settings_query);
         self.errors = errors;
         let current = &self.pair().config;
         if config == *current {
@@ -198,7 +208,7 @@ impl Sandbox {
         }
         let config = &self.pair().config;
         let mut out = json!({
-            "backend": "cpu",
+            "backend": if self.gpu.is_some() { "gpu" } else { "cpu" },
             "step": self.current_step(),
             "steps": config.training.steps,
             "finished": self.finished(),
@@ -220,7 +230,7 @@ impl Sandbox {
     #[wasm_bindgen(js_name = settingsQuery)]
     pub fn settings_query(&self) -> String {
         let pairs = settings_from_config(&self.pair().config);
-        pairs.iter().map(|(k, v)| format!("{k}={}", url_encode(v))).collect::<Vec<_>>().join("&")
+        to_query(pairs.iter().map(|(k, v)| (*k, v.as_str())))
     }
 
     /// Every setting's effective value (defaults included) as a JSON object,
@@ -391,7 +401,10 @@ impl Sandbox {
         let pair = self.slot.as_ref().expect("a sandbox always holds a pair");
         let run = if i == 0 { &pair.left } else { &pair.right };
         let key = Some((run.step, self.generation));
-        if self.fields_at[i] != key {
+        // With the GPU on, its fields (a frame or so behind) are drawn; the CPU
+        // computes one only where there is none for these runs yet.
+        let gpu_field = self.gpu.is_some() && self.fields_at[i].is_some_and(|(_, g)| g == self.generation);
+        if self.fields_at[i] != key && !gpu_field {
             self.fields[i].update(run);
             self.fields_at[i] = key;
         }
@@ -422,38 +435,11 @@ fn side_metrics(run: &mut Run) -> Value {
     })
 }
 
-/// Parses `{"name": value, ...}` into a config; JSON that is not such an
-/// object is itself reported as an error, and the defaults are used.
-fn parse_settings(settings_json: &str) -> (RunConfig, Vec<ConfigError>) {
-    let object = match serde_json::from_str::<Value>(settings_json) {
-        Ok(Value::Object(map)) => map,
-        Ok(_) | Err(_) => {
-            let e = ConfigError::new("settings", "expected a JSON object of name: value pairs; using the defaults");
-            return (RunConfig::default(), vec![e]);
-        }
-    };
-    let pairs: Vec<(String, String)> = object
-        .into_iter()
-        .filter_map(|(k, v)| match v {
-            Value::Null => None,
-            Value::String(s) => Some((k, s)),
-            other => Some((k, other.to_string())),
-        })
-        .collect();
+/// Parses a settings query (`dataset=spirals&rho=0.2`) into a config; bad
+/// settings fall back to their defaults and are returned as errors.
+fn parse_settings(query: &str) -> (RunConfig, Vec<ConfigError>) {
+    let pairs = parse_query(query);
     config_from_settings(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-}
-
-/// Percent-encodes a setting value for a URL query; commas stay readable.
-fn url_encode(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for b in value.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~,".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// Milliseconds from `performance.now()` (or `Date.now()` where there is no window).

@@ -61,15 +61,19 @@ impl Sandbox {
                 if current {
                     return 1.0;
                 }
-                self.landscape_pending = Some(LiveLandscape::new(self.pair(), self.landscape_settings));
+                let mut next = LiveLandscape::new(self.pair(), self.landscape_settings);
+                next.surfaces_elsewhere = self.gpu.is_some();
+                self.landscape_pending = Some(next);
+                self.offload.new_landscape();
             }
             let job = self.landscape_pending.as_mut().expect("just ensured");
             // A few cells at a time (at least once), then look at the clock (a cell is ~0.1 ms here).
-            job.advance(4);
+            let did = job.advance(4);
             if job.is_done() {
                 // Shown from now on; if training moved on meanwhile, the loop starts the next one.
                 self.landscape_shown = self.landscape_pending.take();
-            } else if self.clock.now() - start >= budget_ms {
+            } else if did == 0 || self.clock.now() - start >= budget_ms {
+                // (Nothing done: the rest is the surfaces, which the GPU module computes.)
                 return job.progress();
             }
         }

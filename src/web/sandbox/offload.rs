@@ -1,0 +1,201 @@
+//! The sandbox's half of the GPU backend. The kernels live in a second wasm
+//! module (`www/pkg-gpu`, see `web/gpu_page.rs`) that the element loads only
+//! where WebGPU has an adapter; the two modules cannot share memory, so the
+//! sandbox hands out requests as JSON (`backend::requests`) and takes the
+//! answers back: decision boundaries and the landscape's two surfaces. (A
+//! study needs only the settings: the GPU module builds it from them.) Training steps stay on the CPU: one step of a tiny net is far
+//! smaller than a GPU round trip.
+//!
+//! Answers arrive a frame or more after their request, so each carries what it
+//! was computed for; one about runs or a landscape that have since been
+//! replaced is dropped. Studies also run here on the CPU, a few steps per
+//! frame, when there is no GPU or it fails.
+
+use wasm_bindgen::prelude::*;
+
+use crate::backend::requests::BoundaryRequest;
+use crate::model::Architecture;
+use crate::settings::settings_from_config;
+use crate::study::{Study, StudyJob, StudyReport};
+
+use super::super::field::{GRID, VIEW};
+use super::Sandbox;
+
+/// What has been asked of the GPU module and not answered yet.
+#[derive(Default)]
+pub(super) struct Offload {
+    /// The runs' (left step, right step, generation) of the boundary request in flight.
+    boundary: Option<(usize, usize, u32)>,
+    /// Counts landscapes, so that a surface answer finds its own.
+    landscape_generation: u32,
+    surfaces_asked: [bool; 2],
+}
+
+impl Offload {
+    pub(super) fn new_landscape(&mut self) {
+        self.landscape_generation = self.landscape_generation.wrapping_add(1);
+        self.surfaces_asked = [false; 2];
+    }
+}
+
+/// A study trained on the CPU.
+pub(super) struct CpuStudy {
+    study: Study,
+    job: StudyJob,
+    elapsed_ms: f64,
+}
+
+#[wasm_bindgen]
+impl Sandbox {
+    /// Turns the GPU backend on (`description` = the adapter, as the page
+    /// shows it) or off (""): with it on, `boundaryRequest` and
+    /// `surfaceRequest` hand out work and the CPU leaves that work alone
+    /// (except boundaries not yet answered for new runs). Turning it off
+    /// (e.g. after a GPU failure) gives the work back to the CPU.
+    #[wasm_bindgen(js_name = setGpu)]
+    pub fn set_gpu(&mut self, description: &str) {
+        self.gpu = (!description.is_empty()).then(|| description.to_string());
+        self.offload.boundary = None;
+        self.offload.surfaces_asked = [false; 2];
+        if let Some(pending) = &mut self.landscape_pending {
+            pending.surfaces_elsewhere = self.gpu.is_some();
+        }
+        // The GPU fields may be a step behind: recompute on the CPU now.
+        self.fields_at = [None, None];
+        self.metrics_cache = None;
+    }
+
+    /// Both sides' decision boundaries to compute (a `BoundaryRequest` as
+    /// JSON), or "" when the last one asked is still out or the runs have not
+    /// moved since.
+    #[wasm_bindgen(js_name = boundaryRequest)]
+    pub fn boundary_request(&mut self) -> String {
+        let pair = self.pair();
+        let key = (pair.left.step, pair.right.step, self.generation);
+        let answered = self.fields_at[0] == Some((key.0, key.2)) && self.fields_at[1] == Some((key.1, key.2));
+        if self.gpu.is_none() || self.offload.boundary.is_some() || answered {
+            return String::new();
+        }
+        let request = BoundaryRequest {
+            architecture: Architecture::of(&pair.left.mlp),
+            params: vec![pair.left.params.clone(), pair.right.params.clone()],
+            lo: -VIEW,
+            hi: VIEW,
+            n: GRID,
+        };
+        self.offload.boundary = Some(key);
+        to_json(&request)
+    }
+
+    /// The answer to the last `boundaryRequest`: both sides' probabilities,
+    /// left then right. Returns "" when taken (or stale: the runs were
+    /// replaced), else what is wrong with it.
+    #[wasm_bindgen(js_name = boundaryAnswer)]
+    pub fn boundary_answer(&mut self, probs: &[f32]) -> String {
+        let Some((left, right, generation)) = self.offload.boundary.take() else {
+            return "no boundary request is out".into();
+        };
+        if generation != self.generation {
+            return String::new();
+        }
+        let classes = self.pair().left.mlp.classes;
+        if probs.len() != 2 * GRID * GRID * classes {
+            return format!("{} probabilities for two {GRID}x{GRID} fields of {classes} classes", probs.len());
+        }
+        let half = probs.len() / 2;
+        for (i, (step, part)) in [(left, &probs[..half]), (right, &probs[half..])].into_iter().enumerate() {
+            if let Err(e) = self.fields[i].set_probabilities(part, classes) {
+                return e;
+            }
+            self.fields_at[i] = Some((step, generation));
+        }
+        String::new()
+    }
+
+    /// The next loss surface of the landscape in progress to compute (a
+    /// `SurfaceRequest` as JSON), or "" when none is waiting.
+    #[wasm_bindgen(js_name = surfaceRequest)]
+    pub fn surface_request(&mut self) -> String {
+        let Some(pending) = self.landscape_pending.as_ref().filter(|_| self.gpu.is_some()) else {
+            return String::new();
+        };
+        for side in 0..2 {
+            if self.offload.surfaces_asked[side] {
+                continue;
+            }
+            if let Some(request) = pending.surface_request(side, self.offload.landscape_generation) {
+                self.offload.surfaces_asked[side] = true;
+                return to_json(&request);
+            }
+        }
+        String::new()
+    }
+
+    /// Takes the answer to a `surfaceRequest` (its `tag`'s `generation` and
+    /// `side`, and the values). Returns "" when taken or stale (its landscape
+    /// was replaced), else what is wrong with it.
+    #[wasm_bindgen(js_name = surfaceAnswer)]
+    pub fn surface_answer(&mut self, generation: u32, side: u32, values: &[f64]) -> String {
+        let Some(pending) = self.landscape_pending.as_mut() else { return String::new() };
+        if generation != self.offload.landscape_generation {
+            return String::new();
+        }
+        match pending.fill_surface(side as usize, values) {
+            Ok(()) => String::new(),
+            Err(e) => format!("surface answer: {e}"),
+        }
+    }
+
+    /// Starts training a study of the current settings on the CPU (replacing
+    /// any under way): `replicas` seeds per side, `steps` steps each (see
+    /// `crate::study`; the GPU module's `study` takes `settingsQuery` and
+    /// builds the same one). Errors (in JS) on counts out of range.
+    #[wasm_bindgen(js_name = studyStart)]
+    pub fn study_start(&mut self, replicas: u32, steps: u32) -> Result<(), JsError> {
+        self.study = None;
+        let settings = settings_from_config(&self.pair().config);
+        let study =
+            Study::from_settings(settings.iter().map(|(k, v)| (*k, v.as_str())), replicas as usize, steps as usize)
+                .map_err(|e| JsError::new(&e.to_string()))?;
+        let job = StudyJob::new(&study);
+        self.study = Some(CpuStudy { study, job, elapsed_ms: 0.0 });
+        Ok(())
+    }
+
+    /// Trains the CPU study for about `budget_ms`; returns its progress in
+    /// [0, 1] (1 when there is none).
+    #[wasm_bindgen(js_name = studyAdvance)]
+    pub fn study_advance(&mut self, budget_ms: f64) -> f64 {
+        let start = self.clock.now();
+        let Some(s) = self.study.as_mut() else { return 1.0 };
+        while !s.job.is_done() && self.clock.now() - start < budget_ms {
+            s.job.advance(64);
+        }
+        s.elapsed_ms += self.clock.now() - start;
+        s.job.progress()
+    }
+
+    /// The finished CPU study's `StudyReport` as JSON (null while it runs or
+    /// when there is none): `{backend, replicas, steps, ms, left, right,
+    /// paired}`; each side has `label`, mean/min/max of `ood_acc`, `id_acc`,
+    /// `train_loss` and `ood_loss`, `diverged`, and every replica's metrics.
+    #[wasm_bindgen(js_name = studyResultJson)]
+    pub fn study_result_json(&self) -> String {
+        match &self.study {
+            Some(s) if s.job.is_done() => to_json(&StudyReport::new(&s.study, s.job.results(), "cpu", s.elapsed_ms)),
+            _ => "null".into(),
+        }
+    }
+
+    /// Drops the CPU study (finished or not).
+    #[wasm_bindgen(js_name = studyCancel)]
+    pub fn study_cancel(&mut self) {
+        self.study = None;
+    }
+}
+
+/// JSON through `serde_json::Value`, as the rest of the sandbox writes it: one
+/// serializer in the module instead of one more per type (the bundle is embedded in blogs).
+fn to_json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_value(value).expect("plain data serialises").to_string()
+}

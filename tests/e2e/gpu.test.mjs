@@ -1,0 +1,163 @@
+// The GPU backend in the element, in headless Chromium. With
+// --enable-unsafe-webgpu, WebGPU's adapter is SwiftShader (a CPU emulation):
+// backend="gpu" runs the boundaries, surfaces and studies through it, and they
+// must agree with the CPU path; backend="auto" passes the software adapter over;
+// backend="cpu" never loads the GPU module. Without the flag there is no adapter,
+// and the element falls back and says so. No timing is asserted.
+
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import {
+  useServerAndBrowser, newWatchedPage, waitForSandbox, metrics, metricsProblems, poll, withTimeout,
+} from "./harness.mjs";
+
+/** A page with one element per entry of `elements` (attribute maps), all on screen. */
+async function open(env, elements) {
+  const { page, problems } = await newWatchedPage(env.browser.context);
+  const gpuModule = [];
+  page.on("request", (r) => { if (r.url().includes("/pkg-gpu/")) gpuModule.push(r.url()); });
+  await page.goto(env.server.url + "index.html?landscape=off", { waitUntil: "load" });
+  await page.evaluate((elements) => {
+    document.body.replaceChildren(...elements.map((attrs, i) => {
+      const el = document.createElement("flatminima-sandbox");
+      el.id = `s${i}`;
+      for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, v);
+      return el;
+    }));
+  }, elements);
+  for (let i = 0; i < elements.length; i++) await waitForSandbox(page, { selector: `#s${i}` });
+  return { page, problems, gpuModule };
+}
+
+/** The backend badge's text and the element's messages. */
+function backendText(page, selector) {
+  return page.evaluate((sel) => {
+    const root = document.querySelector(sel).shadowRoot;
+    return { badge: root.querySelector(".fm-backend").textContent, title: root.querySelector(".fm-backend").title,
+      messages: root.querySelector(".fm-messages").textContent };
+  }, selector);
+}
+
+/** Both sides' landscape summaries once complete at the current steps (paused; scrolled into view). */
+async function completeLandscape(page, selector, ms = 60_000) {
+  await page.evaluate((sel) => document.querySelector(sel).scrollIntoView(), selector);
+  return poll(() => page.evaluate((sel) => {
+    const el = document.querySelector(sel);
+    const l = el.landscape();
+    const m = el.metrics();
+    return l && l.complete && l.progress === 1 && l.steps[0] === m.left.step ? l : null;
+  }, selector), { ms, every: 250, what: `a complete landscape in ${selector}` });
+}
+
+describe("with WebGPU (SwiftShader)", () => {
+  const env = useServerAndBrowser({ extraFlags: ["--enable-unsafe-webgpu"] });
+
+  test("backend=gpu: boundaries, surfaces and a 256-network study match the CPU path", { timeout: 150_000 }, async () => {
+    const settings = { dataset: "moons", points: "200", seed: "5", steps: "5000", landscape: "off" };
+    const { page, problems, gpuModule } = await open(env, [{ ...settings, backend: "gpu" }, { ...settings, backend: "cpu" }]);
+    await poll(async () => (await metrics(page, "#s0")).backend === "gpu", { ms: 30_000, what: "the GPU backend to open" });
+    assert.equal((await metrics(page, "#s1")).backend, "cpu", "backend=cpu stays on the CPU");
+    assert.ok(gpuModule.length > 0, "the GPU module was fetched");
+    const gpu = await backendText(page, "#s0");
+    assert.equal(gpu.badge, "GPU");
+    assert.match(gpu.title, /WebGPU/);
+    assert.deepEqual(await metricsProblems(page, "#s0"), []);
+
+    // Same steps on both, then the decision boundaries: the GPU's (f32) vs the CPU's.
+    await page.evaluate(() => { for (const el of document.querySelectorAll("flatminima-sandbox")) el.step(300); });
+    const fieldsAgree = await poll(() => page.evaluate(() => {
+      const pixels = (el) => {
+        const c = el.shadowRoot.querySelector(".fm-boundary");
+        return c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+      };
+      const [a, b] = [...document.querySelectorAll("flatminima-sandbox")].map(pixels);
+      if (a.length !== b.length) return null;
+      let differ = 0;
+      for (let i = 0; i < a.length; i += 4) if (Math.abs(a[i] - b[i]) > 3 || Math.abs(a[i + 1] - b[i + 1]) > 3) differ++;
+      // The GPU answer arrives a frame or so later; until then the old field is on screen.
+      return differ / (a.length / 4) < 0.002 ? { differ, of: a.length / 4 } : null;
+    }), { ms: 20_000, every: 200, what: "the GPU boundary to match the CPU one" });
+    assert.ok(fieldsAgree.of > 10_000, JSON.stringify(fieldsAgree));
+
+    // Landscapes at step 300: the GPU computed the surfaces of #s0, the CPU those of #s1.
+    await page.evaluate(() => { for (const el of document.querySelectorAll("flatminima-sandbox")) el.setAttribute("landscape", "on"); });
+    const [onGpu, onCpu] = [await completeLandscape(page, "#s0"), await completeLandscape(page, "#s1")];
+    for (const side of ["left", "right"]) {
+      for (const split of ["train", "ood"]) {
+        const [g, c] = [onGpu[side][split], onCpu[side][split]];
+        for (const key of ["at_solution", "mean_rise"]) {
+          assert.ok(Number.isFinite(g[key]), `${side}.${split}.${key}: ${g[key]}`);
+          assert.ok(Math.abs(g[key] - c[key]) <= 1e-4 * Math.max(1, Math.abs(c[key])), `${side}.${split}.${key}: gpu ${g[key]} vs cpu ${c[key]}`);
+        }
+      }
+    }
+
+    // A study of 128 seeds per side (256 networks), short enough for SwiftShader.
+    const study = await withTimeout(page.evaluate(() => document.querySelector("#s0").study({ replicas: 128, steps: 15 })), 90_000, "the GPU study");
+    assert.equal(study.backend, "gpu", JSON.stringify(study.note));
+    assert.equal(study.replicas, 128);
+    assert.equal(study.left.replicas.length + study.right.replicas.length, 256);
+    for (const r of [...study.left.replicas, ...study.right.replicas]) assert.ok(Number.isFinite(r.ood_acc) && Number.isFinite(r.train_loss));
+    assert.match(study.right.label, /^SAM/);
+    assert.equal(study.paired.pairs, 128);
+    // The same study, a few seeds, on the CPU element: the same replicas, f64 vs f32.
+    const small = (el) => page.evaluate((sel) => document.querySelector(sel).study({ replicas: 4, steps: 15 }), el);
+    const [g, c] = [await small("#s0"), await withTimeout(small("#s1"), 30_000, "the CPU study")];
+    assert.equal(c.backend, "cpu");
+    for (const side of ["left", "right"]) {
+      g[side].replicas.forEach((r, i) => {
+        assert.ok(Math.abs(r.train_loss - c[side].replicas[i].train_loss) < 1e-3, `${side} ${i}: ${r.train_loss} vs ${c[side].replicas[i].train_loss}`);
+      });
+    }
+    assert.match(await page.evaluate(() => document.querySelector("#s0").shadowRoot.querySelector(".fm-study-result").textContent), /4 seeds × 15 steps on the GPU/);
+
+    // Bad counts are named, and the element keeps working.
+    const bad = await page.evaluate(() => document.querySelector("#s0").study({ replicas: 0 }).then(() => null, (e) => e.message));
+    assert.match(bad, /replicas/);
+    await page.close();
+    assert.deepEqual(problems, [], "console errors or page errors");
+  });
+
+  test("backend=auto passes a software adapter over, and says why", { timeout: 60_000 }, async () => {
+    const { page, problems } = await open(env, [{}]);
+    const text = await poll(async () => {
+      const t = await backendText(page, "#s0");
+      return t.title.includes("software") ? t : null;
+    }, { ms: 30_000, what: "auto to decide" });
+    assert.equal((await metrics(page, "#s0")).backend, "cpu");
+    assert.match(text.badge, /^CPU/);
+    assert.equal(text.messages, "", "auto's choice is not an error");
+    // Switching to gpu afterwards uses it.
+    await page.evaluate(() => document.querySelector("#s0").setAttribute("backend", "gpu"));
+    await poll(async () => (await metrics(page, "#s0")).backend === "gpu", { ms: 30_000, what: "backend=gpu" });
+    await page.evaluate(() => document.querySelector("#s0").setAttribute("backend", "cpu"));
+    assert.equal((await metrics(page, "#s0")).backend, "cpu");
+    await page.close();
+    assert.deepEqual(problems, []);
+  });
+});
+
+describe("without WebGPU", () => {
+  const env = useServerAndBrowser();
+
+  test("backend=gpu falls back to the CPU with a notice, and the page works", { timeout: 60_000 }, async () => {
+    const { page, problems, gpuModule } = await open(env, [{ backend: "gpu", steps: "200" }]);
+    const text = await poll(async () => {
+      const t = await backendText(page, "#s0");
+      return t.messages ? t : null;
+    }, { ms: 30_000, what: "the fallback notice" });
+    assert.match(text.messages, /backend.*GPU backend was requested but .*(adapter|WebGPU).*using the CPU/);
+    assert.equal(text.badge, "CPU (no GPU)");
+    assert.deepEqual(gpuModule, [], "no adapter: the GPU module is never downloaded");
+    await page.evaluate(() => document.querySelector("#s0").play());
+    await poll(async () => (await metrics(page, "#s0")).finished, { ms: 20_000, what: "training to finish" });
+    const m = await metrics(page, "#s0");
+    assert.equal(m.backend, "cpu");
+    assert.ok(m.left.train_acc > 0.8, JSON.stringify(m.left));
+    const study = await withTimeout(page.evaluate(() => document.querySelector("#s0").study({ replicas: 8, steps: 50 })), 30_000, "the CPU study");
+    assert.equal(study.backend, "cpu");
+    assert.equal(study.left.replicas.length, 8);
+    await page.close();
+    assert.deepEqual(problems, []);
+  });
+});
