@@ -40,10 +40,11 @@ pub(crate) async fn read_f32(device: &wgpu::Device, staging: wgpu::Buffer, len: 
     receiver.await.map_err(|e| GpuError::Failed(format!("reading a result back: {e}")))?;
     let values = {
         let view = staging.get_mapped_range(..).map_err(|e| GpuError::Failed(format!("mapped range: {e}")))?;
-        bytemuck::pod_collect_to_vec::<u8, f32>(&view)
+        // One copy, of the `len` values only (a 512 x 512 boundary is 4 MB).
+        bytemuck::pod_collect_to_vec::<u8, f32>(&view[..len * 4])
     };
     staging.unmap();
-    Ok(values[..len].to_vec())
+    Ok(values)
 }
 
 /// A one-value channel: the map callback sends, the future receives.
