@@ -12,11 +12,14 @@
 //     (target/criterion/train_step/{sgd,sam}, written by `cargo bench --bench train_step`),
 //     or given as --native-sgd=EXAMPLES_PER_S --native-sam=EXAMPLES_PER_S.
 //
-//   node scripts/bench-browser.mjs [--json] [--quick] [--webgpu] [--native-sgd=N] [--native-sam=N] [--dir=WWW]
+//   node scripts/bench-browser.mjs [--json] [--quick] [--webgpu] [--study] [--native-sgd=N] [--native-sam=N] [--dir=WWW]
 //
 // --quick: fewer, shorter samples (about 5 s instead of 20 s). --dir: serve another www/ folder.
 // --webgpu: launch Chromium with --enable-unsafe-webgpu and also time the GPU kernels through
 // WebGPU (SwiftShader, a CPU emulation, on a machine without a GPU: figures for comparison only).
+// --study: also time the element's study() as the Study button runs it (128 seeds per side, 1000
+// steps, default settings, wall-clock) on the CPU backend, and with --webgpu on the GPU backend
+// (50 steps on a software adapter, 1000 on a hardware one).
 //
 // Figures are reported, never asserted: the exit code is 0 unless the benchmark
 // itself fails. Targets (issue 2, section 6): >= 1.8M examples/s in wasm (10x
@@ -122,6 +125,32 @@ async function shippedBytes(context, url, www) {
   return { files, wasm_js_css_gz: sum(["wasm", "js", "css"]), all_gz: files.reduce((s, f) => s + f.gz, 0), problems };
 }
 
+/** element.study() wall-clock times in index.html for the CPU backend (and the GPU one with --webgpu). */
+async function studyFigures(context, url) {
+  const runs = [];
+  for (const backend of args.webgpu ? ["cpu", "gpu"] : ["cpu"]) {
+    const page = await context.newPage();
+    await page.goto(`${url}index.html?backend=${backend}&landscape=off`, { waitUntil: "load" });
+    const ready = await page.waitForFunction((b) => {
+      const el = document.querySelector("flatminima-sandbox");
+      const m = el && el.metrics && el.metrics();
+      const badge = el && el.shadowRoot.querySelector(".fm-backend").textContent;
+      return m && (m.backend === b || (b === "gpu" && badge.startsWith("CPU ("))) && badge;
+    }, backend, { timeout: 30_000 }).then((h) => h.jsonValue());
+    if (backend === "gpu" && ready !== "GPU") {
+      runs.push({ backend, error: `no GPU backend (${ready})` });
+      await page.close();
+      continue;
+    }
+    const software = backend === "gpu" && (await page.evaluate(() => navigator.gpu.requestAdapter().then((a) => !!(a && a.info && a.info.isFallbackAdapter))));
+    const steps = software ? 50 : 1000;
+    const r = await withTimeout(page.evaluate((steps) => document.querySelector("flatminima-sandbox").study({ replicas: 128, steps }), steps), 300_000, "study()");
+    runs.push({ backend: r.backend, software, replicas: r.replicas, steps: r.steps, ms: r.ms, paired: r.paired });
+    await page.close();
+  }
+  return runs;
+}
+
 const fmt = (x, d = 0) => (x == null || Number.isNaN(x) ? "n/a" : x.toLocaleString("en-US", { maximumFractionDigits: d, minimumFractionDigits: d }));
 const mark = (ok) => (ok == null ? "" : ok ? "  [target met]" : "  [target MISSED]");
 
@@ -139,7 +168,8 @@ async function main() {
     const wasm = await withTimeout(page.evaluate((o) => window.runBench(o), options), 180_000, "bench.html runBench()");
     const shipped = await shippedBytes(browser.context, server.url, www);
     const native = nativeFigures();
-    const result = { wasm, shipped, native, problems: [...problems, ...shipped.problems] };
+    const study = args.study ? await studyFigures(browser.context, server.url) : null;
+    const result = { wasm, shipped, native, study, problems: [...problems, ...shipped.problems] };
 
     if (args.json) {
       console.log(JSON.stringify(result, null, 2));
@@ -167,6 +197,10 @@ async function main() {
       line(`GPU 256 replicas x ${G.replica_steps} steps`, fmt(G.replicas_sgd_ms, 0) + " ms", `  SGD; SAM ${fmt(G.replicas_sam_ms, 0)} ms`);
     } else if (args.webgpu) {
       line("GPU kernels", "n/a", `  ${G ? G.error : "no navigator.gpu"}`);
+    }
+    for (const r of study || []) {
+      if (r.error) line(`study() on the ${r.backend.toUpperCase()}`, "n/a", `  ${r.error}`);
+      else line(`study() on the ${r.backend.toUpperCase()}`, fmt(r.ms / 1000, 2) + " s", `  ${2 * r.replicas} networks x ${r.steps} steps, wall-clock${r.software ? " (software adapter)" : ""}; right higher in ${r.paired.right_higher} of ${r.paired.pairs} seeds`);
     }
     line("shipped wasm+JS+CSS (gzip -9)", fmt(shipped.wasm_js_css_gz / 1024, 1) + " KB", `  all files incl. HTML ${fmt(shipped.all_gz / 1024, 1)} KB${mark(shipped.wasm_js_css_gz <= TARGETS.shippedKB * 1024)}`);
     for (const f of shipped.files) console.log(`      ${f.path.padEnd(32)} ${fmt(f.raw).padStart(10)} B ${fmt(f.gz).padStart(9)} B gz`);

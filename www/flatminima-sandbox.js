@@ -96,25 +96,40 @@ function loadWasm() {
 
 // ---------------------------------------------------------------------------
 // The GPU module: fetched only when an element wants the GPU and WebGPU gives
-// an adapter, then shared by every element. Resolves to the opened kernels;
-// rejects with the reason there is no GPU (the element then says so).
+// an adapter (a hardware one, for backend="auto"), then shared by every element.
 
-let gpuOpening = null;
+let gpuAdapter = null; // Promise<GPUAdapter | null>
+let gpuOpening = null; // Promise<GpuKernels>
 
 /** The message of a panic in the GPU module, after which it cannot be used again on this page. */
 const gpuCrash = () => globalThis.__flatminimaGpuPanic;
 
-function openGpu() {
+/**
+ * Resolves to the opened GPU kernels for `choice` ("auto" or "gpu"); rejects
+ * with the reason there are none for it (the element then says so).
+ */
+async function openGpu(choice) {
+  if (gpuCrash()) throw new Error(`the GPU module crashed earlier on this page (${gpuCrash()})`);
+  if (!globalThis.navigator || !navigator.gpu) throw new Error("this browser has no WebGPU (navigator.gpu is missing)");
+  // Ask before downloading the module: most pages without a GPU stop here.
+  gpuAdapter ??= navigator.gpu.requestAdapter().catch(() => null);
+  const adapter = await gpuAdapter;
+  if (!adapter) {
+    gpuAdapter = null;
+    throw new Error("WebGPU has no adapter here");
+  }
+  const info = adapter.info || {};
+  if (choice === "auto" && (info.isFallbackAdapter || adapter.isFallbackAdapter)) {
+    throw new Error(`WebGPU's only adapter here is a software emulation (${info.vendor || "fallback"} ${info.architecture || "adapter"}), slower than the CPU path; backend="gpu" uses it anyway`);
+  }
   gpuOpening ??= (async () => {
-    if (gpuCrash()) throw new Error(`the GPU module crashed earlier on this page (${gpuCrash()})`);
-    if (!globalThis.navigator || !navigator.gpu) throw new Error("this browser has no WebGPU (navigator.gpu is missing)");
-    // Ask before downloading the module: most pages without a GPU stop here.
-    const adapter = await navigator.gpu.requestAdapter();
-    if (!adapter) throw new Error("WebGPU has no adapter here");
     const module = await import(new URL("./pkg-gpu/flatminima.js", import.meta.url).href);
     await module.default();
     return await module.GpuKernels.open();
-  })();
+  })().catch((e) => {
+    gpuOpening = null; // a later choice tries again
+    throw e;
+  });
   return gpuOpening;
 }
 
@@ -847,18 +862,20 @@ class FlatminimaSandbox extends HTMLElement {
     this.#backend.choice = choice;
     this.#useGpu(null, "", choice === "cpu" ? "" : "looking for WebGPU…");
     if (choice === "cpu") return;
-    openGpu().then((kernels) => {
+    openGpu(choice).then((kernels) => {
       if (this.#backend.choice !== choice) return;
       const problem = kernels.problem();
-      if (problem) throw new Error(problem);
-      if (choice === "auto" && kernels.isSoftware()) {
-        this.#useGpu(null, "", `WebGPU's only adapter here is a software emulation (${kernels.description()}), slower than the CPU path; backend="gpu" uses it anyway`);
-      } else {
-        this.#useGpu(kernels, "", "");
+      if (problem) {
+        gpuOpening = null; // a lost device: the next choice opens a new one
+        throw new Error(problem);
       }
+      // (Where the browser does not say which adapters are fallbacks, wgpu does.)
+      if (choice === "auto" && kernels.isSoftware()) {
+        throw new Error(`WebGPU's only adapter here is a software emulation (${kernels.description()}), slower than the CPU path; backend="gpu" uses it anyway`);
+      }
+      this.#useGpu(kernels, "", "");
     }).catch((e) => {
       if (this.#backend.choice !== choice) return;
-      gpuOpening = null; // a later choice tries again
       const why = errorText(e);
       // Asked for by name: a notice in the list; auto: the badge says it.
       this.#useGpu(null, choice === "gpu" ? `backend: the GPU backend was requested but ${why}; using the CPU` : "", `no GPU: ${why}`);

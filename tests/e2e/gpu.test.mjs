@@ -119,7 +119,7 @@ describe("with WebGPU (SwiftShader)", () => {
   });
 
   test("backend=auto passes a software adapter over, and says why", { timeout: 60_000 }, async () => {
-    const { page, problems } = await open(env, [{}]);
+    const { page, problems, gpuModule } = await open(env, [{}]);
     const text = await poll(async () => {
       const t = await backendText(page, "#s0");
       return t.title.includes("software") ? t : null;
@@ -127,6 +127,7 @@ describe("with WebGPU (SwiftShader)", () => {
     assert.equal((await metrics(page, "#s0")).backend, "cpu");
     assert.match(text.badge, /^CPU/);
     assert.equal(text.messages, "", "auto's choice is not an error");
+    assert.deepEqual(gpuModule, [], "the adapter says it is a fallback: the GPU module is not even fetched");
     // Switching to gpu afterwards uses it.
     await page.evaluate(() => document.querySelector("#s0").setAttribute("backend", "gpu"));
     await poll(async () => (await metrics(page, "#s0")).backend === "gpu", { ms: 30_000, what: "backend=gpu" });
