@@ -968,8 +968,8 @@ class FlatminimaSandbox extends HTMLElement {
     const p = state.paired;
     const diverged = state.left.diverged + state.right.diverged;
     e.studyResult.textContent = `${state.replicas} seeds × ${state.steps} steps on the ${state.backend.toUpperCase()} in ` +
-      `${(state.ms / 1000).toFixed(1)} s. OOD accuracy, mean (min–max): left ${acc(state.left.ood_acc)}, right ${acc(state.right.ood_acc)}` +
-      (p ? `; right higher in ${p.right_higher}, lower in ${p.right_lower} of ${p.pairs} seeds` : "") +
+      `${(state.ms / 1000).toFixed(1)} s. OOD accuracy, mean (min–max): ${state.left.label} ${acc(state.left.ood_acc)}, ${state.right.label} ${acc(state.right.ood_acc)}` +
+      (p ? `; ${state.right.label} higher in ${p.right_higher}, lower in ${p.right_lower} of ${p.pairs} seeds` : "") +
       (diverged ? `; ${diverged} runs diverged` : "") + (state.note ? ` (${state.note})` : "") + ".";
   }
 
