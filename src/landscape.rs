@@ -436,6 +436,19 @@ impl Surface {
     }
 }
 
+/// The log10 range of the finite positive values among `values`: one colour
+/// (or y) scale for several surfaces or curves, so that their pictures compare.
+/// None when there are none; a single value gives a range 1e-6 wide.
+pub fn log10_range<'a>(values: impl IntoIterator<Item = &'a [f64]>) -> Option<(f64, f64)> {
+    let (lo, hi) = values
+        .into_iter()
+        .flatten()
+        .filter(|v| v.is_finite() && **v > 0.0)
+        .map(|v| v.log10())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    lo.is_finite().then_some((lo, hi.max(lo + 1e-6)))
+}
+
 /// A surface computed a few cells at a time (row-major: beta rows, alpha
 /// columns), so the page can draw rows as they finish and cancel by dropping.
 #[derive(Clone, Debug)]
@@ -609,6 +622,16 @@ mod tests {
 
     fn row_norm(v: &[f64], start: usize, len: usize) -> f64 {
         v[start..start + len].iter().map(|x| x * x).sum::<f64>().sqrt()
+    }
+
+    #[test]
+    fn log10_range_skips_what_has_no_logarithm() {
+        let a = [0.1, f64::NAN, 0.0, -1.0, 10.0];
+        let b = [f64::INFINITY, 1.0];
+        assert_eq!(log10_range([&a[..], &b[..]]), Some((-1.0, 1.0)));
+        assert_eq!(log10_range([&[100.0][..]]), Some((2.0, 2.0 + 1e-6)));
+        assert_eq!(log10_range([&[0.0, f64::NAN][..]]), None);
+        assert_eq!(log10_range(std::iter::empty()), None);
     }
 
     #[test]

@@ -11,7 +11,7 @@
 use crate::backend::requests::{SurfaceRequest, SurfaceTag};
 use crate::hessian::HessianOperator;
 use crate::landscape::{
-    default_t, project_trajectory, DirectionKind, Grid, Plane, Split, Surface, SurfaceJob, Trajectory,
+    default_t, log10_range, project_trajectory, DirectionKind, Grid, Plane, Split, Surface, SurfaceJob, Trajectory,
 };
 use crate::model::Architecture;
 use crate::pair::Pair;
@@ -182,15 +182,7 @@ impl LiveLandscape {
     /// because the OOD loss often sits far above the training loss, and one
     /// scale for both would flatten the picture of each.)
     pub fn surface_log_range(&self, split: Split) -> Option<(f64, f64)> {
-        let values = self
-            .sides
-            .iter()
-            .filter_map(|s| s.surface.surface().values(split))
-            .flatten()
-            .filter(|v| v.is_finite() && **v > 0.0)
-            .map(|v| v.log10());
-        let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
-        (lo.is_finite() && hi >= lo).then_some((lo, hi.max(lo + 1e-6)))
+        log10_range(self.sides.iter().filter_map(|s| s.surface.surface().values(split)))
     }
 }
 

@@ -24,7 +24,8 @@ use flatminima::backend::Backend;
 use flatminima::gpu::block_on;
 use flatminima::hessian::HessianOperator;
 use flatminima::landscape::{
-    curve, default_t, project_trajectory, subset, Curve, DirectionKind, Grid, Line, Plane, Split, Surface, Trajectory,
+    curve, default_t, log10_range, project_trajectory, subset, Curve, DirectionKind, Grid, Line, Plane, Split, Surface,
+    Trajectory,
 };
 use flatminima::pair::Pair;
 use flatminima::train::Run;
@@ -101,7 +102,9 @@ pub fn run(args: LandscapeArgs) -> Result<(), Failure> {
     // One colour scale per plane kind for both sides and both sets, so pictures compare.
     for kind in [DirectionKind::Random, DirectionKind::Hessian, DirectionKind::Pca] {
         let all = [&left, &right].into_iter().flat_map(|s| s.surfaces.iter().filter(|x| x.kind == kind));
-        let scale = log_range(all.flat_map(|s| [Split::Train, Split::Ood].into_iter().filter_map(|x| s.values(x))));
+        // No finite loss at all: any scale will do (every cell is drawn as missing).
+        let scale = log10_range(all.flat_map(|s| [Split::Train, Split::Ood].into_iter().filter_map(|x| s.values(x))))
+            .unwrap_or((0.0, 1.0));
         for (name, s) in [("left", &left), ("right", &right)] {
             for (surface, trajectory) in s.surfaces.iter().zip(&s.trajectories).filter(|(x, _)| x.kind == kind) {
                 let path = args.out.join(format!("{name}_{}.png", kind_name(kind)));
@@ -201,20 +204,6 @@ fn kind_name(kind: DirectionKind) -> &'static str {
 
 fn plot_error(path: &Path, e: impl std::fmt::Display) -> Failure {
     Failure { code: 1, message: format!("{}: cannot draw: {e}", path.display()) }
-}
-
-/// (min, max) of log10(loss) over finite values (a unit range if there are none).
-fn log_range<'a>(values: impl Iterator<Item = &'a [f64]>) -> (f64, f64) {
-    let (lo, hi) = values
-        .flatten()
-        .filter(|v| v.is_finite() && **v > 0.0)
-        .map(|v| v.log10())
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
-    if lo.is_finite() && hi > lo {
-        (lo, hi)
-    } else {
-        (lo.min(0.0), lo.min(0.0) + 1.0)
-    }
 }
 
 /// Viridis-like colour for x in [0, 1] (linear between five anchors).

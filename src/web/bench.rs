@@ -5,13 +5,9 @@
 
 use wasm_bindgen::prelude::*;
 
+use super::now_ms;
 use crate::pair::Pair;
 use crate::settings::config_from_settings;
-
-/// Milliseconds from `performance.now()` (falls back to `Date.now()` outside a window).
-fn now_ms() -> f64 {
-    web_sys::window().and_then(|w| w.performance()).map_or_else(js_sys::Date::now, |p| p.now())
-}
 
 /// Builds the pair described by `settings_json` (a JSON object of setting names to
 /// strings, e.g. `{"batch-size": "32", "hidden": "16,16"}`; `{}` or `""` is the

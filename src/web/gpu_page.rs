@@ -16,6 +16,8 @@ use crate::gpu::GpuError;
 use crate::settings::parse_query;
 use crate::study::Study;
 
+use super::now_ms;
+
 /// An open WebGPU device with the kernels compiled.
 #[wasm_bindgen]
 pub struct GpuKernels {
@@ -95,9 +97,4 @@ fn parse<T: serde::de::DeserializeOwned>(json: &str) -> Result<T, JsValue> {
 
 fn js_error(e: GpuError) -> JsError {
     JsError::new(&e.to_string())
-}
-
-/// Milliseconds from `performance.now()` (`Date.now()` outside a window).
-fn now_ms() -> f64 {
-    web_sys::window().and_then(|w| w.performance()).map_or_else(js_sys::Date::now, |p| p.now())
 }

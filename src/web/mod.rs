@@ -74,6 +74,13 @@ pub fn install_panic_hook() {
     });
 }
 
+/// Milliseconds from `performance.now()` (`Date.now()` outside a window), for
+/// one-off timings; the sandbox keeps its `Performance` handle in a `Clock`.
+#[cfg(any(feature = "gpu-page", feature = "bench-page"))]
+fn now_ms() -> f64 {
+    web_sys::window().and_then(|w| w.performance()).map_or_else(js_sys::Date::now, |p| p.now())
+}
+
 /// The sandbox module's free functions.
 #[cfg(feature = "page")]
 mod page_exports {

@@ -52,7 +52,7 @@ async function completeLandscape(page, selector, ms = 60_000) {
 describe("with WebGPU (SwiftShader)", () => {
   const env = useServerAndBrowser({ extraFlags: ["--enable-unsafe-webgpu"] });
 
-  test("backend=gpu: boundaries, surfaces and a 256-network study match the CPU path", { timeout: 150_000 }, async () => {
+  test("backend=gpu: boundaries, surfaces and a 256-replica study match the CPU path", { timeout: 150_000 }, async () => {
     const settings = { dataset: "moons", points: "200", seed: "5", steps: "5000", landscape: "off" };
     const { page, problems, gpuModule } = await open(env, [{ ...settings, backend: "gpu" }, { ...settings, backend: "cpu" }]);
     await poll(async () => (await metrics(page, "#s0")).backend === "gpu", { ms: 30_000, what: "the GPU backend to open" });
@@ -92,14 +92,14 @@ describe("with WebGPU (SwiftShader)", () => {
       }
     }
 
-    // A study of 128 seeds per side (256 networks), short enough for SwiftShader.
-    const study = await withTimeout(page.evaluate(() => document.querySelector("#s0").study({ replicas: 128, steps: 15 })), 90_000, "the GPU study");
+    // A study of 256 replicas per side (512 networks), short enough for SwiftShader.
+    const study = await withTimeout(page.evaluate(() => document.querySelector("#s0").study({ replicas: 256, steps: 10 })), 90_000, "the GPU study");
     assert.equal(study.backend, "gpu", JSON.stringify(study.note));
-    assert.equal(study.replicas, 128);
-    assert.equal(study.left.replicas.length + study.right.replicas.length, 256);
+    assert.equal(study.replicas, 256);
+    assert.equal(study.left.replicas.length + study.right.replicas.length, 512);
     for (const r of [...study.left.replicas, ...study.right.replicas]) assert.ok(Number.isFinite(r.ood_acc) && Number.isFinite(r.train_loss));
     assert.match(study.right.label, /^SAM/);
-    assert.equal(study.paired.pairs, 128);
+    assert.equal(study.paired.pairs, 256);
     // The same study, a few seeds, on the CPU element: the same replicas, f64 vs f32.
     const small = (el) => page.evaluate((sel) => document.querySelector(sel).study({ replicas: 4, steps: 15 }), el);
     const [g, c] = [await small("#s0"), await withTimeout(small("#s1"), 30_000, "the CPU study")];

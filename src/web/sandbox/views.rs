@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 use wasm_bindgen::prelude::*;
 use web_sys::HtmlCanvasElement;
 
-use crate::landscape::{DirectionKind, Split};
+use crate::landscape::{log10_range, DirectionKind, Split};
 use crate::live_landscape::LiveLandscape;
 use crate::sharpness_tracker::{stability_thresholds, SharpnessTracker};
 
@@ -186,8 +186,9 @@ impl Sandbox {
     pub fn draw_slice(&self, side: u32, canvas: &HtmlCanvasElement, scale: f64) -> Result<(), JsValue> {
         let Some(l) = self.landscape() else { return Ok(()) };
         let i = (side as usize).min(1);
-        let shared =
-            log_bounds(l.sides.iter().map(|s| s.slice.surface()).flat_map(|s| Split::ALL.map(|x| s.values(x))));
+        let shared = log10_range(
+            l.sides.iter().map(|s| s.slice.surface()).flat_map(|s| Split::ALL.map(|x| s.values(x))).flatten(),
+        );
         let surface = l.sides[i].slice.surface();
         let lines: Vec<LineSeries1d> = Split::ALL
             .iter()
@@ -290,17 +291,6 @@ impl Sandbox {
         }
         Ok(())
     }
-}
-
-/// log10 (min, max) of the finite positive values, if there are any.
-fn log_bounds<'a>(values: impl Iterator<Item = Option<&'a [f64]>>) -> Option<(f64, f64)> {
-    let (lo, hi) = values
-        .flatten()
-        .flatten()
-        .filter(|v| v.is_finite() && **v > 0.0)
-        .map(|v| v.log10())
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
-    (lo.is_finite() && hi > lo).then_some((lo, hi))
 }
 
 /// The newest sharpness measurement of a side for `metrics()`, or null before the first.
