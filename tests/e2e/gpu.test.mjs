@@ -131,6 +131,16 @@ describe("with WebGPU (SwiftShader)", () => {
     // Switching to gpu afterwards uses it.
     await page.evaluate(() => document.querySelector("#s0").setAttribute("backend", "gpu"));
     await poll(async () => (await metrics(page, "#s0")).backend === "gpu", { ms: 30_000, what: "backend=gpu" });
+    // The replica kernels have no Adam: that study falls back to the CPU and says why; the GPU stays on.
+    const adam = await withTimeout(page.evaluate(() => {
+      const el = document.querySelector("#s0");
+      el.setAttribute("optimizer", "adam");
+      return el.study({ replicas: 4, steps: 10 });
+    }), 30_000, "an Adam study");
+    assert.equal(adam.backend, "cpu");
+    assert.match(adam.note, /GPU could not train it .*; the CPU did/);
+    assert.match(adam.left.label, /Adam/);
+    assert.equal((await metrics(page, "#s0")).backend, "gpu");
     await page.evaluate(() => document.querySelector("#s0").setAttribute("backend", "cpu"));
     assert.equal((await metrics(page, "#s0")).backend, "cpu");
     await page.close();
