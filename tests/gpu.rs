@@ -113,6 +113,47 @@ fn boundary_grid_matches_predict_proba_for_every_shape_and_activation() {
 }
 
 #[test]
+fn reused_buffers_never_return_an_earlier_calls_results() {
+    let Some(ctx) = gpu() else { return };
+    // The same sizes call after call, as a live page asks: outputs and readback
+    // buffers come from the context's pool, so a stale value would show here.
+    let grid = Grid2d::cell_centres(-3.0, 3.0, 37);
+    let points: Vec<f64> = grid.points().into_flattened();
+    let m = mlp(&[16, 16], Activation::Tanh, 2, 0.0);
+    let sides: Vec<Vec<f64>> = (0..4).map(|seed| params(&m, seed, 2.0)).collect();
+    let mut first = Vec::new();
+    for round in 0..3 {
+        for pair in sides.chunks(2) {
+            let models: Vec<GpuModel> = pair.iter().map(|params| GpuModel { mlp: &m, params }).collect();
+            let probs = block_on(ctx.boundary_grid(&models, &grid)).unwrap();
+            for (side, params) in pair.iter().enumerate() {
+                let mut cpu = vec![0.0; grid.len() * 2];
+                predict_proba(&m, params, &points, &mut cpu, &mut Workspace::new());
+                let gpu = &probs[side * cpu.len()..(side + 1) * cpu.len()];
+                for (g, c) in gpu.iter().zip(&cpu) {
+                    assert_close(*g, *c, 1e-4, 1e-6, &format!("round {round}"));
+                }
+            }
+            if round == 0 {
+                first.push(probs);
+            } else {
+                assert!(first.contains(&probs), "round {round}: a repeated boundary changed");
+            }
+        }
+    }
+    // Surfaces of two different centres over the same coordinates reuse the vectors buffer.
+    let data = random_dataset(50, 2, 8);
+    let coords = Grid2d::square(-1.0, 1.0, 9).points();
+    let (d1, d2) = (params(&m, 10, 1.0), params(&m, 11, 1.0));
+    for w in &sides {
+        let gpu = block_on(ctx.surface(&m, w, &d1, &d2, &coords, &data)).unwrap();
+        for (i, (loss, _)) in cpu_surface(&m, w, &d1, &d2, &coords, &data).iter().enumerate() {
+            assert_close(gpu.loss[i], *loss, 1e-4, 1e-6, &format!("surface vector {i}"));
+        }
+    }
+}
+
+#[test]
 fn predict_proba_at_listed_points_matches_the_core() {
     let Some(ctx) = gpu() else { return };
     let m = mlp(&[7, 9], Activation::Gelu, 3, 0.0);

@@ -4,6 +4,7 @@
 use std::borrow::Cow;
 use std::sync::{Arc, Mutex};
 
+use crate::gpu::pool::BufferPool;
 use crate::gpu::{readback, GpuError};
 
 /// Workgroups per dispatch dimension that every WebGPU device accepts.
@@ -40,6 +41,8 @@ pub struct GpuContext {
     /// The first error raised outside an error scope (e.g. by `ReplicaTrainer::train`),
     /// or a lost device; every later call reports it instead of computing garbage.
     broken: Arc<Mutex<Option<String>>>,
+    /// Output and readback buffers kept between calls (see [`BufferPool`]).
+    pool: Arc<BufferPool>,
 }
 
 impl GpuContext {
@@ -97,7 +100,7 @@ impl GpuContext {
         if let Some(e) = scope.pop().await {
             return Err(GpuError::Failed(format!("compiling the kernels: {e}")));
         }
-        Ok(GpuContext { device, queue, kernels, info, broken })
+        Ok(GpuContext { device, queue, kernels, info, broken, pool: Arc::default() })
     }
 
     /// Adapter name, kind and backend, e.g. "llvmpipe (LLVM 15.0.6, 256 bits) [Cpu, Vulkan]".
@@ -136,7 +139,11 @@ impl GpuContext {
         let memory = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let mut encoder = self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) });
-        let staged = encode(&mut encoder).map(|out| readback::stage(&self.device, &mut encoder, &out, len));
+        let staged = encode(&mut encoder).map(|out| {
+            let staging = self.pool.take(&self.device, "readback", readback::staging_size(len), readback::STAGING);
+            readback::stage(&mut encoder, &out, &staging, len);
+            staging
+        });
         if staged.is_ok() {
             self.queue.submit([encoder.finish()]);
         }
@@ -148,7 +155,9 @@ impl GpuContext {
         if let Some(e) = errors.0.or(errors.1) {
             return Err(GpuError::Failed(format!("{label}: {e}")));
         }
-        let values = readback::read_f32(&self.device, staging, len).await?;
+        let values = readback::read_f32(&self.device, &staging, len).await?;
+        // Only an unmapped buffer goes back (an error above drops it instead).
+        self.pool.give_back(staging);
         self.check()?;
         Ok(values)
     }
@@ -175,16 +184,27 @@ impl GpuContext {
         Ok(buffer)
     }
 
-    /// A zeroed buffer of `len` f32/u32 words that kernels write.
+    /// A zeroed buffer of `len` f32/u32 words that kernels write, kept for the
+    /// caller's lifetime (e.g. a replica's weights).
     pub(crate) fn zeros(&self, label: &str, len: usize) -> Result<wgpu::Buffer, GpuError> {
         let size = (len.max(1) * 4) as u64;
         self.check_size(label, size)?;
         Ok(self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
             size,
-            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC,
+            usage: OUTPUT,
             mapped_at_creation: false,
         }))
+    }
+
+    /// A buffer of `len` words for one call's output, from the pool: its contents
+    /// are stale, so only for outputs a kernel writes in full. It goes back to
+    /// the pool when dropped.
+    pub(crate) fn scratch(&self, label: &str, len: usize) -> Result<Scratch, GpuError> {
+        let size = (len.max(1) * 4) as u64;
+        self.check_size(label, size)?;
+        let buffer = self.pool.take(&self.device, label, size, OUTPUT);
+        Ok(Scratch { buffer: Some(buffer), pool: self.pool.clone() })
     }
 
     /// The largest storage buffer a kernel may bind, in bytes.
@@ -213,6 +233,32 @@ impl GpuContext {
             layout: &pipeline.get_bind_group_layout(0),
             entries: &entries,
         })
+    }
+}
+
+/// Usage of the buffers kernels write (read back by copying, refilled by `write_buffer`).
+const OUTPUT: wgpu::BufferUsages =
+    wgpu::BufferUsages::STORAGE.union(wgpu::BufferUsages::COPY_DST).union(wgpu::BufferUsages::COPY_SRC);
+
+/// A pooled output buffer of one call (see [`GpuContext::scratch`]).
+pub(crate) struct Scratch {
+    buffer: Option<wgpu::Buffer>,
+    pool: Arc<BufferPool>,
+}
+
+impl std::ops::Deref for Scratch {
+    type Target = wgpu::Buffer;
+    fn deref(&self) -> &wgpu::Buffer {
+        self.buffer.as_ref().expect("scratch buffer")
+    }
+}
+
+impl Drop for Scratch {
+    // Safe even while submitted work still uses it: a later call's work is queued after it.
+    fn drop(&mut self) {
+        if let Some(buffer) = self.buffer.take() {
+            self.pool.give_back(buffer);
+        }
     }
 }
 

@@ -87,7 +87,7 @@ impl GpuContext {
             let ab: Vec<f32> = chunk.iter().flat_map(|c| [c[0] as f32, c[1] as f32]).collect();
             let ab = self.upload("coords", bytemuck::cast_slice(&ab))?;
             let config = self.upload("combine config", Words::new().usize(n).usize(chunk.len()).as_bytes())?;
-            let vectors = self.zeros("surface vectors", n * chunk.len())?;
+            let vectors = self.scratch("surface vectors", n * chunk.len())?;
             let bind = self.bind(&k.combine, &[(0, &config), (1, &w), (2, &d1), (3, &d2), (4, &ab), (5, &vectors)]);
             let combine =
                 |pass: &mut wgpu::ComputePass<'_>| dispatch(pass, &k.combine, &bind, groups_for(n * chunk.len()));
@@ -118,7 +118,7 @@ impl GpuContext {
         let config =
             Words::new().shape(mlp).usize(mlp.num_params()).usize(count).usize(data.len).f32(mlp.label_smoothing);
         let config = self.upload("evaluate config", config.as_bytes())?;
-        let results = self.zeros("loss and accuracy", 2 * count)?;
+        let results = self.scratch("loss and accuracy", 2 * count)?;
         let bind = self.bind(&k.evaluate, &[(0, &config), (1, vectors), (2, &data.xs), (3, &data.ys), (4, &results)]);
         let pairs = self
             .run_and_read(label, 2 * count, |encoder| {

@@ -85,7 +85,7 @@ impl GpuContext {
         let descriptors = self.upload("models", descriptors.as_bytes())?;
         let params = self.upload("params", bytemuck::cast_slice(&params))?;
         let point_data = self.upload("points", bytemuck::cast_slice(&point_data))?;
-        let probs = self.zeros("probabilities", out_len)?;
+        let probs = self.scratch("probabilities", out_len)?;
         let bind =
             self.bind(&k.forward, &[(0, &config), (1, &descriptors), (2, &params), (3, &point_data), (4, &probs)]);
         self.run_and_read("boundary", out_len, |encoder| {

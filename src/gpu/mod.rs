@@ -19,6 +19,7 @@ mod error;
 mod evaluate;
 mod forward;
 mod grid;
+mod pool;
 mod readback;
 mod replicas;
 mod shape;

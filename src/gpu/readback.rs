@@ -9,26 +9,22 @@ use std::task::{Context, Poll, Waker};
 
 use crate::gpu::GpuError;
 
-/// Appends a copy of the first `len` f32s of `src` into a new mappable buffer.
-pub(crate) fn stage(
-    device: &wgpu::Device,
-    encoder: &mut wgpu::CommandEncoder,
-    src: &wgpu::Buffer,
-    len: usize,
-) -> wgpu::Buffer {
-    let size = (len.max(1) * 4) as u64;
-    let staging = device.create_buffer(&wgpu::BufferDescriptor {
-        label: Some("readback"),
-        size,
-        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-        mapped_at_creation: false,
-    });
-    encoder.copy_buffer_to_buffer(src, 0, &staging, 0, size);
-    staging
+/// Usage of the buffers results are copied into for reading.
+pub(crate) const STAGING: wgpu::BufferUsages = wgpu::BufferUsages::MAP_READ.union(wgpu::BufferUsages::COPY_DST);
+
+/// Bytes of a staging buffer for `len` f32s (never empty).
+pub(crate) fn staging_size(len: usize) -> u64 {
+    (len.max(1) * 4) as u64
 }
 
-/// The f32s of a staged buffer, once the GPU has written them.
-pub(crate) async fn read_f32(device: &wgpu::Device, staging: wgpu::Buffer, len: usize) -> Result<Vec<f32>, GpuError> {
+/// Appends a copy of the first `len` f32s of `src` into `staging` (usage [`STAGING`],
+/// at least [`staging_size`] bytes).
+pub(crate) fn stage(encoder: &mut wgpu::CommandEncoder, src: &wgpu::Buffer, staging: &wgpu::Buffer, len: usize) {
+    encoder.copy_buffer_to_buffer(src, 0, staging, 0, staging_size(len));
+}
+
+/// The f32s of a staged buffer, once the GPU has written them; `staging` is unmapped again on return.
+pub(crate) async fn read_f32(device: &wgpu::Device, staging: &wgpu::Buffer, len: usize) -> Result<Vec<f32>, GpuError> {
     let (sender, receiver) = oneshot();
     staging.slice(..).map_async(wgpu::MapMode::Read, sender);
     #[cfg(not(target_arch = "wasm32"))]
