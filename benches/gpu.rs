@@ -169,7 +169,7 @@ fn replicas(c: &mut Criterion, ctx: Option<&GpuContext>) {
             let mut trainer = ReplicaTrainer::new(ctx, &mlp, &splits.train, training.batch_size, &configs).unwrap();
             group.bench_function(format!("gpu_{name}_x{steps}_steps"), |b| {
                 b.iter(|| {
-                    trainer.train(steps).unwrap();
+                    block_on(trainer.train(steps)).unwrap();
                     // Reading the metrics waits for the steps to finish.
                     block_on(trainer.metrics()).unwrap()
                 })

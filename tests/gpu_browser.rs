@@ -81,7 +81,9 @@ async fn replicas_follow_cpu_runs() {
         .map(|(i, side)| Replica { side, init: mlp.init_params(&mut Rng::new(i as u64)), seed: 9 + i as u64 })
         .collect();
     let mut trainer = ReplicaTrainer::new(&ctx, &mlp, &splits.train, training.batch_size, &replicas).unwrap();
-    trainer.train(50).unwrap();
+    // 7 steps per submission: training waits for the GPU between chunks (from the event loop here).
+    trainer.set_chunk_steps(7);
+    trainer.train(50).await.unwrap();
     let metrics = trainer.metrics().await.unwrap();
     for (i, r) in replicas.iter().enumerate() {
         let mut run = Run::new(r.side.clone(), mlp.clone(), splits.clone(), r.init.clone(), &training, r.seed);

@@ -102,7 +102,7 @@ impl GpuBackend {
     ) -> Result<Vec<ReplicaMetrics>, GpuError> {
         let mut trainer = ReplicaTrainer::new(&self.ctx, mlp, &splits.train, batch_size, replicas)?;
         let initial = trainer.metrics().await?;
-        trainer.train(steps)?;
+        trainer.train(steps).await?;
         let train = trainer.metrics().await?;
         let id = trainer.evaluate(&splits.id_test).await?;
         let ood = trainer.evaluate(&splits.ood_test).await?;

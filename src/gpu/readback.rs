@@ -1,6 +1,7 @@
-//! Reading GPU buffers back: `map_async` wrapped in a future. Natively we
-//! block in `Device::poll` until the copy is done; in the browser the future
-//! resolves from the event loop (no blocking is possible there).
+//! Waiting for the GPU: reading buffers back (`map_async` wrapped in a
+//! future) and waiting for submitted work. Natively we block in `Device::poll`
+//! until the GPU is done; in the browser the future resolves from the event
+//! loop (no blocking is possible there, and the page renders meanwhile).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -41,6 +42,48 @@ pub(crate) async fn read_f32(device: &wgpu::Device, staging: &wgpu::Buffer, len:
     };
     staging.unmap();
     Ok(values)
+}
+
+/// The completion of one queue submission, to wait for later (training waits
+/// for chunk k while the GPU runs chunk k + 1, so it never queues more than two).
+pub(crate) struct WorkDone {
+    #[cfg(not(target_arch = "wasm32"))]
+    index: wgpu::SubmissionIndex,
+    #[cfg(target_arch = "wasm32")]
+    receiver: Receiver<()>,
+}
+
+impl WorkDone {
+    /// Call right after the submission that returned `index`.
+    pub fn after(queue: &wgpu::Queue, index: wgpu::SubmissionIndex) -> WorkDone {
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            let _ = queue;
+            WorkDone { index }
+        }
+        #[cfg(target_arch = "wasm32")]
+        {
+            // The callback fires once everything submitted so far is done.
+            let _ = index;
+            let (sender, receiver) = oneshot();
+            queue.on_submitted_work_done(move || sender(()));
+            WorkDone { receiver }
+        }
+    }
+
+    pub async fn wait(self, device: &wgpu::Device) -> Result<(), GpuError> {
+        #[cfg(not(target_arch = "wasm32"))]
+        device
+            .poll(wgpu::PollType::Wait { submission_index: Some(self.index), timeout: None })
+            .map(|_| ())
+            .map_err(|e| GpuError::Failed(format!("waiting for the GPU: {e}")))?;
+        #[cfg(target_arch = "wasm32")]
+        {
+            let _ = device;
+            self.receiver.await;
+        }
+        Ok(())
+    }
 }
 
 /// A one-value channel: the map callback sends, the future receives.

@@ -14,6 +14,7 @@ use crate::config::SideConfig;
 use crate::data::Dataset;
 use crate::gpu::context::{dispatch, groups_for};
 use crate::gpu::evaluate::{GpuDataset, LossAccuracy};
+use crate::gpu::readback::WorkDone;
 use crate::gpu::shape::{check_supported, to_f32, Words};
 use crate::gpu::{GpuContext, GpuError};
 use crate::model::Mlp;
@@ -203,19 +204,31 @@ impl ReplicaTrainer {
         self.plans.is_empty()
     }
 
+    /// Sets the steps per submission (at least 1). The default is as many as
+    /// 16 MiB of batch plan holds (at most 1024); fewer mean shorter pauses of
+    /// the page between chunks.
+    pub fn set_chunk_steps(&mut self, steps: usize) {
+        self.chunk = steps.clamp(1, self.chunk.max(1));
+    }
+
     /// Optimiser steps taken so far (the same for every replica).
     pub fn steps(&self) -> usize {
         self.steps
     }
 
-    /// Queues `steps` optimiser steps for every replica and returns without
-    /// waiting. Errors raised on the GPU surface in the next read.
+    /// Runs `steps` optimiser steps for every replica, a chunk of steps per
+    /// submission, and returns once all but the last chunk are done (reading
+    /// metrics waits for the rest). At most two chunks are ever queued, so a
+    /// long study neither piles up plans in memory nor, in the browser, keeps
+    /// the page from rendering between chunks. GPU errors surface in the next
+    /// read.
     ///
     /// Replicas never stop: unlike `Run`, a diverging replica keeps stepping and
     /// its metrics show a non-finite or exploding loss.
-    pub fn train(&mut self, steps: usize) -> Result<(), GpuError> {
+    pub async fn train(&mut self, steps: usize) -> Result<(), GpuError> {
         self.ctx.check()?;
         let mut done = 0;
+        let mut previous: Option<WorkDone> = None;
         while done < steps {
             let n = self.chunk.min(steps - done);
             self.upload_plan(n);
@@ -227,9 +240,14 @@ impl ReplicaTrainer {
                     self.record_step(&mut pass)?;
                 }
             }
-            self.ctx.queue.submit([encoder.finish()]);
+            let submitted = WorkDone::after(&self.ctx.queue, self.ctx.queue.submit([encoder.finish()]));
             done += n;
             self.steps += n;
+            // Plan the next chunk while the GPU runs this one.
+            if let Some(earlier) = previous.replace(submitted) {
+                earlier.wait(&self.ctx.device).await?;
+                self.ctx.check()?;
+            }
         }
         Ok(())
     }

@@ -208,7 +208,7 @@ pub async fn bench_gpu(repeats: u32) -> Result<String, JsError> {
             .collect();
         let mut trainer = ReplicaTrainer::new(&ctx, mlp, &splits.train, 32, &configs).map_err(err)?;
         let t = now_ms();
-        trainer.train(steps).map_err(err)?;
+        trainer.train(steps).await.map_err(err)?;
         // Reading the metrics waits for the steps to finish.
         trainer.metrics().await.map_err(err)?;
         replicas_ms.push(now_ms() - t);
