@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use crate::activation::Activation;
 use crate::config::DEFAULT_RHO;
 use crate::data::Dataset;
-use crate::hessian::{hutchinson_trace, power_iteration, spectrum, HessianOperator};
+use crate::hessian::{hutchinson_trace, power_iteration, spectrum, HessianOperator, MAX_DENSE_PARAMS};
 use crate::model::{Mlp, Workspace};
 use crate::rng::Rng;
 
@@ -120,7 +120,8 @@ pub struct SharpnessReport {
     /// E over d ~ N(0, sigma^2 I) of L(w + d) - L(w), and the standard error of that mean.
     pub average_sharpness: f64,
     pub average_std_error: f64,
-    /// The full Hessian spectrum, largest first, when the settings asked for it.
+    /// The full Hessian spectrum, largest first, when the settings asked for it
+    /// and the network has at most [`MAX_DENSE_PARAMS`] parameters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spectrum: Option<Vec<f64>>,
     pub settings: SharpnessSettings,
@@ -451,7 +452,7 @@ impl SharpnessJob {
                 let (mean, se) = average_sharpness(&mut f, w, s.average_sigma, s.average_samples, &mut rng);
                 r.average_sharpness = mean;
                 r.average_std_error = se;
-                if s.spectrum {
+                if s.spectrum && self.op.num_params() <= MAX_DENSE_PARAMS {
                     Stage::Spectrum
                 } else {
                     Stage::Done

@@ -15,6 +15,11 @@ use crate::optim::OptimizerConfig;
 use crate::sharpness::{sample_rows, SharpnessJob, SharpnessReport, SharpnessSettings};
 use crate::train::Run;
 
+/// The largest network whose dense spectrum the page computes. It takes one
+/// frame (an eigen-decomposition cannot be split): 20-50 ms in the browser for
+/// the 354-parameter reference net, about three times that at this size.
+pub const PAGE_MAX_SPECTRUM_PARAMS: usize = 512;
+
 /// Steps between measurements at the start of training.
 const MIN_GAP: usize = 10;
 /// Measurements kept; when full, every second one is dropped.
@@ -101,9 +106,12 @@ impl SharpnessTracker {
         self.history.last()
     }
 
-    /// Whether the spectrum is missing or older than the run's step.
+    /// Whether the spectrum is missing or older than the run's step (never for
+    /// a diverged run or one too large for it, see [`spectrum_fits`]).
     pub fn spectrum_stale(&self, run: &Run) -> bool {
-        run.diverged.is_none() && self.spectrum.as_ref().is_none_or(|s| s.step != run.step)
+        run.diverged.is_none()
+            && spectrum_fits(run.mlp.num_params())
+            && self.spectrum.as_ref().is_none_or(|s| s.step != run.step)
     }
 
     /// The dense Hessian on the same points as the other measures, and its
@@ -115,6 +123,11 @@ impl SharpnessTracker {
         let mut op = HessianOperator::new(&run.mlp, &run.params, &x, &y);
         self.spectrum = Some(Spectrum { step: run.step, eigenvalues: spectrum(&op.dense()) });
     }
+}
+
+/// Whether the page computes the dense spectrum of a network with `params` parameters.
+pub fn spectrum_fits(params: usize) -> bool {
+    params <= PAGE_MAX_SPECTRUM_PARAMS
 }
 
 /// The edge-of-stability references for lambda_max (Cohen et al. 2021): plain
@@ -216,6 +229,22 @@ mod tests {
         let power = tracker.latest().unwrap().report.lambda_max;
         let exact = s.eigenvalues[0];
         assert!((power - exact).abs() < 0.05 * exact.abs(), "power iteration {power} vs dense {exact}");
+    }
+
+    #[test]
+    fn networks_too_large_for_a_dense_spectrum_never_ask_for_one() {
+        let mut config = RunConfig::default();
+        config.data.n_train = 32;
+        config.model.hidden = vec![64, 64]; // 4482 parameters
+        let pair = Pair::new(config).unwrap();
+        assert!(!spectrum_fits(pair.left.mlp.num_params()));
+        let tracker = SharpnessTracker::new(1, crate::config::DEFAULT_RHO);
+        assert!(!tracker.spectrum_stale(&pair.left), "the page must not build a 4482 x 4482 Hessian in a frame");
+        // Nor does a measurement that asks for the spectrum (above MAX_DENSE_PARAMS).
+        let settings = SharpnessSettings { spectrum: true, max_points: 16, ..SharpnessSettings::quick() };
+        let report = measure(&pair.left.mlp, &pair.left.params, &pair.splits.train, &settings);
+        assert_eq!(report.spectrum, None);
+        assert!(report.lambda_max.is_finite(), "the product-based measures still run");
     }
 
     #[test]

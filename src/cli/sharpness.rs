@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
+use flatminima::hessian::MAX_DENSE_PARAMS;
 use flatminima::pair::Pair;
 use flatminima::record::RunRecord;
 use flatminima::sharpness::{measure, SharpnessReport, SharpnessSettings};
@@ -52,6 +53,13 @@ pub fn run(args: SharpnessArgs) -> Result<(), Failure> {
             report: measure(&run.mlp, &run.params, &run.splits.train, &settings),
         })
         .collect();
+    let params = pair.left.mlp.num_params();
+    if settings.spectrum && params > MAX_DENSE_PARAMS {
+        eprintln!(
+            "notice: no dense Hessian spectrum: the network has {params} parameters, more than the \
+             {MAX_DENSE_PARAMS} a dense Hessian is built for (P^2 memory, P^3 time)"
+        );
+    }
     let json = serde_json::json!({ "left": sides[0], "right": sides[1] });
     print_stdout(&(serde_json::to_string_pretty(&json).expect("reports serialise") + "\n"))
 }

@@ -3,6 +3,7 @@
 //! and the Hessian eigen-spectrum of both sides as histograms.
 
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 use wasm_bindgen::JsValue;
 use web_sys::HtmlCanvasElement;
 
@@ -75,9 +76,22 @@ pub fn draw_lambda_max(
 /// on a log axis (a bulk near zero and a few outliers is the usual picture:
 /// the outliers are the sharp directions). Bars of the two sides sit side by
 /// side within each bin.
-pub fn draw_spectrum(canvas: &HtmlCanvasElement, spectra: [Option<&Spectrum>; 2], scale: f64) -> Result<(), JsValue> {
+/// `note`, if any, says why there is no spectrum (written over the empty chart).
+pub fn draw_spectrum(
+    canvas: &HtmlCanvasElement,
+    spectra: [Option<&Spectrum>; 2],
+    note: Option<&str>,
+    scale: f64,
+) -> Result<(), JsValue> {
     let s = scale.clamp(0.5, 4.0);
     let Some(root) = chart::white_area(canvas, s, 120.0, 80.0)? else { return Ok(()) };
+    if let Some(note) = note {
+        let (w, h) = root.dim_in_pixel();
+        let style = ("sans-serif", 12.0 * s).into_font().color(&RGBColor(90, 90, 90));
+        let centred = style.pos(Pos::new(HPos::Center, VPos::Center));
+        root.draw(&Text::new(note.to_string(), (w as i32 / 2, h as i32 / 2), centred)).map_err(js_error)?;
+        return Ok(());
+    }
     let all = spectra.iter().flatten().flat_map(|sp| sp.eigenvalues.iter().copied()).filter(|v| v.is_finite());
     let (lo, hi) = all.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
     let (lo, hi) = if lo.is_finite() && hi > lo { (lo, hi) } else { (-1.0, 1.0) };

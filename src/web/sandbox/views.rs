@@ -7,7 +7,7 @@ use web_sys::HtmlCanvasElement;
 
 use crate::landscape::{log10_range, DirectionKind, Split};
 use crate::live_landscape::LiveLandscape;
-use crate::sharpness_tracker::{stability_thresholds, SharpnessTracker};
+use crate::sharpness_tracker::{spectrum_fits, stability_thresholds, SharpnessTracker, PAGE_MAX_SPECTRUM_PARAMS};
 
 use super::super::landscape_view::{self, Dash, LandscapePainter, LineSeries1d, SurfacePicture};
 use super::super::palette;
@@ -287,7 +287,16 @@ impl Sandbox {
             sharpness_view::draw_lambda_max(lambda, [a, b], [&pair.left.side, &pair.right.side], scale)?;
         }
         if self.drawn.is_new(spectrum, &content) {
-            sharpness_view::draw_spectrum(spectrum, [a.spectrum.as_ref(), b.spectrum.as_ref()], scale)?;
+            let params = pair.left.mlp.num_params();
+            let note = (!spectrum_fits(params)).then(|| {
+                format!("no dense spectrum for {params} parameters (the page stops at {PAGE_MAX_SPECTRUM_PARAMS})")
+            });
+            sharpness_view::draw_spectrum(
+                spectrum,
+                [a.spectrum.as_ref(), b.spectrum.as_ref()],
+                note.as_deref(),
+                scale,
+            )?;
         }
         Ok(())
     }
