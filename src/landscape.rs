@@ -220,14 +220,18 @@ pub fn default_t(kind: DirectionKind) -> Vec<f64> {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Plane {
     pub kind: DirectionKind,
+    // A diverged run's plane holds NaN, which JSON writes as null: read back as NaN.
+    #[serde(deserialize_with = "crate::nan_as_null::vec")]
     pub origin: Vec<f64>,
+    #[serde(deserialize_with = "crate::nan_as_null::vec")]
     pub d1: Vec<f64>,
+    #[serde(deserialize_with = "crate::nan_as_null::vec")]
     pub d2: Vec<f64>,
     /// PCA planes: the fraction of the trajectory's variance along d1 and d2.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "crate::nan_as_null::option_pair")]
     pub explained_variance: Option<[f64; 2]>,
     /// Hessian planes: the eigenvalues of d1 and d2.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "crate::nan_as_null::option_pair")]
     pub eigenvalues: Option<[f64; 2]>,
 }
 

@@ -16,6 +16,7 @@ pub mod live_landscape;
 pub mod loss;
 pub mod metrics;
 pub mod model;
+pub mod nan_as_null;
 pub mod optim;
 pub mod pair;
 pub mod record;

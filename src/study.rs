@@ -46,6 +46,10 @@ pub struct Study {
 /// The most replicas per side, and steps per replica, the page's studies take.
 pub const PAGE_MAX_REPLICAS: usize = 4096;
 pub const PAGE_MAX_STEPS: usize = 100_000;
+/// The most parameters (replicas x the network's) per side a page's study
+/// takes: the GPU holds every replica's at once (32 MiB of f64 per side
+/// while they are set up), and a browser tab's memory is not the CLI's.
+pub const PAGE_MAX_STUDY_PARAMS: usize = 1 << 22;
 
 impl Study {
     /// The page's study: `replicas` seeds of both sides of the config that
@@ -70,7 +74,19 @@ impl Study {
         if let Some(e) = errors.into_iter().next() {
             return Err(e);
         }
-        Ok(Study::new(&Pair::new(config)?, replicas, steps))
+        let pair = Pair::new(config)?;
+        let params = pair.left.mlp.num_params();
+        if replicas.saturating_mul(params) > PAGE_MAX_STUDY_PARAMS {
+            return Err(ConfigError::new(
+                "replicas",
+                format!(
+                    "{replicas} replicas of a {params}-parameter network exceed the page's {PAGE_MAX_STUDY_PARAMS} \
+                     parameters per side; use at most {} replicas or a smaller network",
+                    PAGE_MAX_STUDY_PARAMS / params.max(1)
+                ),
+            ));
+        }
+        Ok(Study::new(&pair, replicas, steps))
     }
 
     /// `replicas` seeds of both sides of `pair`'s config (its data), `steps` steps each.
@@ -94,14 +110,17 @@ impl Study {
     /// The replicas of side 0 (left) or 1 (right), in seed order.
     pub fn replicas(&self, side: usize) -> Vec<Replica> {
         let mlp = self.mlp();
-        self.seeds
-            .iter()
-            .map(|&seed| Replica {
-                side: self.sides[side.min(1)].clone(),
-                init: self.init.clone().unwrap_or_else(|| mlp.init_params(&mut Rng::derive(seed, "init"))),
-                seed,
-            })
-            .collect()
+        (0..self.seeds.len()).map(|i| self.replica(&mlp, side, i)).collect()
+    }
+
+    /// Replica `i` of side 0 (left) or 1 (right); `mlp` is [`Study::mlp`].
+    pub fn replica(&self, mlp: &Mlp, side: usize, i: usize) -> Replica {
+        let seed = self.seeds[i];
+        Replica {
+            side: self.sides[side.min(1)].clone(),
+            init: self.init.clone().unwrap_or_else(|| mlp.init_params(&mut Rng::derive(seed, "init"))),
+            seed,
+        }
     }
 
     /// Batch size as the runs use it (at most the training set).
@@ -159,13 +178,12 @@ pub fn diverged(initial_train_loss: f64, final_train_loss: f64) -> bool {
 }
 
 /// A study trained on the CPU a bounded number of steps at a time: replica
-/// after replica, left side first.
+/// after replica, left side first. Each replica is set up when its turn
+/// comes, so memory holds one run and the finished metrics.
 pub struct StudyJob {
+    study: Study,
     mlp: Mlp,
     splits: Arc<Splits>,
-    batch_size: usize,
-    steps: usize,
-    replicas: [Vec<Replica>; 2],
     current: Option<ReplicaRun>,
     results: [Vec<ReplicaMetrics>; 2],
 }
@@ -173,11 +191,9 @@ pub struct StudyJob {
 impl StudyJob {
     pub fn new(study: &Study) -> StudyJob {
         StudyJob {
+            study: study.clone(),
             mlp: study.mlp(),
             splits: Arc::new(study.splits.clone()),
-            batch_size: study.batch_size,
-            steps: study.steps,
-            replicas: [study.replicas(0), study.replicas(1)],
             current: None,
             results: [Vec::new(), Vec::new()],
         }
@@ -185,7 +201,7 @@ impl StudyJob {
 
     /// The (side, index) of the replica being trained, or None when done.
     fn next(&self) -> Option<(usize, usize)> {
-        (0..2).map(|side| (side, self.results[side].len())).find(|&(side, i)| i < self.replicas[side].len())
+        (0..2).map(|side| (side, self.results[side].len())).find(|&(_, i)| i < self.study.seeds.len())
     }
 
     /// Trains at most `max_steps` more steps (over as many replicas as that
@@ -193,14 +209,16 @@ impl StudyJob {
     pub fn advance(&mut self, max_steps: usize) -> usize {
         let mut done = 0;
         while let Some((side, i)) = self.next() {
-            let current = self.current.get_or_insert_with(|| {
-                ReplicaRun::new(&self.replicas[side][i], &self.mlp, &self.splits, self.batch_size)
-            });
+            let (study, mlp, splits) = (&self.study, &self.mlp, &self.splits);
+            let current = self
+                .current
+                .get_or_insert_with(|| ReplicaRun::new(&study.replica(mlp, side, i), mlp, splits, study.batch_size));
+            let steps = study.steps;
             let before = current.step();
-            let n = self.steps.saturating_sub(before).min(max_steps - done);
+            let n = steps.saturating_sub(before).min(max_steps - done);
             current.train(n);
             // A diverged run stops stepping: count its remaining steps as done.
-            let finished = current.step() >= self.steps || current.step() < before + n;
+            let finished = current.step() >= steps || current.step() < before + n;
             done += n;
             if finished {
                 let mut run = self.current.take().expect("just used");
@@ -219,8 +237,8 @@ impl StudyJob {
 
     /// Fraction of all steps of all replicas done, in [0, 1].
     pub fn progress(&self) -> f64 {
-        let per = self.steps.max(1) as f64;
-        let total = (self.replicas[0].len() + self.replicas[1].len()) as f64 * per;
+        let per = self.study.steps.max(1) as f64;
+        let total = (2 * self.study.seeds.len()) as f64 * per;
         let finished = (self.results[0].len() + self.results[1].len()) as f64 * per;
         let partial = self.current.as_ref().map_or(0, ReplicaRun::step) as f64;
         if total == 0.0 {
@@ -270,8 +288,11 @@ pub struct SideSummary {
 }
 
 impl SideSummary {
+    /// The spreads are over the replicas that did not diverge (a diverged
+    /// network's accuracy is finite but meaningless: NaN logits all vote for
+    /// class 0); `diverged` counts the others.
     pub fn new(label: String, metrics: &[ReplicaMetrics]) -> SideSummary {
-        let spread = |f: fn(&ReplicaMetrics) -> f64| Spread::of(metrics.iter().map(f));
+        let spread = |f: fn(&ReplicaMetrics) -> f64| Spread::of(metrics.iter().filter(|m| !m.diverged).map(f));
         SideSummary {
             label,
             ood_acc: spread(|m| m.ood_acc),
@@ -290,14 +311,19 @@ pub struct Paired {
     pub mean_ood_acc_difference: f64,
     pub right_higher: usize,
     pub right_lower: usize,
-    /// Pairs where both OOD accuracies are finite.
+    /// Pairs where neither side diverged (and both OOD accuracies are finite).
     pub pairs: usize,
 }
 
 impl Paired {
     pub fn of(left: &[ReplicaMetrics], right: &[ReplicaMetrics]) -> Option<Paired> {
-        let d: Vec<f64> =
-            left.iter().zip(right).map(|(l, r)| r.ood_acc - l.ood_acc).filter(|d| d.is_finite()).collect();
+        let d: Vec<f64> = left
+            .iter()
+            .zip(right)
+            .filter(|(l, r)| !l.diverged && !r.diverged)
+            .map(|(l, r)| r.ood_acc - l.ood_acc)
+            .filter(|d| d.is_finite())
+            .collect();
         (!d.is_empty()).then(|| Paired {
             mean_ood_acc_difference: d.iter().sum::<f64>() / d.len() as f64,
             right_higher: d.iter().filter(|&&x| x > 0.0).count(),
@@ -390,6 +416,12 @@ mod tests {
         assert_eq!(e.field, "lr");
         assert_eq!(Study::from_settings([], 0, 30).unwrap_err().field, "replicas");
         assert_eq!(Study::from_settings([], 1, 100_001).unwrap_err().field, "steps");
+        // The default 2-16-16-2 net (354 parameters) takes the most replicas; a wide
+        // deep one does not, and the message says how many it would take.
+        assert!(Study::from_settings([], PAGE_MAX_REPLICAS, 1).is_ok());
+        let e = Study::from_settings([("hidden", "64,64,64,64,64,64")], PAGE_MAX_REPLICAS, 1).unwrap_err();
+        assert_eq!(e.field, "replicas");
+        assert!(e.message.contains("use at most 198 replicas"), "{}", e.message);
     }
 
     #[test]
@@ -418,25 +450,29 @@ mod tests {
     }
 
     #[test]
-    fn summaries_skip_non_finite_values() {
-        let m = |acc: f64| ReplicaMetrics {
-            train_loss: 0.1,
+    fn summaries_leave_out_diverged_replicas_and_non_finite_values() {
+        let m = |acc: f64, diverged: bool| ReplicaMetrics {
+            train_loss: if diverged { f64::NAN } else { 0.1 },
             train_acc: 1.0,
             id_loss: 0.1,
             id_acc: 1.0,
             ood_loss: 0.5,
             ood_acc: acc,
-            diverged: !acc.is_finite(),
+            diverged,
         };
-        let left = [m(0.5), m(0.7), m(f64::NAN)];
-        let right = [m(0.6), m(0.6), m(0.9)];
+        // A diverged network still has a finite accuracy (its NaN logits all pick
+        // class 0): 0.5 here, which must count neither in the spread nor the pairs.
+        let left = [m(0.5, false), m(0.7, false), m(0.5, true), m(f64::NAN, false)];
+        let right = [m(0.6, false), m(0.6, false), m(0.9, false), m(0.8, false)];
         let s = SideSummary::new("L".into(), &left);
         assert_eq!(s.ood_acc, Some(Spread { mean: 0.6, min: 0.5, max: 0.7 }));
+        assert_eq!(s.train_loss.map(|t| (t.min, t.max)), Some((0.1, 0.1)));
         assert_eq!(s.diverged, 1);
         let p = Paired::of(&left, &right).unwrap();
         assert_eq!((p.right_higher, p.right_lower, p.pairs), (1, 1, 2));
         assert!(p.mean_ood_acc_difference.abs() < 1e-12);
         assert_eq!(Paired::of(&[], &[]), None);
+        assert_eq!(SideSummary::new("all diverged".into(), &[m(0.5, true)]).ood_acc, None);
     }
 
     #[test]

@@ -135,6 +135,18 @@ async function openGpu(choice) {
 
 const errorText = (e) => (e && e.message ? e.message : String(e));
 
+/**
+ * `promise`, or a rejection once the GPU module has crashed: a panic there leaves
+ * its promises unsettled, and a study must not wait for one forever.
+ */
+function untilGpuCrash(promise) {
+  let timer;
+  const crashed = new Promise((_, reject) => {
+    timer = setInterval(() => gpuCrash() && reject(new Error(`the GPU module crashed: ${gpuCrash()}`)), 200);
+  });
+  return Promise.race([promise, crashed]).finally(() => clearInterval(timer));
+}
+
 /** The message of a Rust panic (left by the panic hook), or of any other error. */
 function describeError(e) {
   const panic = globalThis.__flatminimaPanic;
@@ -340,6 +352,8 @@ class FlatminimaSandbox extends HTMLElement {
    */
   #backend = { choice: null, gpu: null, note: "" };
   #gpuBusy = { boundary: false, surfaces: 0 };
+  // Bumped whenever the backend is (re)chosen: an answer to an older choice's request is dropped.
+  #gpuEpoch = 0;
   #studyToken = 0;
   /**
    * Whether any of the element is on screen: landscape work waits while it is
@@ -523,8 +537,9 @@ class FlatminimaSandbox extends HTMLElement {
    * for `steps` steps each (default ${STUDY_STEPS}) with the current settings, and
    * resolves to the report: {backend, replicas, steps, ms, left, right, paired}
    * (see the README). On the GPU when it is in use, else on the CPU a few ms per
-   * frame (the page stays responsive). Rejects on counts out of range, and when
-   * a newer study replaces this one.
+   * frame (the page stays responsive). Rejects on counts out of range (or too many
+   * parameters in all), and with an Error named "AbortError" when a newer study
+   * replaces this one.
    */
   async study({ replicas = STUDY_REPLICAS, steps = STUDY_STEPS } = {}) {
     await loadWasm();
@@ -537,33 +552,38 @@ class FlatminimaSandbox extends HTMLElement {
     }
     const token = ++this.#studyToken;
     const stale = () => token !== this.#studyToken || fatalMessage || !this.isConnected;
+    const replaced = () => Object.assign(new Error("the study was replaced by a newer one or the element was removed"), { name: "AbortError" });
+    // The study is fixed here: the CPU's job (which also checks the counts against the
+    // network's size) and the settings the GPU gets, so a fallback trains the same one.
+    const query = this.#sb.settingsQuery();
+    this.#sb.studyStart(replicas, steps);
     const gpu = this.#backend.gpu;
     this.#showStudy({ running: true, progress: 0, backend: gpu ? "GPU" : "CPU", replicas });
     let report = null;
     let note = "";
     if (gpu) {
       try {
-        report = JSON.parse(await gpu.study(this.#sb.settingsQuery(), replicas, steps));
+        report = JSON.parse(await untilGpuCrash(gpu.study(query, replicas, steps)));
       } catch (e) {
+        if (stale()) throw replaced();
         note = `the GPU could not train it (${errorText(e)}); the CPU did`;
-        if (gpu.problem()) this.#gpuFailed(e);
+        if (gpuCrash() || gpu.problem()) this.#gpuFailed(e);
       }
     }
     if (!report) {
-      this.#sb.studyStart(replicas, steps);
       this.#showStudy({ running: true, progress: 0, backend: "CPU", replicas });
       for (;;) {
         await new Promise((resolve) => requestAnimationFrame(resolve));
-        if (stale()) throw new Error("the study was replaced by a newer one or the element was removed");
+        if (stale()) throw replaced();
         const progress = this.#guard(() => this.#sb.studyAdvance(STUDY_BUDGET_MS * FlatminimaSandbox.#frameShare(performance.now())));
         if (progress === undefined) throw new Error(fatalMessage);
         this.#showStudy({ running: true, progress, backend: "CPU", replicas });
         if (progress >= 1) break;
       }
       report = JSON.parse(this.#sb.studyResultJson());
-      this.#sb.studyCancel();
     }
-    if (stale()) throw new Error("the study was replaced by a newer one or the element was removed");
+    if (stale()) throw replaced();
+    this.#sb.studyCancel(); // this study's CPU job (a newer study would have replaced it)
     if (note) report.note = note;
     this.#showStudy(report);
     return report;
@@ -794,7 +814,8 @@ class FlatminimaSandbox extends HTMLElement {
     e.ood.addEventListener("change", () => this.setAttribute("show-ood", String(e.ood.checked)));
     e.directions.addEventListener("change", () => this.setAttribute("directions", e.directions.value));
     e.surface.addEventListener("change", () => this.setAttribute("surface", e.surface.value));
-    e.studyRun.addEventListener("click", () => this.study().catch((err) => this.#showStudy({ error: errorText(err) })));
+    // A study replaced by a newer one is not a failure: the newer one shows its own progress.
+    e.studyRun.addEventListener("click", () => this.study().catch((err) => err.name === "AbortError" || this.#showStudy({ error: errorText(err) })));
     this.#wireRotation();
   }
 
@@ -888,6 +909,7 @@ class FlatminimaSandbox extends HTMLElement {
     const now = kernels ? "gpu" : "cpu";
     Object.assign(this.#backend, { gpu: kernels, note });
     this.#gpuBusy = { boundary: false, surfaces: 0 };
+    this.#gpuEpoch++;
     if (this.#sb && !fatalMessage) this.#guard(() => this.#sb.setGpu(kernels ? kernels.description() : ""));
     this.#messages.backend = notice ? [notice] : [];
     this.#renderMessages();
@@ -920,15 +942,17 @@ class FlatminimaSandbox extends HTMLElement {
     if (!gpu || !this.#sb || fatalMessage) return;
     // A panic in the GPU module leaves its promises unsettled: notice it here.
     if (gpuCrash()) { this.#gpuFailed(new Error(`the GPU module crashed: ${gpuCrash()}`)); return; }
+    // Every element shares one GpuKernels, so "the same kernels" does not mean "the same choice".
+    const epoch = this.#gpuEpoch;
     const answered = (busy, answer) => (result) => {
-      if (this.#backend.gpu !== gpu) return; // the backend changed meanwhile
+      if (this.#gpuEpoch !== epoch) return; // the backend was chosen again meanwhile
       busy();
       const problem = this.#guard(() => answer(result));
       if (problem) this.#gpuFailed(new Error(problem));
       this.#startLoop();
     };
     const failed = (busy) => (e) => {
-      if (this.#backend.gpu !== gpu) return;
+      if (this.#gpuEpoch !== epoch) return;
       busy();
       this.#gpuFailed(e);
     };

@@ -21,6 +21,8 @@ use crate::study::{Study, StudyReport};
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BoundaryRequest {
     pub architecture: Architecture,
+    /// A diverged run's parameters may be NaN (null in JSON, NaN again when read).
+    #[serde(deserialize_with = "crate::nan_as_null::vecs")]
     pub params: Vec<Vec<f64>>,
     pub lo: f64,
     pub hi: f64,
@@ -185,6 +187,35 @@ mod tests {
                 assert!((a.ood_acc - b.ood_acc).abs() <= 0.02, "side {side}: {a:?} vs {b:?}");
             }
         }
+    }
+
+    /// A diverged run's parameters are not numbers; JSON writes them as null.
+    /// Its requests must still cross (read back as NaN) and run, not fail to parse.
+    #[test]
+    fn a_diverged_runs_requests_cross_as_json_and_run() {
+        let mut pair = trained_pair();
+        pair.left.params.iter_mut().step_by(3).for_each(|w| *w = f64::NAN);
+        pair.left.params[1] = f64::INFINITY;
+        let boundary = via_json(&BoundaryRequest {
+            architecture: Architecture::of(&pair.left.mlp),
+            params: vec![pair.left.params.clone(), pair.right.params.clone()],
+            lo: -3.0,
+            hi: 3.0,
+            n: 5,
+        });
+        assert!(boundary.params[0][0].is_nan() && boundary.params[0][1].is_nan());
+        assert_eq!(boundary.params[1], pair.right.params, "finite numbers cross unchanged");
+        let live = LiveLandscape::new(&pair, LiveSettings { grid: 5, max_points: 32, ..Default::default() });
+        let surface = live.surface_request(0, 1).expect("a surface to compute");
+        let crossed = via_json(&surface);
+        assert!(crossed.plane.origin[0].is_nan());
+
+        let Some(gpu) = gpu() else { return };
+        assert_eq!(block_on(boundary.run_gpu(&gpu)).unwrap().len(), 2 * 5 * 5 * 2);
+        let right = &block_on(boundary.run_gpu(&gpu)).unwrap()[5 * 5 * 2..];
+        let cpu = &boundary.run_cpu()[5 * 5 * 2..];
+        assert!(right.iter().zip(cpu).all(|(g, c)| (g - c).abs() < 1e-5), "the finite side is unaffected");
+        assert_eq!(block_on(crossed.run_gpu(&gpu)).unwrap().len(), crossed.run_cpu().len());
     }
 
     #[test]

@@ -168,6 +168,35 @@ describe("without WebGPU", () => {
     const study = await withTimeout(page.evaluate(() => document.querySelector("#s0").study({ replicas: 8, steps: 50 })), 30_000, "the CPU study");
     assert.equal(study.backend, "cpu");
     assert.equal(study.left.replicas.length, 8);
+
+    // A study replaced by a newer one rejects as an AbortError; the Study button's
+    // study, replaced the same way, is not shown as a failure: the row has the newer outcome.
+    const replaced = await withTimeout(page.evaluate(async () => {
+      const el = document.querySelector("#s0");
+      const frame = () => new Promise((resolve) => requestAnimationFrame(resolve));
+      const errors = [];
+      const first = el.study({ replicas: 64, steps: 1000 }).catch((e) => errors.push(e.name));
+      await frame();
+      const second = await el.study({ replicas: 2, steps: 10 });
+      await first;
+      el.shadowRoot.querySelector(".fm-study-run").click();
+      await frame();
+      await el.study({ replicas: 3, steps: 10 });
+      for (let i = 0; i < 3; i++) await frame();
+      return { errors, replicas: second.replicas, row: el.shadowRoot.querySelector(".fm-study-result").textContent };
+    }), 30_000, "a replaced study");
+    assert.deepEqual(replaced.errors, ["AbortError"]);
+    assert.equal(replaced.replicas, 2);
+    assert.match(replaced.row, /3 seeds × 10 steps on the CPU/);
+    assert.doesNotMatch(replaced.row, /failed/);
+
+    // Too many parameters in all for a page: named, with the count that would fit.
+    const tooBig = await page.evaluate(() => {
+      const el = document.querySelector("#s0");
+      el.setAttribute("hidden", "64,64,64,64,64,64");
+      return el.study({ replicas: 4096, steps: 10 }).then(() => null, (e) => e.message);
+    });
+    assert.match(tooBig, /replicas.*4096 replicas of a 21122-parameter network.*use at most 198 replicas/);
     await page.close();
     assert.deepEqual(problems, []);
   });

@@ -92,11 +92,11 @@ impl Sandbox {
 
     /// The answer to the last `boundaryRequest`: both sides' probabilities,
     /// left then right. Returns "" when taken (or stale: the runs were
-    /// replaced), else what is wrong with it.
+    /// replaced, or `setGpu` forgot the request), else what is wrong with it.
     #[wasm_bindgen(js_name = boundaryAnswer)]
     pub fn boundary_answer(&mut self, probs: &[f32]) -> String {
         let Some((left, right, generation)) = self.offload.boundary.take() else {
-            return "no boundary request is out".into();
+            return String::new();
         };
         if generation != self.generation {
             return String::new();
