@@ -1,8 +1,8 @@
 //! Sharpness measured again and again while a run trains, for the page's
 //! sharpness panel and `metrics()`. A measurement is a
-//! [`SharpnessJob`] with the quick settings, done one measure per
-//! [`SharpnessTracker::advance`] call so that no frame waits for a whole
-//! one; measurements get sparser as training goes on (about ten per decade of
+//! [`SharpnessJob`] with the quick settings, done a piece (one Hessian-vector
+//! product, or one measure) per [`SharpnessTracker::advance`] call so that no
+//! frame waits for a whole one; measurements get sparser as training goes on (about ten per decade of
 //! steps), so the history stays short however long the run is. The dense
 //! Hessian spectrum costs tens of ms, so it is computed only on request
 //! (the page asks while paused).
@@ -164,7 +164,7 @@ mod tests {
     }
 
     #[test]
-    fn measures_on_schedule_one_stage_per_call() {
+    fn measures_on_schedule_a_piece_per_call() {
         let mut pair = pair();
         let mut tracker = SharpnessTracker::new(pair.config.seed, crate::config::DEFAULT_RHO);
         assert!(tracker.has_work(&pair.left, false), "due at step 0");
@@ -172,8 +172,11 @@ mod tests {
         while !tracker.advance(&pair.left, false) {
             calls += 1;
         }
-        assert_eq!(calls, 6, "one call starts the job, then one per measure (the sixth finishes it)");
         let first = tracker.latest().unwrap();
+        // One call starts the job, then one per product of lambda_max and of the
+        // trace and one per other measure (the last call finishes it).
+        let products = first.report.lambda_max_iterations + tracker.settings.hutchinson_samples;
+        assert_eq!(calls, 1 + products + 4 - 1);
         assert_eq!(first.step, 0);
         // The same numbers as one uninterrupted measurement.
         let direct = measure(&pair.left.mlp, &pair.left.params, &pair.splits.train, &tracker.settings);

@@ -9,7 +9,7 @@
 #[path = "support/golden.rs"]
 mod golden;
 
-use flatminima::web::field::{data_to_grid, GRID};
+use flatminima::web::field::{data_to_grid, Field, GRID};
 use flatminima::web::palette;
 use flatminima::web::Sandbox;
 use serde_json::Value;
@@ -509,4 +509,35 @@ fn gpu_requests_and_answers_give_what_the_cpu_path_gives() {
     assert_eq!(report["left"]["replicas"].as_array().unwrap().len(), 3);
     assert_eq!(report["paired"]["pairs"], 3);
     assert!(report["right"]["ood_acc"]["mean"].as_f64().is_some_and(|v| (0.0..=1.0).contains(&v)));
+}
+
+/// A big net's field takes several draws (a band of rows each); the page keeps
+/// showing the last complete one, and the finished field is the same as one
+/// computed at once. A training step meanwhile does not restart it.
+#[wasm_bindgen_test]
+fn a_big_nets_field_is_computed_over_several_draws() {
+    let settings = "hidden=64,64,64,64,64,64&points=50&seed=4";
+    let mut sb = Sandbox::from_settings(settings);
+    let mut reference = Sandbox::from_settings(settings);
+    let (canvas, _) = canvas(200, 200);
+    let mut draws = 1;
+    while sb.draw_boundary(0, &canvas, false, 1.0).unwrap() {
+        if draws == 1 {
+            sb.step(1); // the field under way is for step 0: finished first
+            reference.step(1);
+        }
+        draws += 1;
+        assert!(draws < 200, "the field must finish");
+    }
+    assert!(draws > 10, "21122 parameters: more than one band ({draws} draws)");
+    let at_once = |sandbox: &Sandbox| {
+        let mut field = Field::new();
+        field.update(&sandbox.pair().left);
+        field.probs_at(40, 70).to_vec()
+    };
+    assert_eq!(sb.field(0).probs_at(40, 70), at_once(&Sandbox::from_settings(settings)), "step 0's field, complete");
+    // The next draws bring it to step 1.
+    while sb.draw_boundary(0, &canvas, false, 1.0).unwrap() {}
+    assert_eq!(sb.field(0).probs_at(40, 70), at_once(&reference), "then step 1's");
+    assert_ne!(at_once(&reference), at_once(&Sandbox::from_settings(settings)), "the step changed the field");
 }

@@ -1078,7 +1078,8 @@ class FlatminimaSandbox extends HTMLElement {
     this.#dirty.boundary = false;
     const scale = window.devicePixelRatio || 1;
     this.#els.panels.forEach((p, side) => {
-      if (p.canvas.width > 0) this.#guard(() => this.#sb.drawBoundary(side, p.canvas, this.#els.ood.checked, scale));
+      // true: a big net's newer field is still being computed, a band of rows per call.
+      if (p.canvas.width > 0 && this.#guard(() => this.#sb.drawBoundary(side, p.canvas, this.#els.ood.checked, scale))) this.#dirty.boundary = true;
     });
   }
 

@@ -44,7 +44,7 @@ impl BufferPool {
         }
     }
 
-    #[cfg(test)]
+    #[cfg(all(test, not(target_arch = "wasm32")))]
     fn idle_sizes(&self) -> Vec<u64> {
         self.idle.lock().unwrap().iter().map(|b| b.size()).collect()
     }

@@ -7,6 +7,11 @@
 //!
 //! All buffers are allocated once and reused frame after frame; only a change
 //! in the number of classes resizes them.
+//!
+//! A field is computed a band of rows per [`Field::advance`] call into a back
+//! buffer, and shown when complete: the reference net's whole field is one
+//! call, a 6 x 64 net's (21122 parameters, 0.35 G multiply-adds) about forty,
+//! so the page keeps drawing meanwhile.
 
 use crate::train::Run;
 
@@ -18,12 +23,22 @@ pub const VIEW: f64 = 3.0;
 /// Grid cells per side; the heatmap is GRID x GRID pixels before scaling.
 pub const GRID: usize = 128;
 
+/// Multiply-adds of one [`Field::advance`] call (at least one row): the
+/// reference 2-16-16-2 net's whole field is 5.8 M.
+const MACS_PER_CALL: usize = 8_000_000;
+
 pub struct Field {
     /// x of each column's centre (the same for every row).
     xs: Vec<f64>,
     net: GridNet,
     /// `GRID * GRID x classes` probabilities, row-major from the top-left cell.
     probs: Vec<f64>,
+    /// The field being computed: rows `..next_row` of `back` are done.
+    back: Vec<f64>,
+    next_row: Option<usize>,
+    /// Classes and parameters of the net being computed.
+    back_classes: usize,
+    back_params: usize,
     /// Scratch: one class's margin per cell, for the boundary tracer.
     margin: Vec<f64>,
     classes: usize,
@@ -47,6 +62,10 @@ impl Field {
             xs: (0..GRID).map(|i| grid_to_data(i as f64 + 0.5, 0.0).0).collect(),
             net: GridNet::default(),
             probs: Vec::new(),
+            back: Vec::new(),
+            next_row: None,
+            back_classes: 0,
+            back_params: 0,
             margin: vec![0.0; cells],
             classes: 0,
             rgba: vec![255; 4 * cells],
@@ -55,16 +74,48 @@ impl Field {
     }
 
     /// Recomputes probabilities, pixels and boundary for `run`'s current
-    /// parameters (with the fast f32 forward of [`GridNet`]).
+    /// parameters (with the fast f32 forward of [`GridNet`]) at once.
     pub fn update(&mut self, run: &Run) {
-        let k = run.mlp.classes;
-        self.set_classes(k);
+        self.begin(run);
+        while !self.advance() {}
+    }
+
+    /// Starts computing the field of `run`'s current parameters (a snapshot:
+    /// the run may train on meanwhile), replacing any under way.
+    pub fn begin(&mut self, run: &Run) {
         self.net.load(&run.mlp, &run.params);
-        for (j, row) in self.probs.chunks_exact_mut(GRID * k).enumerate() {
+        self.back_classes = run.mlp.classes;
+        self.back_params = run.mlp.num_params();
+        self.back.resize(GRID * GRID * self.back_classes, 0.0);
+        self.next_row = Some(0);
+    }
+
+    /// Whether a field is being computed.
+    pub fn in_progress(&self) -> bool {
+        self.next_row.is_some()
+    }
+
+    /// Computes about [`MACS_PER_CALL`] multiply-adds' worth of rows; once the
+    /// last is done, shows the new field and returns true (also when none is
+    /// under way).
+    pub fn advance(&mut self) -> bool {
+        let Some(first) = self.next_row else { return true };
+        let k = self.back_classes;
+        let rows = (MACS_PER_CALL / (GRID * self.back_params).max(1)).max(1);
+        let last = (first + rows).min(GRID);
+        for j in first..last {
             let y = grid_to_data(0.0, j as f64 + 0.5).1;
-            self.net.row_probs(&self.xs, y, row);
+            self.net.row_probs(&self.xs, y, &mut self.back[j * GRID * k..(j + 1) * GRID * k]);
         }
+        if last < GRID {
+            self.next_row = Some(last);
+            return false;
+        }
+        self.next_row = None;
+        self.set_classes(k);
+        std::mem::swap(&mut self.probs, &mut self.back);
         self.paint();
+        true
     }
 
     /// Takes probabilities computed elsewhere (the GPU, over
@@ -74,6 +125,7 @@ impl Field {
         if classes == 0 || probs.len() != GRID * GRID * classes {
             return Err(format!("{} probabilities for {GRID}x{GRID} cells of {classes} classes", probs.len()));
         }
+        self.next_row = None; // this field replaces any being computed here
         self.set_classes(classes);
         for (p, &q) in self.probs.iter_mut().zip(probs) {
             *p = q as f64;

@@ -11,7 +11,7 @@ use web_sys::HtmlCanvasElement;
 use crate::config::RunConfig;
 use crate::data::{describe, make_splits, ShiftConfig, Splits};
 use crate::error::ConfigError;
-use crate::live_landscape::{LiveLandscape, LiveSettings};
+use crate::live_landscape::{LandscapeStart, LiveLandscape, LiveSettings};
 use crate::metrics::MetricPoint;
 use crate::pair::Pair;
 use crate::settings::{config_from_settings, parse_query, settings_from_config, to_query, SETTINGS};
@@ -48,6 +48,8 @@ pub struct Sandbox {
     fields: [Field; 2],
     /// (step, generation) each field was last computed for.
     fields_at: [Option<(usize, u32)>; 2],
+    /// (step, generation) of each side's field being computed on the CPU, if any.
+    field_job: [Option<(usize, u32)>; 2],
     painter: Option<BoundaryPainter>,
     /// Where the last panel drawn of each side put its view.
     plot_rects: [PlotRect; 2],
@@ -62,6 +64,8 @@ pub struct Sandbox {
     landscape_settings: LiveSettings,
     landscape_shown: Option<LiveLandscape>,
     landscape_pending: Option<LiveLandscape>,
+    /// The next landscape's Hessian planes, a Lanczos product per call, before it becomes pending.
+    landscape_start: Option<LandscapeStart>,
     landscape_painter: Option<LandscapePainter>,
     /// What each landscape and sharpness canvas shows now (see `views::DrawnPictures`).
     drawn: views::DrawnPictures,
@@ -96,6 +100,7 @@ impl Sandbox {
             generation: 0,
             fields: [Field::new(), Field::new()],
             fields_at: [None, None],
+            field_job: [None, None],
             painter: None,
             plot_rects: [PlotRect::default(); 2],
             chunk: 1,
@@ -105,6 +110,7 @@ impl Sandbox {
             landscape_settings: LiveSettings::default(),
             landscape_shown: None,
             landscape_pending: None,
+            landscape_start: None,
             landscape_painter: None,
             drawn: views::DrawnPictures::default(),
             trackers,
@@ -249,7 +255,9 @@ impl Sandbox {
 
     /// Draws one side's panel (`side` 0 = left, 1 = right): decision heatmap,
     /// boundary, axes, training points and, if `show_ood`, the OOD test points.
-    /// `scale` is the device pixel ratio the canvas was sized with.
+    /// `scale` is the device pixel ratio the canvas was sized with. Returns
+    /// true while a newer field is still being computed (a big net's takes
+    /// several calls; the last complete one is drawn meanwhile): call again.
     #[wasm_bindgen(js_name = drawBoundary)]
     pub fn draw_boundary(
         &mut self,
@@ -257,7 +265,7 @@ impl Sandbox {
         canvas: &HtmlCanvasElement,
         show_ood: bool,
         scale: f64,
-    ) -> Result<(), JsValue> {
+    ) -> Result<bool, JsValue> {
         let i = (side as usize).min(1);
         self.update_field(i);
         if self.painter.is_none() {
@@ -267,7 +275,7 @@ impl Sandbox {
         let splits = &self.slot.as_ref().expect("a sandbox always holds a pair").splits;
         let options = PanelOptions { show_train: true, show_ood, scale };
         self.plot_rects[i] = painter.draw(canvas, &self.fields[i], &splits.train, &splits.ood_test, &options)?;
-        Ok(())
+        Ok(self.fields[i].in_progress())
     }
 
     /// Draws the loss curves on `loss` and the accuracy curves on `accuracy`.
@@ -368,6 +376,7 @@ impl Sandbox {
         self.slot = None;
         self.landscape_shown = None;
         self.landscape_pending = None;
+        self.landscape_start = None;
         self.trackers = new_trackers(&config);
         self.slot = Some(new_pair(config));
         self.generation = self.generation.wrapping_add(1);
@@ -390,6 +399,7 @@ impl Sandbox {
         // The OOD surfaces were computed on the old OOD set.
         self.landscape_shown = None;
         self.landscape_pending = None;
+        self.landscape_start = None;
         self.generation = self.generation.wrapping_add(1);
         let step = self.current_step() as usize;
         if step > 0 && self.shift_marks.last() != Some(&step) {
@@ -397,6 +407,10 @@ impl Sandbox {
         }
     }
 
+    /// Brings side `i`'s field towards the run's current step: a band of rows
+    /// per call for a big net (see `Field::advance`). A field under way is
+    /// finished, then shown, even if training moved on meanwhile; the next
+    /// call starts the current step's.
     fn update_field(&mut self, i: usize) {
         let pair = self.slot.as_ref().expect("a sandbox always holds a pair");
         let run = if i == 0 { &pair.left } else { &pair.right };
@@ -404,9 +418,17 @@ impl Sandbox {
         // With the GPU on, its fields (a frame or so behind) are drawn; the CPU
         // computes one only where there is none for these runs yet.
         let gpu_field = self.gpu.is_some() && self.fields_at[i].is_some_and(|(_, g)| g == self.generation);
-        if self.fields_at[i] != key && !gpu_field {
-            self.fields[i].update(run);
-            self.fields_at[i] = key;
+        let field = &mut self.fields[i];
+        let stale_job = self.field_job[i].is_some_and(|(_, g)| g != self.generation);
+        if !field.in_progress() || stale_job {
+            if self.fields_at[i] == key || gpu_field {
+                return;
+            }
+            field.begin(run);
+            self.field_job[i] = key;
+        }
+        if field.advance() {
+            self.fields_at[i] = self.field_job[i].take();
         }
     }
 }

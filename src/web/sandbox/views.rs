@@ -41,6 +41,7 @@ impl Sandbox {
             self.landscape_settings = next;
             self.landscape_shown = None;
             self.landscape_pending = None;
+            self.landscape_start = None;
         }
         problems.join("; ")
     }
@@ -53,7 +54,7 @@ impl Sandbox {
     /// to stop asking.
     #[wasm_bindgen(js_name = landscapeAdvance)]
     pub fn landscape_advance(&mut self, budget_ms: f64) -> f64 {
-        let start = self.clock.now();
+        let begin = self.clock.now();
         loop {
             let steps = [self.pair().left.step, self.pair().right.step];
             let current = self.landscape_shown.as_ref().is_some_and(|l| l.steps() == steps);
@@ -61,18 +62,29 @@ impl Sandbox {
                 if current {
                     return 1.0;
                 }
-                let mut next = LiveLandscape::new(self.pair(), self.landscape_settings);
+                // Hessian directions: the Lanczos products first, one at a time (a
+                // 6 x 64 net's 80 would otherwise stall the page for most of a second).
+                let pair = self.slot.as_ref().expect("a sandbox always holds a pair");
+                let settings = self.landscape_settings;
+                let start = self.landscape_start.get_or_insert_with(|| LiveLandscape::start(pair, settings));
+                while !start.advance() {
+                    if self.clock.now() - begin >= budget_ms {
+                        return 0.0;
+                    }
+                }
+                let mut next = self.landscape_start.take().expect("just advanced").finish();
                 next.surfaces_elsewhere = self.gpu.is_some();
                 self.landscape_pending = Some(next);
                 self.offload.new_landscape();
             }
             let job = self.landscape_pending.as_mut().expect("just ensured");
-            // A few cells at a time (at least once), then look at the clock (a cell is ~0.1 ms here).
-            let did = job.advance(4);
+            // A cell at a time (at least one per call), then look at the clock: a cell is
+            // ~0.1 ms for the reference net but ~20 ms for a 6 x 64 one.
+            let did = job.advance(1);
             if job.is_done() {
                 // Shown from now on; if training moved on meanwhile, the loop starts the next one.
                 self.landscape_shown = self.landscape_pending.take();
-            } else if did == 0 || self.clock.now() - start >= budget_ms {
+            } else if did == 0 || self.clock.now() - begin >= budget_ms {
                 // (Nothing done: the rest is the surfaces, which the GPU module computes.)
                 return job.progress();
             }
@@ -124,7 +136,10 @@ impl Sandbox {
             "grid": l.settings.grid,
             "points": l.settings.max_points,
             "note": l.note,
-            "progress": self.landscape_pending.as_ref().map_or(1.0, |p| p.progress()),
+            "progress": match (&self.landscape_start, &self.landscape_pending) {
+                (Some(_), _) => 0.0, // the next landscape's Hessian planes are being found
+                (None, pending) => pending.as_ref().map_or(1.0, |p| p.progress()),
+            },
             "complete": self.landscape_shown.is_some(),
             "steps": l.steps(),
             "left": side(0),
