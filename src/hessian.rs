@@ -686,15 +686,8 @@ impl Hutchinson {
     }
 
     pub fn finish(self) -> TraceEstimate {
-        let (draws, samples) = (self.draws, self.samples);
-        let mean = draws.iter().sum::<f64>() / samples as f64;
-        let std_error = if samples > 1 {
-            let var = draws.iter().map(|d| (d - mean) * (d - mean)).sum::<f64>() / (samples - 1) as f64;
-            libm::sqrt(var / samples as f64)
-        } else {
-            f64::NAN
-        };
-        TraceEstimate { value: mean, std_error, samples }
+        let (value, std_error) = crate::stats::mean_and_std_error(&self.draws);
+        TraceEstimate { value, std_error, samples: self.samples }
     }
 }
 

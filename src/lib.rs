@@ -26,6 +26,7 @@ pub mod schedule;
 pub mod settings;
 pub mod sharpness;
 pub mod sharpness_tracker;
+pub mod stats;
 pub mod study;
 pub mod train;
 

@@ -298,14 +298,7 @@ pub fn average_sharpness(f: &mut Objective, w: &[f64], sigma: f64, samples: usiz
             0.5 * (f.loss(&plus) + f.loss(&minus)) - base
         })
         .collect();
-    let mean = values.iter().sum::<f64>() / pairs as f64;
-    let std_error = if pairs > 1 {
-        let var = values.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / (pairs - 1) as f64;
-        libm::sqrt(var / pairs as f64)
-    } else {
-        f64::NAN
-    };
-    (mean, std_error)
+    crate::stats::mean_and_std_error(&values)
 }
 
 /// Dinh et al. (2017): multiply layer `layer`'s W and b by `factor` and the next
