@@ -31,7 +31,8 @@ use crate::train::{Run, DIVERGENCE_FACTOR};
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Study {
     pub architecture: Architecture,
-    pub splits: Splits,
+    /// Shared, not copied, by the study's jobs and runs (serialised as plain data).
+    pub splits: Arc<Splits>,
     pub batch_size: usize,
     /// Optimiser steps per replica.
     pub steps: usize,
@@ -94,7 +95,7 @@ impl Study {
         let config = &pair.config;
         Study {
             architecture: Architecture::of(&pair.left.mlp),
-            splits: (*pair.splits).clone(),
+            splits: pair.splits.clone(),
             batch_size: config.training.batch_size,
             steps,
             sides: [config.left.clone(), config.right.clone()],
@@ -183,20 +184,13 @@ pub fn diverged(initial_train_loss: f64, final_train_loss: f64) -> bool {
 pub struct StudyJob {
     study: Study,
     mlp: Mlp,
-    splits: Arc<Splits>,
     current: Option<ReplicaRun>,
     results: [Vec<ReplicaMetrics>; 2],
 }
 
 impl StudyJob {
     pub fn new(study: &Study) -> StudyJob {
-        StudyJob {
-            study: study.clone(),
-            mlp: study.mlp(),
-            splits: Arc::new(study.splits.clone()),
-            current: None,
-            results: [Vec::new(), Vec::new()],
-        }
+        StudyJob { study: study.clone(), mlp: study.mlp(), current: None, results: [Vec::new(), Vec::new()] }
     }
 
     /// The (side, index) of the replica being trained, or None when done.
@@ -209,10 +203,10 @@ impl StudyJob {
     pub fn advance(&mut self, max_steps: usize) -> usize {
         let mut done = 0;
         while let Some((side, i)) = self.next() {
-            let (study, mlp, splits) = (&self.study, &self.mlp, &self.splits);
-            let current = self
-                .current
-                .get_or_insert_with(|| ReplicaRun::new(&study.replica(mlp, side, i), mlp, splits, study.batch_size));
+            let (study, mlp) = (&self.study, &self.mlp);
+            let current = self.current.get_or_insert_with(|| {
+                ReplicaRun::new(&study.replica(mlp, side, i), mlp, &study.splits, study.batch_size)
+            });
             let steps = study.steps;
             let before = current.step();
             let n = steps.saturating_sub(before).min(max_steps - done);
@@ -438,7 +432,7 @@ mod tests {
             assert!(calls < 100, "the job must finish");
         }
         assert_eq!(job.progress(), 1.0);
-        let splits = Arc::new(study.splits.clone());
+        let splits = study.splits.clone();
         for side in 0..2 {
             let at_once = CpuBackend.train_replicas(&study.mlp(), &splits, study.batch_size, &study.replicas(side), 25);
             assert_eq!(job.results()[side], at_once, "side {side}");

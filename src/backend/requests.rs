@@ -5,8 +5,6 @@
 //! runs it with [`GpuBackend`], and the answer goes back the same way. The
 //! CPU answer to each request is here too, for tests and for the fallback.
 
-use std::sync::Arc;
-
 use serde::{Deserialize, Serialize};
 
 use super::{CpuBackend, GpuBackend, Grid2d, ModelRef};
@@ -106,7 +104,7 @@ impl Study {
     /// core has none that works in a browser).
     pub async fn run_gpu(&self, gpu: &GpuBackend, now_ms: impl Fn() -> f64) -> Result<StudyReport, GpuError> {
         let mlp = self.mlp();
-        let splits = Arc::new(self.splits.clone());
+        let splits = self.splits.clone();
         let mut results = [Vec::new(), Vec::new()];
         let start = now_ms();
         for (side, result) in results.iter_mut().enumerate() {

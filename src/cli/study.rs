@@ -76,7 +76,7 @@ pub fn run(args: StudyArgs) -> Result<(), Failure> {
     let pair = Pair::new(config).map_err(|e| Failure::bad_input(e.to_string()))?;
     let study = Study::new(&pair, r, steps);
     let (config, mlp) = (pair.config.clone(), study.mlp());
-    let splits = Arc::new(study.splits.clone());
+    let splits = study.splits.clone();
     let (backend, mut backend_notices) = args.backend.open(&mlp);
     let seeds = &study.seeds;
     let train_side = |side: usize| {
