@@ -28,7 +28,7 @@ use nalgebra::{DMatrix, SymmetricEigen};
 use serde::{Deserialize, Serialize};
 
 use crate::data::{Dataset, Splits};
-use crate::hessian::{top_eigenpairs, Eigenpairs, HessianOperator, Lanczos};
+use crate::hessian::{top_eigenpairs, HessianOperator, Lanczos};
 use crate::model::{Mlp, Workspace};
 use crate::rng::Rng;
 use crate::train::Checkpoints;
@@ -250,25 +250,26 @@ impl Plane {
 
     /// The top two Hessian eigenvectors at the operator's point (unit norm, orthogonal).
     pub fn hessian(op: &mut HessianOperator, seed: u64) -> Plane {
-        let mut search = Plane::hessian_search(op, seed);
-        while !search.step(op) {}
-        Plane::from_hessian(op.params(), search.finish())
+        let search = Plane::hessian_search(op, seed);
+        Plane::from_hessian_search(op, search)
     }
 
     /// The Lanczos run behind [`Plane::hessian`], to step through a product at a
-    /// time (the page spreads it over frames); then [`Plane::from_hessian`].
+    /// time (the page spreads it over frames); then [`Plane::from_hessian_search`].
     pub fn hessian_search(op: &HessianOperator, seed: u64) -> Lanczos {
         Lanczos::new(op.num_params(), 2, LANCZOS_STEPS, &mut Rng::derive(seed, "landscape-lanczos"))
     }
 
-    /// The plane through `origin` along the top two eigenvectors of `top`.
-    pub fn from_hessian(origin: &[f64], top: Eigenpairs) -> Plane {
+    /// The plane of a [`Plane::hessian_search`] on `op`, taking any products it has left.
+    pub fn from_hessian_search(op: &mut HessianOperator, mut search: Lanczos) -> Plane {
+        while !search.step(op) {}
+        let top = search.finish();
         let mut vectors = top.vectors.into_iter();
         let d1 = vectors.next().expect("at least one eigenvector");
         let d2 = vectors.next().unwrap_or_else(|| vec![0.0; d1.len()]);
         Plane {
             kind: DirectionKind::Hessian,
-            origin: origin.to_vec(),
+            origin: op.params().to_vec(),
             d1,
             d2,
             explained_variance: None,

@@ -95,12 +95,10 @@ impl LandscapeStart {
         match self {
             LandscapeStart::Ready(landscape) => *landscape,
             LandscapeStart::Searching { pair, settings, searches } => {
-                let planes = searches.into_iter().map(|(mut op, mut lanczos)| {
-                    while !lanczos.step(&mut op) {}
-                    Plane::from_hessian(op.params(), lanczos.finish())
-                });
-                let [left, right]: [Plane; 2] = planes.collect::<Vec<_>>().try_into().expect("two sides");
-                LiveLandscape::with_planes(&pair, settings, [Some(left), Some(right)])
+                let mut planes =
+                    searches.into_iter().map(|(mut op, search)| Plane::from_hessian_search(&mut op, search));
+                let hessian = [planes.next(), planes.next()];
+                LiveLandscape::with_planes(&pair, settings, hessian)
             }
         }
     }
@@ -132,7 +130,7 @@ impl LiveLandscape {
     }
 
     /// Prepares every job; `hessian` holds each side's Hessian plane when the
-    /// settings ask for one (computed here where it is None).
+    /// settings ask for one (found by [`LiveLandscape::start`]).
     fn with_planes(pair: &Pair, settings: LiveSettings, hessian: [Option<Plane>; 2]) -> LiveLandscape {
         let seed = pair.config.seed;
         let mut note = None;
@@ -252,17 +250,14 @@ impl LiveLandscape {
 }
 
 impl SideSlices {
-    /// `hessian`: the side's Hessian plane if already computed (else, for Hessian directions, computed here).
+    /// `hessian`: the side's Hessian plane, for Hessian directions.
     fn new(run: &Run, settings: &LiveSettings, seed: u64, hessian: Option<Plane>) -> (SideSlices, Option<String>) {
         let n = settings.grid.max(3);
         let mut note = None;
         let random = || (Plane::random(&run.mlp, &run.params, seed), Grid::square(n, -1.0, 1.0));
         let (plane, grid) = match settings.kind {
             DirectionKind::Hessian => {
-                let plane = hessian.unwrap_or_else(|| {
-                    let (x, y) = sample_rows(&run.splits.train, settings.max_points, seed);
-                    Plane::hessian(&mut HessianOperator::new(&run.mlp, &run.params, &x, &y), seed)
-                });
+                let plane = hessian.expect("LiveLandscape::start finds the Hessian planes first");
                 (plane, Grid::square(n, -1.0, 1.0))
             }
             DirectionKind::Pca => match Plane::pca(&run.params, &run.checkpoints.params) {
