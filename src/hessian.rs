@@ -277,6 +277,12 @@ impl HessianOperator {
         h
     }
 
+    /// All eigenvalues of the dense Hessian, largest first, or None for a network
+    /// above [`MAX_DENSE_PARAMS`] (whose matrix would not fit, or take hours).
+    pub fn dense_spectrum(&mut self) -> Option<Vec<f64>> {
+        (self.num_params() <= MAX_DENSE_PARAMS).then(|| spectrum(&self.dense()))
+    }
+
     /// The dense Hessian the slow way, one product per basis vector, without
     /// symmetrising: a reference for tests.
     pub fn dense_by_hvp(&mut self) -> DMatrix<f64> {

@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use crate::activation::Activation;
 use crate::config::DEFAULT_RHO;
 use crate::data::Dataset;
-use crate::hessian::{spectrum, HessianOperator, Hutchinson, PowerIteration, MAX_DENSE_PARAMS};
+use crate::hessian::{HessianOperator, Hutchinson, PowerIteration};
 use crate::model::{Mlp, Workspace};
 use crate::rng::Rng;
 
@@ -121,7 +121,7 @@ pub struct SharpnessReport {
     pub average_sharpness: f64,
     pub average_std_error: f64,
     /// The full Hessian spectrum, largest first, when the settings asked for it
-    /// and the network has at most [`MAX_DENSE_PARAMS`] parameters.
+    /// and the network has at most [`crate::hessian::MAX_DENSE_PARAMS`] parameters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spectrum: Option<Vec<f64>>,
     pub settings: SharpnessSettings,
@@ -477,14 +477,14 @@ impl SharpnessJob {
                 let (mean, se) = average_sharpness(&mut f, w, s.average_sigma, s.average_samples, &mut rng);
                 r.average_sharpness = mean;
                 r.average_std_error = se;
-                if s.spectrum && self.op.num_params() <= MAX_DENSE_PARAMS {
+                if s.spectrum {
                     Stage::Spectrum
                 } else {
                     Stage::Done
                 }
             }
             Stage::Spectrum => {
-                r.spectrum = Some(spectrum(&self.op.dense()));
+                r.spectrum = self.op.dense_spectrum();
                 Stage::Done
             }
             Stage::Done => Stage::Done,
@@ -507,7 +507,7 @@ pub fn measure(mlp: &Mlp, params: &[f64], train: &Dataset, settings: &SharpnessS
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hessian::{eigen_decomposition, hutchinson_trace, power_iteration};
+    use crate::hessian::{eigen_decomposition, hutchinson_trace, power_iteration, spectrum};
     use crate::model::ModelConfig;
 
     /// f(t) = mean over the rows of softmax cross-entropy for a logit gap t = z0 - z1,

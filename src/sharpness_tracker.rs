@@ -10,7 +10,7 @@
 use serde::Serialize;
 
 use crate::config::SideConfig;
-use crate::hessian::{spectrum, HessianOperator};
+use crate::hessian::HessianOperator;
 use crate::optim::OptimizerConfig;
 use crate::sharpness::{sample_rows, SharpnessJob, SharpnessReport, SharpnessSettings};
 use crate::train::Run;
@@ -121,7 +121,9 @@ impl SharpnessTracker {
     pub fn compute_spectrum(&mut self, run: &Run) {
         let (x, y) = sample_rows(&run.splits.train, self.settings.max_points, self.settings.seed);
         let mut op = HessianOperator::new(&run.mlp, &run.params, &x, &y);
-        self.spectrum = Some(Spectrum { step: run.step, eigenvalues: spectrum(&op.dense()) });
+        if let Some(eigenvalues) = op.dense_spectrum() {
+            self.spectrum = Some(Spectrum { step: run.step, eigenvalues });
+        }
     }
 }
 

@@ -53,8 +53,8 @@ pub fn run(args: SharpnessArgs) -> Result<(), Failure> {
             report: measure(&run.mlp, &run.params, &run.splits.train, &settings),
         })
         .collect();
-    let params = pair.left.mlp.num_params();
-    if settings.spectrum && params > MAX_DENSE_PARAMS {
+    if settings.spectrum && sides.iter().any(|s| s.report.spectrum.is_none()) {
+        let params = pair.left.mlp.num_params();
         eprintln!(
             "notice: no dense Hessian spectrum: the network has {params} parameters, more than the \
              {MAX_DENSE_PARAMS} a dense Hessian is built for (P^2 memory, P^3 time)"
