@@ -140,7 +140,7 @@ impl GpuContext {
         let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let mut encoder = self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) });
         let staged = encode(&mut encoder).map(|out| {
-            let staging = self.pool.take(&self.device, "readback", readback::staging_size(len), readback::STAGING);
+            let staging = self.pool.take(&self.device, "readback", readback::word_bytes(len), readback::STAGING);
             readback::stage(&mut encoder, &out, &staging, len);
             staging
         });
@@ -187,7 +187,7 @@ impl GpuContext {
     /// A zeroed buffer of `len` f32/u32 words that kernels write, kept for the
     /// caller's lifetime (e.g. a replica's weights).
     pub(crate) fn zeros(&self, label: &str, len: usize) -> Result<wgpu::Buffer, GpuError> {
-        let size = (len.max(1) * 4) as u64;
+        let size = readback::word_bytes(len);
         self.check_size(label, size)?;
         Ok(self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
@@ -201,7 +201,7 @@ impl GpuContext {
     /// are stale, so only for outputs a kernel writes in full. It goes back to
     /// the pool when dropped.
     pub(crate) fn scratch(&self, label: &str, len: usize) -> Result<Scratch, GpuError> {
-        let size = (len.max(1) * 4) as u64;
+        let size = readback::word_bytes(len);
         self.check_size(label, size)?;
         let buffer = self.pool.take(&self.device, label, size, OUTPUT);
         Ok(Scratch { buffer: Some(buffer), pool: self.pool.clone() })

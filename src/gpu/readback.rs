@@ -13,15 +13,15 @@ use crate::gpu::GpuError;
 /// Usage of the buffers results are copied into for reading.
 pub(crate) const STAGING: wgpu::BufferUsages = wgpu::BufferUsages::MAP_READ.union(wgpu::BufferUsages::COPY_DST);
 
-/// Bytes of a staging buffer for `len` f32s (never empty).
-pub(crate) fn staging_size(len: usize) -> u64 {
+/// Bytes of a buffer of `len` f32/u32 words (never empty: WebGPU rejects zero-sized bindings).
+pub(crate) fn word_bytes(len: usize) -> u64 {
     (len.max(1) * 4) as u64
 }
 
 /// Appends a copy of the first `len` f32s of `src` into `staging` (usage [`STAGING`],
-/// at least [`staging_size`] bytes).
+/// at least [`word_bytes`] bytes).
 pub(crate) fn stage(encoder: &mut wgpu::CommandEncoder, src: &wgpu::Buffer, staging: &wgpu::Buffer, len: usize) {
-    encoder.copy_buffer_to_buffer(src, 0, staging, 0, staging_size(len));
+    encoder.copy_buffer_to_buffer(src, 0, staging, 0, word_bytes(len));
 }
 
 /// The f32s of a staged buffer, once the GPU has written them; `staging` is unmapped again on return.
