@@ -13,24 +13,28 @@
 // per frame), show-ood (true|false), landscape (on|off: the loss-landscape and
 // sharpness views), directions (random|hessian|pca: the landscape's plane) and
 // surface (train|ood: which loss the surfaces show).
-// Methods: play(), pause(), step(n), reset(), metrics(), landscape(),
+// Methods: play(), pause(), step(n) (a Promise of the metrics after the steps),
+// reset(), settled() (a Promise: everything asked before it has been applied),
+// metrics() (the latest snapshot, with its step), landscape(),
 // study({replicas, steps}) (a Promise), settingsQuery(), configJson(),
 // wasmMemoryBytes(), wasmLiveBytes(). Events: "metrics" (detail = metrics()) a
 // few times a second while training and after every change; "settingschange"
 // (detail = {query}) when a setting changed; "backendchange" (detail =
 // {backend, notice}) when the GPU backend turns on or off.
 //
-// The wasm module (./pkg/flatminima.js, built by scripts/build-wasm.sh) holds
-// the whole simulation and draws the canvases; this file builds the DOM, runs
-// the animation loop and turns controls into attributes. Where WebGPU has an
-// adapter (and backend is not cpu) it also loads the GPU module
-// (./pkg-gpu/flatminima.js), which computes the decision boundaries, the loss
-// surfaces and studies; training steps stay on the CPU (one step of a tiny net
-// is smaller than a GPU round trip).
+// All computation and drawing happen in a Web Worker of this element's own
+// (www/flatminima-worker.js, which loads the wasm module ./pkg/flatminima.js and,
+// where WebGPU has an adapter and backend is not cpu, the GPU module
+// ./pkg-gpu/flatminima.js). This file builds the DOM, turns controls into
+// attributes, sends the worker settings and commands (www/protocol.js declares
+// the messages), and shows what it sends back: pictures as ImageBitmaps on the
+// canvases, metrics and landscape snapshots as text. The main thread never
+// waits for a computation, so the page stays responsive however hard it trains.
 
-import init, { Sandbox, settingsSpecJson, paletteJson, panicForTests, wasmLiveBytes } from "./pkg/flatminima.js";
+// @ts-check
 
 const CSS_URL = new URL("./flatminima.css", import.meta.url);
+const WORKER_URL = new URL("./flatminima-worker.js", import.meta.url);
 
 /** Setting names; the wasm module's own list is checked against this at load. */
 const SETTINGS = [
@@ -46,115 +50,38 @@ const BACKENDS = ["auto", "cpu", "gpu"];
 const SPEEDS = ["1", "10", "100", "1000", "max"];
 const DEFAULT_SPEED = "10";
 
-/** Training gets this much of each animation frame (ms); drawing gets the rest. */
-const TRAIN_BUDGET_MS = 8;
-/** Redraw intervals (ms): boundaries; curves and table; "metrics" events. */
-const BOUNDARY_EVERY_MS = 66;
-const CURVES_EVERY_MS = 200;
-const LANDSCAPE_EVERY_MS = 150;
-/** Landscape and sharpness work per frame (ms): small while training, more while paused. */
-const LANDSCAPE_BUDGET_MS = { playing: 4, paused: 20 };
-const SHARPNESS_BUDGET_MS = 2;
-/** Landscape grid points per axis, and points per data set it is evaluated on. */
-const LANDSCAPE_GRID = 51;
-const LANDSCAPE_POINTS = 256;
+/** "metrics" events at most this often (ms) while training. */
 const EVENT_EVERY_MS = 500;
-/** A study on the CPU trains this long per animation frame (ms). */
-const STUDY_BUDGET_MS = 6;
 /** The study button's run: seeds per side (two networks each) and steps. */
 const STUDY_REPLICAS = 128;
 const STUDY_STEPS = 1000;
-/** Most steps one step(n) call takes (it runs synchronously). */
+/** Most steps one step(n) call takes. */
 const MAX_STEP_CALL = 100_000;
 /** Steps the Step button takes. */
 const STEP_BUTTON_STEPS = 10;
-
-// ---------------------------------------------------------------------------
-// The wasm module: loaded once, shared by every element on the page.
-
-let wasm = null;
-let wasmLoading = null;
-let palette = { classes: [], sides: [] };
-/** Set once a Rust panic has trapped the shared module: it cannot be trusted after that. */
-let fatalMessage = null;
-const liveElements = new Set();
-/** An element that trained or computed within this many ms counts as busy (see #frameShare). */
-const BUSY_WINDOW_MS = 100;
-
-function loadWasm() {
-  wasmLoading ??= init().then((exports) => {
-    wasm = exports;
-    palette = JSON.parse(paletteJson());
-    const names = JSON.parse(settingsSpecJson()).map((s) => s.name);
-    if (names.join() !== SETTINGS.join()) {
-      console.warn(`flatminima-sandbox: settings list out of date; the wasm module has ${names.join(", ")}`);
-    }
-    return exports;
-  });
-  return wasmLoading;
-}
-
-// ---------------------------------------------------------------------------
-// The GPU module: fetched only when an element wants the GPU and WebGPU gives
-// an adapter (a hardware one, for backend="auto"), then shared by every element.
-
-let gpuAdapter = null; // Promise<GPUAdapter | null>
-let gpuOpening = null; // Promise<GpuKernels>
-
-/** The message of a panic in the GPU module, after which it cannot be used again on this page. */
-const gpuCrash = () => globalThis.__flatminimaGpuPanic;
-
-/**
- * Resolves to the opened GPU kernels for `choice` ("auto" or "gpu"); rejects
- * with the reason there are none for it (the element then says so).
- */
-async function openGpu(choice) {
-  if (gpuCrash()) throw new Error(`the GPU module crashed earlier on this page (${gpuCrash()})`);
-  if (!globalThis.navigator || !navigator.gpu) throw new Error("this browser has no WebGPU (navigator.gpu is missing)");
-  // Ask before downloading the module: most pages without a GPU stop here.
-  gpuAdapter ??= navigator.gpu.requestAdapter().catch(() => null);
-  const adapter = await gpuAdapter;
-  if (!adapter) {
-    gpuAdapter = null;
-    throw new Error("WebGPU has no adapter here");
-  }
-  const info = adapter.info || {};
-  if (choice === "auto" && (info.isFallbackAdapter || adapter.isFallbackAdapter)) {
-    throw new Error(`WebGPU's only adapter here is a software emulation (${info.vendor || "fallback"} ${info.architecture || "adapter"}), slower than the CPU path; backend="gpu" uses it anyway`);
-  }
-  gpuOpening ??= (async () => {
-    const module = await import(new URL("./pkg-gpu/flatminima.js", import.meta.url).href);
-    await module.default();
-    return await module.GpuKernels.open();
-  })().catch((e) => {
-    gpuOpening = null; // a later choice tries again
-    throw e;
-  });
-  return gpuOpening;
-}
+/** The page's study limits (src/study.rs: PAGE_MAX_REPLICAS, PAGE_MAX_STEPS). */
+const STUDY_LIMITS = { replicas: 4096, steps: 100_000 };
 
 const errorText = (e) => (e && e.message ? e.message : String(e));
+const abortError = (why) => Object.assign(new Error(why), { name: "AbortError" });
 
 /**
- * `promise`, or a rejection once the GPU module has crashed: a panic there leaves
- * its promises unsettled, and a study must not wait for one forever.
+ * A module worker for WORKER_URL. A page that loads this script from another
+ * origin (a CDN) cannot start a worker from that origin directly; a same-origin
+ * blob that imports it can.
  */
-function untilGpuCrash(promise) {
-  let timer;
-  const crashed = new Promise((_, reject) => {
-    timer = setInterval(() => gpuCrash() && reject(new Error(`the GPU module crashed: ${gpuCrash()}`)), 200);
-  });
-  return Promise.race([promise, crashed]).finally(() => clearInterval(timer));
+function startWorker() {
+  try {
+    return new Worker(WORKER_URL, { type: "module" });
+  } catch (e) {
+    const source = `import ${JSON.stringify(WORKER_URL.href)};`;
+    return new Worker(URL.createObjectURL(new Blob([source], { type: "text/javascript" })), { type: "module" });
+  }
 }
 
-/** The message of a Rust panic (left by the panic hook), or of any other error. */
-function describeError(e) {
-  const panic = globalThis.__flatminimaPanic;
-  if (e instanceof WebAssembly.RuntimeError || panic) {
-    return `The simulation crashed (a Rust panic): ${panic || e.message}. Reload the page to start again.`;
-  }
-  return `Something went wrong: ${e && e.message ? e.message : e}. Reload the page to start again.`;
-}
+/** The element's canvases by the names the worker draws them under. */
+const CANVAS_NAMES = ["boundary0", "boundary1", "loss", "acc", "contour0", "surface3d0", "slice0",
+  "contour1", "surface3d1", "slice1", "interp", "lambda", "spectrum"];
 
 // ---------------------------------------------------------------------------
 // The controls panel: one entry per setting. `log` sliders move a number
@@ -334,53 +261,52 @@ class FlatminimaSandbox extends HTMLElement {
     return [...SETTINGS, ...UI_ATTRIBUTES];
   }
 
-  #sb = null; // the wasm Sandbox
+  /** @type {Worker | null} this element's worker (null before connecting, after removal) */
+  #worker = null;
+  /** Ends the worker once the element has left the page (not when it is only moved). */
+  #retire = 0;
   #root;
+  /** @type {any} */
   #els = {};
+  #palette = { classes: [], sides: [] };
+  /** Set when the worker crashed or could not start: the element shows this and stops. */
+  #fatal = "";
   #playing = false;
-  #raf = 0;
+  #everStarted = false;
   #settingsPending = true;
   #flushQueued = false;
   #messages = { settings: [], ui: [], backend: [] };
-  #last = { boundary: 0, curves: 0, event: 0, landscape: 0 };
-  #dirty = { boundary: true, curves: true, landscape: true };
-  #landscapeOn = true;
-  /**
-   * The backend: what was asked (auto|gpu|cpu), the GPU module's kernels while
-   * they are in use (null: the CPU), the notice shown in the messages and a
-   * note for the badge. `busy` counts GPU requests in flight.
-   */
-  #backend = { choice: null, gpu: null, note: "" };
-  #gpuBusy = { boundary: false, surfaces: 0 };
-  // Bumped whenever the backend is (re)chosen: an answer to an older choice's request is dropped.
-  #gpuEpoch = 0;
-  #studyToken = 0;
-  /**
-   * Whether any of the element is on screen: landscape work waits while it is
-   * not. Unknown (false) until the IntersectionObserver's first report, which
-   * comes after the first animation frames.
-   */
-  #visible = typeof IntersectionObserver === "undefined";
-  #visibility = null;
-  /** When this element last trained or computed in a frame (see #frameShare). */
-  #lastWorkAt = -Infinity;
-
-  /**
-   * This element's share of a frame's budgets: elements that did work in the
-   * last few frames split them, so a blog post with several sandboxes stays as
-   * responsive as a page with one.
-   */
-  static #frameShare(now) {
-    let busy = 0;
-    for (const el of liveElements) if (now - el.#lastWorkAt < BUSY_WINDOW_MS) busy++;
-    return 1 / Math.max(1, busy);
-  }
-  #landscapeBusy = false;
-  #view3d = { yaw: 0.6, pitch: 0.45 };
+  /** Counts settings sent to the worker; its snapshots say which one they show. */
+  #revision = 0;
+  /** The latest snapshot from the worker, and what the latest settings turned into. */
   #metrics = null;
-  #resize = null;
+  #metricsRevision = -1;
+  #landscape = null;
+  #memory = { heap: 0, live: 0 };
+  /** @type {import("./protocol.js").SettingsEcho | null} */
+  #echo = null;
+  #lastEvent = -Infinity;
+  /** Requests waiting for the worker's reply, by id. */
+  #pending = new Map();
+  #nextId = 1;
+  /** The study under way: its request id (a newer one replaces it). */
+  #studyId = 0;
+  #backend = { choice: "", backend: "cpu", note: "" };
+  /** The view state the worker has been told. */
+  #view = {
+    speed: DEFAULT_SPEED, showOod: true, landscape: true, directions: "random", surface: "train",
+    // Unknown (false) until the IntersectionObserver's first report: landscape work waits for it.
+    visible: typeof IntersectionObserver === "undefined", yaw: 0.6, pitch: 0.45, dpr: 1,
+  };
+  #landscapeOn = true;
   #speed = DEFAULT_SPEED;
   #legendHtml = "";
+  /** @type {ResizeObserver | null} */
+  #resize = null;
+  /** @type {IntersectionObserver | null} */
+  #visibility = null;
+  /** @type {Map<string, HTMLCanvasElement>} */
+  #canvases = new Map();
 
   constructor() {
     super();
@@ -412,6 +338,10 @@ class FlatminimaSandbox extends HTMLElement {
       thLeft: q(".fm-th-left"), thRight: q(".fm-th-right"), legendLeft: q(".fm-legend-left"), legendRight: q(".fm-legend-right"),
       studyRun: q(".fm-study-run"), studyProgress: q(".fm-study-progress"), studyResult: q(".fm-study-result"),
     };
+    const e = this.#els;
+    const named = [e.panels[0].canvas, e.panels[1].canvas, e.loss, e.acc,
+      ...e.landSides.flatMap((s) => [s.contour, s.surface3d, s.slice]), e.interp, e.lambda, e.spectrum];
+    CANVAS_NAMES.forEach((name, i) => this.#canvases.set(name, named[i]));
     // Show the element once its stylesheet is in (no flash of unstyled content).
     link.addEventListener("load", () => { this.#els.root.hidden = false; });
     link.addEventListener("error", () => { this.#els.root.hidden = false; });
@@ -420,33 +350,23 @@ class FlatminimaSandbox extends HTMLElement {
   }
 
   connectedCallback() {
-    liveElements.add(this);
+    clearTimeout(this.#retire);
     this.#resize ??= new ResizeObserver(() => this.#fitCanvases());
     this.#visibility ??= new IntersectionObserver((entries) => {
-      const visible = entries.some((e) => e.isIntersecting);
-      if (visible && !this.#visible) this.#redrawSoon();
-      this.#visible = visible;
+      this.#sendView({ visible: entries.some((e) => e.isIntersecting) });
     });
     this.#visibility.observe(this);
-    for (const c of this.#allCanvases()) this.#resize.observe(c);
-    this.#applyUiAttributes();
-    if (fatalMessage) { this.#showFatal(fatalMessage); return; }
-    loadWasm().then(
-      () => {
-        if (!this.isConnected) return;
-        this.#flushSettings();
-        if (this.hasAttribute("autoplay") && !this.#everStarted) this.play();
-        this.#redrawAll();
-      },
-      (e) => this.#showFatal(`Could not load the WebAssembly module (${e && e.message ? e.message : e}).`),
-    );
+    for (const c of this.#canvases.values()) this.#resize.observe(c);
+    if (this.#fatal) return;
+    if (!this.#worker) this.#start();
+    if (this.hasAttribute("autoplay") && !this.#everStarted) this.play();
   }
 
   disconnectedCallback() {
-    liveElements.delete(this);
     this.#resize?.disconnect();
     this.#visibility?.disconnect();
-    this.#stopLoop();
+    // Moving the element (out and back in, in one task) keeps its runs; leaving the page ends them.
+    this.#retire = setTimeout(() => { if (!this.isConnected) this.#stop(); }, 0);
   }
 
   attributeChangedCallback(name, oldValue, newValue) {
@@ -465,58 +385,62 @@ class FlatminimaSandbox extends HTMLElement {
 
   // ----- public API -------------------------------------------------------
 
-  #everStarted = false;
-
-  /** Starts (or resumes) training in the animation loop. */
+  /** Starts (or resumes) training in the worker. Resolves once the worker has started. */
   play() {
     this.#everStarted = true;
-    if (fatalMessage) return;
+    if (this.#fatal) return Promise.resolve(null);
     this.#flushSettings();
-    if (this.#sb && this.#guard(() => this.#sb.finished())) {
+    if (this.#metrics && this.#metrics.finished && this.#metricsRevision === this.#revision) {
       this.#setStatus(this.#finishedText());
-      return;
+      return Promise.resolve(this.#metrics);
     }
     this.#playing = true;
     this.#updatePlayButton();
-    this.#startLoop();
-  }
-
-  pause() {
-    this.#playing = false;
-    this.#updatePlayButton();
-    this.#emitMetrics();
-    // The loop goes on while the landscape and sharpness views catch up, then stops by itself.
-    this.#dirty.landscape = true;
-    if (this.#sb) this.#startLoop();
+    this.#post({ type: "play" });
+    return this.settled().catch(() => null);
   }
 
   /**
-   * `n` optimiser steps on both sides (default 1, at most 100,000), then a
-   * redraw. Synchronous, so metrics() right after sees them; for long
-   * training use play(), which never blocks the page.
+   * Stops training (the landscape and sharpness views then catch up). Resolves,
+   * to the metrics, once the worker has stopped.
+   */
+  pause() {
+    this.#playing = false;
+    this.#updatePlayButton();
+    this.#post({ type: "pause" });
+    return this.settled().catch(() => null);
+  }
+
+  /**
+   * `n` optimiser steps on both sides (default 1, at most 100,000). Resolves to
+   * the metrics after them (metrics() returns the same from then on). The page
+   * stays responsive meanwhile.
    */
   step(n = 1) {
     this.#flushSettings();
-    if (!this.#sb || fatalMessage) return;
     const count = Math.max(0, Math.min(MAX_STEP_CALL, Math.floor(Number(n) || 0)));
-    this.#guard(() => this.#sb.step(count));
-    this.#redrawAll();
+    return this.#request({ type: "step", n: count });
   }
 
-  /** Both runs back to step 0 (same data and initial weights). */
+  /** Both runs back to step 0 (same data and initial weights). Resolves once done. */
   reset() {
     this.#flushSettings();
-    if (!this.#sb || fatalMessage) return;
-    this.#guard(() => this.#sb.reset());
-    this.#redrawAll();
+    this.#post({ type: "reset" });
+    return this.settled();
   }
 
-  /** The current metrics as plain JSON (see the README), or null before the wasm has loaded. */
-  metrics() {
+  /**
+   * Resolves (to the metrics) once the worker has applied everything asked of
+   * the element before this call: attributes, play/pause, steps, resets. Then
+   * metrics(), landscape(), settingsQuery() and configJson() reflect them.
+   */
+  settled() {
     this.#flushSettings();
-    if (!this.#sb || fatalMessage) return this.#metrics;
-    const text = this.#guard(() => this.#sb.metricsJson());
-    if (text !== undefined) this.#metrics = JSON.parse(text);
+    return this.#request({ type: "settle" }).then(() => this.#metrics);
+  }
+
+  /** The latest metrics the worker sent, as plain JSON (see the README), or null before the first. */
+  metrics() {
     return this.#metrics;
   }
 
@@ -527,73 +451,35 @@ class FlatminimaSandbox extends HTMLElement {
    * {at_solution, mean_rise} (the mean of L - L(w) over the surface).
    */
   landscape() {
-    this.#flushSettings();
-    if (!this.#sb || fatalMessage) return null;
-    return JSON.parse(this.#guard(() => this.#sb.landscapeJson(false)) ?? "null");
+    return this.#landscape;
   }
 
   /**
-   * Trains `replicas` seeds of each side (default ${STUDY_REPLICAS}: twice as many networks)
-   * for `steps` steps each (default ${STUDY_STEPS}) with the current settings, and
+   * Trains `replicas` seeds of each side (default 128: twice as many networks)
+   * for `steps` steps each (default 1000) with the current settings, and
    * resolves to the report: {backend, replicas, steps, ms, left, right, paired}
-   * (see the README). On the GPU when it is in use, else on the CPU a few ms per
-   * frame (the page stays responsive). Rejects on counts out of range (or too many
-   * parameters in all), and with an Error named "AbortError" when a newer study
-   * replaces this one.
+   * (see the README). On the GPU when it is in use, else on the CPU in the
+   * worker. Rejects on counts out of range (or too many parameters in all), and
+   * with an Error named "AbortError" when a newer study or new runs replace it.
    */
   async study({ replicas = STUDY_REPLICAS, steps = STUDY_STEPS } = {}) {
-    await loadWasm();
-    this.#flushSettings();
-    if (!this.#sb || fatalMessage) throw new Error(fatalMessage || "the sandbox is not ready");
-    // The limits of src/study.rs (PAGE_MAX_REPLICAS, PAGE_MAX_STEPS), checked here so that a
-    // bad count is reported as such rather than as a GPU failure.
-    for (const [name, value, max] of [["replicas", replicas, 4096], ["steps", steps, 100_000]]) {
+    for (const [name, value, max] of [["replicas", replicas, STUDY_LIMITS.replicas], ["steps", steps, STUDY_LIMITS.steps]]) {
       if (!Number.isInteger(value) || value < 1 || value > max) throw new RangeError(`${name}: expected an integer from 1 to ${max}, got ${value}`);
     }
-    const token = ++this.#studyToken;
-    const stale = () => token !== this.#studyToken || fatalMessage || !this.isConnected;
-    const replaced = () => Object.assign(new Error("the study was replaced by a newer one or the element was removed"), { name: "AbortError" });
-    // The study is fixed here: the CPU's job (which also checks the counts against the
-    // network's size) and the settings the GPU gets, so a fallback trains the same one.
-    const query = this.#sb.settingsQuery();
-    this.#sb.studyStart(replicas, steps);
-    const gpu = this.#backend.gpu;
-    this.#showStudy({ running: true, progress: 0, backend: gpu ? "GPU" : "CPU", replicas });
-    let report = null;
-    let note = "";
-    if (gpu) {
-      try {
-        report = JSON.parse(await untilGpuCrash(gpu.study(query, replicas, steps)));
-      } catch (e) {
-        if (stale()) throw replaced();
-        note = `the GPU could not train it (${errorText(e)}); the CPU did`;
-        if (gpuCrash() || gpu.problem()) this.#gpuFailed(e);
-      }
-    }
-    if (!report) {
-      this.#showStudy({ running: true, progress: 0, backend: "CPU", replicas });
-      for (;;) {
-        await new Promise((resolve) => requestAnimationFrame(resolve));
-        if (stale()) throw replaced();
-        const progress = this.#guard(() => this.#sb.studyAdvance(STUDY_BUDGET_MS * FlatminimaSandbox.#frameShare(performance.now())));
-        if (progress === undefined) throw new Error(fatalMessage);
-        this.#showStudy({ running: true, progress, backend: "CPU", replicas });
-        if (progress >= 1) break;
-      }
-      report = JSON.parse(this.#sb.studyResultJson());
-    }
-    if (stale()) throw replaced();
-    this.#sb.studyCancel(); // this study's CPU job (a newer study would have replaced it)
-    if (note) report.note = note;
+    if (this.#fatal) throw new Error(this.#fatal);
+    this.#flushSettings();
+    const reply = this.#request({ type: "study", replicas, steps });
+    this.#studyId = this.#nextId - 1;
+    this.#showStudy({ running: true, progress: 0, backend: this.#backend.backend.toUpperCase(), replicas });
+    const report = await reply;
     this.#showStudy(report);
     return report;
   }
 
   /** The non-default settings as a URL query (no "?"), UI attributes included. */
   settingsQuery() {
-    this.#flushSettings();
     const parts = [];
-    const q = this.#sb && !fatalMessage ? this.#guard(() => this.#sb.settingsQuery()) : "";
+    const q = this.#echo ? this.#echo.query : "";
     if (q) parts.push(q);
     if (this.#speed !== DEFAULT_SPEED) parts.push(`speed=${this.#speed}`);
     if (!this.#els.ood.checked) parts.push("show-ood=false");
@@ -605,60 +491,182 @@ class FlatminimaSandbox extends HTMLElement {
     return parts.join("&");
   }
 
-  /** The full run config as JSON: `flatminima train --config` replays it. */
+  /** The full run config as JSON (`flatminima train --config` replays it), or null before the worker's first answer. */
   configJson() {
-    this.#flushSettings();
-    return this.#sb && !fatalMessage ? this.#guard(() => this.#sb.configJson()) : null;
+    return this.#echo ? this.#echo.config : null;
   }
 
-  /** Size of the shared wasm heap in bytes (for memory tests). */
+  /** Size of this element's wasm heap in bytes (for memory tests), as of the latest snapshot. */
   wasmMemoryBytes() {
-    return wasm ? wasm.memory.buffer.byteLength : 0;
+    return this.#memory.heap;
   }
 
-  /** Bytes Rust has allocated and not freed (a leak shows here; the heap size only grows). */
+  /** Bytes Rust has allocated and not freed (a leak shows here; the heap size only grows), as of the latest snapshot. */
   wasmLiveBytes() {
-    return wasm ? wasmLiveBytes() : 0;
+    return this.#memory.live;
   }
 
-  /** Test hook: a deliberate Rust panic, to check that it shows as an error here. */
+  /** Test hook: a deliberate Rust panic in this element's worker, to check that it shows as an error here. */
   panicForTests() {
-    this.#guard(() => panicForTests());
+    this.#post({ type: "panic" });
+  }
+
+  // ----- the worker -------------------------------------------------------
+
+  #start() {
+    let worker;
+    try {
+      worker = startWorker();
+    } catch (e) {
+      this.#showFatal(`Could not start the sandbox's worker (${errorText(e)}).`);
+      return;
+    }
+    this.#worker = worker;
+    worker.onmessage = (e) => this.#receive(e.data);
+    worker.onerror = (e) => {
+      e.preventDefault();
+      this.#showFatal(`The sandbox's worker failed (${e.message || "it could not be loaded"}). Reload the page to start again.`);
+    };
+    // Everything the worker needs, in order: it queues these until its wasm module is ready.
+    this.#settingsPending = true;
+    this.#backend.choice = "";
+    this.#applyUiAttributes();
+    this.#sendView(this.#view);
+    this.#fitCanvases(true);
+    this.#flushSettings();
+  }
+
+  /** Ends the worker (the element left the page): its runs, studies and memory go with it. */
+  #stop() {
+    this.#worker?.terminate();
+    this.#worker = null;
+    this.#playing = false;
+    this.#updatePlayButton();
+    for (const { reject } of this.#pending.values()) reject(abortError("the element was removed from the page"));
+    this.#pending.clear();
+  }
+
+  /** @param {import("./protocol.js").ToWorker} message */
+  #post(message) {
+    if (this.#worker && !this.#fatal) this.#worker.postMessage(message);
+  }
+
+  /** Sends a request that the worker answers with a reply of the same id. */
+  #request(message) {
+    if (this.#fatal) return Promise.reject(new Error(this.#fatal));
+    if (!this.#worker) return Promise.reject(abortError("the element is not on the page"));
+    const id = this.#nextId++;
+    return new Promise((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject });
+      this.#post({ ...message, id });
+    });
+  }
+
+  /** @param {Partial<import("./protocol.js").ViewState>} change */
+  #sendView(change) {
+    const changed = Object.entries(change).some(([k, v]) => this.#view[k] !== v);
+    Object.assign(this.#view, change);
+    if (changed || change === this.#view) this.#post({ type: "view", view: { ...change } });
+  }
+
+  /** @param {import("./protocol.js").FromWorker} m */
+  #receive(m) {
+    if (this.#fatal) return;
+    switch (m.type) {
+      case "ready":
+        this.#palette = m.palette;
+        break;
+      case "state":
+        this.#state(m);
+        break;
+      case "frame":
+        for (const [name, bitmap] of Object.entries(m.bitmaps)) {
+          const canvas = this.#canvases.get(name);
+          const context = canvas && /** @type {ImageBitmapRenderingContext | null} */ (canvas.getContext("bitmaprenderer"));
+          if (context) context.transferFromImageBitmap(bitmap);
+          else bitmap.close();
+        }
+        break;
+      case "backend":
+        this.#showBackend(m);
+        break;
+      case "study":
+        if (this.#pending.has(this.#studyId)) this.#showStudy({ running: true, ...m });
+        break;
+      case "reply": {
+        const waiting = this.#pending.get(m.id);
+        if (!waiting) break;
+        this.#pending.delete(m.id);
+        if (m.error === undefined) {
+          if (m.value && m.value.left && m.value.step !== undefined) this.#metrics = m.value;
+          waiting.resolve(m.value);
+        } else {
+          const error = m.name === "RangeError" ? new RangeError(m.error) : new Error(m.error);
+          if (m.name && m.name !== "RangeError") error.name = m.name;
+          waiting.reject(error);
+        }
+        break;
+      }
+      case "fatal":
+        this.#showFatal(m.message);
+        break;
+    }
+  }
+
+  /** @param {import("./protocol.js").State} s */
+  #state(s) {
+    this.#metrics = s.metrics;
+    this.#metricsRevision = s.revision;
+    this.#landscape = s.landscape;
+    this.#memory = s.memory;
+    if (this.#playing && !s.playing && s.metrics && s.metrics.finished) {
+      // The run reached its last step: the worker stopped by itself.
+      this.#playing = false;
+      this.#updatePlayButton();
+    }
+    if (s.settings) {
+      this.#echo = s.settings;
+      this.#messages.settings = s.settings.errors.map((e) => `${e.setting}: ${e.message}`);
+      this.#renderMessages();
+      this.#syncControls();
+      if (s.revision === this.#revision) {
+        this.dispatchEvent(new CustomEvent("settingschange", { detail: { query: this.settingsQuery() } }));
+      }
+    }
+    this.#els.landProgress.value = s.landscapeProgress;
+    this.#updateText();
+    if (this.#landscapeOn) this.#updateLandscapeText();
+    const now = performance.now();
+    if (!s.playing || now - this.#lastEvent >= EVENT_EVERY_MS) {
+      this.#lastEvent = now;
+      this.dispatchEvent(new CustomEvent("metrics", { detail: this.#metrics }));
+    }
   }
 
   // ----- settings ---------------------------------------------------------
 
-  /** Applies pending attribute changes: a new run, or the OOD set moved in place. */
+  /** Sends pending attribute changes: a new run, or the OOD set moved in place. */
   #flushSettings() {
-    if (!this.#settingsPending || !wasm || fatalMessage) return;
+    if (!this.#settingsPending || !this.#worker || this.#fatal) return;
     this.#settingsPending = false;
     const settings = new URLSearchParams();
-    for (const name of SETTINGS) if (this.hasAttribute(name)) settings.append(name, this.getAttribute(name));
-    const query = settings.toString();
-    this.#guard(() => {
-      if (this.#sb) this.#sb.reconfigure(query);
-      else {
-        this.#sb = Sandbox.fromSettings(query);
-        this.#configureLandscape();
-        if (this.#backend.gpu) this.#sb.setGpu(this.#backend.gpu.description());
-      }
-      this.#messages.settings = JSON.parse(this.#sb.errorsJson()).map((e) => `${e.setting}: ${e.message}`);
-    });
-    if (fatalMessage) return;
-    this.#renderMessages();
-    this.#syncControls();
-    this.#dirty.boundary = this.#dirty.curves = true;
-    this.#redrawAll();
-    this.dispatchEvent(new CustomEvent("settingschange", { detail: { query: this.settingsQuery() } }));
+    for (const name of SETTINGS) {
+      const value = this.getAttribute(name);
+      if (value !== null) settings.append(name, value);
+    }
+    this.#post({ type: "configure", revision: ++this.#revision, query: settings.toString() });
   }
 
-  /** backend, speed, show-ood, controls, autoplay: element-only state. */
+  /** backend, speed, show-ood, controls, autoplay, landscape, directions, surface: the element's own state. */
   #applyUiAttributes() {
     const ui = [];
     const rawBackend = (this.getAttribute("backend") ?? "auto").trim() || "auto";
     if (!BACKENDS.includes(rawBackend)) ui.push(`backend: must be auto, cpu or gpu, got "${rawBackend}"; using auto`);
     const backend = BACKENDS.includes(rawBackend) ? rawBackend : "auto";
-    if (backend !== this.#backend.choice) this.#chooseBackend(backend);
+    if (backend !== this.#backend.choice && this.#worker) {
+      this.#backend.choice = backend;
+      this.#post({ type: "backend", choice: /** @type {any} */ (backend) });
+    }
 
     const speed = this.getAttribute("speed");
     if (speed !== null && !SPEEDS.includes(speed.trim())) {
@@ -674,10 +682,7 @@ class FlatminimaSandbox extends HTMLElement {
       ui.push(`show-ood: must be true or false, got "${ood}"; using true`);
     }
     const showOod = ood === null || ood.trim() !== "false";
-    if (this.#els.ood.checked !== showOod) {
-      this.#els.ood.checked = showOod;
-      this.#dirty.boundary = true;
-    }
+    this.#els.ood.checked = showOod;
     const landscape = (this.getAttribute("landscape") ?? "on").trim();
     if (!["on", "off", ""].includes(landscape)) ui.push(`landscape: must be on or off, got "${landscape}"; using on`);
     this.#landscapeOn = landscape !== "off";
@@ -688,13 +693,15 @@ class FlatminimaSandbox extends HTMLElement {
       if (!allowed.includes(value)) ui.push(`${name}: must be ${allowed.join(", ")}, got "${raw}"; using ${allowed[0]}`);
       select.value = allowed.includes(value) ? value : allowed[0];
     }
-    this.#configureLandscape();
+    this.#sendView({
+      speed: this.#speed, showOod, landscape: this.#landscapeOn,
+      directions: this.#els.directions.value, surface: this.#els.surface.value,
+    });
     this.#els.controls.hidden = !this.hasAttribute("controls");
     this.#els.root.classList.toggle("fm-with-controls", this.hasAttribute("controls"));
     this.#messages.ui = ui;
     this.#renderMessages();
-    this.#redrawSoon();
-    if (this.#sb) this.dispatchEvent(new CustomEvent("settingschange", { detail: { query: this.settingsQuery() } }));
+    if (this.#echo) this.dispatchEvent(new CustomEvent("settingschange", { detail: { query: this.settingsQuery() } }));
   }
 
   #renderMessages() {
@@ -713,6 +720,8 @@ class FlatminimaSandbox extends HTMLElement {
 
   // ----- controls ---------------------------------------------------------
 
+  // ----- controls ---------------------------------------------------------
+
   #buildControls() {
     const form = this.#els.controls;
     form.addEventListener("submit", (e) => e.preventDefault());
@@ -723,6 +732,7 @@ class FlatminimaSandbox extends HTMLElement {
       form.append(fieldset);
     }
   }
+
 
   /** One labelled control; changing it sets the attribute of the same name. */
   #control(c) {
@@ -784,9 +794,10 @@ class FlatminimaSandbox extends HTMLElement {
     return row;
   }
 
+
   /** Controls show what the run really uses: the attribute, unless it was rejected. */
   #syncControls() {
-    const effective = JSON.parse(this.#guard(() => this.#sb.effectiveSettingsJson()) ?? "{}");
+    const effective = this.#echo ? this.#echo.effective : {};
     const rejected = new Set(this.#messages.settings.map((m) => m.slice(0, m.indexOf(":"))));
     for (const input of this.#els.controls.querySelectorAll("[name]")) {
       const name = input.name;
@@ -808,8 +819,8 @@ class FlatminimaSandbox extends HTMLElement {
   #wireToolbar() {
     const e = this.#els;
     e.play.addEventListener("click", () => (this.#playing ? this.pause() : this.play()));
-    e.step.addEventListener("click", () => { this.pause(); this.step(STEP_BUTTON_STEPS); });
-    e.reset.addEventListener("click", () => this.reset());
+    e.step.addEventListener("click", () => { this.pause(); this.step(STEP_BUTTON_STEPS).catch(() => {}); });
+    e.reset.addEventListener("click", () => { this.reset().catch(() => {}); });
     e.speed.addEventListener("change", () => this.setAttribute("speed", e.speed.value));
     e.ood.addEventListener("change", () => this.setAttribute("show-ood", String(e.ood.checked)));
     e.directions.addEventListener("change", () => this.setAttribute("directions", e.directions.value));
@@ -840,138 +851,26 @@ class FlatminimaSandbox extends HTMLElement {
   }
 
   #rotate(dYaw, dPitch) {
-    this.#view3d.yaw += dYaw;
-    this.#view3d.pitch = Math.max(-1.45, Math.min(1.45, this.#view3d.pitch + dPitch));
-    this.#dirty.landscape = true;
-    this.#last.landscape = -Infinity;
-    this.#startLoop();
+    const pitch = Math.max(-1.45, Math.min(1.45, this.#view.pitch + dPitch));
+    this.#sendView({ yaw: this.#view.yaw + dYaw, pitch });
   }
 
-  /** Tells the wasm side which plane to slice along; a change cancels the work under way. */
-  #configureLandscape() {
-    if (!this.#sb || fatalMessage) return;
-    const problem = this.#guard(() => this.#sb.landscapeConfigure(this.#els.directions.value, LANDSCAPE_GRID, LANDSCAPE_POINTS));
-    if (problem) console.warn(`flatminima-sandbox: ${problem}`);
-    this.#dirty.landscape = true;
-    this.#redrawSoon();
-  }
+  // ----- backend ----------------------------------------------------------
 
-  /** The landscape and sharpness computations' share of a frame. */
-  #landscapeWork() {
-    // Off screen, nobody sees it: the work waits (the loop resumes when the element scrolls into view).
-    if (!this.#landscapeOn || !this.#sb || !this.#visible) return false;
-    const share = FlatminimaSandbox.#frameShare(performance.now());
-    const budget = (this.#playing ? LANDSCAPE_BUDGET_MS.playing : LANDSCAPE_BUDGET_MS.paused) * share;
-    const progress = this.#guard(() => this.#sb.landscapeAdvance(budget));
-    const measured = this.#guard(() => this.#sb.sharpnessAdvance(SHARPNESS_BUDGET_MS * share, !this.#playing));
-    if (fatalMessage) return false;
-    this.#els.landProgress.value = progress;
-    const busy = progress < 1 || this.#guard(() => this.#sb.sharpnessBusy(!this.#playing));
-    if (busy || measured || progress !== this.#lastProgress) this.#dirty.landscape = true;
-    this.#lastProgress = progress;
-    this.#landscapeBusy = busy;
-    if (busy) this.#lastWorkAt = performance.now();
-    return busy;
-  }
-
-  #lastProgress = -1;
-
-  // ----- backend: the GPU module where there is one -----------------------
-
-  /** "auto" and "gpu" open the GPU (shared by every element); "cpu" and any failure stay on the CPU. */
-  #chooseBackend(choice) {
-    this.#backend.choice = choice;
-    this.#useGpu(null, "", choice === "cpu" ? "" : "looking for WebGPU…");
-    if (choice === "cpu") return;
-    openGpu(choice).then((kernels) => {
-      if (this.#backend.choice !== choice) return;
-      const problem = kernels.problem();
-      if (problem) {
-        gpuOpening = null; // a lost device: the next choice opens a new one
-        throw new Error(problem);
-      }
-      // (Where the browser does not say which adapters are fallbacks, wgpu does.)
-      if (choice === "auto" && kernels.isSoftware()) {
-        throw new Error(`WebGPU's only adapter here is a software emulation (${kernels.description()}), slower than the CPU path; backend="gpu" uses it anyway`);
-      }
-      this.#useGpu(kernels, "", "");
-    }).catch((e) => {
-      if (this.#backend.choice !== choice) return;
-      const why = errorText(e);
-      // Asked for by name: a notice in the list; auto: the badge says it.
-      this.#useGpu(null, choice === "gpu" ? `backend: the GPU backend was requested but ${why}; using the CPU` : "", `no GPU: ${why}`);
-    });
-  }
-
-  /** Moves the GPU's work to `kernels`, or back to the CPU (null), and says so. */
-  #useGpu(kernels, notice, note) {
-    const was = this.#backend.gpu ? "gpu" : "cpu";
-    const now = kernels ? "gpu" : "cpu";
-    Object.assign(this.#backend, { gpu: kernels, note });
-    this.#gpuBusy = { boundary: false, surfaces: 0 };
-    this.#gpuEpoch++;
-    if (this.#sb && !fatalMessage) this.#guard(() => this.#sb.setGpu(kernels ? kernels.description() : ""));
+  /** The worker's backend: the badge, a notice where one is due, and a "backendchange" event. */
+  #showBackend({ backend, notice, note, description }) {
+    const was = this.#backend.backend;
+    Object.assign(this.#backend, { backend, note });
     this.#messages.backend = notice ? [notice] : [];
     this.#renderMessages();
     const badge = this.#els.backend;
-    badge.textContent = kernels ? "GPU" : note && !note.startsWith("looking") ? "CPU (no GPU)" : "CPU";
-    badge.classList.toggle("fm-gpu", !!kernels);
-    badge.title = kernels
-      ? `WebGPU (${kernels.description()}) computes the decision boundaries, the loss surfaces and studies; training steps run on the CPU`
-      : `Training and drawing run on the CPU (WebAssembly)${note ? `: ${note}` : ""}`;
-    if (was !== now || notice) this.dispatchEvent(new CustomEvent("backendchange", { detail: { backend: now, notice: notice || note } }));
-    this.#redrawSoon();
-  }
-
-  /** A GPU call failed: the CPU takes over for good (until the backend attribute changes). */
-  #gpuFailed(e) {
-    const gpu = this.#backend.gpu;
-    if (!gpu) return;
-    const problem = gpu.problem();
-    const why = errorText(e) + (problem && !errorText(e).includes(problem) ? `; ${problem}` : "");
-    if (problem) gpuOpening = null;
-    this.#useGpu(null, `backend: the GPU failed (${why}); using the CPU from here on`, "the GPU failed");
-  }
-
-  /**
-   * Sends the GPU what is due (both decision boundaries; the landscape's surfaces),
-   * at most one of each in flight. Answers arrive in later frames and are drawn then.
-   */
-  #gpuWork() {
-    const gpu = this.#backend.gpu;
-    if (!gpu || !this.#sb || fatalMessage) return;
-    // A panic in the GPU module leaves its promises unsettled: notice it here.
-    if (gpuCrash()) { this.#gpuFailed(new Error(`the GPU module crashed: ${gpuCrash()}`)); return; }
-    // Every element shares one GpuKernels, so "the same kernels" does not mean "the same choice".
-    const epoch = this.#gpuEpoch;
-    const answered = (busy, answer) => (result) => {
-      if (this.#gpuEpoch !== epoch) return; // the backend was chosen again meanwhile
-      busy();
-      const problem = this.#guard(() => answer(result));
-      if (problem) this.#gpuFailed(new Error(problem));
-      this.#startLoop();
-    };
-    const failed = (busy) => (e) => {
-      if (this.#gpuEpoch !== epoch) return;
-      busy();
-      this.#gpuFailed(e);
-    };
-    if (!this.#gpuBusy.boundary) {
-      const request = this.#guard(() => this.#sb.boundaryRequest());
-      if (request) {
-        this.#gpuBusy.boundary = true;
-        const done = () => { this.#gpuBusy.boundary = false; this.#dirty.boundary = true; };
-        gpu.boundaryGrid(request).then(answered(done, (probs) => this.#sb.boundaryAnswer(probs)), failed(done));
-      }
-    }
-    // Off screen, the surfaces wait, as the CPU's landscape work does.
-    if (!this.#landscapeOn || !this.#visible) return;
-    for (let request; (request = this.#guard(() => this.#sb.surfaceRequest()));) {
-      const { tag } = JSON.parse(request);
-      this.#gpuBusy.surfaces++;
-      const done = () => { this.#gpuBusy.surfaces--; this.#dirty.landscape = true; };
-      gpu.surface(request).then(answered(done, (values) => this.#sb.surfaceAnswer(tag.generation, tag.side, values)), failed(done));
-    }
+    const gpu = backend === "gpu";
+    badge.textContent = gpu ? "GPU" : note && !note.startsWith("looking") ? "CPU (no GPU)" : "CPU";
+    badge.classList.toggle("fm-gpu", gpu);
+    badge.title = gpu
+      ? `WebGPU (${description}) computes the decision boundaries, the loss surfaces and studies; training steps run on the CPU, in a worker`
+      : `Training and drawing run on the CPU (WebAssembly, in a worker)${note ? `: ${note}` : ""}`;
+    if (was !== backend || notice) this.dispatchEvent(new CustomEvent("backendchange", { detail: { backend, notice: notice || note } }));
   }
 
   /** The study row: progress while one runs, then its outcome in a sentence. */
@@ -1002,114 +901,34 @@ class FlatminimaSandbox extends HTMLElement {
     this.#els.play.setAttribute("aria-pressed", String(this.#playing));
   }
 
-  // ----- animation loop ---------------------------------------------------
+  // ----- canvases ---------------------------------------------------------
 
-  #startLoop() {
-    if (!this.#raf) this.#raf = requestAnimationFrame((t) => this.#frame(t));
-  }
-
-  #stopLoop() {
-    if (this.#raf) cancelAnimationFrame(this.#raf);
-    this.#raf = 0;
-  }
-
-  /** One animation frame: train within the budget, redraw what is due. */
-  #frame(now) {
-    this.#raf = 0;
-    if (fatalMessage || !this.isConnected) return;
-    if (this.#playing && this.#sb) {
-      const max = this.#speed === "max" ? 0xffffffff : Number(this.#speed);
-      const done = this.#guard(() => this.#sb.trainFor(max, TRAIN_BUDGET_MS * FlatminimaSandbox.#frameShare(now)));
-      this.#lastWorkAt = now;
-      if (fatalMessage) return;
-      if (done > 0) this.#dirty.boundary = this.#dirty.curves = true;
-      if (this.#guard(() => this.#sb.finished())) {
-        this.#playing = false;
-        this.#updatePlayButton();
-        this.#redrawAll();
-        return;
+  /**
+   * Canvas pixels follow their CSS size (times the device pixel ratio); the
+   * worker draws at the same sizes. `force` sends the sizes even if unchanged.
+   */
+  #fitCanvases(force = false) {
+    const dpr = window.devicePixelRatio || 1;
+    let changed = force;
+    /** @type {Record<string, [number, number]>} */
+    const sizes = {};
+    for (const [name, c] of this.#canvases) {
+      const w = Math.round(c.clientWidth * dpr), h = Math.round(c.clientHeight * dpr);
+      if (w > 0 && h > 0 && (c.width !== w || c.height !== h)) {
+        c.width = w;
+        c.height = h;
+        changed = true;
       }
+      sizes[name] = [c.width, c.height];
     }
-    this.#gpuWork();
-    this.#landscapeWork();
-    if (fatalMessage) return;
-    if (this.#dirty.boundary && now - this.#last.boundary >= BOUNDARY_EVERY_MS) {
-      this.#last.boundary = now;
-      this.#drawBoundaries();
-    }
-    // Curves, numbers and labels together, a few times a second: digits
-    // changing faster than that cannot be read anyway.
-    if (this.#dirty.curves && now - this.#last.curves >= CURVES_EVERY_MS) {
-      this.#last.curves = now;
-      this.#drawCurves();
-      this.#updateText();
-    }
-    if (this.#dirty.landscape && now - this.#last.landscape >= LANDSCAPE_EVERY_MS) {
-      this.#last.landscape = now;
-      this.#drawLandscape();
-    }
-    if (now - this.#last.event >= EVENT_EVERY_MS) {
-      this.#last.event = now;
-      this.#emitMetrics();
-    }
-    if (this.#playing || this.#dirty.boundary || this.#dirty.curves || this.#dirty.landscape || this.#landscapeBusy) this.#startLoop();
+    if (changed) this.#post({ type: "resize", sizes, dpr });
   }
 
-  /** Redraw at the next frame (cheap to call often). */
-  #redrawSoon() {
-    this.#dirty.boundary = this.#dirty.curves = this.#dirty.landscape = true;
-    this.#last.boundary = this.#last.curves = this.#last.landscape = -Infinity;
-    if (this.#sb) this.#startLoop();
-  }
-
-  /** Everything now: after a step, a reset or new settings. */
-  #redrawAll() {
-    if (!this.#sb || fatalMessage) return;
-    this.#drawBoundaries();
-    this.#drawCurves();
-    this.#updateText();
-    this.#emitMetrics();
-    // The landscape catches up over the next frames (it is computed a little at a time).
-    this.#dirty.landscape = true;
-    this.#startLoop();
-  }
-
-  #drawBoundaries() {
-    this.#dirty.boundary = false;
-    const scale = window.devicePixelRatio || 1;
-    this.#els.panels.forEach((p, side) => {
-      // true: a big net's newer field is still being computed, a band of rows per call.
-      if (p.canvas.width > 0 && this.#guard(() => this.#sb.drawBoundary(side, p.canvas, this.#els.ood.checked, scale))) this.#dirty.boundary = true;
-    });
-  }
-
-  #drawCurves() {
-    this.#dirty.curves = false;
-    if (this.#els.loss.width > 0) {
-      this.#guard(() => this.#sb.drawCurves(this.#els.loss, this.#els.acc, window.devicePixelRatio || 1));
-    }
-  }
-
-  #drawLandscape() {
-    this.#dirty.landscape = false;
-    if (!this.#landscapeOn || !this.#sb || fatalMessage) return;
-    const scale = window.devicePixelRatio || 1;
-    const e = this.#els;
-    const split = e.surface.value;
-    e.landSides.forEach((s, side) => {
-      if (s.contour.width > 0) {
-        this.#guard(() => this.#sb.drawSurface(side, s.contour, s.surface3d, split, this.#view3d.yaw, this.#view3d.pitch, scale));
-      }
-      if (s.slice.width > 0) this.#guard(() => this.#sb.drawSlice(side, s.slice, scale));
-    });
-    if (e.interp.width > 0) this.#guard(() => this.#sb.drawInterpolation(e.interp, scale));
-    if (e.lambda.width > 0) this.#guard(() => this.#sb.drawSharpness(e.lambda, e.spectrum, scale));
-    this.#updateLandscapeText();
-  }
+  // ----- text: labels, table, status, divergence --------------------------
 
   #updateLandscapeText() {
     const e = this.#els;
-    const land = JSON.parse(this.#guard(() => this.#sb.landscapeJson(false)) ?? "null");
+    const land = this.#landscape;
     const m = this.metrics();
     if (!m) return;
     const names = [m.left.label, m.right.label];
@@ -1132,33 +951,7 @@ class FlatminimaSandbox extends HTMLElement {
     }).join("");
   }
 
-  /** Canvas pixels follow their CSS size (times the device pixel ratio). */
-  #fitCanvases() {
-    const dpr = window.devicePixelRatio || 1;
-    let changed = false;
-    for (const c of this.#allCanvases()) {
-      const w = Math.round(c.clientWidth * dpr), h = Math.round(c.clientHeight * dpr);
-      if (w > 0 && h > 0 && (c.width !== w || c.height !== h)) {
-        c.width = w;
-        c.height = h;
-        changed = true;
-      }
-    }
-    if (changed && this.#sb && !fatalMessage) {
-      // Resizing clears a canvas: redraw in this same frame, before it is painted.
-      this.#drawBoundaries();
-      this.#drawCurves();
-      this.#drawLandscape();
-    }
-  }
 
-  #allCanvases() {
-    const e = this.#els;
-    return [...e.panels.map((p) => p.canvas), e.loss, e.acc,
-      ...e.landSides.flatMap((s) => [s.contour, s.surface3d, s.slice]), e.interp, e.lambda, e.spectrum];
-  }
-
-  // ----- text: labels, table, status, divergence --------------------------
 
   #updateText() {
     const m = this.metrics();
@@ -1184,7 +977,7 @@ class FlatminimaSandbox extends HTMLElement {
       return `<tr class="fm-row-${kind}${key.startsWith("ood") ? " fm-ood" : ""}"><th scope="row">${title}</th>${cell(a, 0)}${cell(b, 1)}</tr>`;
     }).join("");
 
-    const classes = palette.classes.slice(0, m.classes);
+    const classes = this.#palette.classes.slice(0, m.classes);
     const legend = `${classes.map((c, k) => `<span><span class="fm-dot" style="background:${c}"></span>class ${k}</span>`).join("")}
       <span><span class="fm-dot fm-dot-train"></span>training point</span>
       <span><span class="fm-cross" aria-hidden="true">×</span>OOD test point</span>
@@ -1204,37 +997,20 @@ class FlatminimaSandbox extends HTMLElement {
     this.#els.status.textContent = text;
   }
 
-  #emitMetrics() {
-    const m = this.metrics();
-    if (m) this.dispatchEvent(new CustomEvent("metrics", { detail: m }));
-  }
-
   // ----- errors -----------------------------------------------------------
 
-  /** Runs a call into wasm; an exception stops this element (and a panic, all of them). */
-  #guard(fn) {
-    if (fatalMessage) return undefined;
-    try {
-      return fn();
-    } catch (e) {
-      const message = describeError(e);
-      if (e instanceof WebAssembly.RuntimeError || globalThis.__flatminimaPanic) {
-        fatalMessage = message;
-        for (const el of liveElements) el.#showFatal(message);
-      }
-      this.#showFatal(message);
-      return undefined;
-    }
-  }
-
   #showFatal(message) {
+    // Also on the console, where developers (and the e2e tests) look for errors.
+    if (!this.#fatal) console.error(`flatminima-sandbox: ${message}`);
+    this.#fatal = message;
     this.#playing = false;
-    this.#stopLoop();
     this.#updatePlayButton();
-    for (const b of [this.#els.play, this.#els.step, this.#els.reset]) b.disabled = true;
+    for (const b of [this.#els.play, this.#els.step, this.#els.reset, this.#els.studyRun]) b.disabled = true;
     this.#els.fatal.textContent = message;
     this.#els.fatal.hidden = false;
     this.#els.root.hidden = false;
+    for (const { reject } of this.#pending.values()) reject(new Error(message));
+    this.#pending.clear();
   }
 }
 

@@ -4,8 +4,10 @@
 
 use plotters::prelude::*;
 use plotters_canvas::CanvasBackend;
-use wasm_bindgen::{Clamped, JsCast, JsValue};
+use wasm_bindgen::{Clamped, JsValue};
 use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement, ImageData};
+
+use super::canvas::{context_2d, scratch_canvas};
 
 use crate::data::Dataset;
 
@@ -47,10 +49,7 @@ pub struct BoundaryPainter {
 
 impl BoundaryPainter {
     pub fn new() -> Result<Self, JsValue> {
-        let document = web_sys::window().and_then(|w| w.document()).ok_or("no document to draw in")?;
-        let scratch: HtmlCanvasElement = document.create_element("canvas")?.dyn_into()?;
-        scratch.set_width(GRID as u32);
-        scratch.set_height(GRID as u32);
+        let scratch = scratch_canvas(GRID as u32, GRID as u32)?;
         let scratch_ctx = context_2d(&scratch)?;
         Ok(BoundaryPainter { scratch, scratch_ctx })
     }
@@ -206,10 +205,6 @@ fn marker_radius(points: usize) -> f64 {
 
 pub fn rgb(c: Rgb) -> RGBColor {
     RGBColor(c[0], c[1], c[2])
-}
-
-pub fn context_2d(canvas: &HtmlCanvasElement) -> Result<CanvasRenderingContext2d, JsValue> {
-    canvas.get_context("2d")?.ok_or("the canvas has no 2d context")?.dyn_into().map_err(Into::into)
 }
 
 pub fn js_error(e: impl std::fmt::Display) -> JsValue {

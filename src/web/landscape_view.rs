@@ -6,12 +6,13 @@
 
 use plotters::prelude::*;
 use plotters_canvas::CanvasBackend;
-use wasm_bindgen::{Clamped, JsCast, JsValue};
+use wasm_bindgen::{Clamped, JsValue};
 use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement, ImageData};
 
 use crate::landscape::{Split, Surface, Trajectory};
 
-use super::boundary::{context_2d, js_error, rgb};
+use super::boundary::{js_error, rgb};
+use super::canvas::{context_2d, scratch_canvas};
 use super::chart;
 use super::palette::{self, Rgb};
 
@@ -60,8 +61,7 @@ pub struct LandscapePainter {
 
 impl LandscapePainter {
     pub fn new() -> Result<Self, JsValue> {
-        let document = web_sys::window().and_then(|w| w.document()).ok_or("no document to draw in")?;
-        let scratch: HtmlCanvasElement = document.create_element("canvas")?.dyn_into()?;
+        let scratch = scratch_canvas(1, 1)?;
         let scratch_ctx = context_2d(&scratch)?;
         Ok(LandscapePainter { scratch, scratch_ctx })
     }

@@ -7,6 +7,7 @@
 //! - [`field`]: decision probabilities on a grid -> pixel buffer + boundary segments
 //! - [`grid_net`]: the fast f32 forward pass behind the field
 //! - [`boundary`]: one decision-boundary panel on a canvas
+//! - [`canvas`]: canvases that work in a window and in the page's Web Worker
 //! - [`chart`]: the look the line charts share (margins, grid, labels)
 //! - [`curves`]: loss and accuracy curves
 //! - [`landscape_view`]: loss surfaces (heatmap + contours + trajectory, 3D) and 1D slices
@@ -24,6 +25,8 @@
 mod bench;
 #[cfg(feature = "page")]
 pub mod boundary;
+#[cfg(feature = "page")]
+pub mod canvas;
 #[cfg(feature = "page")]
 pub mod chart;
 #[cfg(feature = "page")]
@@ -74,11 +77,19 @@ pub fn install_panic_hook() {
     });
 }
 
-/// Milliseconds from `performance.now()` (`Date.now()` outside a window), for
-/// one-off timings; the sandbox keeps its `Performance` handle in a `Clock`.
+/// `performance` of the global scope, a window's or a worker's (the page
+/// runs its sandbox in a worker, where there is no `window()`).
+pub(crate) fn performance() -> Option<web_sys::Performance> {
+    use wasm_bindgen::JsCast;
+    let value = js_sys::Reflect::get(&js_sys::global(), &"performance".into()).ok()?;
+    (!value.is_undefined() && !value.is_null()).then(|| value.unchecked_into())
+}
+
+/// Milliseconds from `performance.now()`, for one-off timings; the sandbox
+/// keeps its `Performance` handle in a `Clock`.
 #[cfg(any(feature = "gpu-page", feature = "bench-page"))]
 fn now_ms() -> f64 {
-    web_sys::window().and_then(|w| w.performance()).map_or_else(js_sys::Date::now, |p| p.now())
+    performance().map_or_else(js_sys::Date::now, |p| p.now())
 }
 
 /// The sandbox module's free functions.

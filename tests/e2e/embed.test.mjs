@@ -85,7 +85,7 @@ test("embed: a created element with bad attributes shows messages naming them an
   assert.equal(m.backend, "cpu", "an unknown backend falls back to auto, which is the CPU here");
   assert.equal(m.left.diverged, false);
   // Both elements live side by side, each with its own run.
-  await page.evaluate(() => document.querySelectorAll("flatminima-sandbox").forEach((e) => e.pause()));
+  await page.evaluate(() => Promise.all([...document.querySelectorAll("flatminima-sandbox")].map((e) => e.pause())));
   const [a0, b0] = await page.evaluate(() => [...document.querySelectorAll("flatminima-sandbox")].map((e) => e.metrics()));
   await page.evaluate(() => document.querySelector("#bad").step(30));
   const [a1, b1] = await page.evaluate(() => [...document.querySelectorAll("flatminima-sandbox")].map((e) => e.metrics()));

@@ -165,6 +165,14 @@ export async function waitForSandbox(page, { selector = "flatminima-sandbox", ti
   );
 }
 
+/**
+ * Waits until the element's worker has applied everything asked of it so far
+ * (`el.settled()`): then metrics(), landscape() and settingsQuery() reflect it.
+ */
+export function settle(page, selector = "flatminima-sandbox") {
+  return page.evaluate((sel) => document.querySelector(sel).settled(), selector);
+}
+
 /** `el.metrics()` of the first sandbox, as the page returns it (structured clone). */
 export function metrics(page, selector = "flatminima-sandbox") {
   return page.evaluate((sel) => document.querySelector(sel).metrics(), selector);

@@ -36,7 +36,7 @@ function heap(page) {
   return page.evaluate(async () => {
     if (window.gc) { window.gc(); await new Promise((r) => setTimeout(r, 0)); window.gc(); }
     const el = document.querySelector("flatminima-sandbox");
-    el.reset();
+    await el.reset();
     const live = typeof el.wasmLiveBytes === "function" ? el.wasmLiveBytes() : null;
     const js = performance.memory ? performance.memory.usedJSHeapSize : null;
     for (const name of ["wasmMemoryBytes", "wasmHeapBytes", "memoryBytes"]) {

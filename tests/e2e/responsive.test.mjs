@@ -102,8 +102,10 @@ test("(h) responsive at maximum speed: frames keep coming, clicks are handled", 
   const pause = page.locator("flatminima-sandbox").getByRole("button", { name: /^\W*pause\b/i }).first();
   const clickedAt = Date.now();
   await pause.click({ timeout: 2_000 });
-  const p1 = await metrics(page);
+  // The worker applies the pause with its next message: settled() waits for that.
+  await page.evaluate(() => document.querySelector("flatminima-sandbox").settled());
   const clickMs = Date.now() - clickedAt;
+  const p1 = await metrics(page);
   await page.waitForTimeout(300);
   const p2 = await metrics(page);
   assert.equal(p2.left.step, p1.left.step, "still training after clicking pause at full speed");

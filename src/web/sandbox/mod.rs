@@ -156,12 +156,29 @@ impl Sandbox {
     /// so the budget is exceeded by at most one short chunk.
     #[wasm_bindgen(js_name = trainFor)]
     pub fn train_for(&mut self, max_steps: u32, budget_ms: f64) -> u32 {
+        self.advance_for(max_steps, budget_ms, true)
+    }
+
+    /// `step(n)` in slices: at most `max_steps` more steps on each side that
+    /// has not diverged, even past the configured number of steps, or until
+    /// `budget_ms` have passed. Returns the steps taken (0: both diverged).
+    #[wasm_bindgen(js_name = stepFor)]
+    pub fn step_for(&mut self, max_steps: u32, budget_ms: f64) -> u32 {
+        self.advance_for(max_steps, budget_ms, false)
+    }
+
+    /// The time-budgeted loop of `trainFor` and `stepFor`.
+    fn advance_for(&mut self, max_steps: u32, budget_ms: f64, stop_at_limit: bool) -> u32 {
         let start = self.clock.now();
         let mut done = 0;
-        while done < max_steps as usize && !self.finished() {
+        while done < max_steps as usize && !(stop_at_limit && self.finished()) {
             let n = self.chunk.min(max_steps as usize - done);
             let t0 = self.clock.now();
-            done += self.advance(n, true);
+            let taken = self.advance(n, stop_at_limit);
+            if taken == 0 {
+                break;
+            }
+            done += taken;
             let t1 = self.clock.now();
             let took = t1 - t0;
             if took < CHUNK_TARGET_MS / 2.0 {
@@ -469,7 +486,7 @@ struct Clock(Option<web_sys::Performance>);
 
 impl Clock {
     fn new() -> Self {
-        Clock(web_sys::window().and_then(|w| w.performance()))
+        Clock(crate::web::performance())
     }
 
     fn now(&self) -> f64 {

@@ -154,6 +154,8 @@ impl Sandbox {
     /// One side's surface (`split` "train" or "ood") as a heatmap with
     /// contours and the trajectory, and the same surface in 3D seen from
     /// `yaw`, `pitch` (radians). Either canvas may be 0 x 0 to skip it.
+    /// Returns which canvases were drawn ([`DREW_FIRST`] | [`DREW_SECOND`]): one
+    /// whose picture has not changed is left as it is.
     #[wasm_bindgen(js_name = drawSurface)]
     #[allow(clippy::too_many_arguments)]
     pub fn draw_surface(
@@ -165,14 +167,14 @@ impl Sandbox {
         yaw: f64,
         pitch: f64,
         scale: f64,
-    ) -> Result<(), JsValue> {
+    ) -> Result<u32, JsValue> {
         if self.landscape_painter.is_none() {
             self.landscape_painter = Some(LandscapePainter::new()?);
         }
-        let Some(l) = self.landscape_shown.as_ref().or(self.landscape_pending.as_ref()) else { return Ok(()) };
+        let Some(l) = self.landscape_shown.as_ref().or(self.landscape_pending.as_ref()) else { return Ok(0) };
         let i = (side as usize).min(1);
         let split = if split == "ood" { Split::Ood } else { Split::Train };
-        let Some(log_range) = l.surface_log_range(split) else { return Ok(()) };
+        let Some(log_range) = l.surface_log_range(split) else { return Ok(0) };
         let pic = SurfacePicture {
             surface: l.sides[i].surface(),
             split,
@@ -185,14 +187,17 @@ impl Sandbox {
         let content =
             (self.generation, l.steps(), l.settings.kind as u8, l.progress().to_bits(), split as u8, scale.to_bits());
         let painter = self.landscape_painter.as_ref().expect("just set");
+        let mut drew = 0;
         if self.drawn.is_new(contour, &content) {
             painter.draw_contour(contour, &pic)?;
+            drew |= DREW_FIRST;
         }
         // The 3D view waits for a complete surface: a half-built one only misleads.
         if l.sides[i].surface.is_done() && self.drawn.is_new(surface3d, &(content, yaw.to_bits(), pitch.to_bits())) {
             landscape_view::draw_surface_3d(surface3d, &pic, yaw, pitch)?;
+            drew |= DREW_SECOND;
         }
-        Ok(())
+        Ok(drew)
     }
 
     /// One side's 1D slice along the plane's first direction: train (solid),
@@ -286,22 +291,26 @@ impl Sandbox {
     }
 
     /// lambda_max over training (with the edge-of-stability lines) on `lambda`,
-    /// and the Hessian spectra of both sides on `spectrum`.
+    /// and the Hessian spectra of both sides on `spectrum`. Returns which were
+    /// drawn ([`DREW_FIRST`] | [`DREW_SECOND`]), as `drawSurface` does.
     #[wasm_bindgen(js_name = drawSharpness)]
     pub fn draw_sharpness(
         &mut self,
         lambda: &HtmlCanvasElement,
         spectrum: &HtmlCanvasElement,
         scale: f64,
-    ) -> Result<(), JsValue> {
+    ) -> Result<u32, JsValue> {
         // Only a finished measurement or spectrum (or new runs) changes these.
         let content = (self.generation, self.sharpness_version, scale.to_bits());
         let pair = self.slot.as_ref().expect("a sandbox always holds a pair");
         let [a, b] = &self.trackers;
+        let mut drew = 0;
         if self.drawn.is_new(lambda, &content) {
             sharpness_view::draw_lambda_max(lambda, [a, b], [&pair.left.side, &pair.right.side], scale)?;
+            drew |= DREW_FIRST;
         }
         if self.drawn.is_new(spectrum, &content) {
+            drew |= DREW_SECOND;
             let params = pair.left.mlp.num_params();
             let note = (!spectrum_fits(params)).then(|| {
                 format!("no dense spectrum for {params} parameters (the page stops at {PAGE_MAX_SPECTRUM_PARAMS})")
@@ -313,9 +322,14 @@ impl Sandbox {
                 scale,
             )?;
         }
-        Ok(())
+        Ok(drew)
     }
 }
+
+/// Bits of what `drawSurface` and `drawSharpness` return: the first canvas
+/// was drawn, the second was. The page's worker sends only drawn pictures.
+pub const DREW_FIRST: u32 = 1;
+pub const DREW_SECOND: u32 = 2;
 
 /// The newest sharpness measurement of a side for `metrics()`, or null before the first.
 pub(super) fn sharpness_metrics(tracker: &SharpnessTracker, side: &crate::config::SideConfig) -> Value {

@@ -1,0 +1,628 @@
+// @ts-check
+// The worker behind one <flatminima-sandbox>: it owns the element's two runs and
+// does all of its computation and drawing (training, metrics, decision fields,
+// landscapes, sharpness, studies, and the GPU kernels where WebGPU has an
+// adapter), so the page's main thread only handles the DOM and stays responsive.
+//
+// It draws on OffscreenCanvases of its own, sized like the element's canvases,
+// and sends each new picture as an ImageBitmap (transferred, not copied). The
+// messages both ways are declared in www/protocol.js; the element's side is
+// www/flatminima-sandbox.js.
+//
+// One scheduler (`tick`) interleaves the work: training slices as fast as the
+// speed allows, then whatever is due at display rate (pictures, a snapshot of
+// metrics), then landscape, sharpness and study work in small pieces. Every
+// piece is bounded in time, so a message (pause, new settings) waits at most one
+// piece. A settings change bumps `revision`; everything the worker sends says
+// which revision it shows, and answers computed for an older one are dropped.
+
+import init, { Sandbox, paletteJson, panicForTests, wasmLiveBytes } from "./pkg/flatminima.js";
+
+/** @typedef {import("./protocol.js").ToWorker} ToWorker */
+/** @typedef {import("./protocol.js").FromWorker} FromWorker */
+/** @typedef {import("./protocol.js").ViewState} ViewState */
+
+// plotters-canvas checks that it was given a <canvas> with a 2D context
+// (`instanceof`); here its canvases are OffscreenCanvases, whose 2D API is the
+// same. Naming the offscreen classes as the DOM's lets those checks pass
+// (a worker has no DOM classes of its own to shadow).
+const scope = /** @type {any} */ (globalThis);
+scope.HTMLCanvasElement ??= OffscreenCanvas;
+scope.CanvasRenderingContext2D ??= OffscreenCanvasRenderingContext2D;
+
+/** A display frame (ms): pictures and snapshots are sent at most this often. */
+const FRAME_MS = 1000 / 60;
+/** Redraw intervals (ms): boundaries; curves and the metrics snapshot; landscape views. */
+const BOUNDARY_EVERY_MS = 50;
+const CURVES_EVERY_MS = 150;
+const LANDSCAPE_EVERY_MS = 150;
+/** Longest training slice (ms) between two looks at the message queue. */
+const TRAIN_SLICE_MS = 8;
+/** Landscape and sharpness work per tick (ms): small while training, more while paused. */
+const LANDSCAPE_BUDGET_MS = { playing: 3, paused: 12 };
+const SHARPNESS_BUDGET_MS = 2;
+/** A study on the CPU trains this long per tick (ms). */
+const STUDY_SLICE_MS = 10;
+/** Landscape grid points per axis, and points per data set it is evaluated on. */
+const LANDSCAPE_GRID = 51;
+const LANDSCAPE_POINTS = 256;
+/** Steps one step(n) call trains per tick, at most: the worker keeps answering meanwhile. */
+const STEP_SLICE_MS = 20;
+
+/** @type {Sandbox | null} */
+let sb = null;
+/** @type {any} */
+let wasm = null;
+let fatal = false;
+let revision = -1;
+/** @type {ViewState} */
+const view = {
+  speed: "10", showOod: true, landscape: true, directions: "random", surface: "train",
+  visible: false, yaw: 0.6, pitch: 0.45, dpr: 1,
+};
+let playing = false;
+/** Steps owed at a finite speed (steps per display frame), carried between ticks. */
+let owed = 0;
+let lastTrainAt = 0;
+/** @type {{id: number, remaining: number} [] } */
+const stepJobs = [];
+/** @type {{id: number, replicas: number, steps: number, started: boolean} | null} */
+let study = null;
+const last = { boundary: -Infinity, curves: -Infinity, landscape: -Infinity, frame: -Infinity };
+const dirty = { boundary: true, curves: true, landscape: true, settings: true };
+let landscapeBusy = false;
+let lastProgress = -1;
+
+/** The worker's own canvases, by the element's canvas names, at the element's sizes. */
+/** @type {Map<string, OffscreenCanvas>} */
+const canvases = new Map();
+/** @type {Record<string, [number, number]>} */
+let sizes = {};
+
+/** @param {FromWorker} message @param {Transferable[]} [transfer] */
+function send(message, transfer = []) {
+  postMessage(message, transfer);
+}
+
+// ---------------------------------------------------------------------------
+// Messages from the element.
+
+/** Messages that came before the module was ready wait here. */
+/** @type {ToWorker[]} */
+const early = [];
+
+self.onmessage = (/** @type {MessageEvent<ToWorker>} */ e) => {
+  if (!wasm) early.push(e.data);
+  else guard(() => handle(e.data));
+};
+
+/** @param {ToWorker} m */
+function handle(m) {
+  if (fatal) return;
+  switch (m.type) {
+    case "configure": {
+      revision = m.revision;
+      if (sb) {
+        if (sb.reconfigure(m.query)) cancelStudy();
+      } else {
+        sb = Sandbox.fromSettings(m.query);
+        configureLandscape();
+      }
+      dirty.settings = true;
+      redrawSoon();
+      sendState();
+      break;
+    }
+    case "view": {
+      const before = { ...view };
+      Object.assign(view, m.view);
+      if (before.directions !== view.directions) configureLandscape();
+      if (before.showOod !== view.showOod) dirty.boundary = true;
+      if (before.yaw !== view.yaw || before.pitch !== view.pitch || before.surface !== view.surface) {
+        dirty.landscape = true;
+        last.landscape = -Infinity;
+      }
+      if (!before.visible && view.visible) redrawSoon();
+      if (before.speed !== view.speed) owed = 0;
+      break;
+    }
+    case "resize":
+      sizes = m.sizes;
+      view.dpr = m.dpr;
+      redrawSoon();
+      break;
+    case "play":
+      if (sb && !sb.finished()) {
+        playing = true;
+        owed = 0;
+        lastTrainAt = performance.now();
+      }
+      sendState();
+      break;
+    case "pause":
+      playing = false;
+      dirty.landscape = true;
+      sendState();
+      break;
+    case "reset":
+      if (sb) sb.reset();
+      redrawSoon();
+      sendState();
+      break;
+    case "step":
+      stepJobs.push({ id: m.id, remaining: m.n });
+      break;
+    case "settle":
+      // Everything sent before this message has been applied: say so with fresh state.
+      sendState();
+      send({ type: "reply", id: m.id, value: null });
+      break;
+    case "study":
+      startStudy(m);
+      break;
+    case "backend":
+      chooseBackend(m.choice);
+      break;
+    case "panic":
+      panicForTests();
+      break;
+  }
+  wake();
+}
+
+// ---------------------------------------------------------------------------
+// The scheduler.
+
+let scheduled = false;
+let timer = 0;
+const channel = new MessageChannel();
+channel.port1.onmessage = () => { scheduled = false; guard(tick); };
+
+/** Runs `tick` as soon as the message queue allows (no 4 ms timer clamp). */
+function wake() {
+  if (timer) { clearTimeout(timer); timer = 0; }
+  if (!scheduled && !fatal) {
+    scheduled = true;
+    channel.port2.postMessage(0);
+  }
+}
+
+/** Runs `tick` in `ms` unless something wakes it earlier. */
+function sleep(ms) {
+  if (!scheduled && !timer && !fatal) timer = setTimeout(() => { timer = 0; guard(tick); }, ms);
+}
+
+function tick() {
+  if (!sb || fatal) return;
+  const now = performance.now();
+  let busy = false;
+
+  // Training: step(n) calls first, then play at the chosen speed.
+  if (stepJobs.length) {
+    const job = stepJobs[0];
+    const done = sb.stepFor(job.remaining, STEP_SLICE_MS);
+    job.remaining -= done;
+    if (done > 0) dirty.boundary = dirty.curves = true;
+    if (job.remaining <= 0 || done === 0) {
+      stepJobs.shift();
+      redrawSoon();
+      sendState();
+      send({ type: "reply", id: job.id, value: metrics() });
+    }
+    busy = true;
+  } else if (playing) {
+    let max = 0xffffffff;
+    if (view.speed !== "max") {
+      // A finite speed is steps per display frame, kept up however ticks fall.
+      const perFrame = Number(view.speed);
+      owed = Math.min(owed + (perFrame * (now - lastTrainAt)) / FRAME_MS, 2 * perFrame);
+      max = Math.floor(owed);
+    }
+    lastTrainAt = now;
+    if (max > 0) {
+      const done = sb.trainFor(max, TRAIN_SLICE_MS);
+      if (view.speed !== "max") owed -= done;
+      if (done > 0) dirty.boundary = dirty.curves = true;
+    }
+    if (sb.finished()) {
+      playing = false;
+      redrawSoon();
+      sendState();
+    }
+  }
+
+  busy = gpuWork() || busy;
+  busy = studyWork() || busy;
+  busy = landscapeWork() || busy;
+  draw(performance.now());
+
+  if (stepJobs.length || (playing && view.speed === "max") || (study && !gpu)) wake();
+  else if (playing) sleep(FRAME_MS / 2);
+  else if (busy || dirty.boundary || dirty.curves || (dirty.landscape && view.landscape && view.visible)) sleep(busy ? 0 : FRAME_MS);
+}
+
+/** Draw everything at the next tick (after new settings, a reset, a resize). */
+function redrawSoon() {
+  dirty.boundary = dirty.curves = dirty.landscape = true;
+  last.boundary = last.curves = last.landscape = -Infinity;
+  wake();
+}
+
+// ---------------------------------------------------------------------------
+// Pictures and snapshots.
+
+/** The worker's canvas for `name` at the element's current size, or null while it has none. */
+function canvas(name) {
+  const size = sizes[name];
+  if (!size || size[0] <= 0 || size[1] <= 0) return null;
+  let c = canvases.get(name);
+  if (!c) {
+    c = new OffscreenCanvas(size[0], size[1]);
+    // A context from the start: transferToImageBitmap needs one even if nothing was drawn yet.
+    c.getContext("2d");
+    canvases.set(name, c);
+  }
+  if (c.width !== size[0] || c.height !== size[1]) {
+    c.width = size[0];
+    c.height = size[1];
+  }
+  return c;
+}
+
+/** What is due at `now`: pictures (sent as bitmaps, one message) and the metrics snapshot. */
+function draw(now) {
+  if (!sb || now - last.frame < FRAME_MS) return;
+  /** @type {Record<string, ImageBitmap>} */
+  const bitmaps = {};
+  const take = (name, c) => { bitmaps[name] = c.transferToImageBitmap(); };
+  const scale = view.dpr;
+  if (dirty.boundary && now - last.boundary >= BOUNDARY_EVERY_MS) {
+    last.boundary = now;
+    dirty.boundary = false;
+    for (const side of [0, 1]) {
+      const c = canvas(`boundary${side}`);
+      if (!c) continue;
+      // true: a big net's newer field is still being computed, a band of rows per call.
+      if (sb.drawBoundary(side, /** @type {any} */ (c), view.showOod, scale)) dirty.boundary = true;
+      take(`boundary${side}`, c);
+    }
+  }
+  let snapshot = false;
+  if (dirty.curves && now - last.curves >= CURVES_EVERY_MS) {
+    last.curves = now;
+    dirty.curves = false;
+    const loss = canvas("loss"), acc = canvas("acc");
+    if (loss && acc) {
+      sb.drawCurves(/** @type {any} */ (loss), /** @type {any} */ (acc), scale);
+      take("loss", loss);
+      take("acc", acc);
+    }
+    snapshot = true;
+  }
+  if (view.landscape && view.visible && dirty.landscape && now - last.landscape >= LANDSCAPE_EVERY_MS) {
+    last.landscape = now;
+    dirty.landscape = false;
+    drawLandscape(take, scale);
+    snapshot = true;
+  }
+  if (Object.keys(bitmaps).length) {
+    last.frame = now;
+    send({ type: "frame", revision, bitmaps }, Object.values(bitmaps));
+  }
+  if (snapshot) sendState();
+}
+
+/** @param {(name: string, c: OffscreenCanvas) => void} take @param {number} scale */
+function drawLandscape(take, scale) {
+  if (!sb) return;
+  const any = (c) => /** @type {any} */ (c);
+  for (const side of [0, 1]) {
+    const contour = canvas(`contour${side}`), cube = canvas(`surface3d${side}`), slice = canvas(`slice${side}`);
+    if (contour && cube) {
+      const drew = sb.drawSurface(side, any(contour), any(cube), view.surface, view.yaw, view.pitch, scale);
+      if (drew & 1) take(`contour${side}`, contour);
+      if (drew & 2) take(`surface3d${side}`, cube);
+    }
+    if (slice) {
+      sb.drawSlice(side, any(slice), scale);
+      take(`slice${side}`, slice);
+    }
+  }
+  const interp = canvas("interp");
+  if (interp) {
+    sb.drawInterpolation(any(interp), scale);
+    take("interp", interp);
+  }
+  const lambda = canvas("lambda"), spectrum = canvas("spectrum");
+  if (lambda && spectrum) {
+    const drew = sb.drawSharpness(any(lambda), any(spectrum), scale);
+    if (drew & 1) take("lambda", lambda);
+    if (drew & 2) take("spectrum", spectrum);
+  }
+}
+
+function metrics() {
+  return sb ? JSON.parse(sb.metricsJson()) : null;
+}
+
+/** The element's view of this worker: metrics, landscape, settings (when they changed), memory. */
+function sendState() {
+  if (!sb || fatal) return;
+  /** @type {import("./protocol.js").State} */
+  const state = {
+    type: "state",
+    revision,
+    playing,
+    metrics: metrics(),
+    landscape: view.landscape ? JSON.parse(sb.landscapeJson(false)) : null,
+    landscapeProgress: lastProgress < 0 ? 0 : lastProgress,
+    memory: { heap: wasm.memory.buffer.byteLength, live: wasmLiveBytes() },
+  };
+  if (dirty.settings) {
+    dirty.settings = false;
+    state.settings = {
+      errors: JSON.parse(sb.errorsJson()),
+      effective: JSON.parse(sb.effectiveSettingsJson()),
+      query: sb.settingsQuery(),
+      config: sb.configJson(),
+    };
+  }
+  send(state);
+}
+
+// ---------------------------------------------------------------------------
+// Landscape and sharpness.
+
+function configureLandscape() {
+  if (!sb) return;
+  const problem = sb.landscapeConfigure(view.directions, LANDSCAPE_GRID, LANDSCAPE_POINTS);
+  if (problem) console.warn(`flatminima-sandbox: ${problem}`);
+  dirty.landscape = true;
+}
+
+/** One piece of landscape and sharpness work; returns whether more is waiting. */
+function landscapeWork() {
+  // Off screen, nobody sees it: the work waits until the element is scrolled into view.
+  if (!view.landscape || !sb || !view.visible) return false;
+  const paused = !playing && !stepJobs.length;
+  const progress = sb.landscapeAdvance(paused ? LANDSCAPE_BUDGET_MS.paused : LANDSCAPE_BUDGET_MS.playing);
+  const measured = sb.sharpnessAdvance(SHARPNESS_BUDGET_MS, paused);
+  const busy = progress < 1 || sb.sharpnessBusy(paused);
+  if (busy || measured || progress !== lastProgress) dirty.landscape = true;
+  lastProgress = progress;
+  landscapeBusy = busy;
+  return busy;
+}
+
+// ---------------------------------------------------------------------------
+// Studies: on the GPU where it is in use, else on the CPU a slice per tick.
+
+/** @param {{id: number, replicas: number, steps: number}} m */
+function startStudy(m) {
+  if (!sb) throw new Error("no sandbox");
+  cancelStudy();
+  try {
+    // The CPU's job is fixed here (it checks the counts against the network's size),
+    // and so are the settings the GPU gets, so a fallback trains the same study.
+    sb.studyStart(m.replicas, m.steps);
+  } catch (e) {
+    send({ type: "reply", id: m.id, error: errorText(e), name: "RangeError" });
+    return;
+  }
+  study = { ...m, started: false };
+  const kernels = gpu;
+  send({ type: "study", progress: 0, backend: kernels ? "GPU" : "CPU", replicas: m.replicas });
+  if (!kernels) return;
+  study.started = true;
+  const mine = study;
+  const query = sb.settingsQuery();
+  untilGpuCrash(kernels.study(query, m.replicas, m.steps)).then(
+    (text) => {
+      if (study !== mine) return;
+      finishStudy(JSON.parse(text), "");
+    },
+    (e) => {
+      if (study !== mine) return;
+      if (gpuCrash() || kernels.problem()) gpuFailed(e);
+      mine.started = false; // the CPU takes it from here
+      send({ type: "study", progress: 0, backend: "CPU", replicas: m.replicas });
+      mine.note = `the GPU could not train it (${errorText(e)}); the CPU did`;
+      wake();
+    },
+  );
+}
+
+/** One slice of a CPU study; returns whether one is under way. */
+function studyWork() {
+  if (!study || study.started || !sb) return !!study;
+  const progress = sb.studyAdvance(STUDY_SLICE_MS);
+  send({ type: "study", progress, backend: "CPU", replicas: study.replicas });
+  if (progress >= 1) finishStudy(JSON.parse(sb.studyResultJson()), study.note || "");
+  return true;
+}
+
+function finishStudy(report, note) {
+  if (!study || !sb) return;
+  const { id } = study;
+  study = null;
+  sb.studyCancel();
+  if (note) report.note = note;
+  send({ type: "reply", id, value: report });
+}
+
+/** A newer study, new runs or the element's removal ends the one under way. */
+function cancelStudy() {
+  if (!study) return;
+  const { id } = study;
+  study = null;
+  sb?.studyCancel();
+  send({ type: "reply", id, error: "the study was replaced by a newer one or the runs were restarted", name: "AbortError" });
+}
+
+// ---------------------------------------------------------------------------
+// The GPU module, where WebGPU has an adapter and the backend is not "cpu".
+
+/** @type {any} the GpuKernels in use, or null (the CPU) */
+let gpu = null;
+let gpuChoice = "";
+/** @type {Promise<any> | null} */
+let gpuOpening = null;
+const gpuBusy = { boundary: false, surfaces: 0 };
+/** Bumped whenever the backend is chosen again: answers to an older choice are dropped. */
+let gpuEpoch = 0;
+
+const gpuCrash = () => scope.__flatminimaGpuPanic;
+const errorText = (e) => (e && e.message ? e.message : String(e));
+
+/** Resolves to opened GPU kernels for `choice` ("auto" or "gpu"); rejects with the reason there are none. */
+async function openGpu(choice) {
+  if (gpuCrash()) throw new Error(`the GPU module crashed earlier (${gpuCrash()})`);
+  const nav = /** @type {any} */ (navigator);
+  if (!nav.gpu) throw new Error("this browser has no WebGPU (navigator.gpu is missing)");
+  // Ask before downloading the module: most pages without a GPU stop here.
+  const adapter = await nav.gpu.requestAdapter().catch(() => null);
+  if (!adapter) throw new Error("WebGPU has no adapter here");
+  const info = adapter.info || {};
+  if (choice === "auto" && (info.isFallbackAdapter || adapter.isFallbackAdapter)) {
+    throw new Error(`WebGPU's only adapter here is a software emulation (${info.vendor || "fallback"} ${info.architecture || "adapter"}), slower than the CPU path; backend="gpu" uses it anyway`);
+  }
+  gpuOpening ??= (async () => {
+    const module = await import(new URL("./pkg-gpu/flatminima.js", import.meta.url).href);
+    await module.default();
+    return await module.GpuKernels.open();
+  })().catch((e) => {
+    gpuOpening = null; // a later choice tries again
+    throw e;
+  });
+  return gpuOpening;
+}
+
+/** "auto" and "gpu" open the GPU; "cpu" and any failure stay on the CPU. */
+function chooseBackend(choice) {
+  gpuChoice = choice;
+  useGpu(null, "", choice === "cpu" ? "" : "looking for WebGPU…");
+  if (choice === "cpu") return;
+  openGpu(choice).then((kernels) => {
+    if (gpuChoice !== choice) return;
+    const problem = kernels.problem();
+    if (problem) {
+      gpuOpening = null; // a lost device: the next choice opens a new one
+      throw new Error(problem);
+    }
+    // (Where the browser does not say which adapters are fallbacks, wgpu does.)
+    if (choice === "auto" && kernels.isSoftware()) {
+      throw new Error(`WebGPU's only adapter here is a software emulation (${kernels.description()}), slower than the CPU path; backend="gpu" uses it anyway`);
+    }
+    useGpu(kernels, "", "");
+  }).catch((e) => {
+    if (gpuChoice !== choice) return;
+    const why = errorText(e);
+    // Asked for by name: a notice in the element's messages; auto: the badge says it.
+    useGpu(null, choice === "gpu" ? `backend: the GPU backend was requested but ${why}; using the CPU` : "", `no GPU: ${why}`);
+  });
+}
+
+/** Moves the GPU's work to `kernels`, or back to the CPU (null), and tells the element. */
+function useGpu(kernels, notice, note) {
+  gpu = kernels;
+  gpuBusy.boundary = false;
+  gpuBusy.surfaces = 0;
+  gpuEpoch++;
+  if (sb && !fatal) sb.setGpu(kernels ? kernels.description() : "");
+  send({ type: "backend", backend: kernels ? "gpu" : "cpu", notice, note, description: kernels ? kernels.description() : "" });
+  redrawSoon();
+}
+
+/** A GPU call failed: the CPU takes over (until the backend attribute changes). */
+function gpuFailed(e) {
+  if (!gpu) return;
+  const problem = gpu.problem();
+  const why = errorText(e) + (problem && !errorText(e).includes(problem) ? `; ${problem}` : "");
+  if (problem) gpuOpening = null;
+  useGpu(null, `backend: the GPU failed (${why}); using the CPU from here on`, "the GPU failed");
+}
+
+/** A GPU call's answer arrives in a later tick; a panic there leaves it unsettled, so also watch for one. */
+function untilGpuCrash(promise) {
+  let poll = 0;
+  const crashed = new Promise((_, reject) => {
+    poll = setInterval(() => gpuCrash() && reject(new Error(`the GPU module crashed: ${gpuCrash()}`)), 200);
+  });
+  return Promise.race([promise, crashed]).finally(() => clearInterval(poll));
+}
+
+/**
+ * Sends the GPU what is due (both decision boundaries; the landscape's surfaces),
+ * at most one of each in flight. Returns whether answers are awaited.
+ */
+function gpuWork() {
+  if (!gpu || !sb || fatal) return false;
+  if (gpuCrash()) { gpuFailed(new Error(`the GPU module crashed: ${gpuCrash()}`)); return false; }
+  const kernels = gpu, epoch = gpuEpoch;
+  const answered = (done, answer) => (result) => {
+    if (gpuEpoch !== epoch) return; // the backend was chosen again meanwhile
+    done();
+    const problem = guard(() => answer(result));
+    if (problem) gpuFailed(new Error(problem));
+    wake();
+  };
+  const failed = (done) => (e) => {
+    if (gpuEpoch !== epoch) return;
+    done();
+    gpuFailed(e);
+  };
+  if (!gpuBusy.boundary) {
+    const request = sb.boundaryRequest();
+    if (request) {
+      gpuBusy.boundary = true;
+      const done = () => { gpuBusy.boundary = false; dirty.boundary = true; };
+      kernels.boundaryGrid(request).then(answered(done, (probs) => sb?.boundaryAnswer(probs)), failed(done));
+    }
+  }
+  // Off screen, the surfaces wait, as the CPU's landscape work does.
+  if (view.landscape && view.visible) {
+    for (let request; (request = sb.surfaceRequest());) {
+      const { tag } = JSON.parse(request);
+      gpuBusy.surfaces++;
+      const done = () => { gpuBusy.surfaces--; dirty.landscape = true; };
+      kernels.surface(request).then(answered(done, (values) => sb?.surfaceAnswer(tag.generation, tag.side, values)), failed(done));
+    }
+  }
+  return gpuBusy.boundary || gpuBusy.surfaces > 0;
+}
+
+// ---------------------------------------------------------------------------
+// Errors: a panic or exception stops this worker's element (only it: every
+// element has its own worker) with the message.
+
+/** @template T @param {() => T} fn @returns {T | undefined} */
+function guard(fn) {
+  if (fatal) return undefined;
+  try {
+    return fn();
+  } catch (e) {
+    die(e);
+    return undefined;
+  }
+}
+
+function die(e) {
+  if (fatal) return;
+  fatal = true;
+  const panic = scope.__flatminimaPanic;
+  const message = e instanceof WebAssembly.RuntimeError || panic
+    ? `The simulation crashed (a Rust panic): ${panic || errorText(e)}. Reload the page to start again.`
+    : `Something went wrong: ${errorText(e)}. Reload the page to start again.`;
+  send({ type: "fatal", message });
+}
+
+self.addEventListener("unhandledrejection", (e) => die(e.reason));
+
+init().then(
+  (exports) => {
+    wasm = exports;
+    send({ type: "ready", palette: JSON.parse(paletteJson()) });
+    for (const m of early.splice(0)) guard(() => handle(m));
+  },
+  (e) => send({ type: "fatal", message: `Could not load the WebAssembly module (${errorText(e)}).` }),
+);

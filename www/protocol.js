@@ -1,0 +1,68 @@
+// @ts-check
+// The messages between a <flatminima-sandbox> element (the page's main thread,
+// www/flatminima-sandbox.js) and its worker (www/flatminima-worker.js). This
+// file only declares their types; `make lint` type-checks both sides against it
+// (tsc --noEmit with checkJs), so a message one side sends and the other does not
+// understand is a lint error, not a silent no-op.
+
+/**
+ * What the element tells the worker about the views (not about the runs).
+ * @typedef {object} ViewState
+ * @property {string} speed       training steps per display frame: "1", "10", "100", "1000" or "max"
+ * @property {boolean} showOod    draw the OOD test points on the boundary panels
+ * @property {boolean} landscape  compute and draw the landscape and sharpness views
+ * @property {string} directions  the landscape's plane: "random", "hessian" or "pca"
+ * @property {string} surface     which loss the surfaces show: "train" or "ood"
+ * @property {boolean} visible    any of the element is on screen (landscape work waits while not)
+ * @property {number} yaw         3D view angles (radians)
+ * @property {number} pitch
+ * @property {number} dpr         device pixel ratio the canvases are sized with
+ */
+
+/**
+ * Page -> worker.
+ * @typedef {{type: "configure", revision: number, query: string}
+ *   | {type: "view", view: Partial<ViewState>}
+ *   | {type: "resize", sizes: Record<string, [number, number]>, dpr: number}
+ *   | {type: "play"} | {type: "pause"} | {type: "reset"}
+ *   | {type: "step", id: number, n: number}
+ *   | {type: "settle", id: number}
+ *   | {type: "study", id: number, replicas: number, steps: number}
+ *   | {type: "backend", choice: "auto" | "cpu" | "gpu"}
+ *   | {type: "panic"}} ToWorker
+ */
+
+/**
+ * What the settings of a revision turned into (sent when they changed).
+ * @typedef {object} SettingsEcho
+ * @property {{setting: string, message: string}[]} errors  rejected settings (their defaults are used)
+ * @property {Record<string, string>} effective  every setting's value as the run uses it
+ * @property {string} query   the non-default settings as a URL query
+ * @property {string} config  the run config as JSON (`flatminima train --config` replays it)
+ */
+
+/**
+ * A snapshot of the worker's runs.
+ * @typedef {object} State
+ * @property {"state"} type
+ * @property {number} revision     the settings revision these show
+ * @property {boolean} playing
+ * @property {any} metrics         the element's metrics() (see the README)
+ * @property {any} landscape       the element's landscape(), or null
+ * @property {number} landscapeProgress
+ * @property {{heap: number, live: number}} memory  wasm heap bytes and live Rust bytes
+ * @property {SettingsEcho} [settings]
+ */
+
+/**
+ * Worker -> page.
+ * @typedef {{type: "ready", palette: {classes: string[], sides: string[]}}
+ *   | State
+ *   | {type: "frame", revision: number, bitmaps: Record<string, ImageBitmap>}
+ *   | {type: "backend", backend: "gpu" | "cpu", notice: string, note: string, description: string}
+ *   | {type: "study", progress: number, backend: string, replicas: number}
+ *   | {type: "reply", id: number, value?: any, error?: string, name?: string}
+ *   | {type: "fatal", message: string}} FromWorker
+ */
+
+export {};
