@@ -5,7 +5,9 @@
 #                  (and www/pkg-bench for bench.html)
 #   make test      native tests + wasm tests in headless Chromium + build + end-to-end tests
 #   make bench     criterion benches + browser bench
-#   make lint      rustfmt check + clippy (native and wasm32), warnings are errors
+#   make lint      rustfmt check + clippy (native and wasm32), warnings are errors; the page's JS
+#                  type-checked (tsc --noEmit, checkJs) against www/protocol.js and the wasm module's
+#                  generated declarations (so it builds the wasm first)
 #
 # Offline notes:
 # - Never the Debian `binaryen` package: its wasm-opt 108 silently breaks wasm-bindgen output. PATH below
@@ -78,8 +80,10 @@ bench: setup build
 	if [ -f scripts/bench-browser.mjs ]; then node scripts/bench-browser.mjs; \
 	else echo "bench: WARNING: scripts/bench-browser.mjs not written yet, browser bench skipped" >&2; fi
 
-lint: setup
+lint: setup build
 	cargo fmt --all --check
+	tsc -p tsconfig.page.json
+	tsc -p tsconfig.worker.json
 	cargo clippy --all-targets -- -D warnings
 	cargo clippy --target $(WASM_TARGET) $(WASM_TEST_TARGETS) -- -D warnings
 	cargo clippy --lib --target $(WASM_TARGET) --features bench-page -- -D warnings

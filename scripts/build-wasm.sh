@@ -43,7 +43,7 @@ build_module() {
 
   echo "==> wasm-bindgen $(wasm-bindgen --version | awk '{print $2}') -> $out"
   rm -rf "$out"
-  wasm-bindgen --target web --out-dir "$out" --no-typescript "target/$TARGET/release/$CRATE.wasm"
+  wasm-bindgen --target web --out-dir "$out" "target/$TARGET/release/$CRATE.wasm"
 
   local wasm="$out/${CRATE}_bg.wasm"
   if [ "${WASM_OPT:-1}" != 0 ]; then

@@ -463,7 +463,8 @@ class FlatminimaSandbox extends HTMLElement {
    * with an Error named "AbortError" when a newer study or new runs replace it.
    */
   async study({ replicas = STUDY_REPLICAS, steps = STUDY_STEPS } = {}) {
-    for (const [name, value, max] of [["replicas", replicas, STUDY_LIMITS.replicas], ["steps", steps, STUDY_LIMITS.steps]]) {
+    for (const name of /** @type {const} */ (["replicas", "steps"])) {
+      const value = { replicas, steps }[name], max = STUDY_LIMITS[name];
       if (!Number.isInteger(value) || value < 1 || value > max) throw new RangeError(`${name}: expected an integer from 1 to ${max}, got ${value}`);
     }
     if (this.#fatal) throw new Error(this.#fatal);
@@ -774,14 +775,14 @@ class FlatminimaSandbox extends HTMLElement {
       // A log-scale slider for the number field: 10^min .. 10^max.
       const slider = document.createElement("input");
       slider.type = "range";
-      slider.min = c.log[0];
-      slider.max = c.log[1];
-      slider.step = 0.01;
+      slider.min = String(c.log[0]);
+      slider.max = String(c.log[1]);
+      slider.step = "0.01";
       slider.className = "fm-log";
       slider.setAttribute("aria-label", `${c.label} (log scale)`);
       slider.addEventListener("input", () => { input.value = String(Number((10 ** Number(slider.value)).toPrecision(2))); });
       slider.addEventListener("change", commit);
-      input.addEventListener("input", () => { if (Number(input.value) > 0) slider.value = Math.log10(Number(input.value)); });
+      input.addEventListener("input", () => { if (Number(input.value) > 0) slider.value = String(Math.log10(Number(input.value))); });
       line.prepend(slider);
       input.classList.add("fm-log-value");
     }

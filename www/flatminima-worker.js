@@ -66,7 +66,7 @@ let owed = 0;
 let lastTrainAt = 0;
 /** @type {{id: number, remaining: number} [] } */
 const stepJobs = [];
-/** @type {{id: number, replicas: number, steps: number, started: boolean} | null} */
+/** @type {{id: number, replicas: number, steps: number, started: boolean, note?: string} | null} */
 let study = null;
 const last = { boundary: -Infinity, curves: -Infinity, landscape: -Infinity, frame: -Infinity };
 const dirty = { boundary: true, curves: true, landscape: true, settings: true };
