@@ -12,7 +12,7 @@
 //     (target/criterion/train_step/{sgd,sam}, written by `cargo bench --bench train_step`),
 //     or given as --native-sgd=EXAMPLES_PER_S --native-sam=EXAMPLES_PER_S.
 //
-//   node scripts/bench-browser.mjs [--json] [--quick] [--webgpu] [--study] [--native-sgd=N] [--native-sam=N] [--dir=WWW]
+//   node scripts/bench-browser.mjs [--json] [--quick] [--webgpu] [--study] [--page] [--native-sgd=N] [--native-sam=N] [--dir=WWW]
 //
 // --quick: fewer, shorter samples (about 5 s instead of 20 s). --dir: serve another www/ folder.
 // --webgpu: launch Chromium with --enable-unsafe-webgpu and also time the GPU kernels through
@@ -20,6 +20,13 @@
 // --study: also time the element's study() as the Study button runs it (128 seeds per side, 1000
 // steps, default settings, wall-clock) on the CPU backend, and with --webgpu on the GPU backend
 // (50 steps on a software adapter, 1000 on a hardware one).
+// --page: the whole page as a student meets it (index.html, everything in the element's worker):
+// 15 s of play per scenario (5 s with --quick): animation frames/s and the p95 frame interval on
+// the main thread, its long tasks (> 50 ms), training steps/s per side, and the click-to-effect
+// time of Pause and Play (the click, until the worker has applied it: element.settled()). Scenarios:
+// the default page (landscape on), the default at speed "max" (compared with the core alone in
+// bench.html: both sides stepped with the page's metric logging, Sandbox.trainFor without any
+// pictures or views), and a 6x64 net with a full batch of 5000 and Hessian directions at "max".
 //
 // Figures are reported, never asserted: the exit code is 0 unless the benchmark
 // itself fails. Targets (issue 2, section 6): >= 1.8M examples/s in wasm (10x
@@ -151,6 +158,78 @@ async function studyFigures(context, url) {
   return runs;
 }
 
+/** The scenarios of --page: a name and the query index.html gets. */
+const PAGE_SCENARIOS = [
+  ["default page, landscape on", "steps=10000000"],
+  ["default page, speed max", "steps=10000000&speed=max"],
+  ["6x64, full batch 5000, Hessian planes, max", "steps=10000000&speed=max&hidden=64,64,64,64,64,64&points=5000&batch-size=5000&directions=hessian"],
+];
+
+/** Records main-thread animation frames and long tasks from page load on. */
+function pageProbes() {
+  window.__frames = [];
+  window.__longTasks = [];
+  const loop = (t) => { window.__frames.push(t); requestAnimationFrame(loop); };
+  requestAnimationFrame(loop);
+  try {
+    new PerformanceObserver((list) => { for (const e of list.getEntries()) window.__longTasks.push([e.startTime, e.duration]); })
+      .observe({ type: "longtask", buffered: true });
+  } catch { /* no long-task timing in this browser */ }
+}
+
+/** --page: frames, long tasks, steps/s and click-to-effect latency of index.html, per scenario. */
+async function pageFigures(context, url, seconds) {
+  const out = [];
+  for (const [name, query] of PAGE_SCENARIOS) {
+    const { page, problems } = await newWatchedPage(context);
+    await page.addInitScript(pageProbes);
+    await page.goto(`${url}index.html?${query}`, { waitUntil: "load" });
+    await page.waitForFunction(() => { const el = document.querySelector("flatminima-sandbox"); return el && el.metrics && el.metrics(); }, null, { timeout: 30_000 });
+    await page.evaluate(() => document.querySelector("flatminima-sandbox").play());
+    await page.waitForTimeout(1000); // past start-up (module compile, first pictures)
+    const t0 = await page.evaluate(() => ({ now: performance.now(), step: document.querySelector("flatminima-sandbox").metrics().left.step }));
+    await page.waitForTimeout(seconds * 1000);
+    const t1 = await page.evaluate(() => ({ now: performance.now(), step: document.querySelector("flatminima-sandbox").metrics().left.step }));
+    const { frames, longTasks } = await page.evaluate(([from, to]) => ({
+      frames: window.__frames.filter((t) => t >= from && t <= to),
+      longTasks: window.__longTasks.filter(([start]) => start >= from && start <= to),
+    }), [t0.now, t1.now]);
+    // Click-to-effect: a real click on Pause (then Play), until the worker has applied it.
+    const clicks = [];
+    for (let i = 0; i < (args.quick ? 6 : 20); i++) {
+      clicks.push(await page.evaluate(async () => {
+        const el = document.querySelector("flatminima-sandbox");
+        const button = el.shadowRoot.querySelector(".fm-play");
+        const start = performance.now();
+        button.click();
+        await el.settled();
+        return performance.now() - start;
+      }));
+      await page.waitForTimeout(150);
+    }
+    await page.evaluate(() => document.querySelector("flatminima-sandbox").pause());
+    const gaps = frames.slice(1).map((t, i) => t - frames[i]);
+    const ms = t1.now - t0.now;
+    out.push({
+      name, query, seconds: ms / 1000,
+      steps_per_s: ((t1.step - t0.step) * 1000) / ms,
+      frames_per_s: (frames.length * 1000) / ms,
+      frame_interval: quantiles(gaps),
+      long_tasks: { count: longTasks.length, total_ms: longTasks.reduce((s, [, d]) => s + d, 0), max_ms: Math.max(0, ...longTasks.map(([, d]) => d)) },
+      click_to_effect: quantiles(clicks),
+      problems,
+    });
+    await page.close();
+  }
+  return out;
+}
+
+function quantiles(xs) {
+  const s = [...xs].sort((a, b) => a - b);
+  const q = (p) => (s.length ? s[Math.min(s.length - 1, Math.floor(p * s.length))] : null);
+  return { n: s.length, median: q(0.5), p95: q(0.95), max: s.length ? s[s.length - 1] : null };
+}
+
 const fmt = (x, d = 0) => (x == null || Number.isNaN(x) ? "n/a" : x.toLocaleString("en-US", { maximumFractionDigits: d, minimumFractionDigits: d }));
 const mark = (ok) => (ok == null ? "" : ok ? "  [target met]" : "  [target MISSED]");
 
@@ -169,7 +248,8 @@ async function main() {
     const shipped = await shippedBytes(browser.context, server.url, www);
     const native = nativeFigures();
     const study = args.study ? await studyFigures(browser.context, server.url) : null;
-    const result = { wasm, shipped, native, study, problems: [...problems, ...shipped.problems] };
+    const pageRuns = args.page ? await pageFigures(browser.context, server.url, args.quick ? 5 : 15) : null;
+    const result = { wasm, shipped, native, study, page: pageRuns, problems: [...problems, ...shipped.problems, ...(pageRuns || []).flatMap((r) => r.problems)] };
 
     if (args.json) {
       console.log(JSON.stringify(result, null, 2));
@@ -201,6 +281,19 @@ async function main() {
     for (const r of study || []) {
       if (r.error) line(`study() on the ${r.backend.toUpperCase()}`, "n/a", `  ${r.error}`);
       else line(`study() on the ${r.backend.toUpperCase()}`, fmt(r.ms / 1000, 2) + " s", `  ${2 * r.replicas} networks x ${r.steps} steps, wall-clock${r.software ? " (software adapter)" : ""}; right higher in ${r.paired.right_higher} of ${r.paired.pairs} seeds`);
+    }
+    // The core alone, in this browser: both sides stepped with the page's metric logging.
+    const corePairPerS = wasm.page_training.steps_per_s_median;
+    line("page's training alone (no views)", fmt(corePairPerS), `  steps/s per side, SGD + SAM with metric logging; best ${fmt(wasm.page_training.steps_per_s_best)}`);
+    for (const r of pageRuns || []) {
+      console.log(`  page: ${r.name} (${fmt(r.seconds, 1)} s)`);
+      const f = r.frame_interval, c = r.click_to_effect;
+      line("  frames/s; frame interval p95", `${fmt(r.frames_per_s, 1)}; ${fmt(f.p95, 1)} ms`, `  median ${fmt(f.median, 1)} ms, max ${fmt(f.max, 1)} ms${mark(r.frames_per_s >= 55 && f.p95 <= 25)}`);
+      line("  main-thread long tasks", `${r.long_tasks.count}`, `  ${fmt(r.long_tasks.total_ms)} ms in all, longest ${fmt(r.long_tasks.max_ms)} ms${mark(r.long_tasks.count === 0)}`);
+      const maxSpeed = r.query.includes("speed=max");
+      const share = maxSpeed && !r.query.includes("hidden") ? `, ${fmt((100 * r.steps_per_s) / corePairPerS, 0)}% of the core alone (${fmt(corePairPerS)} pairs/s)` : "";
+      line("  training steps/s per side", fmt(r.steps_per_s), `  ${fmt(r.steps_per_s * 32)} examples/s at batch 32${share}${share ? mark(r.steps_per_s >= 5000 && r.steps_per_s >= 0.5 * corePairPerS) : ""}`);
+      line("  Pause/Play click to effect", `p95 ${fmt(c.p95, 1)} ms`, `  median ${fmt(c.median, 1)} ms, max ${fmt(c.max, 1)} ms (${c.n} clicks)${mark(c.p95 <= 50)}`);
     }
     line("shipped wasm+JS+CSS (gzip -9)", fmt(shipped.wasm_js_css_gz / 1024, 1) + " KB", `  all files incl. HTML ${fmt(shipped.all_gz / 1024, 1)} KB${mark(shipped.wasm_js_css_gz <= TARGETS.shippedKB * 1024)}`);
     for (const f of shipped.files) console.log(`      ${f.path.padEnd(32)} ${fmt(f.raw).padStart(10)} B ${fmt(f.gz).padStart(9)} B gz`);

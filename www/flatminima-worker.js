@@ -41,6 +41,12 @@ const TRAIN_SLICE_MS = 8;
 /** Landscape and sharpness work per tick (ms): small while training, more while paused. */
 const LANDSCAPE_BUDGET_MS = { playing: 3, paused: 12 };
 const SHARPNESS_BUDGET_MS = 2;
+/**
+ * While training, the landscape and sharpness views (computing and drawing them)
+ * get at most this share of the worker's time; training and the boundaries get
+ * the rest. A landscape of the current step is stale a few steps later anyway.
+ */
+const VIEWS_SHARE_WHILE_TRAINING = 0.2;
 /** A study on the CPU trains this long per tick (ms). */
 const STUDY_SLICE_MS = 10;
 /** Landscape grid points per axis, and points per data set it is evaluated on. */
@@ -69,6 +75,8 @@ const stepJobs = [];
 /** @type {{id: number, replicas: number, steps: number, started: boolean, note?: string} | null} */
 let study = null;
 const last = { boundary: -Infinity, curves: -Infinity, landscape: -Infinity, frame: -Infinity };
+/** Time (ms) spent on the views and on everything, decayed so that the share follows the recent past. */
+const spent = { views: 0, all: 0 };
 const dirty = { boundary: true, curves: true, landscape: true, settings: true };
 let landscapeBusy = false;
 let lastProgress = -1;
@@ -192,12 +200,50 @@ function sleep(ms) {
   if (!scheduled && !timer && !fatal) timer = setTimeout(() => { timer = 0; guard(tick); }, ms);
 }
 
+/**
+ * The scheduler's cycle, in three turns, each a task of its own so that a
+ * message from the element (pause, new settings) waits for one turn at most:
+ * train, then work (GPU answers, a study, landscape and sharpness), then draw.
+ */
+let turn = 0;
+/** Some work is waiting (set during a cycle, read at its end). */
+let busy = false;
+
 function tick() {
   if (!sb || fatal) return;
-  const now = performance.now();
-  let busy = false;
+  const start = performance.now();
+  if (turn === 0) {
+    busy = trainTurn(start);
+    turn = 1;
+    wake();
+  } else if (turn === 1) {
+    busy = gpuWork() || busy;
+    busy = studyWork() || busy;
+    // The views take their turn only while under their share of the time (all of it when idle).
+    if (viewsDue()) busy = landscapeWork() || busy;
+    else busy = true;
+    spent.views += performance.now() - start;
+    turn = 2;
+    wake();
+  } else {
+    draw(start, viewsDue());
+    turn = 0;
+    if (stepJobs.length || (playing && view.speed === "max") || (study && !gpu)) wake();
+    else if (playing) sleep(FRAME_MS / 2);
+    else if (busy || dirty.boundary || dirty.curves || (dirty.landscape && view.landscape && view.visible)) sleep(busy ? 0 : FRAME_MS);
+  }
+  spent.all = 0.99 * spent.all + (performance.now() - start);
+  spent.views *= 0.99;
+}
 
-  // Training: step(n) calls first, then play at the chosen speed.
+function viewsDue() {
+  const training = playing || stepJobs.length > 0;
+  return !training || spent.views <= VIEWS_SHARE_WHILE_TRAINING * spent.all;
+}
+
+/** Training: step(n) calls first, then play at the chosen speed. Returns whether steps are waiting. */
+function trainTurn(now) {
+  if (!sb) return false;
   if (stepJobs.length) {
     const job = stepJobs[0];
     const done = sb.stepFor(job.remaining, STEP_SLICE_MS);
@@ -209,36 +255,28 @@ function tick() {
       sendState();
       send({ type: "reply", id: job.id, value: metrics() });
     }
-    busy = true;
-  } else if (playing) {
-    let max = 0xffffffff;
-    if (view.speed !== "max") {
-      // A finite speed is steps per display frame, kept up however ticks fall.
-      const perFrame = Number(view.speed);
-      owed = Math.min(owed + (perFrame * (now - lastTrainAt)) / FRAME_MS, 2 * perFrame);
-      max = Math.floor(owed);
-    }
-    lastTrainAt = now;
-    if (max > 0) {
-      const done = sb.trainFor(max, TRAIN_SLICE_MS);
-      if (view.speed !== "max") owed -= done;
-      if (done > 0) dirty.boundary = dirty.curves = true;
-    }
-    if (sb.finished()) {
-      playing = false;
-      redrawSoon();
-      sendState();
-    }
+    return true;
   }
-
-  busy = gpuWork() || busy;
-  busy = studyWork() || busy;
-  busy = landscapeWork() || busy;
-  draw(performance.now());
-
-  if (stepJobs.length || (playing && view.speed === "max") || (study && !gpu)) wake();
-  else if (playing) sleep(FRAME_MS / 2);
-  else if (busy || dirty.boundary || dirty.curves || (dirty.landscape && view.landscape && view.visible)) sleep(busy ? 0 : FRAME_MS);
+  if (!playing) return false;
+  let max = 0xffffffff;
+  if (view.speed !== "max") {
+    // A finite speed is steps per display frame, kept up however ticks fall.
+    const perFrame = Number(view.speed);
+    owed = Math.min(owed + (perFrame * (now - lastTrainAt)) / FRAME_MS, 2 * perFrame);
+    max = Math.floor(owed);
+  }
+  lastTrainAt = now;
+  if (max > 0) {
+    const done = sb.trainFor(max, TRAIN_SLICE_MS);
+    if (view.speed !== "max") owed -= done;
+    if (done > 0) dirty.boundary = dirty.curves = true;
+  }
+  if (sb.finished()) {
+    playing = false;
+    redrawSoon();
+    sendState();
+  }
+  return playing;
 }
 
 /** Draw everything at the next tick (after new settings, a reset, a resize). */
@@ -269,8 +307,11 @@ function canvas(name) {
   return c;
 }
 
-/** What is due at `now`: pictures (sent as bitmaps, one message) and the metrics snapshot. */
-function draw(now) {
+/**
+ * What is due at `now`: pictures (sent as bitmaps, one message) and the metrics
+ * snapshot; the landscape views only when `viewsDue` (their share of time allows).
+ */
+function draw(now, viewsDue) {
   if (!sb || now - last.frame < FRAME_MS) return;
   /** @type {Record<string, ImageBitmap>} */
   const bitmaps = {};
@@ -299,10 +340,11 @@ function draw(now) {
     }
     snapshot = true;
   }
-  if (view.landscape && view.visible && dirty.landscape && now - last.landscape >= LANDSCAPE_EVERY_MS) {
+  if (viewsDue && view.landscape && view.visible && dirty.landscape && now - last.landscape >= LANDSCAPE_EVERY_MS) {
     last.landscape = now;
     dirty.landscape = false;
     drawLandscape(take, scale);
+    spent.views += performance.now() - now;
     snapshot = true;
   }
   if (Object.keys(bitmaps).length) {
