@@ -9,51 +9,385 @@
 
 use crate::config::{RunConfig, SideConfig, DEFAULT_LR, DEFAULT_RHO};
 use crate::data::{DatasetKind, ShiftKind};
-use crate::error::{check_count, check_range, ConfigError};
+use serde::Serialize;
+
+use crate::error::{check_count, ConfigError};
 use crate::optim::OptimizerConfig;
 use crate::sam::SamConfig;
 use crate::schedule::Schedule;
 
-/// One setting: its name (attribute / URL key), what it means and its default.
+/// One setting, declared once: the element's attribute, the page's URL key,
+/// the CLI's `--set` name, the page's control (label, group, kind of control,
+/// range or options) and the README's attribute table all come from it, and
+/// its parser reads the range from here (tests check the declaration against
+/// what the parser accepts).
+#[derive(Debug, Serialize)]
 pub struct SettingSpec {
     pub name: &'static str,
-    pub help: &'static str,
+    /// The control's label in the page.
+    pub label: &'static str,
+    pub group: Group,
+    pub kind: Kind,
     pub default: &'static str,
+    /// What it means and what it takes (the README's table, the CLI, a tooltip).
+    pub help: &'static str,
+    /// A line shown under the page's control, if any.
+    pub note: &'static str,
 }
+
+/// The page's groups of controls, in order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Group {
+    Data,
+    Shift,
+    Model,
+    Optimisers,
+    Training,
+}
+
+impl Group {
+    pub const ALL: [Group; 5] = [Group::Data, Group::Shift, Group::Model, Group::Optimisers, Group::Training];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Group::Data => "Data",
+            Group::Shift => "Distribution shift (OOD test set)",
+            Group::Model => "Model",
+            Group::Optimisers => "Optimisers",
+            Group::Training => "Training",
+        }
+    }
+}
+
+/// What values a setting takes, and how the page offers them.
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Kind {
+    /// One of a list: (value, label) pairs.
+    Choice { options: &'static [(&'static str, &'static str)] },
+    /// A number in `[min, max]` (`(min, max]` with `min_exclusive`); `integer`s only if set.
+    Number { min: f64, max: f64, min_exclusive: bool, integer: bool, control: Control },
+    /// Free text with its own parser (hidden widths).
+    Text { placeholder: &'static str },
+}
+
+/// The page's control for a number.
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Control {
+    /// A number field.
+    Field,
+    /// A linear slider; `live` ones apply while dragged (they change nothing that restarts a run).
+    Slider { step: f64, live: bool },
+    /// A number field with a slider over 10^from .. 10^to.
+    LogSlider { from: i32, to: i32 },
+}
+
+const fn field(min: f64, max: f64, integer: bool) -> Kind {
+    Kind::Number { min, max, min_exclusive: false, integer, control: Control::Field }
+}
+
+const fn slider(min: f64, max: f64, step: f64, live: bool) -> Kind {
+    Kind::Number { min, max, min_exclusive: false, integer: false, control: Control::Slider { step, live } }
+}
+
+const OPTIMIZERS: &[(&str, &str)] = &[("sgd", "SGD"), ("adam", "Adam"), ("adamw", "AdamW"), ("rmsprop", "RMSprop")];
+const SIDE_OPTIMIZERS: &[(&str, &str)] =
+    &[("", "same"), ("sgd", "SGD"), ("adam", "Adam"), ("adamw", "AdamW"), ("rmsprop", "RMSprop")];
+const WRAPPERS: &[(&str, &str)] = &[("plain", "plain"), ("sam", "SAM"), ("asam", "ASAM")];
 
 /// Every setting, in the order the page shows them.
 pub const SETTINGS: &[SettingSpec] = &[
-    SettingSpec { name: "dataset", help: "moons, circles, xor, spirals, blobs or spurious", default: "moons" },
-    SettingSpec { name: "noise", help: "input noise std, 0..1", default: "0.1" },
-    SettingSpec { name: "points", help: "training points, 4..5000", default: "200" },
-    SettingSpec { name: "classes", help: "classes for blobs, 2..8", default: "2" },
+    SettingSpec {
+        name: "dataset",
+        label: "Dataset",
+        group: Group::Data,
+        kind: Kind::Choice {
+            options: &[
+                ("moons", "Two moons"),
+                ("circles", "Circles"),
+                ("xor", "XOR"),
+                ("spirals", "Spirals"),
+                ("blobs", "Blobs (K classes)"),
+                ("spurious", "Spurious feature"),
+            ],
+        },
+        default: "moons",
+        help: "the 2D data set",
+        note: "",
+    },
+    SettingSpec {
+        name: "noise",
+        label: "Noise",
+        group: Group::Data,
+        kind: slider(0.0, 1.0, 0.01, false),
+        default: "0.1",
+        help: "input noise (standard deviation)",
+        note: "",
+    },
+    SettingSpec {
+        name: "points",
+        label: "Training points",
+        group: Group::Data,
+        kind: field(4.0, 5000.0, true),
+        default: "200",
+        help: "training points",
+        note: "",
+    },
+    SettingSpec {
+        name: "classes",
+        label: "Classes (blobs)",
+        group: Group::Data,
+        kind: field(2.0, 8.0, true),
+        default: "2",
+        help: "classes of the blobs data set",
+        note: "",
+    },
     SettingSpec {
         name: "shift",
-        help: "none, translate, rotate, scale, noise, class_prior or spurious_flip",
+        label: "Shift",
+        group: Group::Shift,
+        kind: Kind::Choice {
+            options: &[
+                ("none", "None"),
+                ("translate", "Translate"),
+                ("rotate", "Rotate"),
+                ("scale", "Scale"),
+                ("noise", "Extra noise"),
+                ("class_prior", "Class prior"),
+                ("spurious_flip", "Spurious flip (spurious data)"),
+            ],
+        },
         default: "rotate",
+        help: "how the OOD test set differs from the training data",
+        note: "",
     },
-    SettingSpec { name: "severity", help: "shift severity, 0..1", default: "0.5" },
-    SettingSpec { name: "hidden", help: "hidden widths, e.g. 16,16 (0-6 layers of 1-64)", default: "16,16" },
-    SettingSpec { name: "activation", help: "tanh, relu, gelu or sigmoid", default: "tanh" },
+    SettingSpec {
+        name: "severity",
+        label: "Severity",
+        group: Group::Shift,
+        kind: slider(0.0, 1.0, 0.05, true),
+        default: "0.5",
+        help: "how strong the shift is",
+        note: "Moves the OOD points at once; training goes on.",
+    },
+    SettingSpec {
+        name: "hidden",
+        label: "Hidden layers",
+        group: Group::Model,
+        kind: Kind::Text { placeholder: "16,16" },
+        default: "16,16",
+        help: "hidden widths, e.g. `16,16`: 0-6 layers of 1-64 units (`0` for none)",
+        note: "Widths, e.g. 16,16 (0 = none)",
+    },
+    SettingSpec {
+        name: "activation",
+        label: "Activation",
+        group: Group::Model,
+        kind: Kind::Choice { options: &[("tanh", "tanh"), ("relu", "ReLU"), ("gelu", "GELU"), ("sigmoid", "sigmoid")] },
+        default: "tanh",
+        help: "the hidden layers' activation",
+        note: "",
+    },
+    SettingSpec {
+        name: "label-smoothing",
+        label: "Label smoothing",
+        group: Group::Model,
+        kind: slider(0.0, 0.99, 0.01, false),
+        default: "0",
+        help: "label smoothing of the cross-entropy (torch's definition)",
+        note: "",
+    },
     SettingSpec {
         name: "optimizer",
-        help: "base optimiser of both sides: sgd, adam, adamw or rmsprop",
+        label: "Base optimiser",
+        group: Group::Optimisers,
+        kind: Kind::Choice { options: OPTIMIZERS },
         default: "sgd",
+        help: "base optimiser of both sides",
+        note: "Both sides",
     },
-    SettingSpec { name: "left-optimizer", help: "override the left side's base optimiser", default: "" },
-    SettingSpec { name: "right-optimizer", help: "override the right side's base optimiser", default: "" },
-    SettingSpec { name: "left", help: "left side's wrapper: plain, sam or asam", default: "plain" },
-    SettingSpec { name: "right", help: "right side's wrapper: plain, sam or asam", default: "sam" },
-    SettingSpec { name: "rho", help: "SAM radius, 0..5 (ASAM 0..10)", default: "0.2" },
-    SettingSpec { name: "lr", help: "learning rate, (0, 100]", default: "0.1" },
-    SettingSpec { name: "momentum", help: "SGD/RMSprop momentum, 0..0.999", default: "0.9" },
-    SettingSpec { name: "weight-decay", help: "weight decay, 0..1", default: "0" },
-    SettingSpec { name: "schedule", help: "constant, cosine, step or warmup", default: "constant" },
-    SettingSpec { name: "batch-size", help: "minibatch size, 1..points", default: "32" },
-    SettingSpec { name: "steps", help: "steps to train, 1..10000000", default: "3000" },
-    SettingSpec { name: "seed", help: "random seed (data, init, batches), a whole number", default: "1" },
-    SettingSpec { name: "label-smoothing", help: "0..0.99", default: "0" },
+    SettingSpec {
+        name: "left",
+        label: "Left wrapper",
+        group: Group::Optimisers,
+        kind: Kind::Choice { options: WRAPPERS },
+        default: "plain",
+        help: "the left side's wrapper around its base optimiser",
+        note: "",
+    },
+    SettingSpec {
+        name: "right",
+        label: "Right wrapper",
+        group: Group::Optimisers,
+        kind: Kind::Choice { options: WRAPPERS },
+        default: "sam",
+        help: "the right side's wrapper around its base optimiser",
+        note: "",
+    },
+    SettingSpec {
+        name: "left-optimizer",
+        label: "Left base",
+        group: Group::Optimisers,
+        kind: Kind::Choice { options: SIDE_OPTIMIZERS },
+        default: "",
+        help: "the left side's own base optimiser (empty: `optimizer`)",
+        note: "",
+    },
+    SettingSpec {
+        name: "right-optimizer",
+        label: "Right base",
+        group: Group::Optimisers,
+        kind: Kind::Choice { options: SIDE_OPTIMIZERS },
+        default: "",
+        help: "the right side's own base optimiser (empty: `optimizer`)",
+        note: "",
+    },
+    SettingSpec {
+        name: "rho",
+        label: "SAM radius ρ",
+        group: Group::Optimisers,
+        kind: Kind::Number {
+            min: 0.0,
+            max: 10.0,
+            min_exclusive: false,
+            integer: false,
+            control: Control::LogSlider { from: -3, to: 1 },
+        },
+        default: "0.2",
+        help: "SAM's radius (SAM takes at most 5, ASAM 10)",
+        note: "",
+    },
+    SettingSpec {
+        name: "lr",
+        label: "Learning rate",
+        group: Group::Optimisers,
+        kind: Kind::Number {
+            min: 0.0,
+            max: 100.0,
+            min_exclusive: true,
+            integer: false,
+            control: Control::LogSlider { from: -4, to: 2 },
+        },
+        default: "0.1",
+        help: "learning rate",
+        note: "",
+    },
+    SettingSpec {
+        name: "momentum",
+        label: "Momentum",
+        group: Group::Optimisers,
+        kind: slider(0.0, 0.999, 0.001, false),
+        default: "0.9",
+        help: "SGD and RMSprop momentum",
+        note: "",
+    },
+    SettingSpec {
+        name: "weight-decay",
+        label: "Weight decay",
+        group: Group::Optimisers,
+        kind: field(0.0, 1.0, false),
+        default: "0",
+        help: "weight decay (AdamW's default is 0.01)",
+        note: "",
+    },
+    SettingSpec {
+        name: "schedule",
+        label: "LR schedule",
+        group: Group::Optimisers,
+        kind: Kind::Choice {
+            options: &[
+                ("constant", "constant"),
+                ("cosine", "cosine"),
+                ("step", "step (÷10 twice)"),
+                ("warmup", "warm-up"),
+            ],
+        },
+        default: "constant",
+        help: "learning-rate schedule over the run's steps",
+        note: "",
+    },
+    SettingSpec {
+        name: "batch-size",
+        label: "Batch size",
+        group: Group::Training,
+        kind: field(1.0, 5000.0, true),
+        default: "32",
+        help: "minibatch size (at most the training points)",
+        note: "",
+    },
+    SettingSpec {
+        name: "steps",
+        label: "Steps",
+        group: Group::Training,
+        kind: field(1.0, 10_000_000.0, true),
+        default: "3000",
+        help: "optimiser steps to train",
+        note: "",
+    },
+    SettingSpec {
+        name: "seed",
+        label: "Seed",
+        group: Group::Training,
+        kind: field(0.0, u64::MAX as f64, true),
+        default: "1",
+        help: "random seed: data, initial weights and batch order",
+        note: "",
+    },
 ];
+
+impl SettingSpec {
+    /// The setting called `name`, if there is one.
+    pub fn find(name: &str) -> Option<&'static SettingSpec> {
+        SETTINGS.iter().find(|s| s.name == name)
+    }
+
+    /// The values it takes, as the README's table and the CLI say it: `a, b or c`, `0..1`, `(0, 100]`.
+    pub fn values(&self) -> String {
+        match &self.kind {
+            Kind::Choice { options } => {
+                let values: Vec<&str> = options.iter().map(|(v, _)| *v).filter(|v| !v.is_empty()).collect();
+                values.join(", ")
+            }
+            Kind::Number { min, max, min_exclusive: true, .. } => format!("({min}, {max}]"),
+            Kind::Number { min, max, integer: true, .. } if *max >= u64::MAX as f64 => {
+                format!("a whole number >= {min}")
+            }
+            Kind::Number { min, max, .. } => format!("{min}..{max}"),
+            Kind::Text { .. } => String::new(),
+        }
+    }
+
+    /// What it means and the values it takes, in one line: `learning rate: (0, 100]`.
+    pub fn describe(&self) -> String {
+        match self.values() {
+            values if values.is_empty() => self.help.to_string(),
+            values => format!("{}: {values}", self.help),
+        }
+    }
+
+    /// A number within the declared range (the message names the range).
+    fn number(&self, v: &str) -> Result<f64, String> {
+        let Kind::Number { min, max, min_exclusive, integer, .. } = self.kind else {
+            unreachable!("{} is not a number setting", self.name)
+        };
+        let what = if integer { "a whole number" } else { "a number" };
+        let range = if min_exclusive { format!("({min}, {max}]") } else { format!("[{min}, {max}]") };
+        let x: f64 = v.parse().map_err(|_| format!("must be {what} in {range}, got `{v}`"))?;
+        let inside = if min_exclusive { x > min } else { x >= min } && x <= max;
+        if !inside || (integer && x.fract() != 0.0) {
+            return Err(format!("must be {what} in {range}, got {v}"));
+        }
+        Ok(x)
+    }
+
+    /// A whole number within the declared range.
+    fn count(&self, v: &str) -> Result<usize, String> {
+        let x = self.number(v)?;
+        Ok(x as usize)
+    }
+}
 
 /// Builds a config from settings. Unknown names and bad values are reported
 /// (and ignored: the default stays); the config returned is always valid.
@@ -74,9 +408,10 @@ pub fn config_from_settings<'a>(
     let mut config = RunConfig::default();
 
     // Each setting applies on its own; a failure keeps the default for that setting.
-    let mut apply = |name: &str, f: &mut dyn FnMut(&str) -> Result<(), String>| {
+    let mut apply = |name: &str, f: &mut dyn FnMut(&str, &SettingSpec) -> Result<(), String>| {
         if let Some(v) = get(name) {
-            if let Err(message) = f(v) {
+            let spec = SettingSpec::find(name).expect("every applied setting is declared");
+            if let Err(message) = f(v, spec) {
                 errors.push(ConfigError::new(name, format!("{message}; using the default {}", default_of(name))));
             }
         }
@@ -86,98 +421,96 @@ pub fn config_from_settings<'a>(
     let (mut lr, mut rho, mut momentum, mut weight_decay) = (DEFAULT_LR, DEFAULT_RHO, 0.9, 0.0);
     let mut schedule_name = "constant".to_string();
 
-    apply("dataset", &mut |v| {
+    apply("dataset", &mut |v, _| {
         config.data.dataset = v.parse::<DatasetKind>().map_err(|e| e.message)?;
         Ok(())
     });
-    apply("noise", &mut |v| {
-        config.data.noise = number(v, 0.0, 1.0)?;
+    apply("noise", &mut |v, spec| {
+        config.data.noise = spec.number(v)?;
         Ok(())
     });
-    apply("points", &mut |v| {
-        config.data.n_train = count(v, 4, 5000)?;
+    apply("points", &mut |v, spec| {
+        config.data.n_train = spec.count(v)?;
         Ok(())
     });
-    apply("classes", &mut |v| {
-        config.data.classes = count(v, 2, 8)?;
+    apply("classes", &mut |v, spec| {
+        config.data.classes = spec.count(v)?;
         Ok(())
     });
-    apply("shift", &mut |v| {
+    apply("shift", &mut |v, _| {
         config.shift.kind = v.parse::<ShiftKind>().map_err(|e| e.message)?;
         Ok(())
     });
-    apply("severity", &mut |v| {
-        config.shift.severity = number(v, 0.0, 1.0)?;
+    apply("severity", &mut |v, spec| {
+        config.shift.severity = spec.number(v)?;
         Ok(())
     });
-    apply("hidden", &mut |v| {
+    apply("hidden", &mut |v, _| {
         config.model.hidden = hidden(v)?;
         Ok(())
     });
-    apply("activation", &mut |v| {
+    apply("activation", &mut |v, _| {
         config.model.activation = v.parse()?;
         Ok(())
     });
-    apply("label-smoothing", &mut |v| {
-        config.model.label_smoothing = number(v, 0.0, 0.99)?;
+    apply("label-smoothing", &mut |v, spec| {
+        config.model.label_smoothing = spec.number(v)?;
         Ok(())
     });
-    apply("optimizer", &mut |v| {
+    apply("optimizer", &mut |v, _| {
         base = optimizer_kind(v)?;
         Ok(())
     });
-    apply("left-optimizer", &mut |v| {
+    apply("left-optimizer", &mut |v, _| {
         left_base = Some(optimizer_kind(v)?);
         Ok(())
     });
-    apply("right-optimizer", &mut |v| {
+    apply("right-optimizer", &mut |v, _| {
         right_base = Some(optimizer_kind(v)?);
         Ok(())
     });
-    apply("left", &mut |v| {
+    apply("left", &mut |v, _| {
         left_wrap = wrapper(v)?;
         Ok(())
     });
-    apply("right", &mut |v| {
+    apply("right", &mut |v, _| {
         right_wrap = wrapper(v)?;
         Ok(())
     });
-    apply("lr", &mut |v| {
-        lr = number(v, 0.0, 100.0)?;
-        if lr == 0.0 {
-            return Err("must be > 0".into());
+    apply("lr", &mut |v, spec| {
+        lr = spec.number(v)?;
+        Ok(())
+    });
+    apply("rho", &mut |v, spec| {
+        rho = spec.number(v)?;
+        Ok(())
+    });
+    apply("momentum", &mut |v, spec| {
+        momentum = spec.number(v)?;
+        Ok(())
+    });
+    apply("weight-decay", &mut |v, spec| {
+        weight_decay = spec.number(v)?;
+        Ok(())
+    });
+    apply("schedule", &mut |v, spec| {
+        if let Kind::Choice { options } = spec.kind {
+            if options.iter().any(|(o, _)| *o == v) {
+                schedule_name = v.to_string();
+                return Ok(());
+            }
         }
+        Err(format!("unknown schedule `{v}` (expected {})", spec.values()))
+    });
+    apply("steps", &mut |v, spec| {
+        config.training.steps = spec.count(v)?;
         Ok(())
     });
-    apply("rho", &mut |v| {
-        rho = number(v, 0.0, 10.0)?;
+    apply("batch-size", &mut |v, spec| {
+        config.training.batch_size = spec.count(v)?;
         Ok(())
     });
-    apply("momentum", &mut |v| {
-        momentum = number(v, 0.0, 0.999)?;
-        Ok(())
-    });
-    apply("weight-decay", &mut |v| {
-        weight_decay = number(v, 0.0, 1.0)?;
-        Ok(())
-    });
-    apply("schedule", &mut |v| {
-        if ["constant", "cosine", "step", "warmup"].contains(&v) {
-            schedule_name = v.to_string();
-            Ok(())
-        } else {
-            Err(format!("unknown schedule `{v}` (expected constant, cosine, step or warmup)"))
-        }
-    });
-    apply("steps", &mut |v| {
-        config.training.steps = count(v, 1, 10_000_000)?;
-        Ok(())
-    });
-    apply("batch-size", &mut |v| {
-        config.training.batch_size = count(v, 1, 5000)?;
-        Ok(())
-    });
-    apply("seed", &mut |v| {
+    apply("seed", &mut |v, _| {
         config.seed = v.parse::<u64>().map_err(|_| format!("must be a whole number >= 0, got `{v}`"))?;
         Ok(())
     });
@@ -412,17 +745,24 @@ pub fn apply_settings<'a>(
     Ok(out)
 }
 
+/// The README's table of the run's settings (`| name | meaning: values (default) |`),
+/// one row a setting; a test checks that the README has exactly these rows.
+pub fn markdown_rows() -> String {
+    SETTINGS
+        .iter()
+        .map(|s| {
+            let default = if s.default.is_empty() { String::new() } else { format!(" ({})", s.default) };
+            format!("| `{}` | {}{default} |\n", s.name, s.describe())
+        })
+        .collect()
+}
+
 fn names() -> String {
     SETTINGS.iter().map(|s| s.name).collect::<Vec<_>>().join(", ")
 }
 
 fn default_of(name: &str) -> &'static str {
     SETTINGS.iter().find(|s| s.name == name).map_or("", |s| s.default)
-}
-
-fn number(v: &str, lo: f64, hi: f64) -> Result<f64, String> {
-    let x: f64 = v.parse().map_err(|_| format!("must be a number in [{lo}, {hi}], got `{v}`"))?;
-    check_range("", x, lo, hi).map(|_| x).map_err(|e| e.message)
 }
 
 fn count(v: &str, lo: usize, hi: usize) -> Result<usize, String> {
@@ -455,6 +795,90 @@ fn wrapper(v: &str) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The errors that name `setting` when it is given `value` (with `context` settings too).
+    fn errors_for(setting: &str, value: &str, context: &[(&str, &str)]) -> Vec<String> {
+        let mut pairs = context.to_vec();
+        pairs.push((setting, value));
+        let (_, errors) = config_from_settings(pairs);
+        errors.into_iter().filter(|e| e.field == setting).map(|e| e.message).collect()
+    }
+
+    #[test]
+    fn the_declaration_matches_what_the_parser_accepts() {
+        // Cross-field rules aside: a batch of 5000 needs 5000 points, a spurious flip the spurious data.
+        for spec in SETTINGS {
+            let context: &[(&str, &str)] = match spec.name {
+                "points" => &[],
+                "shift" => &[("dataset", "spurious")],
+                "rho" => &[("right", "asam")],
+                _ => &[("points", "5000")],
+            };
+            match &spec.kind {
+                Kind::Choice { options } => {
+                    for (value, _) in options.iter().filter(|(v, _)| !v.is_empty()) {
+                        assert_eq!(
+                            errors_for(spec.name, value, context),
+                            Vec::<String>::new(),
+                            "{}={value}",
+                            spec.name
+                        );
+                    }
+                    assert_eq!(errors_for(spec.name, "bogus", context).len(), 1, "{}=bogus is accepted", spec.name);
+                }
+                Kind::Number { min, max, min_exclusive, integer, .. } => {
+                    let text = |x: f64| if *integer { format!("{}", x as u64) } else { x.to_string() };
+                    let ok = |x: f64| errors_for(spec.name, &text(x), context).is_empty();
+                    if spec.name != "seed" {
+                        // (u64::MAX is not an f64, and a seed is parsed as a u64.)
+                        assert!(ok(*max), "{}: its maximum {max} is rejected", spec.name);
+                        assert!(!ok(max + 1.0), "{}: above its maximum is accepted", spec.name);
+                    }
+                    assert_eq!(ok(*min), !min_exclusive, "{}: minimum {min}", spec.name);
+                    let below = if *integer { min - 1.0 } else { min - 0.5 };
+                    if below >= 0.0 || !*integer {
+                        assert!(!ok(below), "{}: {below}, below its minimum, is accepted", spec.name);
+                    }
+                    if *integer {
+                        let fraction = (min + 0.5).to_string();
+                        assert!(
+                            !errors_for(spec.name, &fraction, context).is_empty(),
+                            "{}: a fraction is accepted",
+                            spec.name
+                        );
+                    }
+                }
+                Kind::Text { placeholder } => {
+                    assert!(errors_for(spec.name, placeholder, context).is_empty(), "{}: its placeholder", spec.name);
+                    assert_eq!(errors_for(spec.name, "wide", context).len(), 1, "{}=wide is accepted", spec.name);
+                }
+            }
+            // The default is what the default config says.
+            let (config, _) = config_from_settings([]);
+            let current = settings_from_config(&config);
+            assert!(
+                current.iter().all(|(n, _)| *n != spec.name),
+                "{} is not at its default in the default config",
+                spec.name
+            );
+            assert!(
+                errors_for(spec.name, spec.default, context).is_empty(),
+                "{}: its default {:?}",
+                spec.name,
+                spec.default
+            );
+        }
+    }
+
+    #[test]
+    fn every_group_has_settings_and_every_label_is_set() {
+        for group in Group::ALL {
+            assert!(SETTINGS.iter().any(|s| s.group == group), "{group:?} has no settings");
+        }
+        for spec in SETTINGS {
+            assert!(!spec.label.is_empty() && !spec.help.is_empty(), "{} needs a label and help", spec.name);
+        }
+    }
 
     fn parse(pairs: &[(&str, &str)]) -> (RunConfig, Vec<ConfigError>) {
         config_from_settings(pairs.iter().copied())
@@ -560,7 +984,7 @@ mod tests {
         let errors = apply_settings(&base, [("lr", "-1"), ("colour", "red"), ("steps", "200")]).unwrap_err();
         let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(fields, ["colour", "lr"]);
-        assert_eq!(errors[1].message, "must be a number in [0, 100], got -1");
+        assert_eq!(errors[1].message, "must be a number in (0, 100], got -1");
         // A cross-field problem names the config field.
         let errors = apply_settings(&base, [("points", "10")]).unwrap_err();
         assert_eq!(errors[0].field, "training.batch_size");

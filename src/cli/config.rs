@@ -23,7 +23,7 @@ pub fn run(args: ConfigCommandArgs) -> Result<(), Failure> {
             .iter()
             .map(|s| {
                 let default = if s.default.is_empty() { String::new() } else { format!(" (default {})", s.default) };
-                format!("{:width$}  {}{default}\n", s.name, s.help)
+                format!("{:width$}  {}{default}\n", s.name, s.describe())
             })
             .collect();
         return print_stdout(&lines);

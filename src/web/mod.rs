@@ -99,16 +99,16 @@ mod page_exports {
     use wasm_bindgen::prelude::*;
 
     use super::{install_panic_hook, palette};
-    use crate::settings::SETTINGS;
+    use crate::settings::{Group, SETTINGS};
 
-    /// The settings vocabulary (`[{name, help, default}]` as JSON): the element's
-    /// attribute names and the page's URL keys.
+    /// The settings schema (`settings::SETTINGS` as JSON: name, label, group,
+    /// kind with its range or options, default, help, note), from which the
+    /// element builds its controls, plus the groups' titles in order.
     #[wasm_bindgen(js_name = settingsSpecJson)]
     pub fn settings_spec_json() -> String {
         install_panic_hook();
-        let specs: Vec<_> =
-            SETTINGS.iter().map(|s| json!({"name": s.name, "help": s.help, "default": s.default})).collect();
-        serde_json::Value::Array(specs).to_string()
+        let groups: Vec<_> = Group::ALL.iter().map(|g| json!({"id": g, "title": g.title()})).collect();
+        json!({"settings": SETTINGS, "groups": groups}).to_string()
     }
 
     /// The colours the canvases use, as CSS hex strings, so the element's HTML
