@@ -128,7 +128,7 @@ fn bad_input_names_the_field_and_exits_with_2_without_panicking() {
         (
             &["train", "--set", "colour=red", "--set", "lr=-3"],
             "",
-            &["--set colour: unknown setting", "--set lr: must be a number in [0, 100], got -3"],
+            &["--set colour: unknown setting", "--set lr: must be a number in (0, 100], got -3"],
         ),
         (&["train", "--set", "rho=abc"], "", &["--set rho: must be a number"]),
         // A setting that makes the config invalid names the config field.
