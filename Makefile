@@ -1,9 +1,12 @@
 # flatminima: build, test, demo. Every target first runs the (idempotent, ~0.5 s when warm) setup it needs.
 #
+#   make check     fast loop, no setup: rustfmt check, native clippy, native unit + fast integration tests
 #   make demo      build the wasm app and serve www/ on http://127.0.0.1:$(PORT)/ (no apt, no browser needed)
 #   make build     wasm32 release build -> wasm-bindgen -> wasm-opt (binaryen 132 from npm) into www/pkg
 #                  (and www/pkg-bench for bench.html)
-#   make test      native tests + wasm tests in headless Chromium + build + end-to-end tests
+#   make test      native tests + wasm tests in headless Chromium + build + end-to-end tests;
+#                  the GPU tests run on lavapipe (Vulkan) and SwiftShader (WebGPU, flags in
+#                  webdriver.json); under CI=true a missing adapter fails them instead of skipping
 #   make bench     criterion benches + browser bench
 #   make lint      rustfmt check + clippy (native and wasm32), warnings are errors; the page's JS
 #                  type-checked (tsc --noEmit, checkJs) against www/protocol.js and the wasm module's
@@ -36,9 +39,18 @@ WASM_TARGET := wasm32-unknown-unknown
 # Lib unit tests + integration tests (tests/*.rs); not the CLI binary, whose deps are native-only.
 WASM_TEST_TARGETS := --lib --test '*'
 
-.PHONY: all setup setup-build build wasm demo serve test test-native test-wasm test-e2e bench lint fmt clean distclean
+.PHONY: all check setup setup-build build wasm demo serve test test-native test-wasm test-e2e bench lint fmt clean distclean
 
 all: build
+
+# No setup, no wasm, no browser, no GPU: what to run before every commit (seconds once built).
+# A new tests/*.rs that needs none of those belongs in FAST_TESTS.
+FAST_TESTS := golden pytorch_reference training no_alloc landscape cli cli_landscape
+CHECK_TESTS := --lib $(foreach t,$(FAST_TESTS),--test $(t))
+check:
+	cargo fmt --all --check
+	cargo clippy --all-targets -- -D warnings
+	cargo test $(CHECK_TESTS)
 
 setup:
 	bash scripts/setup.sh

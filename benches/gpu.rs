@@ -14,7 +14,8 @@
 //! `cargo test` runs every benchmark once (criterion's test mode); there the
 //! sizes shrink (see [`full_size`]) so that `make test` stays quick.
 //!
-//! Without any GPU adapter the GPU benchmarks are skipped with a notice. On
+//! Without any GPU adapter the GPU benchmarks are skipped with a notice (under
+//! CI=true they fail: tests/support/adapter.rs). On
 //! lavapipe (or SwiftShader) the "GPU" is a CPU emulation: its numbers say
 //! nothing about real GPUs.
 
@@ -33,6 +34,9 @@ use flatminima::rng::Rng;
 use flatminima::sam::SamConfig;
 use flatminima::schedule::Schedule;
 use flatminima::train::{predict_proba, Run};
+
+#[path = "../tests/support/adapter.rs"]
+mod adapter;
 
 const REPLICAS: usize = 256;
 
@@ -54,18 +58,13 @@ fn reference_mlp() -> Mlp {
     Mlp::new(2, &ModelConfig { hidden: vec![16, 16], activation: Activation::Tanh, label_smoothing: 0.0 }, 2)
 }
 
+/// Under CI=true a missing adapter fails (`cargo test --all-targets` runs this file once).
 fn gpu() -> Option<GpuContext> {
-    match block_on(GpuContext::new()) {
-        Ok(ctx) => {
-            let kind = if ctx.is_software() { " (software: a CPU emulation, not a GPU)" } else { "" };
-            eprintln!("GPU benchmarks on {}{kind}", ctx.description());
-            Some(ctx)
-        }
-        Err(e) => {
-            eprintln!("NOTICE: GPU benchmarks skipped: {e}");
-            None
-        }
-    }
+    let describe = |ctx: &GpuContext| {
+        let kind = if ctx.is_software() { " (software: a CPU emulation, not a GPU)" } else { "" };
+        format!("{}{kind}", ctx.description())
+    };
+    adapter::device("GPU benchmarks", block_on(GpuContext::new()), describe)
 }
 
 fn quick<'a>(c: &'a mut Criterion, name: &str) -> BenchmarkGroup<'a, criterion::measurement::WallTime> {

@@ -1,6 +1,7 @@
 //! The backend layer (src/backend): the CPU and GPU backends agree, and every
 //! GPU failure falls back to the CPU with a notice. GPU tests run on whatever
-//! Vulkan adapter exists (lavapipe here); without one they print a notice and pass.
+//! Vulkan adapter exists (lavapipe here); without one they print a notice and pass
+//! (fail under CI=true: tests/support/adapter.rs).
 //!
 //! Tolerances (the GPU computes in f32, the CPU in f64), as in tests/gpu.rs:
 //! - probabilities and surface losses: |gpu - cpu| <= 1e-4 * |cpu| + 1e-6;
@@ -15,7 +16,7 @@ use flatminima::activation::Activation;
 use flatminima::backend::{Backend, BackendChoice, CpuBackend, GpuBackend, Grid2d, ModelRef, Replica, ReplicaMetrics};
 use flatminima::config::{RunConfig, SideConfig};
 use flatminima::data::{make_splits, DataConfig, ShiftConfig, Splits};
-use flatminima::gpu::{block_on, GpuError};
+use flatminima::gpu::block_on;
 use flatminima::landscape::{subset, Grid, Plane, Split, SurfaceJob};
 use flatminima::model::{Mlp, ModelConfig, Workspace};
 use flatminima::optim::OptimizerConfig;
@@ -24,20 +25,14 @@ use flatminima::rng::Rng;
 use flatminima::schedule::Schedule;
 use flatminima::train::predict_proba;
 
+#[path = "support/adapter.rs"]
+mod adapter;
+
 /// One GPU backend for the whole file, or None (with a printed reason) where there is no adapter.
 fn gpu() -> Option<Backend> {
     static GPU: OnceLock<Option<GpuBackend>> = OnceLock::new();
-    let gpu = GPU.get_or_init(|| match block_on(GpuBackend::open()) {
-        Ok(gpu) => {
-            eprintln!("backend tests on {}", gpu.description());
-            Some(gpu)
-        }
-        Err(GpuError::NoAdapter(why)) => {
-            eprintln!("NOTICE: GPU backend tests skipped, no adapter ({why}); install mesa-vulkan-drivers");
-            None
-        }
-        Err(e) => panic!("an adapter exists but the GPU backend failed to open: {e}"),
-    });
+    let gpu =
+        GPU.get_or_init(|| adapter::device("GPU backend tests", block_on(GpuBackend::open()), GpuBackend::description));
     // A fresh Backend each time: its own notices and fallback state over the shared device.
     gpu.clone().map(Backend::gpu)
 }
@@ -213,7 +208,7 @@ fn forced_gpu_uses_any_adapter_or_says_there_is_none() {
         "gpu" => assert_eq!(notice, None),
         _ => {
             let notice = notice.expect("a notice");
-            eprintln!("NOTICE: no GPU here: {notice}");
+            adapter::no_adapter("forced GPU backend", &notice);
             assert!(notice.contains("no GPU adapter") || notice.contains("FLATMINIMA_NO_GPU"), "{notice}");
         }
     }

@@ -1,11 +1,15 @@
 //! `--backend auto|gpu|cpu` and `flatminima study`, run as a user would. The GPU
-//! cases pass on machines without any adapter too: there the notice is checked instead.
+//! cases pass on machines without any adapter too (there the notice is checked instead),
+//! except under CI=true, where a missing adapter fails (tests/support/adapter.rs).
 #![cfg(not(target_arch = "wasm32"))]
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use serde_json::Value;
+
+#[path = "support/adapter.rs"]
+mod adapter;
 
 fn flatminima(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_flatminima"));
@@ -106,7 +110,7 @@ fn study_on_the_gpu_agrees_with_the_cpu_or_says_why_not() {
         if backend == "gpu" && active(&o) == "cpu" {
             let err = stderr(&o);
             assert!(err.contains("notice: the GPU backend was requested but"), "{err}");
-            eprintln!("NOTICE: no GPU here, checked the fallback notice instead: {err}");
+            adapter::no_adapter("GPU half of `flatminima study --backend gpu`", &err);
             return;
         }
         assert_eq!(active(&o), backend);
@@ -146,6 +150,8 @@ fn a_side_the_gpu_cannot_train_is_trained_on_the_cpu_and_labelled_so() {
         let err = stderr(&o);
         assert!(err.contains("notice: replica training:") && err.contains("Adam"), "{err}");
         assert_eq!(json["backend_notices"].as_array().unwrap().len(), 1);
+    } else {
+        adapter::no_adapter("GPU half of `flatminima study --backend gpu` with Adam on one side", &stderr(&o));
     }
 }
 
@@ -179,7 +185,7 @@ fn landscape_surfaces_through_either_backend_agree() {
     assert_eq!(cpu["backend"], "cpu");
     assert_eq!(gpu["backend"].as_str(), Some(used[1].as_str()));
     if used[1] == "cpu" {
-        eprintln!("NOTICE: no GPU here: {}", gpu["backend_notices"]);
+        adapter::no_adapter("GPU half of `flatminima landscape --backend gpu`", &gpu["backend_notices"]);
         assert!(!gpu["backend_notices"].as_array().unwrap().is_empty());
         return;
     }

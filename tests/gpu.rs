@@ -1,6 +1,7 @@
 //! The GPU kernels (src/gpu) against the f64 CPU core, natively on whatever
 //! Vulkan adapter exists (lavapipe in CI: `make test` installs mesa-vulkan-drivers).
-//! Without any adapter each test prints a notice and passes.
+//! Without any adapter each test prints a notice and passes, except under CI=true,
+//! where it fails (tests/support/adapter.rs).
 //!
 //! Tolerances (the GPU computes in f32, the core in f64):
 //! - probabilities and mean losses: |gpu - cpu| <= 1e-4 * |cpu| + 1e-6;
@@ -25,21 +26,13 @@ use flatminima::sam::SamConfig;
 use flatminima::schedule::Schedule;
 use flatminima::train::{predict_proba, Run};
 
+#[path = "support/adapter.rs"]
+mod adapter;
+
 /// One device for the whole file (opening lavapipe and compiling the kernels is the slow part).
 fn gpu() -> Option<&'static GpuContext> {
     static CONTEXT: OnceLock<Option<GpuContext>> = OnceLock::new();
-    let ctx = CONTEXT.get_or_init(|| match block_on(GpuContext::new()) {
-        Ok(ctx) => {
-            eprintln!("GPU tests run on {}", ctx.description());
-            Some(ctx)
-        }
-        Err(GpuError::NoAdapter(why)) => {
-            eprintln!("NOTICE: GPU tests skipped, no adapter ({why}); install mesa-vulkan-drivers");
-            None
-        }
-        Err(e) => panic!("an adapter exists but the GPU context failed: {e}"),
-    });
-    ctx.as_ref()
+    CONTEXT.get_or_init(|| adapter::device("GPU tests", block_on(GpuContext::new()), GpuContext::description)).as_ref()
 }
 
 fn mlp(hidden: &[usize], activation: Activation, classes: usize, label_smoothing: f64) -> Mlp {

@@ -1,20 +1,22 @@
 //! The GPU kernels in a browser, through WebGPU (the wasm side of src/gpu: async
 //! readback without blocking). Chromium exposes WebGPU headless only with
-//! `--enable-unsafe-webgpu` (SwiftShader); without an adapter these tests print a
-//! notice and pass. To run them with WebGPU:
-//!   echo '{"goog:chromeOptions":{"args":["--enable-unsafe-webgpu"]}}' > /tmp/webgpu.json
-//!   WASM_BINDGEN_TEST_WEBDRIVER_JSON=/tmp/webgpu.json cargo test --target wasm32-unknown-unknown --test gpu_browser
+//! `--enable-unsafe-webgpu` (SwiftShader, which also wants `--enable-unsafe-swiftshader`):
+//! `webdriver.json` at the crate root passes both to the Chrome that
+//! wasm-bindgen-test-runner starts, so `make test` and
+//!   cargo test --target wasm32-unknown-unknown --test gpu_browser
+//! run these tests on SwiftShader. Without an adapter they print a notice and pass,
+//! except when compiled with CI=true, where they fail (tests/support/adapter.rs).
 //! Tolerances as in tests/gpu.rs.
 #![cfg(target_arch = "wasm32")]
 
 use std::sync::Arc;
 
-use wasm_bindgen_test::{console_log, wasm_bindgen_test, wasm_bindgen_test_configure};
+use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 
 use flatminima::activation::Activation;
 use flatminima::config::{SideConfig, TrainingConfig};
 use flatminima::data::{make_splits, DataConfig, ShiftConfig};
-use flatminima::gpu::{GpuContext, GpuError, GpuModel, Grid2d, Replica, ReplicaTrainer};
+use flatminima::gpu::{GpuContext, GpuModel, Grid2d, Replica, ReplicaTrainer};
 use flatminima::model::{Mlp, ModelConfig, Workspace};
 use flatminima::optim::OptimizerConfig;
 use flatminima::rng::Rng;
@@ -22,20 +24,13 @@ use flatminima::sam::SamConfig;
 use flatminima::schedule::Schedule;
 use flatminima::train::{predict_proba, Run};
 
+#[path = "support/adapter.rs"]
+mod adapter;
+
 wasm_bindgen_test_configure!(run_in_browser);
 
 async fn gpu() -> Option<GpuContext> {
-    match GpuContext::new().await {
-        Ok(ctx) => {
-            console_log!("GPU browser tests run on {}", ctx.description());
-            Some(ctx)
-        }
-        Err(GpuError::NoAdapter(why)) => {
-            console_log!("NOTICE: GPU browser tests skipped, no WebGPU adapter ({why})");
-            None
-        }
-        Err(e) => panic!("an adapter exists but the GPU context failed: {e}"),
-    }
+    adapter::device("GPU browser tests", GpuContext::new().await, GpuContext::description)
 }
 
 fn close(gpu: f32, cpu: f64, rel: f64, abs: f64) -> bool {
