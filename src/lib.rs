@@ -11,6 +11,7 @@ pub mod data;
 pub mod error;
 pub mod gpu;
 pub mod hessian;
+pub mod kendall;
 pub mod landscape;
 pub mod live_landscape;
 pub mod loss;
