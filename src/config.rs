@@ -184,30 +184,22 @@ impl RunConfig {
     }
 }
 
-/// Parses JSON into `T`; a type error names the field's dotted path
-/// (`model.hidden: invalid type: string "wide", expected a sequence`), which
-/// serde_json alone reports only as a line and column. Syntax errors, where
+/// Parses JSON into `T`; a type error names the field's dotted path as well as
+/// serde_json's line and column (`model.hidden: invalid type: string "wide",
+/// expected a sequence at line 1 column 25`). Syntax errors, where
 /// no field is involved, keep the field "config" and serde's position.
-pub fn from_json_with_path<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, ConfigError> {
+fn from_json_with_path<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, ConfigError> {
     let whole = |e: serde_json::Error| ConfigError::new("config", format!("invalid JSON config: {e}"));
     let mut de = serde_json::Deserializer::from_str(text);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
         match path.as_str() {
             "" | "." => whole(e.into_inner()),
-            _ => ConfigError::new(path, without_position(&e.into_inner().to_string())),
+            _ => ConfigError::new(path, e.into_inner().to_string()),
         }
     })?;
     de.end().map_err(whole)?; // trailing characters after the document
     Ok(value)
-}
-
-/// serde_json's message without its " at line L column C" tail (the path says where).
-fn without_position(message: &str) -> String {
-    match message.rfind(" at line ") {
-        Some(i) => message[..i].to_string(),
-        None => message.to_string(),
-    }
 }
 
 #[cfg(test)]
