@@ -29,7 +29,7 @@ use crate::data::{ood_test_set, Dataset, ShiftConfig, ShiftKind};
 use crate::error::{check_count, ConfigError};
 use crate::pair::Pair;
 use crate::settings::{apply_settings, SETTINGS};
-use crate::sharpness::{measure, SharpnessSettings};
+use crate::sharpness::{measure, SharpnessReport, SharpnessSettings};
 use crate::study::{ReplicaRun, Study};
 
 /// Version tag of a study's JSON (the unsharded output, a shard, a merge).
@@ -441,26 +441,9 @@ pub struct RunResult {
     /// L2 norm of the parameters.
     #[serde(deserialize_with = "crate::nan_as_null::number")]
     pub param_norm: f64,
-    /// The largest Hessian eigenvalue: exact (dense spectrum) when `lambda_max_exact`, else power iteration.
-    #[serde(deserialize_with = "crate::nan_as_null::number")]
-    pub lambda_max: f64,
-    pub lambda_max_exact: bool,
-    /// Exact (standard error 0) when `trace_exact`, else Hutchinson's estimate.
-    #[serde(deserialize_with = "crate::nan_as_null::number")]
-    pub trace: f64,
-    #[serde(deserialize_with = "crate::nan_as_null::number")]
-    pub trace_std_error: f64,
-    pub trace_exact: bool,
-    #[serde(deserialize_with = "crate::nan_as_null::number")]
-    pub eps_sharpness: f64,
-    #[serde(deserialize_with = "crate::nan_as_null::number")]
-    pub rho_sharpness: f64,
-    #[serde(deserialize_with = "crate::nan_as_null::number")]
-    pub adaptive_sharpness: f64,
-    #[serde(deserialize_with = "crate::nan_as_null::number")]
-    pub average_sharpness: f64,
-    #[serde(deserialize_with = "crate::nan_as_null::number")]
-    pub average_std_error: f64,
+    /// Not measured (all null) for a diverged run.
+    #[serde(flatten)]
+    pub sharpness: RunSharpness,
     pub diverged: bool,
     /// See [`UNDERFIT_MARGIN`].
     pub underfit: bool,
@@ -492,7 +475,9 @@ impl RunResult {
             })
             .collect();
         let param_norm = libm::sqrt(run.params.iter().map(|p| p * p).sum());
-        let mut result = RunResult {
+        // A diverged network's curvature means nothing (and may not be finite).
+        let report = (!diverged).then(|| measure(&run.mlp, &run.params, &splits.train, settings));
+        RunResult {
             cell: at[0],
             draw: at[1],
             seed_index: at[2],
@@ -507,36 +492,59 @@ impl RunResult {
             id_acc,
             ood,
             param_norm,
-            lambda_max: f64::NAN,
-            lambda_max_exact: false,
-            trace: f64::NAN,
-            trace_std_error: f64::NAN,
-            trace_exact: false,
-            eps_sharpness: f64::NAN,
-            rho_sharpness: f64::NAN,
-            adaptive_sharpness: f64::NAN,
-            average_sharpness: f64::NAN,
-            average_std_error: f64::NAN,
+            sharpness: RunSharpness::of(report.as_ref()),
             diverged,
             underfit: false,
-        };
-        // A diverged network's curvature means nothing (and may not be finite).
-        if !diverged {
-            let r = measure(&run.mlp, &run.params, &splits.train, settings);
-            result.lambda_max = r.exact_lambda_max().unwrap_or(r.lambda_max);
-            result.lambda_max_exact = r.spectrum.is_some();
-            (result.trace, result.trace_std_error, result.trace_exact) = (r.trace, r.trace_std_error, r.trace_exact);
-            result.eps_sharpness = r.eps_sharpness;
-            result.rho_sharpness = r.rho_sharpness;
-            result.adaptive_sharpness = r.adaptive_sharpness;
-            (result.average_sharpness, result.average_std_error) = (r.average_sharpness, r.average_std_error);
         }
-        result
     }
 
     /// The OOD result of evaluation `e`.
     pub fn ood(&self, e: usize) -> OodResult {
         self.ood[e]
+    }
+}
+
+/// The sharpness measures of a run (from `sharpness::measure`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunSharpness {
+    /// The largest Hessian eigenvalue: exact (dense spectrum) when `lambda_max_exact`, else power iteration.
+    #[serde(deserialize_with = "crate::nan_as_null::number")]
+    pub lambda_max: f64,
+    pub lambda_max_exact: bool,
+    /// Exact (standard error 0) when `trace_exact`, else Hutchinson's estimate.
+    #[serde(deserialize_with = "crate::nan_as_null::number")]
+    pub trace: f64,
+    #[serde(deserialize_with = "crate::nan_as_null::number")]
+    pub trace_std_error: f64,
+    pub trace_exact: bool,
+    #[serde(deserialize_with = "crate::nan_as_null::number")]
+    pub eps_sharpness: f64,
+    #[serde(deserialize_with = "crate::nan_as_null::number")]
+    pub rho_sharpness: f64,
+    #[serde(deserialize_with = "crate::nan_as_null::number")]
+    pub adaptive_sharpness: f64,
+    #[serde(deserialize_with = "crate::nan_as_null::number")]
+    pub average_sharpness: f64,
+    #[serde(deserialize_with = "crate::nan_as_null::number")]
+    pub average_std_error: f64,
+}
+
+impl RunSharpness {
+    /// The numbers of `report`; all NaN (false) for a run that was not measured.
+    pub fn of(report: Option<&SharpnessReport>) -> RunSharpness {
+        let get = |f: fn(&SharpnessReport) -> f64| report.map_or(f64::NAN, f);
+        RunSharpness {
+            lambda_max: get(|r| r.exact_lambda_max().unwrap_or(r.lambda_max)),
+            lambda_max_exact: report.is_some_and(|r| r.spectrum.is_some()),
+            trace: get(|r| r.trace),
+            trace_std_error: get(|r| r.trace_std_error),
+            trace_exact: report.is_some_and(|r| r.trace_exact),
+            eps_sharpness: get(|r| r.eps_sharpness),
+            rho_sharpness: get(|r| r.rho_sharpness),
+            adaptive_sharpness: get(|r| r.adaptive_sharpness),
+            average_sharpness: get(|r| r.average_sharpness),
+            average_std_error: get(|r| r.average_std_error),
+        }
     }
 }
 

@@ -43,33 +43,37 @@ pub const BOOTSTRAP_RESAMPLES: usize = 200;
 /// A per-run number, by name.
 type Getter = fn(&RunResult) -> f64;
 
-/// The shift-independent measures compared pair by pair.
-const PAIRED: [(&str, Getter); 12] = [
+/// How well a run fits (compared pair by pair, not predictors of robustness).
+const FIT: [(&str, Getter); 6] = [
     ("train_acc", |r| r.train_acc),
     ("id_acc", |r| r.id_acc),
     ("train_loss", |r| r.train_loss),
     ("id_loss", |r| r.id_loss),
     ("steps", |r| r.steps as f64),
     ("param_norm", |r| r.param_norm),
-    ("lambda_max", |r| r.lambda_max),
-    ("trace", |r| r.trace),
-    ("eps_sharpness", |r| r.eps_sharpness),
-    ("rho_sharpness", |r| r.rho_sharpness),
-    ("adaptive_sharpness", |r| r.adaptive_sharpness),
-    ("average_sharpness", |r| r.average_sharpness),
 ];
 
-/// The predictors of the tau table: six sharpness measures and two references.
-pub const PREDICTORS: [(&str, Getter); 8] = [
-    ("lambda_max", |r| r.lambda_max),
-    ("trace", |r| r.trace),
-    ("eps_sharpness", |r| r.eps_sharpness),
-    ("rho_sharpness", |r| r.rho_sharpness),
-    ("adaptive_sharpness", |r| r.adaptive_sharpness),
-    ("average_sharpness", |r| r.average_sharpness),
-    ("param_norm", |r| r.param_norm),
-    ("train_loss", |r| r.train_loss),
+/// The six sharpness measures.
+const SHARPNESS: [(&str, Getter); 6] = [
+    ("lambda_max", |r| r.sharpness.lambda_max),
+    ("trace", |r| r.sharpness.trace),
+    ("eps_sharpness", |r| r.sharpness.eps_sharpness),
+    ("rho_sharpness", |r| r.sharpness.rho_sharpness),
+    ("adaptive_sharpness", |r| r.sharpness.adaptive_sharpness),
+    ("average_sharpness", |r| r.sharpness.average_sharpness),
 ];
+
+/// The shift-independent measures compared pair by pair: fit, then sharpness.
+fn paired_measures() -> impl Iterator<Item = (&'static str, Getter)> {
+    FIT.into_iter().chain(SHARPNESS)
+}
+
+/// The predictors of the tau table: the sharpness measures, then two
+/// references (the parameter norm, and the training loss, which alone often
+/// predicts OOD accuracy better).
+pub fn predictors() -> Vec<(&'static str, Getter)> {
+    SHARPNESS.into_iter().chain([FIT[5], FIT[2]]).collect()
+}
 
 pub const TARGETS: [&str; 3] = ["ood_acc", "ood_loss", "ood_gap"];
 
@@ -176,7 +180,7 @@ impl StudyStats {
         let not_reached = matches!(grid.spec.stop, crate::study_grid::StopRule::TrainLoss { .. })
             .then(|| count(|r| r.reached_target == Some(false)));
         let paired: Vec<PairedMeasure> =
-            PAIRED.iter().map(|&(name, get)| paired_measure(name, &used, draws, get)).collect();
+            paired_measures().map(|(name, get)| paired_measure(name, &used, draws, get)).collect();
         let mut warnings = Vec::new();
         let labels = (grid.spec.base.left.label(), grid.spec.base.right.label());
         if draws == 1 {
@@ -408,7 +412,8 @@ fn tau_table(grid: &Grid, runs: &[RunResult], e: usize) -> Vec<TauRow> {
     if matches!(grid.spec.stop, crate::study_grid::StopRule::TrainLoss { .. }) {
         modes.push(Mode::Matched);
     }
-    let cases: Vec<(usize, usize, Mode)> = (0..PREDICTORS.len())
+    let predictors = predictors();
+    let cases: Vec<(usize, usize, Mode)> = (0..predictors.len())
         .flat_map(|p| (0..TARGETS.len()).flat_map(move |t| [(p, t)]))
         .flat_map(|(p, t)| modes.iter().map(move |&m| (p, t, m)))
         .collect();
@@ -425,7 +430,7 @@ fn tau_table(grid: &Grid, runs: &[RunResult], e: usize) -> Vec<TauRow> {
             (0..chosen.len()).map(|_| chosen[rng.below(chosen.len())]).collect()
         };
         for (k, &(p, t, m)) in cases.iter().enumerate() {
-            if let (Some(tau), _) = tau_of(runs, &resample, PREDICTORS[p].1, e, t, m) {
+            if let (Some(tau), _) = tau_of(runs, &resample, predictors[p].1, e, t, m) {
                 samples[k].push(tau);
             }
         }
@@ -434,12 +439,12 @@ fn tau_table(grid: &Grid, runs: &[RunResult], e: usize) -> Vec<TauRow> {
         .iter()
         .zip(samples)
         .map(|(&(p, t, m), mut boot)| {
-            let (tau, n) = tau_of(runs, &chosen, PREDICTORS[p].1, e, t, m);
+            let (tau, n) = tau_of(runs, &chosen, predictors[p].1, e, t, m);
             boot.sort_by(f64::total_cmp);
             // An interval from fewer than half the resamples would hide how often tau was undefined.
             let enough = boot.len() * 2 >= BOOTSTRAP_RESAMPLES;
             TauRow {
-                predictor: PREDICTORS[p].0.to_string(),
+                predictor: predictors[p].0.to_string(),
                 target: TARGETS[t].to_string(),
                 mode: m.name().to_string(),
                 tau,
@@ -465,7 +470,7 @@ fn granulated(grid: &Grid, runs: &[RunResult], e: usize) -> Vec<GranulatedRow> {
         .collect();
     axes.push(("side".to_string(), None));
     let mut out = Vec::new();
-    for &(predictor, get) in &PREDICTORS {
+    for &(predictor, get) in &predictors() {
         for (t, &target_name) in TARGETS.iter().enumerate() {
             let per_axis: Vec<(String, Option<f64>)> = axes
                 .iter()

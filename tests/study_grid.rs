@@ -7,7 +7,7 @@ use flatminima::config::RunConfig;
 use flatminima::data::{ShiftConfig, ShiftKind};
 use flatminima::pair::Pair;
 use flatminima::stats::student_t_quantile;
-use flatminima::study_grid::{Axis, Grid, GridSpec, OodResult, RunResult, Shard, StopRule, StudyOutput};
+use flatminima::study_grid::{Axis, Grid, GridSpec, OodResult, RunResult, RunSharpness, Shard, StopRule, StudyOutput};
 use flatminima::study_stats::StudyStats;
 
 fn small() -> RunConfig {
@@ -69,9 +69,10 @@ fn each_draw_s_first_seed_is_compare_s_pair_and_shifts_need_no_retraining() {
     // Every run is measured: exact lambda_max and trace from the dense spectrum (46 parameters).
     for r in &out.runs {
         assert!(!r.diverged);
-        assert!(r.lambda_max_exact && r.trace_exact && r.trace_std_error == 0.0);
-        assert!(r.lambda_max > 0.0 && r.trace >= r.lambda_max * 0.999, "{} {}", r.lambda_max, r.trace);
-        for v in [r.eps_sharpness, r.rho_sharpness, r.adaptive_sharpness, r.average_sharpness, r.param_norm] {
+        let s = &r.sharpness;
+        assert!(s.lambda_max_exact && s.trace_exact && s.trace_std_error == 0.0);
+        assert!(s.lambda_max > 0.0 && s.trace >= s.lambda_max * 0.999, "{} {}", s.lambda_max, s.trace);
+        for v in [s.eps_sharpness, s.rho_sharpness, s.adaptive_sharpness, s.average_sharpness, r.param_norm] {
             assert!(v.is_finite());
         }
     }
@@ -182,16 +183,18 @@ fn fake(draw: usize, side: usize, ood_acc: f64, train_acc: f64, lambda_max: f64,
         id_acc: 0.95,
         ood: vec![OodResult { loss: 1.0 - ood_acc, acc: ood_acc, gap: 0.95 - ood_acc }],
         param_norm: 1.0,
-        lambda_max,
-        lambda_max_exact: true,
-        trace: lambda_max,
-        trace_std_error: 0.0,
-        trace_exact: true,
-        eps_sharpness: 1.0,
-        rho_sharpness: 1.0,
-        adaptive_sharpness: 1.0,
-        average_sharpness: 1.0,
-        average_std_error: 0.0,
+        sharpness: RunSharpness {
+            lambda_max,
+            lambda_max_exact: true,
+            trace: lambda_max,
+            trace_std_error: 0.0,
+            trace_exact: true,
+            eps_sharpness: 1.0,
+            rho_sharpness: 1.0,
+            adaptive_sharpness: 1.0,
+            average_sharpness: 1.0,
+            average_std_error: 0.0,
+        },
         diverged: false,
         underfit: false,
     }

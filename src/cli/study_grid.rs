@@ -376,15 +376,31 @@ fn csv(grid: &Grid, output: &StudyOutput) -> String {
                 r.reached_target.map_or(String::new(), |b| b.to_string()),
             ]);
             fields.extend(
-                [r.train_loss, r.train_acc, r.id_loss, r.id_acc, o.loss, o.acc, o.gap, r.param_norm, r.lambda_max]
-                    .map(num),
+                [
+                    r.train_loss,
+                    r.train_acc,
+                    r.id_loss,
+                    r.id_acc,
+                    o.loss,
+                    o.acc,
+                    o.gap,
+                    r.param_norm,
+                    r.sharpness.lambda_max,
+                ]
+                .map(num),
             );
-            fields.push(r.lambda_max_exact.to_string());
-            fields.extend([r.trace, r.trace_std_error].map(num));
-            fields.push(r.trace_exact.to_string());
+            fields.push(r.sharpness.lambda_max_exact.to_string());
+            fields.extend([r.sharpness.trace, r.sharpness.trace_std_error].map(num));
+            fields.push(r.sharpness.trace_exact.to_string());
             fields.extend(
-                [r.eps_sharpness, r.rho_sharpness, r.adaptive_sharpness, r.average_sharpness, r.average_std_error]
-                    .map(num),
+                [
+                    r.sharpness.eps_sharpness,
+                    r.sharpness.rho_sharpness,
+                    r.sharpness.adaptive_sharpness,
+                    r.sharpness.average_sharpness,
+                    r.sharpness.average_std_error,
+                ]
+                .map(num),
             );
             fields.extend([r.diverged.to_string(), r.underfit.to_string()]);
             out += &(fields.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(",") + "\n");
