@@ -39,8 +39,9 @@ pub const STUDY_FORMAT: &str = "flatminima-study-grid/1";
 pub const MAX_DRAWS: usize = 10_000;
 pub const MAX_SEEDS: usize = 10_000;
 pub const MAX_PAIRS: usize = 10_000_000;
-/// A run whose train accuracy is this far below the best run of its cell and
-/// draw (either side, any seed), or within this of chance, is flagged underfit.
+/// A run whose train accuracy (ID accuracy with label noise) is this far below
+/// the best run of its cell and draw (either side, any seed), or within this of
+/// chance, is flagged underfit.
 pub const UNDERFIT_MARGIN: f64 = 0.05;
 
 /// One axis: a setting and the values it takes, as written (`lr`, `0.01`).
@@ -254,7 +255,7 @@ impl Grid {
                 runs.push(RunResult::measure(&mut run, at, pair.config.seed, replica.seed, reached, &ood, &settings));
             }
         }
-        flag_underfit(&mut runs, pair.config.classes());
+        flag_underfit(&mut runs, pair.config.classes(), pair.config.data.label_noise);
         runs
     }
 
@@ -344,6 +345,20 @@ impl Grid {
                 "merge",
                 format!("the shards hold {} runs, the study has {}", runs.len(), 2 * grid.pairs()),
             ));
+        }
+        // Exactly the study's runs, each once, each with all its evaluations (an edited file is refused).
+        let (draws, seeds) = (grid.spec.data_seeds, grid.spec.seeds);
+        for (i, r) in runs.iter().enumerate() {
+            let expected = (i / (2 * seeds * draws), i / (2 * seeds) % draws, i / 2 % seeds, i % 2);
+            if (r.cell, r.draw, r.seed_index, r.side) != expected || r.ood.len() != grid.evaluations.len() {
+                return Err(ConfigError::new(
+                    "merge",
+                    format!(
+                        "the shards' runs are not those of the study (run {i}: cell {}, draw {}, seed {}, side {})",
+                        r.cell, r.draw, r.seed_index, r.side
+                    ),
+                ));
+            }
         }
         Ok(grid.output(None, runs))
     }
@@ -548,15 +563,18 @@ impl RunSharpness {
     }
 }
 
-/// Underfit: train accuracy more than [`UNDERFIT_MARGIN`] below the best run
-/// of the unit (same cell and data draw, either side, any seed), or no more
-/// than that above chance (1 / classes). Diverged runs are not flagged (they
-/// are counted as diverged).
-fn flag_underfit(runs: &mut [RunResult], classes: usize) {
-    let best = runs.iter().filter(|r| !r.diverged).map(|r| r.train_acc).fold(f64::NEG_INFINITY, f64::max);
+/// Underfit: accuracy more than [`UNDERFIT_MARGIN`] below the best run of the
+/// unit (same cell and data draw, either side, any seed), or no more than that
+/// above chance (1 / classes). The accuracy is the training one, except with
+/// label noise, where fitting the flipped training labels is memorising noise,
+/// not fitting: there it is the (clean) ID accuracy. Diverged runs are not
+/// flagged (they are counted as diverged).
+fn flag_underfit(runs: &mut [RunResult], classes: usize, label_noise: f64) {
+    let fit = |r: &RunResult| if label_noise > 0.0 { r.id_acc } else { r.train_acc };
+    let best = runs.iter().filter(|r| !r.diverged).map(fit).fold(f64::NEG_INFINITY, f64::max);
     let chance = 1.0 / classes as f64;
     for r in runs.iter_mut().filter(|r| !r.diverged) {
-        r.underfit = r.train_acc < best - UNDERFIT_MARGIN || r.train_acc <= chance + UNDERFIT_MARGIN;
+        r.underfit = fit(r) < best - UNDERFIT_MARGIN || fit(r) <= chance + UNDERFIT_MARGIN;
     }
 }
 

@@ -11,7 +11,9 @@
 //! Underfitting. An OOD "gain" of a side that fits its training data worse is
 //! not robustness. We warn when the mean paired train accuracy or ID accuracy
 //! difference (over all pairs, or in any one cell) is at least
-//! [`UNDERFIT_POINTS`] in favour of one side.
+//! [`UNDERFIT_POINTS`] in favour of one side. With label noise only the ID
+//! accuracy counts: a lower accuracy on flipped training labels may be noise
+//! that was not memorised.
 //!
 //! Flatness vs OOD performance. Kendall's tau-b between each sharpness measure
 //! (and two references: the parameter norm and the final training loss) and
@@ -182,7 +184,19 @@ impl StudyStats {
         let paired: Vec<PairedMeasure> =
             paired_measures().map(|(name, get)| paired_measure(name, &used, draws, get)).collect();
         let mut warnings = Vec::new();
-        let labels = (grid.spec.base.left.label(), grid.spec.base.right.label());
+        // The sides' labels where every cell has the same ones, else "left" / "right".
+        let label = |side: usize| {
+            let of =
+                |c: &crate::study_grid::Cell| if side == 0 { c.config.left.label() } else { c.config.right.label() };
+            let first = of(&grid.cells[0]);
+            let same = grid.cells.iter().all(|c| of(c) == first);
+            if same {
+                first
+            } else {
+                ["left", "right"][side].to_string()
+            }
+        };
+        let labels = (label(0), label(1));
         if draws == 1 {
             warnings.push(
                 "one data draw: the intervals over draws are undefined and any difference may be an accident of \
@@ -190,7 +204,17 @@ impl StudyStats {
                     .to_string(),
             );
         }
-        underfit_warnings(&paired, "", &labels, &mut warnings);
+        let mean_of = |name: &str| paired.iter().find(|p| p.measure == name).map_or(f64::NAN, |p| p.difference.mean);
+        // With label noise a lower train accuracy may be noise not memorised: only ID accuracy counts.
+        let noisy = |c: &crate::study_grid::Cell| c.config.data.label_noise > 0.0;
+        let train_counts = |train: f64, noisy: bool| if noisy { 0.0 } else { train };
+        let any_noisy = grid.cells.iter().any(noisy);
+        warnings.extend(underfit_warning(
+            train_counts(mean_of("train_acc"), any_noisy),
+            mean_of("id_acc"),
+            "",
+            &labels,
+        ));
         let cells: Vec<CellStats> = if grid.cells.len() > 1 {
             (0..grid.cells.len())
                 .map(|c| {
@@ -210,18 +234,9 @@ impl StudyStats {
         for c in &cells {
             let settings: Vec<String> = grid.cells[c.cell].settings.iter().map(|(n, v)| format!("{n}={v}")).collect();
             let cell_labels = (grid.cells[c.cell].config.left.label(), grid.cells[c.cell].config.right.label());
-            let as_measures =
-                [("train_acc", c.train_acc), ("id_acc", c.id_acc)].map(|(name, difference)| PairedMeasure {
-                    measure: name.to_string(),
-                    difference,
-                    draws_right_higher: 0,
-                    draws_right_lower: 0,
-                    sign_test_p: f64::NAN,
-                    pairs: 0,
-                    pairs_right_higher: 0,
-                    pairs_right_lower: 0,
-                });
-            underfit_warnings(&as_measures, &format!(" in cell {}", settings.join(" ")), &cell_labels, &mut warnings);
+            let place = format!(" in cell {}", settings.join(" "));
+            let train = train_counts(c.train_acc.mean, noisy(&grid.cells[c.cell]));
+            warnings.extend(underfit_warning(train, c.id_acc.mean, &place, &cell_labels));
         }
         let bootstrap_over = if draws > 1 { "draws" } else { "runs" }.to_string();
         let evaluations = grid
@@ -295,23 +310,24 @@ fn paired_measure(
     }
 }
 
-/// Appends a warning for each of train_acc / id_acc that one side has lower by
-/// at least [`UNDERFIT_POINTS`] on average.
-fn underfit_warnings(paired: &[PairedMeasure], place: &str, labels: &(String, String), out: &mut Vec<String>) {
-    for p in paired.iter().filter(|p| p.measure == "train_acc" || p.measure == "id_acc") {
-        let d = p.difference.mean;
-        // (A NaN mean, no pairs, warns of nothing.)
-        if d.is_nan() || d.abs() < UNDERFIT_POINTS {
-            continue;
-        }
-        let (lower, other) = if d < 0.0 { (&labels.1, &labels.0) } else { (&labels.0, &labels.1) };
-        let what = if p.measure == "train_acc" { "train" } else { "ID" };
-        out.push(format!(
-            "{lower} underfits{place}: its {what} accuracy is {:.1} points below {other}'s on average; an OOD \
-             difference there may reflect fitting less, not robustness",
-            100.0 * d.abs()
-        ));
+/// The underfitting warning, if the mean paired (right - left) train or ID
+/// accuracy difference is at least [`UNDERFIT_POINTS`] in one side's favour.
+fn underfit_warning(train: f64, id: f64, place: &str, labels: &(String, String)) -> Option<String> {
+    // (A NaN mean, no pairs, warns of nothing.)
+    let clear = |d: f64| d.abs() >= UNDERFIT_POINTS;
+    let worst = if clear(train) { train } else { id };
+    if !clear(train) && !clear(id) {
+        return None;
     }
+    let (lower, other) = if worst < 0.0 { (&labels.1, &labels.0) } else { (&labels.0, &labels.1) };
+    // Points below the other side (positive when the lower side is lower).
+    let below = |d: f64| if worst < 0.0 { -100.0 * d } else { 100.0 * d } + 0.0; // (no "-0.0")
+    let train_part = if train == 0.0 { String::new() } else { format!("train accuracy {:.1} and ", below(train)) };
+    Some(format!(
+        "{lower} underfits{place}: {train_part}ID accuracy {:.1} points below {other}'s on average; an OOD \
+         difference there may reflect fitting less, not robustness",
+        below(id)
+    ))
 }
 
 /// One sentence on the paired OOD accuracy difference.

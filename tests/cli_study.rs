@@ -95,6 +95,7 @@ fn bad_grid_input_is_refused_with_exit_code_2() {
         (vec!["study", "--until-train-loss", "-1"], "until-train-loss: must be a positive number"),
         (vec!["study", "--grid", grid_file.to_str().unwrap()], "bad.grid:3: expected NAME=V1,V2"),
         (vec!["study", "--merge", "/nonexistent/shard.json"], "cannot read shard"),
+        (vec!["study", "--merge", "a.json", "--set", "lr=0.2"], "--merge takes the shard files"),
     ] {
         let o = flatminima(&args);
         assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::Args;
+use flatminima::backend::BackendChoice;
 use flatminima::study_grid::{Axis, Grid, GridSpec, Shard, StopRule, StudyOutput};
 use flatminima::study_stats::{format_p, PairedMeasure, TARGETS};
 
@@ -93,6 +94,9 @@ pub fn run(args: StudyArgs) -> Result<(), Failure> {
     if !g.merge.is_empty() {
         return merge(&args);
     }
+    if args.backend.backend != BackendChoice::Auto {
+        eprintln!("notice: a grid study trains on the CPU (f64, reproducible bit for bit); --backend is ignored");
+    }
     let mut base = args.config.load()?;
     if let Some(steps) = args.steps {
         base.training.steps = steps as usize;
@@ -124,8 +128,21 @@ pub fn run(args: StudyArgs) -> Result<(), Failure> {
 }
 
 fn merge(args: &StudyArgs) -> Result<(), Failure> {
-    if args.grid.shard.is_some() || !args.grid.vary.is_empty() || args.grid.grid.is_some() {
-        return Err(Failure::bad_input("--merge takes shard files only; the study's settings are in them"));
+    let g = &args.grid;
+    let settings_given = args.config.config.is_some()
+        || !args.config.set.is_empty()
+        || args.steps.is_some()
+        || args.replicas.is_some()
+        || g.shard.is_some()
+        || !g.vary.is_empty()
+        || g.grid.is_some()
+        || g.data_seeds.is_some()
+        || g.seeds.is_some()
+        || g.until_train_loss.is_some();
+    if settings_given {
+        return Err(Failure::bad_input(
+            "--merge takes the shard files (and --out, --csv) only: the study's settings are in them",
+        ));
     }
     let mut parts = Vec::new();
     for path in &args.grid.merge {
@@ -204,7 +221,9 @@ fn summary(grid: &Grid, output: &StudyOutput) -> String {
     for e in &stats.evaluations {
         paired.extend(e.paired.iter().take(1));
     }
-    paired.extend(stats.paired.iter());
+    // Steps differ only under the matched-loss rule.
+    let matched = matches!(spec.stop, StopRule::TrainLoss { .. });
+    paired.extend(stats.paired.iter().filter(|p| matched || p.measure != "steps"));
     for (k, p) in paired.iter().enumerate() {
         let name = if k < stats.evaluations.len() {
             let e = &stats.evaluations[k];
@@ -302,12 +321,18 @@ fn paired_line(p: &PairedMeasure) -> String {
     // Accuracies in points; everything else in its own unit.
     let scale = if p.measure.contains("acc") { 100.0 } else { 1.0 };
     let unit = if scale == 100.0 { " pts" } else { "" };
+    // Points with 2 decimals; other measures with 3 significant digits (average sharpness is ~1e-5).
+    let number = |x: f64| match scale == 100.0 {
+        true => format!("{:+.2}", 100.0 * x),
+        false if x != 0.0 && x.abs() < 0.01 => format!("{x:+.2e}"),
+        false => format!("{x:+.3}"),
+    };
     let value = if !i.mean.is_finite() {
         "-".to_string()
     } else if i.lo.is_finite() {
-        format!("{:+.4}{unit} [{:+.4}, {:+.4}]", scale * i.mean, scale * i.lo, scale * i.hi)
+        format!("{}{unit} [{}, {}]", number(i.mean), number(i.lo), number(i.hi))
     } else {
-        format!("{:+.4}{unit}", scale * i.mean)
+        format!("{}{unit}", number(i.mean))
     };
     format!(
         "{value:<40} draws {}:{} (sign test p = {})",
