@@ -164,7 +164,7 @@ fn merge(args: &StudyArgs) -> Result<(), Failure> {
 fn finish(args: &StudyArgs, grid: &Grid, output: &StudyOutput, seconds: Option<f64>) -> Result<(), Failure> {
     let mut text = summary(grid, output);
     if let Some(s) = seconds {
-        text += &format!("time      {s:.1} s on one core\n");
+        text += &format!("time      {s:.1} s wall clock, one thread\n");
     }
     if let Some(path) = &args.grid.csv {
         write_file(path, &csv(grid, output))?;
