@@ -238,6 +238,22 @@ impl StudyStats {
             let train = train_counts(c.train_acc.mean, noisy(&grid.cells[c.cell]));
             warnings.extend(underfit_warning(train, c.id_acc.mean, &place, &cell_labels));
         }
+        let left_out = all_pairs.len() - used.len();
+        if left_out > 0 {
+            warnings.push(format!(
+                "{left_out} of {} pairs had a side that diverged and are left out of the paired statistics \
+                 (a learning rate too large for that side?)",
+                all_pairs.len()
+            ));
+        }
+        if let Some([l, r]) = not_reached.filter(|[l, r]| l + r > 0) {
+            warnings.push(format!(
+                "{} of {} runs never reached the target train loss ({l} left, {r} right): the matched-loss tau \
+                 uses only the others, and an unreached side compares at another loss",
+                l + r,
+                runs.len()
+            ));
+        }
         let bootstrap_over = if draws > 1 { "draws" } else { "runs" }.to_string();
         let evaluations = grid
             .evaluations
