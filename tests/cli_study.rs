@@ -82,6 +82,27 @@ fn shards_merged_equal_the_unsharded_study_byte_for_byte() {
 }
 
 #[test]
+fn a_grid_file_is_the_same_as_its_vary_flags() {
+    let file = scratch("axes.grid");
+    std::fs::write(&file, "# two axes\nlr=0.05,0.2\nhidden=3x3,4  # widths joined by x\n").unwrap();
+    let common = ["study", "--set", "points=40", "--set", "steps=5", "--data-seeds", "2"];
+    let run = |extra: &[&str]| {
+        let mut args = common.to_vec();
+        args.extend(extra);
+        args.extend(["--out", "-"]);
+        let o = flatminima(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        o.stdout
+    };
+    let from_file = run(&["--grid", file.to_str().unwrap()]);
+    let from_flags = run(&["--vary", "lr=0.05,0.2", "--vary", "hidden=3x3,4"]);
+    assert_eq!(from_file, from_flags);
+    let json: serde_json::Value = serde_json::from_slice(&from_file).unwrap();
+    assert_eq!(json["cells"].as_array().unwrap().len(), 4);
+    assert_eq!(json["cells"][0]["settings"][1], serde_json::json!(["hidden", "3,3"]));
+}
+
+#[test]
 fn bad_grid_input_is_refused_with_exit_code_2() {
     let grid_file = scratch("bad.grid");
     std::fs::write(&grid_file, "lr=0.1,0.2\n# a comment\nrho\n").unwrap();

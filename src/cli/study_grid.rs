@@ -442,3 +442,26 @@ fn csv_field(f: &str) -> String {
         f.to_string()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn axes_parse_and_hidden_values_join_widths_with_x() {
+        let a = parse_axis(" lr = 0.01, 0.1 ").unwrap();
+        assert_eq!((a.name.as_str(), a.values), ("lr", vec!["0.01".to_string(), "0.1".to_string()]));
+        let h = parse_axis("hidden=16x16,32,8x8x8").unwrap();
+        assert_eq!(h.values, ["16,16", "32", "8,8,8"]);
+        for bad in ["lr", "=0.1", "lr=", ""] {
+            assert!(parse_axis(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn csv_fields_with_commas_or_quotes_are_quoted() {
+        assert_eq!(csv_field("0.1"), "0.1");
+        assert_eq!(csv_field("16,16"), "\"16,16\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+    }
+}
