@@ -9,6 +9,9 @@
 //! `config.seed + i`. Left replica i and right replica i share both, so each
 //! replica index is a fair pair and replica 0 is `compare`'s own pair.
 //!
+//! (A study over settings and data draws, with every run measured, is a
+//! `study_grid::Grid`; it trains its units through [`ReplicaRun`].)
+//!
 //! A [`Study`] is plain data (serde): the page hands it as JSON to its GPU
 //! module. [`StudyJob`] trains one on the CPU a few steps at a time, so that
 //! the page stays responsive; the backends train it all at once.
