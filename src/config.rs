@@ -115,7 +115,7 @@ impl Default for RunConfig {
 
 impl RunConfig {
     pub fn from_json(text: &str) -> Result<RunConfig, ConfigError> {
-        let config: RunConfig = serde_json::from_str(text).map_err(|e| ConfigError::new("config", json_message(&e)))?;
+        let config: RunConfig = from_json_with_path(text)?;
         config.validate()?;
         Ok(config)
     }
@@ -184,10 +184,22 @@ impl RunConfig {
     }
 }
 
-/// serde's messages already name the field and the position; make them
-/// read as sentences for a student.
-fn json_message(e: &serde_json::Error) -> String {
-    format!("invalid JSON config: {e}")
+/// Parses JSON into `T`; a type error names the field's dotted path as well as
+/// serde_json's line and column (`model.hidden: invalid type: string "wide",
+/// expected a sequence at line 1 column 25`). Syntax errors, where
+/// no field is involved, keep the field "config" and serde's position.
+fn from_json_with_path<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, ConfigError> {
+    let whole = |e: serde_json::Error| ConfigError::new("config", format!("invalid JSON config: {e}"));
+    let mut de = serde_json::Deserializer::from_str(text);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        match path.as_str() {
+            "" | "." => whole(e.into_inner()),
+            _ => ConfigError::new(path, e.into_inner().to_string()),
+        }
+    })?;
+    de.end().map_err(whole)?; // trailing characters after the document
+    Ok(value)
 }
 
 #[cfg(test)]
@@ -211,6 +223,18 @@ mod tests {
         assert_eq!(e.field, "training.batch_size");
         let e = RunConfig::from_json(r#"{"model": {"hidden": [16, 65]}}"#).unwrap_err();
         assert_eq!(e.field, "model.hidden[1]");
+        // A type error names its path, not just a line and column.
+        let e = RunConfig::from_json(r#"{"model": {"hidden": "wide"}}"#).unwrap_err();
+        assert_eq!(e.field, "model.hidden");
+        assert!(e.message.contains(r#"string "wide""#) && e.message.contains("expected a sequence"), "{e}");
+        let e = RunConfig::from_json(r#"{"left": {"optimizer": {"kind": "sgd", "lr": "fast"}}}"#).unwrap_err();
+        // (The optimiser is an internally tagged enum: serde sees its fields only as a whole.)
+        assert_eq!(e.field, "left.optimizer", "{e}");
+        assert!(e.message.contains(r#"string "fast", expected f64"#), "{e}");
+        let e = RunConfig::from_json(r#"{"model": {"hidden": [16, "x"]}}"#).unwrap_err();
+        assert_eq!(e.field, "model.hidden[1]", "{e}");
+        let e = RunConfig::from_json(r#"{"seed": 1} x"#).unwrap_err();
+        assert_eq!(e.field, "config", "{e}");
         let e = RunConfig::from_json(r#"{"trainig": {}}"#).unwrap_err();
         assert!(e.message.contains("unknown field `trainig`"), "{e}");
         let e = RunConfig::from_json(r#"{"init": [1, 2]}"#).unwrap_err();

@@ -11,6 +11,7 @@ pub mod data;
 pub mod error;
 pub mod gpu;
 pub mod hessian;
+pub mod kendall;
 pub mod landscape;
 pub mod live_landscape;
 pub mod loss;
@@ -28,6 +29,8 @@ pub mod sharpness;
 pub mod sharpness_tracker;
 pub mod stats;
 pub mod study;
+pub mod study_grid;
+pub mod study_stats;
 pub mod train;
 
 /// The browser layer: the only code that touches web-sys/js-sys.

@@ -9,6 +9,10 @@ fn nan(value: Option<f64>) -> f64 {
     value.unwrap_or(f64::NAN)
 }
 
+pub fn number<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(nan(Option::<f64>::deserialize(d)?))
+}
+
 pub fn vec<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<f64>, D::Error> {
     Ok(Vec::<Option<f64>>::deserialize(d)?.into_iter().map(nan).collect())
 }

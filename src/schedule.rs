@@ -1,6 +1,11 @@
 //! Learning-rate schedules. They advance once per optimiser step (not per
 //! epoch), and give the same values as the matching torch.optim.lr_scheduler
-//! stepped after every optimiser step.
+//! stepped after every optimiser step, with one deliberate exception: past
+//! `t_max` our cosine schedule holds at `eta_min`, while torch's
+//! CosineAnnealingLR keeps following the cosine and climbs back towards the
+//! base rate (its closed form has period 2 t_max). The page runs past `steps`
+//! until paused, and a learning rate that rises again there would surprise a
+//! student; the two agree for every step up to `t_max`.
 
 use serde::{Deserialize, Serialize};
 
@@ -14,8 +19,8 @@ pub enum Schedule {
     Constant,
     /// StepLR: lr * gamma^floor(step / step_size).
     Step { step_size: usize, gamma: f64 },
-    /// CosineAnnealingLR (closed form): eta_min + (lr - eta_min) (1 + cos(pi t / t_max)) / 2,
-    /// held at eta_min after t_max.
+    /// CosineAnnealingLR (closed form): eta_min + (lr - eta_min) (1 + cos(pi t / t_max)) / 2
+    /// for t <= t_max; held at eta_min after t_max (torch's would rise again: see the module docs).
     Cosine {
         t_max: usize,
         #[serde(default)]

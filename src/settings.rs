@@ -145,6 +145,15 @@ pub const SETTINGS: &[SettingSpec] = &[
         note: "",
     },
     SettingSpec {
+        name: "label-noise",
+        label: "Label noise",
+        group: Group::Data,
+        kind: slider(0.0, crate::data::label_noise::MAX_LABEL_NOISE, 0.01, false),
+        default: "0",
+        help: "fraction of training labels flipped (seeded; the test sets stay clean)",
+        note: "",
+    },
+    SettingSpec {
         name: "shift",
         label: "Shift",
         group: Group::Shift,
@@ -457,6 +466,10 @@ pub fn config_from_settings<'a>(
         config.model.label_smoothing = spec.number(v)?;
         Ok(())
     });
+    apply("label-noise", &mut |v, spec| {
+        config.data.label_noise = spec.number(v)?;
+        Ok(())
+    });
     apply("optimizer", &mut |v, _| {
         base = optimizer_kind(v)?;
         Ok(())
@@ -630,6 +643,7 @@ pub fn settings_from_config(config: &RunConfig) -> Vec<(&'static str, String)> {
         ("steps", config.training.steps.to_string()),
         ("seed", config.seed.to_string()),
         ("label-smoothing", config.model.label_smoothing.to_string()),
+        ("label-noise", config.data.label_noise.to_string()),
     ];
     for (name, value) in all {
         let is_default = match name {
@@ -701,6 +715,7 @@ pub fn apply_settings<'a>(
             "hidden" => out.model.hidden = parsed.model.hidden.clone(),
             "activation" => out.model.activation = parsed.model.activation,
             "label-smoothing" => out.model.label_smoothing = parsed.model.label_smoothing,
+            "label-noise" => out.data.label_noise = parsed.data.label_noise,
             "batch-size" => out.training.batch_size = parsed.training.batch_size,
             "steps" => out.training.steps = parsed.training.steps,
             "seed" => out.seed = parsed.seed,
@@ -914,6 +929,7 @@ mod tests {
             ("hidden", "8,8,8"),
             ("activation", "relu"),
             ("schedule", "cosine"),
+            ("label-noise", "0.2"),
         ];
         let (config, errors) = parse(&pairs);
         assert!(errors.is_empty(), "{errors:?}");
@@ -921,6 +937,7 @@ mod tests {
         assert_eq!(config.right.sam, Some(SamConfig { rho: 1.5, adaptive: true }));
         assert_eq!(config.left.optimizer.kind(), "adam");
         assert_eq!(config.seed, 42);
+        assert_eq!(config.data.label_noise, 0.2);
         let back = settings_from_config(&config);
         let (again, errors) = config_from_settings(back.iter().map(|(k, v)| (*k, v.as_str())));
         assert!(errors.is_empty(), "{errors:?}");
@@ -986,6 +1003,11 @@ mod tests {
         assert_eq!(fields, ["colour", "lr"]);
         assert_eq!(errors[1].message, "must be a number in (0, 100], got -1");
         // A cross-field problem names the config field.
+        let errors = apply_settings(&base, [("label-noise", "0.7")]).unwrap_err();
+        assert_eq!(
+            (errors[0].field.as_str(), errors[0].message.as_str()),
+            ("label-noise", "must be a number in [0, 0.5], got 0.7")
+        );
         let errors = apply_settings(&base, [("points", "10")]).unwrap_err();
         assert_eq!(errors[0].field, "training.batch_size");
         let errors = apply_settings(&base, [("shift", "spurious_flip")]).unwrap_err();

@@ -108,9 +108,13 @@ pub struct SharpnessReport {
     /// Dominant Hessian eigenvalue by power iteration (lambda_max at a minimum).
     pub lambda_max: f64,
     pub lambda_max_iterations: usize,
-    /// Hutchinson's trace estimate and its standard error.
+    /// The Hessian trace: exact (the sum of the dense spectrum, standard error 0)
+    /// when the spectrum was computed, else Hutchinson's estimate and its standard error.
     pub trace: f64,
     pub trace_std_error: f64,
+    /// Whether `trace` is the exact one (from the dense spectrum).
+    #[serde(default)]
+    pub trace_exact: bool,
     /// Keskar et al.'s epsilon-sharpness (a percentage of 1 + L).
     pub eps_sharpness: f64,
     /// max over norm(d) <= rho of L(w + d) - L(w).
@@ -376,6 +380,7 @@ impl SharpnessJob {
             lambda_max_iterations: 0,
             trace: f64::NAN,
             trace_std_error: f64::NAN,
+            trace_exact: false,
             eps_sharpness: f64::NAN,
             rho_sharpness: f64::NAN,
             adaptive_sharpness: f64::NAN,
@@ -485,6 +490,10 @@ impl SharpnessJob {
             }
             Stage::Spectrum => {
                 r.spectrum = self.op.dense_spectrum();
+                // An exact number beats an estimate of it: report the spectrum's trace.
+                if let Some(trace) = r.exact_trace() {
+                    (r.trace, r.trace_std_error, r.trace_exact) = (trace, 0.0, true);
+                }
                 Stage::Done
             }
             Stage::Done => Stage::Done,
@@ -704,6 +713,21 @@ mod tests {
         assert_eq!((report.trace, report.trace_std_error), (trace.value, trace.std_error));
         let json = serde_json::to_string(&report).unwrap();
         assert_eq!(serde_json::from_str::<SharpnessReport>(&json).unwrap(), report);
+    }
+
+    #[test]
+    fn the_trace_is_exact_where_the_spectrum_was_computed() {
+        let q = quadratic();
+        let data = Dataset { points: vec![[0.6, -0.8]; 4], labels: q.y.clone(), classes: 2 };
+        let quick = SharpnessSettings { seed: 3, ..SharpnessSettings::quick() };
+        let estimate = measure(&q.mlp, &q.w, &data, &quick);
+        assert!(!estimate.trace_exact && estimate.trace_std_error > 0.0, "Hutchinson without the spectrum");
+        let exact = measure(&q.mlp, &q.w, &data, &SharpnessSettings { spectrum: true, ..quick });
+        // Rank one: tr H = c |v|^2 = 0.75 exactly (see the closed-form test).
+        let vv: f64 = q.v.iter().map(|a| a * a).sum();
+        assert!((exact.trace - 0.1875 * vv).abs() < 1e-13, "{}", exact.trace);
+        assert_eq!((exact.trace, exact.trace_std_error, exact.trace_exact), (exact.exact_trace().unwrap(), 0.0, true));
+        assert_ne!(exact.trace, estimate.trace);
     }
 
     #[test]

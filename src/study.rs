@@ -9,6 +9,9 @@
 //! `config.seed + i`. Left replica i and right replica i share both, so each
 //! replica index is a fair pair and replica 0 is `compare`'s own pair.
 //!
+//! (A study over settings and data draws, with every run measured, is a
+//! `study_grid::Grid`; it trains its units through [`ReplicaRun`].)
+//!
 //! A [`Study`] is plain data (serde): the page hands it as JSON to its GPU
 //! module. [`StudyJob`] trains one on the CPU a few steps at a time, so that
 //! the page stays responsive; the backends train it all at once.
@@ -156,6 +159,30 @@ impl ReplicaRun {
 
     pub fn train(&mut self, n: usize) {
         self.run.train(n);
+    }
+
+    /// The matched-loss stopping rule: trains until the loss on the whole
+    /// training set is at most `target`, checked before the first step and
+    /// then every `check_every` steps, for at most `max_steps` steps in all.
+    /// Returns whether the target was reached (then `step()` is where); a run
+    /// that diverges or runs out of steps returns false.
+    pub fn train_until_loss(&mut self, target: f64, max_steps: usize, check_every: usize) -> bool {
+        let check_every = check_every.max(1);
+        loop {
+            let train = self.run.splits.clone();
+            if self.run.evaluate_on(&train.train).0 <= target {
+                return true;
+            }
+            if self.run.step >= max_steps || self.run.diverged.is_some() {
+                return false;
+            }
+            self.run.train(check_every.min(max_steps - self.run.step));
+        }
+    }
+
+    /// The run itself (its parameters, to measure them).
+    pub fn run_mut(&mut self) -> &mut Run {
+        &mut self.run
     }
 
     /// Final metrics now.

@@ -273,6 +273,12 @@ impl Run {
         }
     }
 
+    /// (mean loss, accuracy) of the current parameters on any labelled set:
+    /// the training set alone for a stopping rule, or another shift's OOD set.
+    pub fn evaluate_on(&mut self, data: &crate::data::Dataset) -> (f64, f64) {
+        self.mlp.evaluate(&self.params, data.flat_points(), &data.labels, &mut self.ws)
+    }
+
     fn diverge(&mut self, reason: String) {
         self.diverged = Some(Divergence { step: self.step, reason });
     }

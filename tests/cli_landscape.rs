@@ -81,6 +81,9 @@ fn sharpness_and_landscape_read_a_run_record() {
             assert!(json[side][field].as_f64().unwrap().is_finite(), "{side}.{field}");
         }
         assert_eq!(json[side]["step"], 120);
+        // The page's thresholds: SGD momentum 0.9 at lr 0.1 -> (2 + 1.8) / 0.1.
+        assert!((json[side]["edge_of_stability"].as_f64().unwrap() - 38.0).abs() < 1e-12);
+        assert_eq!(json[side]["thresholds"]["2/lr"], 20.0);
     }
     assert_eq!(json["right"]["label"], "SAM(rho=0.2)+SGD");
     let out = dir.join("landscape");

@@ -14,6 +14,7 @@ mod landscape;
 mod report;
 mod sharpness;
 mod study;
+mod study_grid;
 mod train;
 
 use std::io::Write;
@@ -52,7 +53,10 @@ enum Command {
     /// Every sharpness measure (lambda_max, trace, epsilon/rho/adaptive/average sharpness) for both sides, as JSON.
     Sharpness(sharpness::SharpnessArgs),
     /// Train R seeds of each side on the same data through the backend (--backend auto|gpu|cpu)
-    /// and summarise their final train / ID / OOD metrics; --out writes every replica's.
+    /// and summarise their final train / ID / OOD metrics; --out writes every replica's. With
+    /// --vary, --data-seeds, --seeds, --until-train-loss, --shard or --merge: a grid study over
+    /// settings, data draws and seeds, with every run's sharpness, CIs over data draws and
+    /// Kendall's tau between sharpness and OOD performance.
     Study(study::StudyArgs),
 }
 

@@ -1,5 +1,6 @@
 //! `flatminima sharpness`: every sharpness measure for both sides, as JSON.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use clap::Args;
@@ -7,6 +8,7 @@ use flatminima::hessian::MAX_DENSE_PARAMS;
 use flatminima::pair::Pair;
 use flatminima::record::RunRecord;
 use flatminima::sharpness::{measure, SharpnessReport, SharpnessSettings};
+use flatminima::sharpness_tracker::stability_thresholds;
 use serde::Serialize;
 
 use super::{print_stdout, train_pair, ConfigArgs, Failure};
@@ -27,9 +29,12 @@ pub struct SharpnessArgs {
 struct SideSharpness {
     label: String,
     step: usize,
-    /// 2 / lr: the edge-of-stability reference for lambda_max (Cohen et al. 2021; for plain
-    /// gradient descent. With heavy-ball momentum beta the threshold is 2 (1 + beta) / lr).
+    /// The edge-of-stability reference for lambda_max that applies to this side's optimiser
+    /// (Cohen et al. 2021): (2 + 2 beta) / lr for SGD with heavy-ball momentum beta, the
+    /// Nesterov one for Nesterov, 2 / lr otherwise; the same thresholds as the page's.
     edge_of_stability: f64,
+    /// Every threshold by name ("2/lr", "(2+2β)/lr", ...), as the page's `thresholds`.
+    thresholds: BTreeMap<String, f64>,
     #[serde(flatten)]
     report: SharpnessReport,
 }
@@ -46,11 +51,16 @@ pub fn run(args: SharpnessArgs) -> Result<(), Failure> {
     let sides: Vec<SideSharpness> = pair
         .sides()
         .iter()
-        .map(|run| SideSharpness {
-            label: run.side.label(),
-            step: run.step,
-            edge_of_stability: 2.0 / run.current_lr(),
-            report: measure(&run.mlp, &run.params, &run.splits.train, &settings),
+        .map(|run| {
+            let thresholds = stability_thresholds(&run.side, run.current_lr());
+            SideSharpness {
+                label: run.side.label(),
+                step: run.step,
+                // The last threshold is the optimiser's own (momentum's, where there is one).
+                edge_of_stability: thresholds.last().expect("2/lr is always there").1,
+                thresholds: thresholds.into_iter().collect(),
+                report: measure(&run.mlp, &run.params, &run.splits.train, &settings),
+            }
         })
         .collect();
     if settings.spectrum && sides.iter().any(|s| s.report.spectrum.is_none()) {

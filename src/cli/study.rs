@@ -3,6 +3,8 @@
 //! shift" becomes a distribution instead of one run.
 //!
 //! The replicas and their seeds are those of [`flatminima::study::Study`].
+//! Any grid flag (`--vary`, `--data-seeds`, ...) makes it a grid study instead:
+//! see `study_grid.rs`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -20,15 +22,16 @@ use serde::Serialize;
 
 use super::backend::{report_notices, BackendArgs};
 use super::report::config_summary;
+use super::study_grid::GridArgs;
 use super::{print_stdout, write_file, ConfigArgs, Failure};
 
 #[derive(Args)]
 pub struct StudyArgs {
     #[command(flatten)]
     pub config: ConfigArgs,
-    /// Replicas (seeds) per side
-    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=65_536))]
-    pub replicas: u32,
+    /// Replicas (seeds) per side [default: 64]; in a grid study, the same as --seeds
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    pub replicas: Option<u32>,
     /// Optimiser steps per replica [default: the config's training.steps]
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     pub steps: Option<u64>,
@@ -37,6 +40,9 @@ pub struct StudyArgs {
     pub out: Option<PathBuf>,
     #[command(flatten)]
     pub backend: BackendArgs,
+    /// The grid study's flags (any of them makes this a grid study, trained on the CPU)
+    #[command(flatten)]
+    pub grid: GridArgs,
 }
 
 /// One replica's seed and final metrics.
@@ -68,10 +74,13 @@ struct Output {
 }
 
 pub fn run(args: StudyArgs) -> Result<(), Failure> {
+    if args.grid.is_grid() {
+        return super::study_grid::run(args);
+    }
     let mut config = args.config.load()?;
     let steps = args.steps.map_or(config.training.steps, |s| s as usize);
     config.training.steps = steps;
-    let r = args.replicas as usize;
+    let r = args.replicas.unwrap_or(64) as usize;
     // Pair::new validates the config and draws the data (with pinned training points) as compare does.
     let pair = Pair::new(config).map_err(|e| Failure::bad_input(e.to_string()))?;
     let study = Study::new(&pair, r, steps);

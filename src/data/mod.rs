@@ -6,6 +6,7 @@
 //! holds the configuration types, their validation and [`make_splits`].
 
 pub mod generators;
+pub mod label_noise;
 pub mod shift;
 
 use std::fmt;
@@ -78,6 +79,15 @@ pub struct DataConfig {
     /// Probability that the spurious feature x2 agrees with the label in
     /// training, in [0.5, 1]. Only the `spurious` dataset reads it.
     pub spurious_agreement: f64,
+    /// Fraction of training labels flipped to another class, in [0, 0.5]
+    /// (see [`label_noise`]); the test sets stay clean. Left out of the JSON at 0,
+    /// so configs written before it existed read and write unchanged.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub label_noise: f64,
+}
+
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
 }
 
 impl Default for DataConfig {
@@ -89,6 +99,7 @@ impl Default for DataConfig {
             noise: 0.1,
             classes: 2,
             spurious_agreement: 0.9,
+            label_noise: 0.0,
         }
     }
 }
@@ -215,6 +226,9 @@ impl DataConfig {
         check_range("noise", self.noise, 0.0, 1.0)?;
         check_count("classes", self.classes, 2, 8)?;
         check_range("spurious_agreement", self.spurious_agreement, 0.5, 1.0)?;
+        check_range("label_noise", self.label_noise, 0.0, label_noise::MAX_LABEL_NOISE).map_err(|e| {
+            ConfigError::new(e.field, format!("{} (the fraction of training labels flipped)", e.message))
+        })?;
         // Balanced sets need at least one point per class.
         let k = self.num_classes();
         for (field, n) in [("n_train", self.n_train), ("n_test", self.n_test)] {
@@ -271,9 +285,20 @@ pub fn make_splits(data: &DataConfig, shift: &ShiftConfig, seed: u64) -> Splits 
     let in_distribution = |n, purpose| {
         generators::draw(data, &generators::balanced_counts(n, classes), p, &mut Rng::derive(seed, purpose))
     };
-    let train = in_distribution(data.n_train, "data-train");
+    let mut train = in_distribution(data.n_train, "data-train");
+    // Its own stream, drawn from only when there is noise: a clean run is unchanged.
+    label_noise::flip_labels(&mut train, data.label_noise, &mut Rng::derive(seed, "data-label-noise"));
     let id_test = in_distribution(data.n_test, "data-id-test");
+    let ood_test = ood_test_set(data, shift, seed);
+    Splits { train, id_test, ood_test }
+}
 
+/// The OOD test set of [`make_splits`] alone: a trained network can be tested
+/// on other shifts without drawing (or training on) anything else again,
+/// since the training and ID sets do not depend on the shift.
+pub fn ood_test_set(data: &DataConfig, shift: &ShiftConfig, seed: u64) -> Dataset {
+    let classes = data.num_classes();
+    let p = data.spurious_agreement;
     let s = shift.severity;
     let counts = match shift.kind {
         ShiftKind::ClassPrior => shift::prior_counts(data.n_test, classes, s),
@@ -285,8 +310,7 @@ pub fn make_splits(data: &DataConfig, shift: &ShiftConfig, seed: u64) -> Splits 
     };
     let mut ood_test = generators::draw(data, &counts, agreement, &mut Rng::derive(seed, "data-ood-test"));
     apply_geometric(&mut ood_test.points, shift, &mut Rng::derive(seed, "data-ood-noise"));
-
-    Splits { train, id_test, ood_test }
+    ood_test
 }
 
 #[cfg(test)]
@@ -330,6 +354,21 @@ mod tests {
             assert_ne!(a.train.points, b.train.points);
             assert_ne!(a.ood_test.points, b.ood_test.points);
         }
+    }
+
+    #[test]
+    fn label_noise_flips_training_labels_only() {
+        let clean = DataConfig { n_train: 300, ..DataConfig::default() };
+        let noisy = DataConfig { label_noise: 0.2, ..clean.clone() };
+        let s = shift(ShiftKind::Rotate, 0.5);
+        let (a, b) = (make_splits(&clean, &s, 4), make_splits(&noisy, &s, 4));
+        assert_eq!(a.train.points, b.train.points);
+        assert_eq!(a.train.labels.iter().zip(&b.train.labels).filter(|(x, y)| x != y).count(), 60);
+        assert_eq!((a.id_test, a.ood_test), (b.id_test, b.ood_test), "the test sets stay clean");
+        assert_eq!(make_splits(&clean, &s, 4).ood_test, ood_test_set(&clean, &s, 4));
+        let e = DataConfig { label_noise: 0.6, ..clean }.validate().unwrap_err();
+        assert_eq!(e.field, "label_noise");
+        assert!(e.message.contains("[0, 0.5]") && e.message.contains("labels flipped"), "{e}");
     }
 
     #[test]

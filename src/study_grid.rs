@@ -1,0 +1,631 @@
+//! A study grid: does the answer survive other data draws and other
+//! hyperparameters? Any settings become axes (`lr=0.01,0.1`, `batch-size=4,32`,
+//! `rho=...`: the flat vocabulary of `settings.rs`); every cell of their
+//! product is trained on K data draws x S init/batch-order seeds, both sides
+//! of every pair, and each trained run is measured (`RunResult`).
+//!
+//! Seeds. Draw k (0-based) uses data seed `config.seed + k`; within it, seed
+//! index j trains from init and batch-order seed `config.seed + k + j * 2^32`.
+//! So draw k, seed 0 is exactly `compare --set seed=<config.seed + k>`, and no
+//! two pairs of a study share an init seed. Left and right of a pair share data,
+//! init and batches (`study::Study` replicas), so each pair is a fair comparison.
+//!
+//! Evaluation axes. `shift` and `severity` change only the OOD test set, never
+//! the training, so they are not trained per value: every run is tested on
+//! every (shift, severity) of their product (`evaluations`).
+//!
+//! Work is split in units, one per (cell, draw): 2 S runs. A shard i/n takes
+//! the units u with u mod n = i; concatenated in unit order, the shards' runs
+//! are exactly the unsharded study's, so the statistics (`study_stats`) of a
+//! merge are those of one run, bit for bit. Plain data, no files: the CLI
+//! reads and writes them.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{RunConfig, DEFAULT_RHO};
+use crate::data::{ood_test_set, Dataset, ShiftConfig, ShiftKind};
+use crate::error::{check_count, ConfigError};
+use crate::pair::Pair;
+use crate::settings::{apply_settings, SETTINGS};
+use crate::sharpness::{measure, SharpnessReport, SharpnessSettings};
+use crate::study::{ReplicaRun, Study};
+
+/// Version tag of a study's JSON (the unsharded output, a shard, a merge).
+pub const STUDY_FORMAT: &str = "flatminima-study-grid/1";
+/// The most data draws, seeds per draw, and pairs a study takes: a typo
+/// (`--seeds 40000`) is refused instead of starting a week of work.
+pub const MAX_DRAWS: usize = 10_000;
+pub const MAX_SEEDS: usize = 10_000;
+pub const MAX_PAIRS: usize = 10_000_000;
+/// A run whose train accuracy (ID accuracy with label noise) is this far below
+/// the best run of its cell and draw (either side, any seed), or within this of
+/// chance, is flagged underfit.
+pub const UNDERFIT_MARGIN: f64 = 0.05;
+
+/// One axis: a setting and the values it takes, as written (`lr`, `0.01`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Axis {
+    pub name: String,
+    pub values: Vec<String>,
+}
+
+/// When a run stops.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum StopRule {
+    /// The cell's `training.steps` steps.
+    Steps,
+    /// The matched-loss protocol (Jiang et al. 2020): stop when the loss on the
+    /// whole training set first reaches `target`, checked every `check_every`
+    /// steps, at most the cell's `training.steps` steps.
+    TrainLoss { target: f64, check_every: usize },
+}
+
+/// Everything a study does, as plain data: it determines every number of the
+/// result (written into the output, compared when shards are merged).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GridSpec {
+    /// The config every cell starts from; its seed is draw 0's data seed.
+    pub base: RunConfig,
+    /// Training and evaluation axes, in the order given (the last varies fastest).
+    pub axes: Vec<Axis>,
+    /// K: data draws.
+    pub data_seeds: usize,
+    /// S: init/batch-order seeds per draw.
+    pub seeds: usize,
+    pub stop: StopRule,
+    /// The same for every run (radii fixed so that values compare across
+    /// cells); its seed is replaced by each pair's seed.
+    pub sharpness: SharpnessSettings,
+}
+
+impl GridSpec {
+    /// A study of `base` without axes: K draws x S seeds, fixed steps, the
+    /// study's sharpness settings.
+    pub fn new(base: RunConfig, data_seeds: usize, seeds: usize) -> GridSpec {
+        GridSpec { base, axes: Vec::new(), data_seeds, seeds, stop: StopRule::Steps, sharpness: study_sharpness() }
+    }
+}
+
+/// The measures a study takes of every run: the page's quick budget (256
+/// points, 20 power iterations, 8 Hutchinson samples) plus the dense spectrum
+/// (exact lambda_max and trace where it fits), at SAM's default radius.
+pub fn study_sharpness() -> SharpnessSettings {
+    SharpnessSettings {
+        spectrum: true,
+        rho: DEFAULT_RHO,
+        adaptive_rho: 10.0 * DEFAULT_RHO,
+        ..SharpnessSettings::quick()
+    }
+}
+
+/// One cell: the training axes' values and the config they give.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Cell {
+    pub settings: Vec<(String, String)>,
+    pub config: RunConfig,
+}
+
+/// A validated spec, expanded: its cells and the OOD sets every run is tested on.
+#[derive(Clone, Debug)]
+pub struct Grid {
+    pub spec: GridSpec,
+    /// Training axes only (shift and severity are evaluations).
+    pub training_axes: Vec<Axis>,
+    pub cells: Vec<Cell>,
+    pub evaluations: Vec<ShiftConfig>,
+}
+
+fn is_evaluation_axis(name: &str) -> bool {
+    name == "shift" || name == "severity"
+}
+
+impl Grid {
+    /// Checks every axis and every cell; errors name the axis, the value and
+    /// what is wrong (`lr=abc: must be a number in [0, 100], got `abc``).
+    pub fn new(spec: GridSpec) -> Result<Grid, ConfigError> {
+        spec.base.validate()?;
+        check_count("data-seeds", spec.data_seeds, 1, MAX_DRAWS)?;
+        check_count("seeds", spec.seeds, 1, MAX_SEEDS)?;
+        if let StopRule::TrainLoss { target, check_every } = spec.stop {
+            if !(target.is_finite() && target > 0.0) {
+                return Err(ConfigError::new(
+                    "until-train-loss",
+                    format!("must be a positive number (a mean cross-entropy, e.g. 0.05), got {target}"),
+                ));
+            }
+            check_count("check-every", check_every, 1, 1_000_000)?;
+        }
+        if spec.base.train_points.is_some() && spec.data_seeds > 1 {
+            return Err(ConfigError::new(
+                "data-seeds",
+                "the config pins its training points, so it has one data draw: use --data-seeds 1",
+            ));
+        }
+        for (i, axis) in spec.axes.iter().enumerate() {
+            if !SETTINGS.iter().any(|s| s.name == axis.name) {
+                let names: Vec<&str> = SETTINGS.iter().map(|s| s.name).collect();
+                return Err(ConfigError::new(&axis.name, format!("unknown setting; known ones: {}", names.join(", "))));
+            }
+            if axis.name == "seed" {
+                return Err(ConfigError::new("seed", "is not an axis: use --data-seeds K and --seeds S"));
+            }
+            if spec.axes[..i].iter().any(|a| a.name == axis.name) {
+                return Err(ConfigError::new(&axis.name, "is given twice; list all its values in one --vary"));
+            }
+            if axis.values.is_empty() || axis.values.iter().any(|v| v.trim().is_empty()) {
+                return Err(ConfigError::new(&axis.name, "needs a list of values, e.g. lr=0.01,0.1"));
+            }
+            if let Some(v) = axis.values.iter().enumerate().find_map(|(k, v)| axis.values[..k].contains(v).then_some(v))
+            {
+                return Err(ConfigError::new(&axis.name, format!("lists the value `{v}` twice")));
+            }
+            // Each value on its own first, so the message names it.
+            for v in &axis.values {
+                apply_settings(&spec.base, [(axis.name.as_str(), v.as_str())])
+                    .map_err(|e| ConfigError::new(format!("{}={v}", axis.name), first_message(&e)))?;
+            }
+        }
+        let (evaluation_axes, training_axes): (Vec<Axis>, Vec<Axis>) =
+            spec.axes.iter().cloned().partition(|a| is_evaluation_axis(&a.name));
+        let cells_count = training_axes.iter().try_fold(1usize, |n, a| n.checked_mul(a.values.len()));
+        let pairs = cells_count.and_then(|c| c.checked_mul(spec.data_seeds)).and_then(|u| u.checked_mul(spec.seeds));
+        if pairs.is_none_or(|p| p > MAX_PAIRS) {
+            return Err(ConfigError::new(
+                "grid",
+                format!("has more than {MAX_PAIRS} pairs (cells x data draws x seeds); split it into several studies"),
+            ));
+        }
+        let mut cells = Vec::new();
+        for coords in product(&training_axes.iter().map(|a| a.values.len()).collect::<Vec<_>>()) {
+            let settings: Vec<(String, String)> =
+                training_axes.iter().zip(&coords).map(|(a, &k)| (a.name.clone(), a.values[k].clone())).collect();
+            let config =
+                apply_settings(&spec.base, settings.iter().map(|(n, v)| (n.as_str(), v.as_str()))).map_err(|e| {
+                    let cell: Vec<String> = settings.iter().map(|(n, v)| format!("{n}={v}")).collect();
+                    ConfigError::new(format!("cell {}", cell.join(" ")), format!("{}: {}", e[0].field, e[0].message))
+                })?;
+            cells.push(Cell { settings, config });
+        }
+        let evaluations = evaluations(&spec.base, &evaluation_axes)?;
+        Ok(Grid { spec, training_axes, cells, evaluations })
+    }
+
+    /// Units of work: one per (cell, draw), cell-major.
+    pub fn units(&self) -> usize {
+        self.cells.len() * self.spec.data_seeds
+    }
+
+    pub fn pairs(&self) -> usize {
+        self.units() * self.spec.seeds
+    }
+
+    /// Data seed of draw k, and the init/batch seed of seed index j in it.
+    pub fn data_seed(&self, draw: usize) -> u64 {
+        self.spec.base.seed.wrapping_add(draw as u64)
+    }
+
+    pub fn run_seed(&self, draw: usize, j: usize) -> u64 {
+        self.data_seed(draw).wrapping_add((j as u64) << 32)
+    }
+
+    /// The value index of every training axis in cell `cell` (the last axis fastest).
+    pub fn coords(&self, cell: usize) -> Vec<usize> {
+        let mut rest = cell;
+        let mut out = vec![0; self.training_axes.len()];
+        for (i, axis) in self.training_axes.iter().enumerate().rev() {
+            out[i] = rest % axis.values.len();
+            rest /= axis.values.len();
+        }
+        out
+    }
+
+    /// Trains and measures unit `unit`: every seed of (cell, draw), left then
+    /// right, with the underfit flags of the unit set.
+    pub fn run_unit(&self, unit: usize) -> Vec<RunResult> {
+        let (cell, draw) = (unit / self.spec.data_seeds, unit % self.spec.data_seeds);
+        let mut config = self.cells[cell].config.clone();
+        config.seed = self.data_seed(draw);
+        let steps = config.training.steps;
+        let pair = Pair::new(config).expect("cells were validated");
+        let mut study = Study::new(&pair, self.spec.seeds, steps);
+        study.seeds = (0..self.spec.seeds).map(|j| self.run_seed(draw, j)).collect();
+        let ood: Vec<Dataset> =
+            self.evaluations.iter().map(|shift| ood_test_set(&pair.config.data, shift, pair.config.seed)).collect();
+        let mlp = study.mlp();
+        let mut runs = Vec::with_capacity(2 * self.spec.seeds);
+        for j in 0..self.spec.seeds {
+            for side in 0..2 {
+                let replica = study.replica(&mlp, side, j);
+                let mut run = ReplicaRun::new(&replica, &mlp, &study.splits, study.batch_size);
+                let reached = match self.spec.stop {
+                    StopRule::Steps => {
+                        run.train(steps);
+                        None
+                    }
+                    StopRule::TrainLoss { target, check_every } => {
+                        Some(run.train_until_loss(target, steps, check_every))
+                    }
+                };
+                let settings = SharpnessSettings { seed: replica.seed, ..self.spec.sharpness.clone() };
+                let at = [cell, draw, j, side];
+                runs.push(RunResult::measure(&mut run, at, pair.config.seed, replica.seed, reached, &ood, &settings));
+            }
+        }
+        flag_underfit(&mut runs, pair.config.classes(), pair.config.data.label_noise);
+        runs
+    }
+
+    /// The units of shard `index` of `count` (round robin, so that every shard
+    /// gets a share of every cell).
+    pub fn shard_units(&self, shard: Shard) -> impl Iterator<Item = usize> {
+        (shard.index..self.units()).step_by(shard.count)
+    }
+
+    /// Trains the units of `shard` (all of them for None) and returns the output
+    /// with the statistics (None for a shard: they need every run).
+    pub fn run(&self, shard: Option<Shard>, mut progress: impl FnMut(usize, usize)) -> StudyOutput {
+        let all = Shard { index: 0, count: 1 };
+        let units: Vec<usize> = self.shard_units(shard.unwrap_or(all)).collect();
+        let mut runs = Vec::new();
+        for (done, &u) in units.iter().enumerate() {
+            runs.extend(self.run_unit(u));
+            progress(done + 1, units.len());
+        }
+        self.output(shard, runs)
+    }
+
+    fn output(&self, shard: Option<Shard>, runs: Vec<RunResult>) -> StudyOutput {
+        let stats = shard.is_none().then(|| crate::study_stats::StudyStats::new(self, &runs));
+        StudyOutput {
+            format: STUDY_FORMAT.to_string(),
+            spec: self.spec.clone(),
+            shard,
+            cells: self
+                .cells
+                .iter()
+                .map(|c| CellInfo {
+                    settings: c.settings.clone(),
+                    left: c.config.left.label(),
+                    right: c.config.right.label(),
+                })
+                .collect(),
+            evaluations: self.evaluations.clone(),
+            runs,
+            stats,
+        }
+    }
+
+    /// Joins the shards of one study into the output one unsharded run gives.
+    /// Errors say which shard is missing, repeated or from another study.
+    pub fn merge(parts: Vec<StudyOutput>) -> Result<StudyOutput, ConfigError> {
+        let Some(first) = parts.first() else {
+            return Err(ConfigError::new("merge", "needs the shard files of one study"));
+        };
+        let grid = Grid::new(first.spec.clone())?;
+        let Some(count) = first.shard.map(|s| s.count) else {
+            return Err(ConfigError::new("merge", "the first file is a finished study, not a shard"));
+        };
+        let mut seen = vec![false; count];
+        for (i, part) in parts.iter().enumerate() {
+            if part.format != STUDY_FORMAT {
+                return Err(ConfigError::new(format!("file {}", i + 1), format!("is not a {STUDY_FORMAT} shard")));
+            }
+            if part.spec != first.spec {
+                return Err(ConfigError::new(
+                    format!("file {}", i + 1),
+                    "is a shard of another study (its spec differs)",
+                ));
+            }
+            match part.shard {
+                Some(s) if s.count == count && s.index < count => {
+                    if std::mem::replace(&mut seen[s.index], true) {
+                        return Err(ConfigError::new(format!("file {}", i + 1), format!("repeats shard {s}")));
+                    }
+                }
+                other => {
+                    let what = other.map_or("a finished study".to_string(), |s| format!("shard {s}"));
+                    return Err(ConfigError::new(
+                        format!("file {}", i + 1),
+                        format!("is {what}, expected one of {count} shards"),
+                    ));
+                }
+            }
+        }
+        if let Some(missing) = seen.iter().position(|s| !s) {
+            return Err(ConfigError::new("merge", format!("shard {missing}/{count} is missing")));
+        }
+        let mut runs: Vec<RunResult> = parts.into_iter().flat_map(|p| p.runs).collect();
+        runs.sort_by_key(|r| (r.cell, r.draw, r.seed_index, r.side));
+        if runs.len() != 2 * grid.pairs() {
+            return Err(ConfigError::new(
+                "merge",
+                format!("the shards hold {} runs, the study has {}", runs.len(), 2 * grid.pairs()),
+            ));
+        }
+        // Exactly the study's runs, each once, each with all its evaluations (an edited file is refused).
+        let (draws, seeds) = (grid.spec.data_seeds, grid.spec.seeds);
+        for (i, r) in runs.iter().enumerate() {
+            let expected = (i / (2 * seeds * draws), i / (2 * seeds) % draws, i / 2 % seeds, i % 2);
+            if (r.cell, r.draw, r.seed_index, r.side) != expected || r.ood.len() != grid.evaluations.len() {
+                return Err(ConfigError::new(
+                    "merge",
+                    format!(
+                        "the shards' runs are not those of the study (run {i}: cell {}, draw {}, seed {}, side {})",
+                        r.cell, r.draw, r.seed_index, r.side
+                    ),
+                ));
+            }
+        }
+        Ok(grid.output(None, runs))
+    }
+}
+
+/// Shard `index` of `count` (0-based), written `index/count`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shard {
+    pub index: usize,
+    pub count: usize,
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Shard, String> {
+        let bad = || format!("expected I/N with 0 <= I < N (shard I of N, counted from 0), e.g. 0/4, got `{text}`");
+        let (i, n) = text.split_once('/').ok_or_else(bad)?;
+        let (index, count) =
+            (i.trim().parse::<usize>().map_err(|_| bad())?, n.trim().parse::<usize>().map_err(|_| bad())?);
+        if count == 0 || index >= count {
+            return Err(bad());
+        }
+        Ok(Shard { index, count })
+    }
+}
+
+/// What a cell trains: its settings and both sides' labels.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CellInfo {
+    pub settings: Vec<(String, String)>,
+    pub left: String,
+    pub right: String,
+}
+
+/// A study's JSON: the spec, the cells, every run, and (unsharded or merged)
+/// the statistics.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct StudyOutput {
+    pub format: String,
+    pub spec: GridSpec,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<Shard>,
+    pub cells: Vec<CellInfo>,
+    pub evaluations: Vec<ShiftConfig>,
+    pub runs: Vec<RunResult>,
+    /// Recomputed from the runs on merge, never read back.
+    #[serde(default, skip_deserializing, skip_serializing_if = "Option::is_none")]
+    pub stats: Option<crate::study_stats::StudyStats>,
+}
+
+/// One OOD test: loss, accuracy and the gap ID accuracy - OOD accuracy.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OodResult {
+    #[serde(deserialize_with = "crate::nan_as_null::number")]
+    pub loss: f64,
+    #[serde(deserialize_with = "crate::nan_as_null::number")]
+    pub acc: f64,
+    #[serde(deserialize_with = "crate::nan_as_null::number")]
+    pub gap: f64,
+}
+
+/// One trained run and its measures at the end. Non-finite numbers (a
+/// diverged run's, which are not measured) are written as null.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunResult {
+    pub cell: usize,
+    pub draw: usize,
+    pub seed_index: usize,
+    /// 0 left, 1 right.
+    pub side: usize,
+    pub data_seed: u64,
+    /// Init and batch-order seed.
+    pub seed: u64,
+    /// Steps trained (where the target was reached, for the matched-loss rule).
+    pub steps: usize,
+    /// Matched-loss rule only: whether the training loss reached the target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reached_target: Option<bool>,
+    #[serde(deserialize_with = "crate::nan_as_null::number")]
+    pub train_loss: f64,
+    #[serde(deserialize_with = "crate::nan_as_null::number")]
+    pub train_acc: f64,
+    #[serde(deserialize_with = "crate::nan_as_null::number")]
+    pub id_loss: f64,
+    #[serde(deserialize_with = "crate::nan_as_null::number")]
+    pub id_acc: f64,
+    /// One per evaluation (shift, severity), in the output's `evaluations` order.
+    pub ood: Vec<OodResult>,
+    /// L2 norm of the parameters.
+    #[serde(deserialize_with = "crate::nan_as_null::number")]
+    pub param_norm: f64,
+    /// Not measured (all null) for a diverged run.
+    #[serde(flatten)]
+    pub sharpness: RunSharpness,
+    pub diverged: bool,
+    /// See [`UNDERFIT_MARGIN`].
+    pub underfit: bool,
+}
+
+impl RunResult {
+    /// The measures of a trained run; `at` is [cell, draw, seed index, side].
+    #[allow(clippy::too_many_arguments)]
+    fn measure(
+        run: &mut ReplicaRun,
+        at: [usize; 4],
+        data_seed: u64,
+        seed: u64,
+        reached_target: Option<bool>,
+        ood_sets: &[Dataset],
+        settings: &SharpnessSettings,
+    ) -> RunResult {
+        let steps = run.step();
+        let diverged = run.metrics().diverged;
+        let run = run.run_mut();
+        let splits = Arc::clone(&run.splits);
+        let (train_loss, train_acc) = run.evaluate_on(&splits.train);
+        let (id_loss, id_acc) = run.evaluate_on(&splits.id_test);
+        let ood = ood_sets
+            .iter()
+            .map(|set| {
+                let (loss, acc) = run.evaluate_on(set);
+                OodResult { loss, acc, gap: id_acc - acc }
+            })
+            .collect();
+        let param_norm = libm::sqrt(run.params.iter().map(|p| p * p).sum());
+        // A diverged network's curvature means nothing (and may not be finite).
+        let report = (!diverged).then(|| measure(&run.mlp, &run.params, &splits.train, settings));
+        RunResult {
+            cell: at[0],
+            draw: at[1],
+            seed_index: at[2],
+            side: at[3],
+            data_seed,
+            seed,
+            steps,
+            reached_target,
+            train_loss,
+            train_acc,
+            id_loss,
+            id_acc,
+            ood,
+            param_norm,
+            sharpness: RunSharpness::of(report.as_ref()),
+            diverged,
+            underfit: false,
+        }
+    }
+
+    /// The OOD result of evaluation `e`.
+    pub fn ood(&self, e: usize) -> OodResult {
+        self.ood[e]
+    }
+}
+
+/// The sharpness measures of a run (from `sharpness::measure`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunSharpness {
+    /// The largest Hessian eigenvalue: exact (dense spectrum) when `lambda_max_exact`, else power iteration.
+    #[serde(deserialize_with = "crate::nan_as_null::number")]
+    pub lambda_max: f64,
+    pub lambda_max_exact: bool,
+    /// Exact (standard error 0) when `trace_exact`, else Hutchinson's estimate.
+    #[serde(deserialize_with = "crate::nan_as_null::number")]
+    pub trace: f64,
+    #[serde(deserialize_with = "crate::nan_as_null::number")]
+    pub trace_std_error: f64,
+    pub trace_exact: bool,
+    #[serde(deserialize_with = "crate::nan_as_null::number")]
+    pub eps_sharpness: f64,
+    #[serde(deserialize_with = "crate::nan_as_null::number")]
+    pub rho_sharpness: f64,
+    #[serde(deserialize_with = "crate::nan_as_null::number")]
+    pub adaptive_sharpness: f64,
+    #[serde(deserialize_with = "crate::nan_as_null::number")]
+    pub average_sharpness: f64,
+    #[serde(deserialize_with = "crate::nan_as_null::number")]
+    pub average_std_error: f64,
+}
+
+impl RunSharpness {
+    /// The numbers of `report`; all NaN (false) for a run that was not measured.
+    pub fn of(report: Option<&SharpnessReport>) -> RunSharpness {
+        let get = |f: fn(&SharpnessReport) -> f64| report.map_or(f64::NAN, f);
+        RunSharpness {
+            lambda_max: get(|r| r.exact_lambda_max().unwrap_or(r.lambda_max)),
+            lambda_max_exact: report.is_some_and(|r| r.spectrum.is_some()),
+            trace: get(|r| r.trace),
+            trace_std_error: get(|r| r.trace_std_error),
+            trace_exact: report.is_some_and(|r| r.trace_exact),
+            eps_sharpness: get(|r| r.eps_sharpness),
+            rho_sharpness: get(|r| r.rho_sharpness),
+            adaptive_sharpness: get(|r| r.adaptive_sharpness),
+            average_sharpness: get(|r| r.average_sharpness),
+            average_std_error: get(|r| r.average_std_error),
+        }
+    }
+}
+
+/// Underfit: accuracy more than [`UNDERFIT_MARGIN`] below the best run of the
+/// unit (same cell and data draw, either side, any seed), or no more than that
+/// above chance (1 / classes). The accuracy is the training one, except with
+/// label noise, where fitting the flipped training labels is memorising noise,
+/// not fitting: there it is the (clean) ID accuracy. Diverged runs are not
+/// flagged (they are counted as diverged).
+fn flag_underfit(runs: &mut [RunResult], classes: usize, label_noise: f64) {
+    let fit = |r: &RunResult| if label_noise > 0.0 { r.id_acc } else { r.train_acc };
+    let best = runs.iter().filter(|r| !r.diverged).map(fit).fold(f64::NEG_INFINITY, f64::max);
+    let chance = 1.0 / classes as f64;
+    for r in runs.iter_mut().filter(|r| !r.diverged) {
+        r.underfit = fit(r) < best - UNDERFIT_MARGIN || fit(r) <= chance + UNDERFIT_MARGIN;
+    }
+}
+
+/// Every (shift, severity) of the evaluation axes' product; the base's own
+/// shift when there are none. Each is checked against the data (spurious_flip
+/// needs the spurious dataset).
+fn evaluations(base: &RunConfig, axes: &[Axis]) -> Result<Vec<ShiftConfig>, ConfigError> {
+    let values = |name: &str| axes.iter().find(|a| a.name == name).map(|a| a.values.clone());
+    let kinds: Vec<ShiftKind> = match values("shift") {
+        Some(v) => v
+            .iter()
+            .map(|s| s.parse().map_err(|e: ConfigError| e.within(&format!("shift={s}"))))
+            .collect::<Result<_, _>>()?,
+        None => vec![base.shift.kind],
+    };
+    let severities: Vec<f64> = match values("severity") {
+        Some(v) => v
+            .iter()
+            .map(|s| {
+                s.trim().parse::<f64>().ok().filter(|x| (0.0..=1.0).contains(x)).ok_or_else(|| {
+                    ConfigError::new(format!("severity={s}"), format!("must be a number in [0, 1], got `{s}`"))
+                })
+            })
+            .collect::<Result<_, _>>()?,
+        None => vec![base.shift.severity],
+    };
+    let mut out = Vec::new();
+    for &kind in &kinds {
+        for &severity in &severities {
+            let shift = ShiftConfig { kind, severity };
+            shift.validate(&base.data).map_err(|e| e.within(&format!("shift={}", kind.name())))?;
+            out.push(shift);
+        }
+    }
+    Ok(out)
+}
+
+/// The first error's message (apply_settings reports a list).
+fn first_message(errors: &[ConfigError]) -> String {
+    errors.first().map_or(String::new(), |e| match e.field.as_str() {
+        f if SETTINGS.iter().any(|s| s.name == f) => e.message.clone(),
+        f => format!("{f}: {}", e.message),
+    })
+}
+
+/// Every index vector of a mixed-radix counter with these sizes, the last
+/// fastest (one empty vector for no sizes).
+fn product(sizes: &[usize]) -> Vec<Vec<usize>> {
+    let mut out = vec![vec![]];
+    for &n in sizes {
+        out = out.into_iter().flat_map(|prefix| (0..n).map(move |k| [prefix.clone(), vec![k]].concat())).collect();
+    }
+    out
+}
