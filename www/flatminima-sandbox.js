@@ -36,11 +36,15 @@
 const CSS_URL = new URL("./flatminima.css", import.meta.url);
 const WORKER_URL = new URL("./flatminima-worker.js", import.meta.url);
 
-/** Setting names; the wasm module's own list is checked against this at load. */
+/**
+ * The settings' names (src/settings.rs declares them; observedAttributes needs
+ * them before the wasm module is loaded). tests/schema.rs checks this list
+ * against the declaration.
+ */
 const SETTINGS = [
-  "dataset", "noise", "points", "classes", "shift", "severity", "hidden", "activation", "optimizer",
-  "left-optimizer", "right-optimizer", "left", "right", "rho", "lr", "momentum", "weight-decay", "schedule",
-  "batch-size", "steps", "seed", "label-smoothing",
+  "dataset", "noise", "points", "classes", "label-noise", "shift", "severity", "hidden", "activation",
+  "label-smoothing", "optimizer", "left", "right", "left-optimizer", "right-optimizer", "rho", "lr", "momentum",
+  "weight-decay", "schedule", "batch-size", "steps", "seed",
 ];
 /** Attributes of the element itself, not of the run. */
 const UI_ATTRIBUTES = ["backend", "autoplay", "controls", "speed", "show-ood", "landscape", "directions", "surface"];
@@ -59,8 +63,6 @@ const STUDY_STEPS = 1000;
 const MAX_STEP_CALL = 100_000;
 /** Steps the Step button takes. */
 const STEP_BUTTON_STEPS = 10;
-/** The page's study limits (src/study.rs: PAGE_MAX_REPLICAS, PAGE_MAX_STEPS). */
-const STUDY_LIMITS = { replicas: 4096, steps: 100_000 };
 
 const errorText = (e) => (e && e.message ? e.message : String(e));
 const abortError = (why) => Object.assign(new Error(why), { name: "AbortError" });
@@ -84,53 +86,24 @@ const CANVAS_NAMES = ["boundary0", "boundary1", "loss", "acc", "contour0", "surf
   "contour1", "surface3d1", "slice1", "interp", "lambda", "spectrum"];
 
 // ---------------------------------------------------------------------------
-// The controls panel: one entry per setting. `log` sliders move a number
-// field on a log scale; the field is the control (it carries the name).
+// The controls panel, built from the settings schema the worker sends
+// (src/settings.rs: label, group, kind, range or options, help, note).
 
-const CONTROL_GROUPS = [
-  ["Data", [
-    { name: "dataset", label: "Dataset", kind: "select", options: [
-      ["moons", "Two moons"], ["circles", "Circles"], ["xor", "XOR"], ["spirals", "Spirals"],
-      ["blobs", "Blobs (K classes)"], ["spurious", "Spurious feature"]] },
-    { name: "noise", label: "Noise", kind: "range", min: 0, max: 1, step: 0.01 },
-    { name: "points", label: "Training points", kind: "number", min: 4, max: 5000, step: 1 },
-    { name: "classes", label: "Classes (blobs)", kind: "number", min: 2, max: 8, step: 1 },
-  ]],
-  ["Distribution shift (OOD test set)", [
-    { name: "shift", label: "Shift", kind: "select", options: [
-      ["none", "None"], ["translate", "Translate"], ["rotate", "Rotate"], ["scale", "Scale"], ["noise", "Extra noise"],
-      ["class_prior", "Class prior"], ["spurious_flip", "Spurious flip (spurious data)"]] },
-    { name: "severity", label: "Severity", kind: "range", min: 0, max: 1, step: 0.05, live: true,
-      help: "Moves the OOD points at once; training goes on." },
-  ]],
-  ["Model", [
-    { name: "hidden", label: "Hidden layers", kind: "text", placeholder: "16,16", help: "Widths, e.g. 16,16 (0 = none)" },
-    { name: "activation", label: "Activation", kind: "select", options: [
-      ["tanh", "tanh"], ["relu", "ReLU"], ["gelu", "GELU"], ["sigmoid", "sigmoid"]] },
-    { name: "label-smoothing", label: "Label smoothing", kind: "range", min: 0, max: 0.5, step: 0.01 },
-  ]],
-  ["Optimisers", [
-    { name: "optimizer", label: "Base optimiser", kind: "select", options: [
-      ["sgd", "SGD"], ["adam", "Adam"], ["adamw", "AdamW"], ["rmsprop", "RMSprop"]], help: "Both sides" },
-    { name: "left", label: "Left wrapper", kind: "select", options: [["plain", "plain"], ["sam", "SAM"], ["asam", "ASAM"]] },
-    { name: "right", label: "Right wrapper", kind: "select", options: [["plain", "plain"], ["sam", "SAM"], ["asam", "ASAM"]] },
-    { name: "left-optimizer", label: "Left base", kind: "select", options: [
-      ["", "same"], ["sgd", "SGD"], ["adam", "Adam"], ["adamw", "AdamW"], ["rmsprop", "RMSprop"]] },
-    { name: "right-optimizer", label: "Right base", kind: "select", options: [
-      ["", "same"], ["sgd", "SGD"], ["adam", "Adam"], ["adamw", "AdamW"], ["rmsprop", "RMSprop"]] },
-    { name: "rho", label: "SAM radius ρ", kind: "number", min: 0, max: 10, step: "any", log: [-3, 1] },
-    { name: "lr", label: "Learning rate", kind: "number", min: 0, max: 100, step: "any", log: [-4, 2] },
-    { name: "momentum", label: "Momentum", kind: "range", min: 0, max: 0.99, step: 0.01 },
-    { name: "weight-decay", label: "Weight decay", kind: "number", min: 0, max: 1, step: "any" },
-    { name: "schedule", label: "LR schedule", kind: "select", options: [
-      ["constant", "constant"], ["cosine", "cosine"], ["step", "step (÷10 twice)"], ["warmup", "warm-up"]] },
-  ]],
-  ["Training", [
-    { name: "batch-size", label: "Batch size", kind: "number", min: 1, max: 5000, step: 1 },
-    { name: "steps", label: "Steps", kind: "number", min: 1, max: 10000000, step: 1 },
-    { name: "seed", label: "Seed", kind: "number", min: 0, step: 1 },
-  ]],
-];
+/**
+ * The control for one declared setting: a select, a slider, a number field
+ * (with a log-scale slider where declared) or a text field.
+ * @param {any} s one entry of settingsSpecJson().settings
+ */
+function controlOf(s) {
+  const base = { name: s.name, label: s.label, help: s.note, title: s.help };
+  const k = s.kind;
+  if (k.type === "choice") return { ...base, kind: "select", options: k.options };
+  if (k.type === "text") return { ...base, kind: "text", placeholder: k.placeholder };
+  const c = k.control;
+  if (c.type === "slider") return { ...base, kind: "range", min: k.min, max: k.max, step: c.step, live: c.live };
+  if (c.type === "log_slider") return { ...base, kind: "number", min: k.min, max: k.max, step: "any", log: [c.from, c.to] };
+  return { ...base, kind: "number", min: k.min, max: k.max, step: k.integer ? 1 : "any" };
+}
 
 const TEMPLATE = `
 <div class="fm" part="root" hidden>
@@ -269,6 +242,8 @@ class FlatminimaSandbox extends HTMLElement {
   /** @type {any} */
   #els = {};
   #palette = { classes: [], sides: [] };
+  /** The page's study limits, from the worker's schema (src/study.rs); the worker checks them too. */
+  #limits = { replicas: Infinity, steps: Infinity };
   /** Set when the worker crashed or could not start: the element shows this and stops. */
   #fatal = "";
   #playing = false;
@@ -345,7 +320,7 @@ class FlatminimaSandbox extends HTMLElement {
     // Show the element once its stylesheet is in (no flash of unstyled content).
     link.addEventListener("load", () => { this.#els.root.hidden = false; });
     link.addEventListener("error", () => { this.#els.root.hidden = false; });
-    this.#buildControls();
+    this.#els.controls.addEventListener("submit", (e) => e.preventDefault());
     this.#wireToolbar();
   }
 
@@ -464,7 +439,7 @@ class FlatminimaSandbox extends HTMLElement {
    */
   async study({ replicas = STUDY_REPLICAS, steps = STUDY_STEPS } = {}) {
     for (const name of /** @type {const} */ (["replicas", "steps"])) {
-      const value = { replicas, steps }[name], max = STUDY_LIMITS[name];
+      const value = { replicas, steps }[name], max = this.#limits[name];
       if (!Number.isInteger(value) || value < 1 || value > max) throw new RangeError(`${name}: expected an integer from 1 to ${max}, got ${value}`);
     }
     if (this.#fatal) throw new Error(this.#fatal);
@@ -576,6 +551,8 @@ class FlatminimaSandbox extends HTMLElement {
     switch (m.type) {
       case "ready":
         this.#palette = m.palette;
+        this.#buildControls(m.schema);
+        this.#limits = { replicas: m.schema.limits.study_replicas, steps: m.schema.limits.study_steps };
         break;
       case "state":
         this.#state(m);
@@ -723,13 +700,18 @@ class FlatminimaSandbox extends HTMLElement {
 
   // ----- controls ---------------------------------------------------------
 
-  #buildControls() {
+  /** The controls panel from the settings schema (once: every worker sends the same). */
+  #buildControls(schema) {
     const form = this.#els.controls;
-    form.addEventListener("submit", (e) => e.preventDefault());
-    for (const [title, items] of CONTROL_GROUPS) {
+    if (form.childElementCount) return;
+    const names = schema.settings.map((s) => s.name);
+    if ([...names].sort().join() !== [...SETTINGS].sort().join()) {
+      console.warn(`flatminima-sandbox: settings list out of date; the wasm module has ${names.join(", ")}`);
+    }
+    for (const group of schema.groups) {
       const fieldset = document.createElement("fieldset");
-      fieldset.innerHTML = `<legend>${escapeHtml(title)}</legend>`;
-      for (const c of items) fieldset.append(this.#control(c));
+      fieldset.innerHTML = `<legend>${escapeHtml(group.title)}</legend>`;
+      for (const s of schema.settings.filter((x) => x.group === group.id)) fieldset.append(this.#control(controlOf(s)));
       form.append(fieldset);
     }
   }
@@ -740,6 +722,7 @@ class FlatminimaSandbox extends HTMLElement {
     const row = document.createElement("label");
     row.className = "fm-field";
     row.dataset.for = c.name;
+    if (c.title) row.title = c.title;
     const title = document.createElement("span");
     title.className = "fm-field-label";
     title.textContent = c.label;

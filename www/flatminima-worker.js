@@ -16,7 +16,7 @@
 // piece. A settings change bumps `revision`; everything the worker sends says
 // which revision it shows, and answers computed for an older one are dropped.
 
-import init, { Sandbox, paletteJson, panicForTests, wasmLiveBytes } from "./pkg/flatminima.js";
+import init, { Sandbox, paletteJson, panicForTests, settingsSpecJson, wasmLiveBytes } from "./pkg/flatminima.js";
 
 /** @typedef {import("./protocol.js").ToWorker} ToWorker */
 /** @typedef {import("./protocol.js").FromWorker} FromWorker */
@@ -663,7 +663,7 @@ self.addEventListener("unhandledrejection", (e) => die(e.reason));
 init().then(
   (exports) => {
     wasm = exports;
-    send({ type: "ready", palette: JSON.parse(paletteJson()) });
+    send({ type: "ready", palette: JSON.parse(paletteJson()), schema: JSON.parse(settingsSpecJson()) });
     for (const m of early.splice(0)) guard(() => handle(m));
   },
   (e) => send({ type: "fatal", message: `Could not load the WebAssembly module (${errorText(e)}).` }),

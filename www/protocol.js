@@ -56,7 +56,7 @@
 
 /**
  * Worker -> page.
- * @typedef {{type: "ready", palette: {classes: string[], sides: string[]}}
+ * @typedef {{type: "ready", palette: {classes: string[], sides: string[]}, schema: {settings: any[], groups: {id: string, title: string}[], limits: {study_replicas: number, study_steps: number, study_params: number}}}
  *   | State
  *   | {type: "frame", revision: number, bitmaps: Record<string, ImageBitmap>}
  *   | {type: "backend", backend: "gpu" | "cpu", notice: string, note: string, description: string}

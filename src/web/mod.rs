@@ -103,12 +103,18 @@ mod page_exports {
 
     /// The settings schema (`settings::SETTINGS` as JSON: name, label, group,
     /// kind with its range or options, default, help, note), from which the
-    /// element builds its controls, plus the groups' titles in order.
+    /// element builds its controls, plus the groups' titles in order and the
+    /// page's limits (a study's replicas, steps and parameters).
     #[wasm_bindgen(js_name = settingsSpecJson)]
     pub fn settings_spec_json() -> String {
         install_panic_hook();
         let groups: Vec<_> = Group::ALL.iter().map(|g| json!({"id": g, "title": g.title()})).collect();
-        json!({"settings": SETTINGS, "groups": groups}).to_string()
+        let limits = json!({
+            "study_replicas": crate::study::PAGE_MAX_REPLICAS,
+            "study_steps": crate::study::PAGE_MAX_STEPS,
+            "study_params": crate::study::PAGE_MAX_STUDY_PARAMS,
+        });
+        json!({"settings": SETTINGS, "groups": groups, "limits": limits}).to_string()
     }
 
     /// The colours the canvases use, as CSS hex strings, so the element's HTML
