@@ -42,9 +42,10 @@ const TRAIN_SLICE_MS = 8;
 const LANDSCAPE_BUDGET_MS = { playing: 3, paused: 12 };
 const SHARPNESS_BUDGET_MS = 2;
 /**
- * While training, the landscape and sharpness views (computing and drawing them)
- * get at most this share of the worker's time; training and the boundaries get
- * the rest. A landscape of the current step is stale a few steps later anyway.
+ * While training flat out (speed "max", step(n)), the landscape and sharpness
+ * views (computing and drawing them) get at most this share of the worker's time;
+ * training and the boundaries get the rest. A landscape of the current step is
+ * stale a few steps later anyway.
  */
 const VIEWS_SHARE_WHILE_TRAINING = 0.2;
 /** A study on the CPU trains this long per tick (ms). */
@@ -236,9 +237,14 @@ function tick() {
   spent.views *= 0.99;
 }
 
+/**
+ * Whether the landscape and sharpness views get a turn: always while idle or
+ * training at a finite speed (training is paced then, and a view's piece is
+ * short), else while under their share of the time.
+ */
 function viewsDue() {
-  const training = playing || stepJobs.length > 0;
-  return !training || spent.views <= VIEWS_SHARE_WHILE_TRAINING * spent.all;
+  const flatOut = stepJobs.length > 0 || (playing && view.speed === "max");
+  return !flatOut || spent.views <= VIEWS_SHARE_WHILE_TRAINING * spent.all;
 }
 
 /** Training: step(n) calls first, then play at the chosen speed. Returns whether steps are waiting. */

@@ -65,6 +65,18 @@ test("(l1) the landscape and sharpness views follow training to the end", { time
   assert.deepEqual(problems, [], "console errors or page errors");
 });
 
+test("(l1b) the views fill in while training at the default speed, not only once it stops", { timeout: 30_000 }, async () => {
+  const { page, problems } = await open("?steps=100000");
+  await poll(async () => {
+    const c = await landscapeCanvases(page);
+    return [...c.contour, c.lambda].every((s) => !s.blank && s.distinct > 3);
+  }, { ms: 15_000, what: "both contour views and the lambda_max chart to show something while training" });
+  const m = await metrics(page);
+  assert.ok(!m.finished && m.left.step > 0, "still training");
+  await page.close();
+  assert.deepEqual(problems, [], "console errors or page errors");
+});
+
 test("(l2) directions from the URL and the control; 3D rotation; bad values named", { timeout: 60_000 }, async () => {
   const { page, problems } = await open("?steps=200&directions=hessian&surface=ood");
   const l1 = await poll(async () => { const l = await landscape(page); return l && l.complete && l.steps[0] === 200 && l; },
