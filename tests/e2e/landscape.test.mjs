@@ -66,11 +66,11 @@ test("(l1) the landscape and sharpness views follow training to the end", { time
 });
 
 test("(l1b) the views fill in while training at the default speed, not only once it stops", { timeout: 30_000 }, async () => {
-  const { page, problems } = await open("?steps=100000");
+  const { page, problems } = await open("?dataset=spirals&steps=100000");
   await poll(async () => {
     const c = await landscapeCanvases(page);
     return [...c.contour, c.lambda].every((s) => !s.blank && s.distinct > 3);
-  }, { ms: 15_000, what: "both contour views and the lambda_max chart to show something while training" });
+  }, { ms: 10_000, what: "both contour views and the lambda_max chart to show something while training" });
   const m = await metrics(page);
   assert.ok(!m.finished && m.left.step > 0, "still training");
   await page.close();
