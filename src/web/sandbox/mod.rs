@@ -315,18 +315,6 @@ impl Sandbox {
         vec![r.x, r.y, r.size]
     }
 
-    /// The training points as `[x0, y0, x1, y1, ...]` and their labels, for
-    /// tests and tooltips.
-    #[wasm_bindgen(js_name = trainPoints)]
-    pub fn train_points(&self) -> Vec<f64> {
-        self.pair().splits.train.flat_points().to_vec()
-    }
-
-    #[wasm_bindgen(js_name = trainLabels)]
-    pub fn train_labels(&self) -> Vec<u32> {
-        self.pair().splits.train.labels.iter().map(|&l| l as u32).collect()
-    }
-
     /// The full run config as JSON (the CLI's format: a run can be replayed
     /// with `flatminima train --config`).
     #[wasm_bindgen(js_name = configJson)]
