@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Idempotent toolchain setup for flatminima. Fast (about a second) when everything is in place.
 #
-#   scripts/setup.sh               everything: wasm toolchain, npm tools, wasm-pack, Chromium + lavapipe (apt)
+#   scripts/setup.sh               everything: wasm toolchain, npm tools, wasm-pack, geckodriver,
+#                                  Chromium, Firefox ESR + lavapipe (apt)
 #   scripts/setup.sh --build-only  only what `make build` / `make demo` need: wasm32 target,
 #                                  wasm-bindgen CLI, npm tools (binaryen's wasm-opt). Same as SETUP_BUILD_ONLY=1.
 #   scripts/setup.sh --no-apt      everything except apt packages (no root needed). Same as SETUP_NO_APT=1.
@@ -14,7 +15,10 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 WASM_PACK_VERSION="0.15.1"
-APT_PACKAGES=(chromium chromium-driver mesa-vulkan-drivers fonts-liberation)
+APT_PACKAGES=(chromium chromium-driver firefox-esr mesa-vulkan-drivers fonts-liberation)
+# geckodriver drives firefox-esr for tests/e2e/firefox.test.mjs (npm's geckodriver package
+# downloads a binary at install and fails offline; cargo builds it from crates.io).
+GECKODRIVER_VERSION="0.37.1"
 WASM_TARGET="wasm32-unknown-unknown"
 
 BUILD_ONLY="${SETUP_BUILD_ONLY:-0}"
@@ -105,7 +109,16 @@ else
   cargo install --locked wasm-pack --version "$WASM_PACK_VERSION" --force
 fi
 
-# --- apt: headless Chromium + chromedriver (browser tests) and lavapipe (native wgpu tests) -----
+# --- geckodriver (the Firefox e2e test; built from crates.io, ~3 min) ----------------------------
+have_gd="$(geckodriver --version 2>/dev/null | awk 'NR==1 {print $2}' || true)"
+if [ "$have_gd" = "$GECKODRIVER_VERSION" ]; then
+  say ok "geckodriver $GECKODRIVER_VERSION"
+else
+  say install "geckodriver $GECKODRIVER_VERSION (had: ${have_gd:-none}; takes ~3 min)"
+  cargo install --locked geckodriver --version "$GECKODRIVER_VERSION" --force
+fi
+
+# --- apt: headless Chromium + chromedriver, Firefox ESR (browser tests) and lavapipe (native wgpu tests)
 if [ "$NO_APT" = 1 ]; then
   say skip "apt packages (${APT_PACKAGES[*]})"
   exit 0
@@ -129,6 +142,6 @@ if [ "${#missing[@]}" -gt 0 ]; then
   "${SUDO[@]}" apt-get update -qq
   "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" </dev/null
 fi
-for bin in /usr/bin/chromium /usr/bin/chromedriver; do
+for bin in /usr/bin/chromium /usr/bin/chromedriver /usr/bin/firefox-esr; do
   [ -x "$bin" ] || { echo "setup.sh: $bin missing after install" >&2; exit 1; }
 done
