@@ -273,8 +273,6 @@ class FlatminimaSandbox extends HTMLElement {
     // Unknown (false) until the IntersectionObserver's first report: landscape work waits for it.
     visible: typeof IntersectionObserver === "undefined", yaw: 0.6, pitch: 0.45, dpr: 1,
   };
-  #landscapeOn = true;
-  #speed = DEFAULT_SPEED;
   #legendHtml = "";
   /** @type {ResizeObserver | null} */
   #resize = null;
@@ -457,11 +455,11 @@ class FlatminimaSandbox extends HTMLElement {
     const parts = [];
     const q = this.#echo ? this.#echo.query : "";
     if (q) parts.push(q);
-    if (this.#speed !== DEFAULT_SPEED) parts.push(`speed=${this.#speed}`);
+    if (this.#view.speed !== DEFAULT_SPEED) parts.push(`speed=${this.#view.speed}`);
     if (!this.#els.ood.checked) parts.push("show-ood=false");
     const backend = this.getAttribute("backend");
     if (backend && backend !== "auto" && BACKENDS.includes(backend)) parts.push(`backend=${backend}`);
-    if (!this.#landscapeOn) parts.push("landscape=off");
+    if (!this.#view.landscape) parts.push("landscape=off");
     if (this.#els.directions.value !== DIRECTIONS[0]) parts.push(`directions=${this.#els.directions.value}`);
     if (this.#els.surface.value !== SURFACES[0]) parts.push(`surface=${this.#els.surface.value}`);
     return parts.join("&");
@@ -613,7 +611,7 @@ class FlatminimaSandbox extends HTMLElement {
     }
     this.#els.landProgress.value = s.landscapeProgress;
     this.#updateText();
-    if (this.#landscapeOn) this.#updateLandscapeText();
+    if (this.#view.landscape) this.#updateLandscapeText();
     const now = performance.now();
     if (!s.playing || now - this.#lastEvent >= EVENT_EVERY_MS) {
       this.#lastEvent = now;
@@ -649,11 +647,9 @@ class FlatminimaSandbox extends HTMLElement {
     const speed = this.getAttribute("speed");
     if (speed !== null && !SPEEDS.includes(speed.trim())) {
       ui.push(`speed: must be one of ${SPEEDS.join(", ")}, got "${speed}"; using ${DEFAULT_SPEED}`);
-      this.#speed = DEFAULT_SPEED;
-    } else {
-      this.#speed = speed === null ? DEFAULT_SPEED : speed.trim();
     }
-    this.#els.speed.value = this.#speed;
+    const speedValue = speed !== null && SPEEDS.includes(speed.trim()) ? speed.trim() : DEFAULT_SPEED;
+    this.#els.speed.value = speedValue;
 
     const ood = this.getAttribute("show-ood");
     if (ood !== null && !["true", "false", ""].includes(ood.trim())) {
@@ -663,8 +659,8 @@ class FlatminimaSandbox extends HTMLElement {
     this.#els.ood.checked = showOod;
     const landscape = (this.getAttribute("landscape") ?? "on").trim();
     if (!["on", "off", ""].includes(landscape)) ui.push(`landscape: must be on or off, got "${landscape}"; using on`);
-    this.#landscapeOn = landscape !== "off";
-    this.#els.landscape.hidden = !this.#landscapeOn;
+    const landscapeOn = landscape !== "off";
+    this.#els.landscape.hidden = !landscapeOn;
     for (const [name, allowed, select] of [["directions", DIRECTIONS, this.#els.directions], ["surface", SURFACES, this.#els.surface]]) {
       const raw = this.getAttribute(name);
       const value = raw === null ? allowed[0] : raw.trim();
@@ -672,7 +668,7 @@ class FlatminimaSandbox extends HTMLElement {
       select.value = allowed.includes(value) ? value : allowed[0];
     }
     this.#sendView({
-      speed: this.#speed, showOod, landscape: this.#landscapeOn,
+      speed: speedValue, showOod, landscape: landscapeOn,
       directions: this.#els.directions.value, surface: this.#els.surface.value,
     });
     this.#els.controls.hidden = !this.hasAttribute("controls");

@@ -79,7 +79,6 @@ const last = { boundary: -Infinity, curves: -Infinity, landscape: -Infinity, fra
 /** Time (ms) spent on the views and on everything, decayed so that the share follows the recent past. */
 const spent = { views: 0, all: 0 };
 const dirty = { boundary: true, curves: true, landscape: true, settings: true };
-let landscapeBusy = false;
 let lastProgress = -1;
 
 /** The worker's own canvases, by the element's canvas names, at the element's sizes. */
@@ -438,7 +437,6 @@ function landscapeWork() {
   const busy = progress < 1 || sb.sharpnessBusy(paused);
   if (busy || measured || progress !== lastProgress) dirty.landscape = true;
   lastProgress = progress;
-  landscapeBusy = busy;
   return busy;
 }
 
