@@ -9,12 +9,13 @@
 // messages both ways are declared in www/protocol.js; the element's side is
 // www/flatminima-sandbox.js.
 //
-// One scheduler (`tick`) interleaves the work: training slices as fast as the
-// speed allows, then whatever is due at display rate (pictures, a snapshot of
-// metrics), then landscape, sharpness and study work in small pieces. Every
-// piece is bounded in time, so a message (pause, new settings) waits at most one
-// piece. A settings change bumps `revision`; everything the worker sends says
-// which revision it shows, and answers computed for an older one are dropped.
+// One scheduler (`tick`) interleaves the work in a cycle of three tasks: a
+// training slice as long as the speed allows, then GPU answers, study and
+// landscape/sharpness pieces, then the pictures and snapshot that are due.
+// Every piece is bounded in time, so a message (pause, new settings) waits at
+// most one task. A settings change carries the element's `revision`; every
+// snapshot says which revision it shows. Work for runs that have since been
+// replaced is dropped (the Sandbox's own generations; `gpuEpoch` for GPU answers).
 
 import init, { Sandbox, paletteJson, panicForTests, settingsSpecJson, wasmLiveBytes } from "./pkg/flatminima.js";
 
