@@ -149,7 +149,7 @@ pub struct Run {
 }
 
 impl Run {
-    /// A run of one side from the given initial parameters, with its own batch order from `seed`.
+    /// A run of one side from the given initial parameters; its batch order comes from `seed`, so equal seeds give equal batches.
     pub fn new(
         side: SideConfig,
         mlp: Mlp,
