@@ -23,7 +23,7 @@ use crate::schedule::Schedule;
 /// what the parser accepts).
 #[derive(Debug, Serialize)]
 pub struct SettingSpec {
-    /// The dotted name used by `--set` and the page, e.g. `"training.batch_size"`.
+    /// The name `--set` takes and the page uses, e.g. `"noise"`.
     pub name: &'static str,
     /// The control's label in the page.
     pub label: &'static str,
