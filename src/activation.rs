@@ -7,16 +7,21 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Activation {
+    /// Hyperbolic tangent: smooth, output in (-1, 1).
     Tanh,
+    /// Rectified linear unit: max(0, x).
     Relu,
     /// PyTorch's default (exact) GELU: x * Phi(x).
     Gelu,
+    /// Logistic sigmoid: 1 / (1 + e^-x), output in (0, 1).
     Sigmoid,
 }
 
 impl Activation {
+    /// Every activation, in declaration order.
     pub const ALL: [Activation; 4] = [Activation::Tanh, Activation::Relu, Activation::Gelu, Activation::Sigmoid];
 
+    /// The lower-case name, the same one configs use, e.g. `"relu"`.
     pub fn name(self) -> &'static str {
         match self {
             Activation::Tanh => "tanh",
@@ -26,6 +31,7 @@ impl Activation {
         }
     }
 
+    /// The activation of the pre-activation `z`.
     pub fn apply(self, z: f64) -> f64 {
         match self {
             Activation::Tanh => tanh(z),

@@ -13,18 +13,25 @@ use crate::optim::OptimizerConfig;
 use crate::sam::SamConfig;
 use crate::schedule::Schedule;
 
+/// Everything that determines a paired run. Missing JSON fields take their
+/// defaults; unknown fields are an error.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RunConfig {
     /// Seeds the data, the initial parameters and the batch order.
     pub seed: u64,
+    /// Which 2D dataset to generate and how many points.
     pub data: DataConfig,
+    /// The distribution shift applied to make the OOD test set.
     pub shift: ShiftConfig,
+    /// The MLP's hidden layers, activation and label smoothing.
     pub model: ModelConfig,
+    /// Batch size, step count and logging interval, shared by both sides.
     pub training: TrainingConfig,
     /// The two sides of the comparison. They share data, initial parameters
     /// and batch order: only the optimiser differs.
     pub left: SideConfig,
+    /// The right-hand side (SAM by default).
     pub right: SideConfig,
     /// Optional: the initial flat parameter vector (PyTorch nn.Linear layout).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -34,6 +41,7 @@ pub struct RunConfig {
     pub train_points: Option<Dataset>,
 }
 
+/// Training settings shared by both sides of the pair.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TrainingConfig {
@@ -55,9 +63,12 @@ impl Default for TrainingConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SideConfig {
+    /// The base optimiser (SGD, momentum, Adam, ...) and its learning rate.
     pub optimizer: OptimizerConfig,
+    /// SAM settings; `None` means the plain base optimiser.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sam: Option<SamConfig>,
+    /// How the learning rate changes per step (constant by default).
     #[serde(default)]
     pub schedule: Schedule,
 }
@@ -72,6 +83,7 @@ impl SideConfig {
         }
     }
 
+    /// Checks the optimiser, SAM and schedule settings, naming the bad field.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.optimizer.validate().map_err(|e| e.within("optimizer"))?;
         if let Some(sam) = &self.sam {
@@ -89,6 +101,7 @@ impl SideConfig {
 /// to tell from SGD's. (Its OOD *accuracy* is higher in only 3 of 20 at 3000
 /// steps: the page shows that too.) Much larger radii slow training on spirals.
 pub const DEFAULT_RHO: f64 = 0.2;
+/// The default learning rate of both sides (SGD with momentum 0.9).
 pub const DEFAULT_LR: f64 = 0.1;
 
 impl Default for RunConfig {
@@ -114,12 +127,14 @@ impl Default for RunConfig {
 }
 
 impl RunConfig {
+    /// Parses and validates a config; errors name the offending field's path.
     pub fn from_json(text: &str) -> Result<RunConfig, ConfigError> {
         let config: RunConfig = from_json_with_path(text)?;
         config.validate()?;
         Ok(config)
     }
 
+    /// The config as indented JSON, ready to save or share.
     pub fn to_json_pretty(&self) -> String {
         serde_json::to_string_pretty(self).expect("a config always serialises")
     }

@@ -5,19 +5,28 @@ use serde::{Deserialize, Serialize};
 /// One logged point of a run.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MetricPoint {
+    /// Number of optimiser steps taken when the point was logged.
     pub step: usize,
+    /// Learning rate the schedule gives at this step.
     pub lr: f64,
+    /// Mean cross-entropy (nats) on the training set.
     pub train_loss: f64,
+    /// Fraction of the training set classified correctly, 0 to 1.
     pub train_acc: f64,
+    /// Mean cross-entropy on the in-distribution test set (same distribution as training).
     pub id_loss: f64,
+    /// Fraction of the in-distribution test set classified correctly, 0 to 1.
     pub id_acc: f64,
+    /// Mean cross-entropy on the shifted (out-of-distribution) test set.
     pub ood_loss: f64,
+    /// Fraction of the shifted test set classified correctly, 0 to 1.
     pub ood_acc: f64,
     /// ||grad L_B(w)|| of the last minibatch (before any SAM perturbation).
     pub grad_norm: f64,
 }
 
 impl MetricPoint {
+    /// False once a loss or the gradient norm is NaN or infinite, i.e. the run diverged.
     pub fn is_finite(&self) -> bool {
         [self.train_loss, self.id_loss, self.ood_loss, self.grad_norm].iter().all(|v| v.is_finite())
     }
@@ -28,21 +37,26 @@ impl MetricPoint {
 /// long the page trains, while the curve still spans the whole run.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct History {
+    /// The logged points, oldest first.
     pub points: Vec<MetricPoint>,
     /// Current logging interval in steps.
     pub every: usize,
+    /// Most points kept before thinning to every second one (at least 4).
     pub capacity: usize,
 }
 
 impl History {
+    /// An empty history logging every `every` steps (at least 1) and holding up to `capacity` points (at least 4).
     pub fn new(every: usize, capacity: usize) -> Self {
         History { points: Vec::with_capacity(capacity), every: every.max(1), capacity: capacity.max(4) }
     }
 
+    /// Whether a point should be logged at `step` under the current interval.
     pub fn is_due(&self, step: usize) -> bool {
         step.is_multiple_of(self.every)
     }
 
+    /// Appends a point, first thinning the history and doubling `every` if it is full.
     pub fn push(&mut self, point: MetricPoint) {
         if self.points.len() >= self.capacity {
             let mut i = 0;
@@ -55,10 +69,12 @@ impl History {
         self.points.push(point);
     }
 
+    /// The most recent point, if any.
     pub fn last(&self) -> Option<&MetricPoint> {
         self.points.last()
     }
 
+    /// Drops every point and restarts logging every `every` steps (at least 1).
     pub fn clear(&mut self, every: usize) {
         self.points.clear();
         self.every = every.max(1);

@@ -19,6 +19,7 @@ use crate::rng::Rng;
 pub struct ModelConfig {
     /// Widths of the hidden layers: 0 to 6 layers of 1 to 64 units.
     pub hidden: Vec<usize>,
+    /// Non-linearity of every hidden layer (the output layer stays linear).
     pub activation: Activation,
     /// Label smoothing of the cross-entropy, in [0, 1).
     pub label_smoothing: f64,
@@ -34,18 +35,23 @@ impl Default for ModelConfig {
 /// page sends it to its GPU module; see `backend::requests`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Architecture {
+    /// Number of input features (2 for the sandbox's 2D points).
     pub inputs: usize,
+    /// Number of output classes, i.e. logits.
     pub classes: usize,
+    /// Hidden layers, activation and label smoothing.
     pub model: ModelConfig,
 }
 
 impl Architecture {
+    /// The plain-data description of an existing model.
     pub fn of(mlp: &Mlp) -> Architecture {
         let hidden = mlp.layers[..mlp.layers.len() - 1].iter().map(|l| l.fan_out).collect();
         let model = ModelConfig { hidden, activation: mlp.activation, label_smoothing: mlp.label_smoothing };
         Architecture { inputs: mlp.inputs, classes: mlp.classes, model }
     }
 
+    /// Builds the model this architecture describes.
     pub fn build(&self) -> Mlp {
         Mlp::new(self.inputs, &self.model, self.classes)
     }
@@ -54,7 +60,9 @@ impl Architecture {
 /// Where one layer's W and b sit in the flat parameter vector.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Layer {
+    /// Number of inputs to the layer (columns of W).
     pub fan_in: usize,
+    /// Number of outputs of the layer (rows of W, length of b).
     pub fan_out: usize,
     /// Index of W[0][0]; W[j][i] is at `weight_offset + j * fan_in + i`.
     pub weight_offset: usize,
@@ -63,15 +71,18 @@ pub struct Layer {
 }
 
 impl Layer {
+    /// W as a `fan_out x fan_in` view, PyTorch nn.Linear layout.
     pub fn weights<'a>(&self, params: &'a [f64]) -> ArrayView2<'a, f64> {
         ArrayView2::from_shape((self.fan_out, self.fan_in), &params[self.weight_offset..self.bias_offset])
             .expect("layer shape matches its slice")
     }
 
+    /// b, one entry per output.
     pub fn bias<'a>(&self, params: &'a [f64]) -> &'a [f64] {
         &params[self.bias_offset..self.bias_offset + self.fan_out]
     }
 
+    /// Weights plus biases: `fan_out * (fan_in + 1)`.
     pub fn num_params(&self) -> usize {
         self.fan_out * (self.fan_in + 1)
     }
@@ -80,14 +91,20 @@ impl Layer {
 /// The architecture: layer shapes and offsets. Holds no parameters itself.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Mlp {
+    /// The layers in order, hidden layers first and the linear output layer last.
     pub layers: Vec<Layer>,
+    /// Non-linearity of the hidden layers.
     pub activation: Activation,
+    /// Label smoothing of the cross-entropy, in [0, 1); 0 means none.
     pub label_smoothing: f64,
+    /// Number of input features.
     pub inputs: usize,
+    /// Number of output classes.
     pub classes: usize,
 }
 
 impl Mlp {
+    /// Lays out the layers back to back in one flat parameter vector.
     pub fn new(inputs: usize, config: &ModelConfig, classes: usize) -> Mlp {
         let mut widths = vec![inputs];
         widths.extend(&config.hidden);
@@ -102,6 +119,7 @@ impl Mlp {
         Mlp { layers, activation: config.activation, label_smoothing: config.label_smoothing, inputs, classes }
     }
 
+    /// Length of the flat parameter vector.
     pub fn num_params(&self) -> usize {
         self.layers.iter().map(Layer::num_params).sum()
     }
@@ -326,6 +344,7 @@ pub struct Workspace {
 }
 
 impl Workspace {
+    /// Empty scratch space; it grows to fit on first use.
     pub fn new() -> Self {
         Self::default()
     }

@@ -14,46 +14,69 @@ use crate::error::{check_range, ConfigError};
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
 pub enum OptimizerConfig {
+    /// Stochastic gradient descent, optionally with momentum (torch.optim.SGD).
     Sgd {
+        /// Learning rate: the base step size (a schedule may scale it per step).
         lr: f64,
+        /// Momentum factor in [0, 1); 0 means plain SGD.
         #[serde(default)]
         momentum: f64,
+        /// Dampening for momentum: the new gradient is scaled by 1 - dampening (default 0).
         #[serde(default)]
         dampening: f64,
+        /// L2 penalty added to the gradient (default 0: none).
         #[serde(default)]
         weight_decay: f64,
+        /// Use Nesterov momentum (needs momentum > 0 and dampening 0).
         #[serde(default)]
         nesterov: bool,
     },
+    /// Adam (torch.optim.Adam): per-parameter steps from running gradient moments.
     Adam {
+        /// Learning rate: the base step size (a schedule may scale it per step).
         lr: f64,
+        /// Decay rates of the first and second moment averages (default (0.9, 0.999)).
         #[serde(default = "default_betas")]
         betas: (f64, f64),
+        /// Added to the denominator for numerical stability (default 1e-8).
         #[serde(default = "default_eps")]
         eps: f64,
+        /// L2 penalty added to the gradient (default 0: none).
         #[serde(default)]
         weight_decay: f64,
     },
+    /// Adam with decoupled weight decay (torch.optim.AdamW).
     #[serde(rename = "adamw")]
     AdamW {
+        /// Learning rate: the base step size (a schedule may scale it per step).
         lr: f64,
+        /// Decay rates of the first and second moment averages (default (0.9, 0.999)).
         #[serde(default = "default_betas")]
         betas: (f64, f64),
+        /// Added to the denominator for numerical stability (default 1e-8).
         #[serde(default = "default_eps")]
         eps: f64,
+        /// Decoupled weight decay, applied to the weights directly (default 0.01).
         #[serde(default = "default_adamw_weight_decay")]
         weight_decay: f64,
     },
+    /// RMSprop (torch.optim.RMSprop): steps scaled by a running average of squared gradients.
     Rmsprop {
+        /// Learning rate: the base step size (a schedule may scale it per step).
         lr: f64,
+        /// Smoothing constant of the squared-gradient average (default 0.99).
         #[serde(default = "default_alpha")]
         alpha: f64,
+        /// Added to the denominator for numerical stability (default 1e-8).
         #[serde(default = "default_eps")]
         eps: f64,
+        /// L2 penalty added to the gradient (default 0: none).
         #[serde(default)]
         weight_decay: f64,
+        /// Momentum factor in [0, 1); 0 means none.
         #[serde(default)]
         momentum: f64,
+        /// Divide by the estimated gradient variance instead of the raw second moment.
         #[serde(default)]
         centered: bool,
     },
@@ -102,6 +125,7 @@ impl OptimizerConfig {
         })
     }
 
+    /// The config tag: `"sgd"`, `"adam"`, `"adamw"` or `"rmsprop"`.
     pub fn kind(&self) -> &'static str {
         match self {
             OptimizerConfig::Sgd { .. } => "sgd",
@@ -121,6 +145,7 @@ impl OptimizerConfig {
         }
     }
 
+    /// The base learning rate, whichever the optimiser.
     pub fn lr(&self) -> f64 {
         match *self {
             OptimizerConfig::Sgd { lr, .. }
@@ -130,6 +155,7 @@ impl OptimizerConfig {
         }
     }
 
+    /// Replaces the base learning rate, keeping every other setting.
     pub fn set_lr(&mut self, new_lr: f64) {
         match self {
             OptimizerConfig::Sgd { lr, .. }
@@ -179,6 +205,7 @@ impl OptimizerConfig {
 /// An optimiser's running state (momentum buffers, moment estimates).
 #[derive(Clone, Debug)]
 pub struct Optimizer {
+    /// The optimiser kind and hyperparameters.
     pub config: OptimizerConfig,
     /// Number of steps taken (PyTorch's `state['step']`).
     pub steps: u64,
@@ -191,6 +218,7 @@ pub struct Optimizer {
 }
 
 impl Optimizer {
+    /// A fresh optimiser with zeroed state for `num_params` parameters.
     pub fn new(config: OptimizerConfig, num_params: usize) -> Self {
         let n = num_params;
         Optimizer { config, steps: 0, buf1: vec![0.0; n], buf2: vec![0.0; n], buf3: vec![0.0; n] }

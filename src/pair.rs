@@ -10,12 +10,19 @@ use crate::model::Mlp;
 use crate::rng::Rng;
 use crate::train::Run;
 
+/// Two runs trained side by side on the same data and from the same start,
+/// so any difference between them comes from the optimiser.
 #[derive(Clone, Debug)]
 pub struct Pair {
+    /// The validated configuration both runs were built from.
     pub config: RunConfig,
+    /// The train, test and shifted-test data, shared by both runs.
     pub splits: Arc<Splits>,
+    /// The flat parameter vector (f64) both runs start from.
     pub initial_params: Vec<f64>,
+    /// The run with the left-hand optimiser (`config.left`).
     pub left: Run,
+    /// The run with the right-hand optimiser (`config.right`).
     pub right: Run,
 }
 
@@ -53,10 +60,12 @@ impl Pair {
         self.right.record_checkpoints(every, capacity);
     }
 
+    /// Both runs, left first, for code that treats them alike.
     pub fn sides(&self) -> [&Run; 2] {
         [&self.left, &self.right]
     }
 
+    /// Both runs, left first, mutably.
     pub fn sides_mut(&mut self) -> [&mut Run; 2] {
         [&mut self.left, &mut self.right]
     }

@@ -24,6 +24,8 @@ pub const RECORD_FORMAT: &str = "flatminima-run-record";
 /// Bumped when a field changes meaning or disappears (adding fields does not).
 pub const RECORD_VERSION: u32 = 1;
 
+/// Everything about a finished pair in one JSON document: the config, the
+/// data, and each side's results, so it can be replayed or analysed later.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunRecord {
     /// Always [`RECORD_FORMAT`].
@@ -37,7 +39,9 @@ pub struct RunRecord {
     pub config: RunConfig,
     /// The flat parameter vector both sides started from (PyTorch nn.Linear layout).
     pub initial_params: Vec<f64>,
+    /// Results of the left side.
     pub left: SideRecord,
+    /// Results of the right side.
     pub right: SideRecord,
     /// The train, in-distribution test and shifted (OOD) test sets.
     pub data: Splits,
@@ -82,6 +86,7 @@ impl RunRecord {
         }
     }
 
+    /// Both side records, left first.
     pub fn sides(&self) -> [&SideRecord; 2] {
         [&self.left, &self.right]
     }
@@ -137,6 +142,7 @@ impl RunRecord {
 }
 
 impl SideRecord {
+    /// The record of one run, with its metrics evaluated now (the run itself is untouched).
     pub fn of(run: &Run) -> SideRecord {
         // `evaluate` needs scratch space; a clone keeps `run` untouched (it is small).
         let metrics = run.clone().evaluate();

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{check_count, check_range, ConfigError};
 
+/// How the learning rate changes over optimiser steps (see the module docs).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Schedule {
@@ -18,17 +19,26 @@ pub enum Schedule {
     #[default]
     Constant,
     /// StepLR: lr * gamma^floor(step / step_size).
-    Step { step_size: usize, gamma: f64 },
+    Step {
+        /// Number of optimiser steps between decays (at least 1).
+        step_size: usize,
+        /// Factor the rate is multiplied by at each decay (e.g. 0.1).
+        gamma: f64,
+    },
     /// CosineAnnealingLR (closed form): eta_min + (lr - eta_min) (1 + cos(pi t / t_max)) / 2
     /// for t <= t_max; held at eta_min after t_max (torch's would rise again: see the module docs).
     Cosine {
+        /// Number of steps to anneal over; the rate reaches `eta_min` at step `t_max`.
         t_max: usize,
+        /// The lowest learning rate, reached at `t_max` (0 by default).
         #[serde(default)]
         eta_min: f64,
     },
     /// LinearLR warm-up: factor rises linearly from `start_factor` to 1 over `steps`, then stays 1.
     Warmup {
+        /// Number of warm-up steps before the full base rate is reached.
         steps: usize,
+        /// Fraction of the base rate used at step 0 (1/3 by default, as in PyTorch).
         #[serde(default = "default_start_factor")]
         start_factor: f64,
     },
@@ -55,6 +65,7 @@ impl Schedule {
         }
     }
 
+    /// Checks that the parameters are in range, so `lr_at` never divides by zero.
     pub fn validate(&self) -> Result<(), ConfigError> {
         match *self {
             Schedule::Constant => Ok(()),

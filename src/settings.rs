@@ -23,11 +23,15 @@ use crate::schedule::Schedule;
 /// what the parser accepts).
 #[derive(Debug, Serialize)]
 pub struct SettingSpec {
+    /// The name `--set` takes and the page uses, e.g. `"noise"`.
     pub name: &'static str,
     /// The control's label in the page.
     pub label: &'static str,
+    /// The group of controls the setting appears under.
     pub group: Group,
+    /// What values it takes and which control offers them.
     pub kind: Kind,
+    /// The default value, written as `--set` would take it.
     pub default: &'static str,
     /// What it means and what it takes (the README's table, the CLI, a tooltip).
     pub help: &'static str,
@@ -39,16 +43,23 @@ pub struct SettingSpec {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Group {
+    /// The 2D dataset and its size.
     Data,
+    /// The distribution shift that makes the OOD test set.
     Shift,
+    /// The network's shape and loss.
     Model,
+    /// The two sides' optimisers, SAM and schedules.
     Optimisers,
+    /// Batch size, steps and logging, shared by both sides.
     Training,
 }
 
 impl Group {
+    /// Every group, in page order.
     pub const ALL: [Group; 5] = [Group::Data, Group::Shift, Group::Model, Group::Optimisers, Group::Training];
 
+    /// The heading shown above the group on the page.
     pub fn title(self) -> &'static str {
         match self {
             Group::Data => "Data",
@@ -65,11 +76,28 @@ impl Group {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Kind {
     /// One of a list: (value, label) pairs.
-    Choice { options: &'static [(&'static str, &'static str)] },
+    Choice {
+        /// (value, label) pairs: the value as `--set` takes it, the label as the page shows it.
+        options: &'static [(&'static str, &'static str)],
+    },
     /// A number in `[min, max]` (`(min, max]` with `min_exclusive`); `integer`s only if set.
-    Number { min: f64, max: f64, min_exclusive: bool, integer: bool, control: Control },
+    Number {
+        /// Smallest allowed value (excluded if `min_exclusive`).
+        min: f64,
+        /// Largest allowed value, included.
+        max: f64,
+        /// Whether `min` itself is rejected, e.g. a learning rate of 0.
+        min_exclusive: bool,
+        /// Whether only whole numbers are accepted.
+        integer: bool,
+        /// How the page offers the number.
+        control: Control,
+    },
     /// Free text with its own parser (hidden widths).
-    Text { placeholder: &'static str },
+    Text {
+        /// Example text shown in the empty field.
+        placeholder: &'static str,
+    },
 }
 
 /// The page's control for a number.
@@ -79,9 +107,19 @@ pub enum Control {
     /// A number field.
     Field,
     /// A linear slider; `live` ones apply while dragged (they change nothing that restarts a run).
-    Slider { step: f64, live: bool },
+    Slider {
+        /// Increment between slider positions.
+        step: f64,
+        /// Whether changes apply while dragging, without restarting the run.
+        live: bool,
+    },
     /// A number field with a slider over 10^from .. 10^to.
-    LogSlider { from: i32, to: i32 },
+    LogSlider {
+        /// Base-10 exponent of the slider's lower end.
+        from: i32,
+        /// Base-10 exponent of the slider's upper end.
+        to: i32,
+    },
 }
 
 const fn field(min: f64, max: f64, integer: bool) -> Kind {

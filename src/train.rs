@@ -23,7 +23,9 @@ pub const DIVERGENCE_FACTOR: f64 = 10.0;
 /// Why and when a run stopped making sense.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Divergence {
+    /// The step at which divergence was detected.
     pub step: usize,
+    /// What went wrong, in words for the page (e.g. a non-finite loss).
     pub reason: String,
 }
 
@@ -38,6 +40,7 @@ pub struct BatchOrder {
 }
 
 impl BatchOrder {
+    /// A shuffled order of `n` training indices served `batch_size` at a time.
     pub fn new(seed: u64, n: usize, batch_size: usize) -> Self {
         let order = (0..n).collect();
         // position = n forces a shuffle before the first batch
@@ -65,6 +68,7 @@ impl BatchOrder {
 pub struct Checkpoints {
     /// Record every this many steps (0 = off).
     pub every: usize,
+    /// Most snapshots kept; when full, every second one is dropped and `every` doubles.
     pub capacity: usize,
     /// The step of each snapshot.
     pub steps: Vec<usize>,
@@ -77,6 +81,7 @@ pub struct Checkpoints {
 }
 
 impl Checkpoints {
+    /// Whether a snapshot should be taken at `step` (never when recording is off).
     pub fn is_due(&self, step: usize) -> bool {
         self.every > 0 && step.is_multiple_of(self.every)
     }
@@ -110,19 +115,28 @@ fn halve<T>(v: &mut Vec<T>) {
 /// reuses the buffers.
 #[derive(Clone, Debug)]
 pub struct Run {
+    /// This side's optimiser, SAM and schedule settings.
     pub side: SideConfig,
+    /// The architecture (shapes only; the weights are in `params`).
     pub mlp: Mlp,
+    /// The train, ID-test and OOD-test data, shared with the other side.
     pub splits: Arc<Splits>,
+    /// The current flat parameter vector (f64, PyTorch nn.Linear layout).
     pub params: Vec<f64>,
+    /// The base optimiser and its running state.
     pub optimizer: Optimizer,
+    /// Number of optimiser steps taken so far.
     pub step: usize,
+    /// Logged train / ID / OOD metrics.
     pub history: History,
+    /// Set once the run has diverged; `None` while training is healthy.
     pub diverged: Option<Divergence>,
     /// The last SAM ascent step e (zero for plain optimisers), kept so the
     /// landscape view can show where SAM looked.
     pub epsilon: Vec<f64>,
     /// ||grad|| at the last step, before any SAM perturbation.
     pub last_grad_norm: f64,
+    /// Mean loss of the last minibatch, at the parameters before the step.
     pub last_batch_loss: f64,
     /// Parameter snapshots; off until [`Run::record_checkpoints`].
     pub checkpoints: Checkpoints,
@@ -135,6 +149,7 @@ pub struct Run {
 }
 
 impl Run {
+    /// A run of one side from the given initial parameters; its batch order comes from `seed`, so equal seeds give equal batches.
     pub fn new(
         side: SideConfig,
         mlp: Mlp,
