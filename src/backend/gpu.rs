@@ -28,6 +28,7 @@ impl GpuBackend {
         GpuBackend { ctx }
     }
 
+    /// The GPU device and queue this backend runs on, e.g. to share them.
     pub fn context(&self) -> &GpuContext {
         &self.ctx
     }

@@ -61,8 +61,10 @@ pub enum BackendChoice {
 }
 
 impl BackendChoice {
+    /// Every choice, in the order the page and the CLI list them.
     pub const ALL: [BackendChoice; 3] = [BackendChoice::Auto, BackendChoice::Gpu, BackendChoice::Cpu];
 
+    /// The lowercase name used in configs, URLs and the CLI (`auto`, `gpu`, `cpu`).
     pub fn name(self) -> &'static str {
         match self {
             BackendChoice::Auto => "auto",
@@ -95,18 +97,26 @@ impl FromStr for BackendChoice {
 /// A model to evaluate: its architecture and flat parameter vector.
 #[derive(Clone, Copy, Debug)]
 pub struct ModelRef<'a> {
+    /// The network's architecture, which says how `params` is laid out.
     pub mlp: &'a Mlp,
+    /// All weights and biases as one flat f64 vector, in the layout `mlp` defines.
     pub params: &'a [f64],
 }
 
 /// Final metrics of one trained replica (f64; f32 widened on the GPU).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ReplicaMetrics {
+    /// Mean loss on the training set.
     pub train_loss: f64,
+    /// Accuracy on the training set (fraction of points classified correctly).
     pub train_acc: f64,
+    /// Mean loss on the in-distribution test set (same distribution as training).
     pub id_loss: f64,
+    /// Accuracy on the in-distribution test set.
     pub id_acc: f64,
+    /// Mean loss on the shifted (out-of-distribution) test set.
     pub ood_loss: f64,
+    /// Accuracy on the shifted (out-of-distribution) test set; the gap to `id_acc` measures robustness.
     pub ood_acc: f64,
     /// The final training loss is not finite or above `train::DIVERGENCE_FACTOR`
     /// times the initial one (the CPU also stops a run whose minibatch loss stops

@@ -18,16 +18,21 @@ use crate::study::{Study, StudyReport};
 /// an `n x n` image of `[lo, hi]^2`, first row at the top.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BoundaryRequest {
+    /// The network's shape; every parameter vector must fit it.
     pub architecture: Architecture,
     /// A diverged run's parameters may be NaN (null in JSON, NaN again when read).
     #[serde(deserialize_with = "crate::nan_as_null::vecs")]
     pub params: Vec<Vec<f64>>,
+    /// Lower edge of the square image, in input coordinates.
     pub lo: f64,
+    /// Upper edge of the square image, in input coordinates.
     pub hi: f64,
+    /// Pixels per side: the answer holds `n * n` points per model.
     pub n: usize,
 }
 
 impl BoundaryRequest {
+    /// The `n x n` cell centres the probabilities are computed at, first row at the top.
     pub fn grid(&self) -> Grid2d {
         Grid2d::cell_centres(self.lo, self.hi, self.n)
     }
@@ -40,6 +45,7 @@ impl BoundaryRequest {
         gpu.boundary_grid(&models, &self.grid()).await
     }
 
+    /// The same probabilities as `run_gpu`, computed on the f64 CPU core and narrowed to f32.
     pub fn run_cpu(&self) -> Vec<f32> {
         let mlp = self.architecture.build();
         let models: Vec<ModelRef> = self.params.iter().map(|p| ModelRef { mlp: &mlp, params: p }).collect();
@@ -59,17 +65,24 @@ impl BoundaryRequest {
 /// newer surface. The answer is [`SurfaceRequest::values`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SurfaceRequest {
+    /// Which landscape generation and side this surface belongs to.
     pub tag: SurfaceTag,
+    /// The network's shape; the plane's vectors must have its parameter count.
     pub architecture: Architecture,
+    /// The 2D slice of parameter space: an origin and two directions.
     pub plane: Plane,
+    /// Where on the plane the loss is evaluated.
     pub grid: Grid,
+    /// The data sets to evaluate on, each with the split it stands for.
     pub sets: Vec<(Split, Dataset)>,
 }
 
 /// Which surface a request is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SurfaceTag {
+    /// The page's landscape generation; an answer from an older one is stale.
     pub generation: u32,
+    /// Which side the surface is for (0 or 1, as the page orders the two sides).
     pub side: usize,
 }
 
@@ -86,6 +99,7 @@ impl SurfaceRequest {
         Ok(self.values(&surface))
     }
 
+    /// The same losses as `run_gpu`, computed on the f64 CPU core.
     pub fn run_cpu(&self) -> Vec<f64> {
         let sets: Vec<(Split, &Dataset)> = self.sets.iter().map(|(s, d)| (*s, d)).collect();
         self.values(&CpuBackend.surface(&self.architecture.build(), &self.plane, &self.grid, &sets))

@@ -32,9 +32,11 @@ pub struct Dataset {
 }
 
 impl Dataset {
+    /// Number of points.
     pub fn len(&self) -> usize {
         self.labels.len()
     }
+    /// True when the set has no points.
     pub fn is_empty(&self) -> bool {
         self.labels.is_empty()
     }
@@ -65,7 +67,9 @@ pub enum DatasetKind {
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+/// How the training and test data are generated: which dataset, how many points, and the shift.
 pub struct DataConfig {
+    /// Which 2D dataset to draw points from.
     pub dataset: DatasetKind,
     /// Training points, in [4, 5000].
     pub n_train: usize,
@@ -127,7 +131,9 @@ pub enum ShiftKind {
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+/// The distribution shift applied to the out-of-distribution test set.
 pub struct ShiftConfig {
+    /// What kind of shift to apply; `severity` says how much.
     pub kind: ShiftKind,
     /// How strong the shift is, in [0, 1]; 0 means no shift.
     pub severity: f64,
@@ -142,12 +148,16 @@ impl Default for ShiftConfig {
 /// The three sets every run has.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Splits {
+    /// The data the models are trained on.
     pub train: Dataset,
+    /// In-distribution test set: drawn like the training data.
     pub id_test: Dataset,
+    /// Out-of-distribution test set: drawn with the configured shift applied.
     pub ood_test: Dataset,
 }
 
 impl DatasetKind {
+    /// Every dataset kind, in the order the page lists them.
     pub const ALL: [Self; 6] = [Self::Moons, Self::Circles, Self::Xor, Self::Spirals, Self::Blobs, Self::Spurious];
 
     /// The name used in JSON configs and HTML attributes.
@@ -164,6 +174,7 @@ impl DatasetKind {
 }
 
 impl ShiftKind {
+    /// Every shift kind, in the order the page lists them.
     pub const ALL: [Self; 7] =
         [Self::None, Self::Translate, Self::Rotate, Self::Scale, Self::Noise, Self::ClassPrior, Self::SpuriousFlip];
 

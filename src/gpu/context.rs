@@ -110,6 +110,7 @@ impl GpuContext {
         format!("{name} [{:?}, {:?}]", self.info.device_type, self.info.backend)
     }
 
+    /// The adapter's details as wgpu reports them (name, device type, backend).
     pub fn adapter_info(&self) -> &wgpu::AdapterInfo {
         &self.info
     }

@@ -4,6 +4,7 @@
 use std::fmt;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
+/// Why the GPU path could not run; the caller falls back to the CPU backend.
 pub enum GpuError {
     /// No WebGPU (browser) or Vulkan (native) adapter: the common case on
     /// machines and browsers without GPU support.

@@ -12,7 +12,9 @@ use crate::model::Mlp;
 /// accuracy, one entry per parameter vector, as `Mlp::evaluate` computes them.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct LossAccuracy {
+    /// Mean loss of each parameter vector (f32).
     pub loss: Vec<f32>,
+    /// Accuracy of each parameter vector, as a fraction in [0, 1].
     pub accuracy: Vec<f32>,
 }
 

@@ -9,7 +9,9 @@ use crate::model::Mlp;
 /// A model to evaluate: its architecture and its flat parameter vector.
 #[derive(Clone, Copy, Debug)]
 pub struct GpuModel<'a> {
+    /// The network's architecture, which says how `params` is laid out.
     pub mlp: &'a Mlp,
+    /// All weights and biases as one flat f64 vector (narrowed to f32 on the GPU).
     pub params: &'a [f64],
 }
 

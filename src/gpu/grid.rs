@@ -8,9 +8,13 @@
 /// an image whose first row is at the top; see [`Grid2d::cell_centres`].
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Grid2d {
+    /// First and last x coordinate `(x0, x1)`.
     pub x_range: (f64, f64),
+    /// First and last y coordinate `(y0, y1)`; may run downwards.
     pub y_range: (f64, f64),
+    /// Number of columns (points along x).
     pub nx: usize,
+    /// Number of rows (points along y).
     pub ny: usize,
 }
 
@@ -27,10 +31,12 @@ impl Grid2d {
         Grid2d { x_range: (lo + half, hi - half), y_range: (hi - half, lo + half), nx: n, ny: n }
     }
 
+    /// Number of points: `nx * ny`.
     pub fn len(&self) -> usize {
         self.nx * self.ny
     }
 
+    /// True when the grid has no points (`nx` or `ny` is 0).
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

@@ -31,6 +31,7 @@ pub struct Replica {
     /// SGD (any momentum, dampening, weight decay, Nesterov), optionally with SAM
     /// or ASAM, and any schedule. Adam, AdamW and RMSprop are CPU-only for now.
     pub side: SideConfig,
+    /// Initial parameters as one flat f64 vector, in the model's layout.
     pub init: Vec<f64>,
     /// Seeds the batch order, as `Run::new`'s `seed`.
     pub seed: u64,
@@ -196,10 +197,12 @@ impl ReplicaTrainer {
         })
     }
 
+    /// Number of replicas in the batch.
     pub fn len(&self) -> usize {
         self.plans.len()
     }
 
+    /// True when the batch holds no replicas.
     pub fn is_empty(&self) -> bool {
         self.plans.is_empty()
     }
