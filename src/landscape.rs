@@ -40,14 +40,19 @@ pub const LANCZOS_STEPS: usize = 40;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Split {
+    /// The training set the run learned from.
     Train,
+    /// A held-out set from the training distribution (in-distribution).
     Id,
+    /// A held-out set from the shifted distribution (out-of-distribution).
     Ood,
 }
 
 impl Split {
+    /// All three sets, in the order train, ID, OOD.
     pub const ALL: [Split; 3] = [Split::Train, Split::Id, Split::Ood];
 
+    /// The data set this split names in a run's `splits`.
     pub fn dataset(self, splits: &Splits) -> &Dataset {
         match self {
             Split::Train => &splits.train,
@@ -56,6 +61,7 @@ impl Split {
         }
     }
 
+    /// Lowercase name (`train`, `id`, `ood`), as in JSON and the page.
     pub fn name(self) -> &'static str {
         match self {
             Split::Train => "train",
@@ -69,9 +75,13 @@ impl Split {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DirectionKind {
+    /// Seeded Gaussian directions, filter-normalised to the weights.
     Random,
+    /// The top Hessian eigenvectors at the solution (the sharpest directions).
     Hessian,
+    /// Principal components of the training trajectory's checkpoints.
     Pca,
+    /// The straight line from one side's solution to the other's.
     Interpolation,
 }
 
@@ -117,8 +127,11 @@ pub fn linspace(lo: f64, hi: f64, n: usize) -> Vec<f64> {
 /// A line through parameter space.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Line {
+    /// How the direction was chosen.
     pub kind: DirectionKind,
+    /// The point at t = 0 (a solution's weights).
     pub origin: Vec<f64>,
+    /// The direction: the point at t is `origin + t * direction` (see `end` for interpolation lines).
     pub direction: Vec<f64>,
     /// For Hessian lines: the eigenvalue of the direction.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -180,10 +193,15 @@ impl Line {
 /// Losses along a line on each set.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Curve {
+    /// How the line's direction was chosen.
     pub kind: DirectionKind,
+    /// Positions t along the line where the loss was evaluated.
     pub t: Vec<f64>,
+    /// Mean loss on the training set at each t.
     pub train: Vec<f64>,
+    /// Mean loss on the in-distribution held-out set at each t.
     pub id: Vec<f64>,
+    /// Mean loss on the out-of-distribution set at each t.
     pub ood: Vec<f64>,
 }
 
