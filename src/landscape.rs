@@ -237,12 +237,16 @@ pub fn default_t(kind: DirectionKind) -> Vec<f64> {
 /// A plane through parameter space: origin + a d1 + b d2.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Plane {
+    /// How the two directions were chosen.
     pub kind: DirectionKind,
     // A diverged run's plane holds NaN, which JSON writes as null: read back as NaN.
+    /// The point at a = b = 0 (a solution's weights).
     #[serde(deserialize_with = "crate::nan_as_null::vec")]
     pub origin: Vec<f64>,
+    /// First direction (the horizontal axis, a).
     #[serde(deserialize_with = "crate::nan_as_null::vec")]
     pub d1: Vec<f64>,
+    /// Second direction (the vertical axis, b).
     #[serde(deserialize_with = "crate::nan_as_null::vec")]
     pub d2: Vec<f64>,
     /// PCA planes: the fraction of the trajectory's variance along d1 and d2.
@@ -375,7 +379,9 @@ impl Plane {
 /// Checkpoints projected onto a plane (for the trajectory overlay).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Trajectory {
+    /// Training step of each checkpoint.
     pub steps: Vec<usize>,
+    /// Each checkpoint's (a, b) coordinates in the plane.
     pub coords: Vec<[f64; 2]>,
     /// Distance of each checkpoint from the plane (how faithful the 2D picture is).
     pub off_plane: Vec<f64>,
@@ -383,6 +389,7 @@ pub struct Trajectory {
     pub perturbed: Vec<[f64; 2]>,
 }
 
+/// Projects a run's checkpoints (and SAM's perturbed points) onto `plane`.
 pub fn project_trajectory(plane: &Plane, checkpoints: &Checkpoints) -> Trajectory {
     let (coords, off_plane) = checkpoints.params.iter().map(|p| plane.project(p)).unzip();
     let perturbed = checkpoints.perturbed.iter().map(|p| plane.project(p).0).collect();
@@ -408,7 +415,9 @@ pub fn subset(data: &Dataset, max_points: usize, seed: u64, split: Split) -> Dat
 /// Grid coordinates of a surface.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Grid {
+    /// Coordinates a along d1, one per column.
     pub alphas: Vec<f64>,
+    /// Coordinates b along d2, one per row.
     pub betas: Vec<f64>,
 }
 
@@ -420,6 +429,7 @@ impl Default for Grid {
 }
 
 impl Grid {
+    /// An n x n grid with both axes evenly spaced from `lo` to `hi`.
     pub fn square(n: usize, lo: f64, hi: f64) -> Grid {
         Grid { alphas: linspace(lo, hi, n), betas: linspace(lo, hi, n) }
     }
@@ -431,6 +441,7 @@ impl Grid {
         Grid::square(n, -half, half)
     }
 
+    /// Number of grid points (columns times rows).
     pub fn cells(&self) -> usize {
         self.alphas.len() * self.betas.len()
     }
@@ -441,22 +452,31 @@ impl Grid {
 /// Sets that were not asked for are None; cells not computed yet are NaN.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Surface {
+    /// How the plane's directions were chosen.
     pub kind: DirectionKind,
+    /// Coordinates along d1, one per column.
     pub alphas: Vec<f64>,
+    /// Coordinates along d2, one per row.
     pub betas: Vec<f64>,
+    /// Mean training loss per cell, if asked for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub train: Option<Vec<f64>>,
+    /// Mean in-distribution held-out loss per cell, if asked for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<Vec<f64>>,
+    /// Mean out-of-distribution loss per cell, if asked for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ood: Option<Vec<f64>>,
+    /// PCA planes: the fraction of the trajectory's variance along d1 and d2.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub explained_variance: Option<[f64; 2]>,
+    /// Hessian planes: the eigenvalues of d1 and d2.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eigenvalues: Option<[f64; 2]>,
 }
 
 impl Surface {
+    /// The losses of set `split`, row-major as described above; `None` if not asked for.
     pub fn values(&self, split: Split) -> Option<&[f64]> {
         match split {
             Split::Train => self.train.as_deref(),
