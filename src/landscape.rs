@@ -550,10 +550,12 @@ impl SurfaceJob {
         self
     }
 
+    /// Number of grid cells (columns times rows).
     pub fn cells(&self) -> usize {
         self.surface.alphas.len() * self.surface.betas.len()
     }
 
+    /// Whether every cell has been computed.
     pub fn is_done(&self) -> bool {
         self.done >= self.cells()
     }
@@ -609,14 +611,17 @@ impl SurfaceJob {
         before..self.rows_done()
     }
 
+    /// The plane the surface lies in.
     pub fn plane(&self) -> &Plane {
         &self.plane
     }
 
+    /// The network whose loss is evaluated.
     pub fn mlp(&self) -> &Mlp {
         &self.mlp
     }
 
+    /// The grid the surface is evaluated on.
     pub fn grid(&self) -> Grid {
         Grid { alphas: self.surface.alphas.clone(), betas: self.surface.betas.clone() }
     }
