@@ -186,18 +186,22 @@ impl HessianOperator {
         HessianOperator { cache, scratch, hvps: 0 }
     }
 
+    /// Number of network parameters: the Hessian is this size squared.
     pub fn num_params(&self) -> usize {
         self.cache.params.len()
     }
 
+    /// Number of training rows the loss (and so the Hessian) averages over.
     pub fn rows(&self) -> usize {
         self.cache.rows
     }
 
+    /// The weights (f64) at which the Hessian is taken.
     pub fn params(&self) -> &[f64] {
         &self.cache.params
     }
 
+    /// The network whose loss the Hessian belongs to.
     pub fn mlp(&self) -> &Mlp {
         &self.cache.mlp
     }
@@ -443,7 +447,9 @@ pub fn canonical_sign(v: &mut [f64]) {
 /// One eigenvalue estimate and its (unit) eigenvector.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EigenEstimate {
+    /// The eigenvalue estimate: the last Rayleigh quotient v^T H v.
     pub value: f64,
+    /// The unit eigenvector, with a fixed sign so that runs compare.
     pub vector: Vec<f64>,
     /// Hessian-vector products used.
     pub iterations: usize,
@@ -481,6 +487,8 @@ pub struct PowerIteration {
 }
 
 impl PowerIteration {
+    /// Starts from a random unit vector of length `n` drawn from `rng`; stops after
+    /// `max_iterations` products or a relative change below `tolerance`.
     pub fn new(n: usize, rng: &mut Rng, max_iterations: usize, tolerance: f64) -> PowerIteration {
         PowerIteration {
             v: random_unit(n, rng),
@@ -522,6 +530,7 @@ impl PowerIteration {
         self.iterations as f64 / self.max_iterations as f64
     }
 
+    /// The result: the last estimate (0 if no product was taken) and its vector, sign fixed.
     pub fn finish(mut self) -> EigenEstimate {
         canonical_sign(&mut self.v);
         let (value, iterations, converged) = (self.value.unwrap_or(0.0), self.iterations, self.converged);
@@ -532,8 +541,11 @@ impl PowerIteration {
 /// The largest eigenvalues (descending) with unit eigenvectors and residuals ||H x - lambda x||.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Eigenpairs {
+    /// Eigenvalues, largest first.
     pub values: Vec<f64>,
+    /// Unit eigenvector for each eigenvalue, in the same order.
     pub vectors: Vec<Vec<f64>>,
+    /// Residual ||H x - lambda x|| for each pair: near 0 means the pair is accurate.
     pub residuals: Vec<f64>,
     /// Hessian-vector products used.
     pub hvps: usize,
@@ -563,6 +575,8 @@ pub struct Lanczos {
 }
 
 impl Lanczos {
+    /// A search for the top `k` eigenpairs of an `n`-parameter Hessian, taking at
+    /// most `steps` products, from a random start vector drawn from `rng`.
     pub fn new(n: usize, k: usize, steps: usize, rng: &mut Rng) -> Lanczos {
         let m = steps.clamp(k.max(1), n);
         Lanczos {
@@ -604,6 +618,7 @@ impl Lanczos {
         self.done
     }
 
+    /// Whether no more products are needed, so `finish` can be called.
     pub fn is_done(&self) -> bool {
         self.done
     }
@@ -649,8 +664,11 @@ impl Lanczos {
 /// A stochastic trace estimate with its standard error.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TraceEstimate {
+    /// The trace estimate: the mean of v^T H v over the draws.
     pub value: f64,
+    /// Standard error of that mean (it shrinks like 1 / sqrt(samples)).
     pub std_error: f64,
+    /// Number of random vectors drawn.
     pub samples: usize,
 }
 
@@ -671,6 +689,8 @@ pub struct Hutchinson {
 }
 
 impl Hutchinson {
+    /// An estimate for an `n`-parameter Hessian from `samples` Rademacher
+    /// vectors (at least 1).
     pub fn new(n: usize, samples: usize) -> Hutchinson {
         let samples = samples.max(1);
         Hutchinson { v: vec![0.0; n], hv: vec![0.0; n], draws: Vec::with_capacity(samples), samples }
@@ -691,6 +711,7 @@ impl Hutchinson {
         self.draws.len() as f64 / self.samples as f64
     }
 
+    /// The mean and standard error of the draws taken so far.
     pub fn finish(self) -> TraceEstimate {
         let (value, std_error) = crate::stats::mean_and_std_error(&self.draws);
         TraceEstimate { value, std_error, samples: self.samples }

@@ -40,14 +40,19 @@ pub const LANCZOS_STEPS: usize = 40;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Split {
+    /// The training set the run learned from.
     Train,
+    /// A held-out set from the training distribution (in-distribution).
     Id,
+    /// A held-out set from the shifted distribution (out-of-distribution).
     Ood,
 }
 
 impl Split {
+    /// All three sets, in the order train, ID, OOD.
     pub const ALL: [Split; 3] = [Split::Train, Split::Id, Split::Ood];
 
+    /// The data set this split names in a run's `splits`.
     pub fn dataset(self, splits: &Splits) -> &Dataset {
         match self {
             Split::Train => &splits.train,
@@ -56,6 +61,7 @@ impl Split {
         }
     }
 
+    /// Lowercase name (`train`, `id`, `ood`), as in JSON and the page.
     pub fn name(self) -> &'static str {
         match self {
             Split::Train => "train",
@@ -69,9 +75,13 @@ impl Split {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DirectionKind {
+    /// Seeded Gaussian directions, filter-normalised to the weights.
     Random,
+    /// The top Hessian eigenvectors at the solution (the sharpest directions).
     Hessian,
+    /// Principal components of the training trajectory's checkpoints.
     Pca,
+    /// The straight line from one side's solution to the other's.
     Interpolation,
 }
 
@@ -117,8 +127,11 @@ pub fn linspace(lo: f64, hi: f64, n: usize) -> Vec<f64> {
 /// A line through parameter space.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Line {
+    /// How the direction was chosen.
     pub kind: DirectionKind,
+    /// The point at t = 0 (a solution's weights).
     pub origin: Vec<f64>,
+    /// The direction: the point at t is `origin + t * direction` (see `end` for interpolation lines).
     pub direction: Vec<f64>,
     /// For Hessian lines: the eigenvalue of the direction.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -180,10 +193,15 @@ impl Line {
 /// Losses along a line on each set.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Curve {
+    /// How the line's direction was chosen.
     pub kind: DirectionKind,
+    /// Positions t along the line where the loss was evaluated.
     pub t: Vec<f64>,
+    /// Mean loss on the training set at each t.
     pub train: Vec<f64>,
+    /// Mean loss on the in-distribution held-out set at each t.
     pub id: Vec<f64>,
+    /// Mean loss on the out-of-distribution set at each t.
     pub ood: Vec<f64>,
 }
 
@@ -219,12 +237,16 @@ pub fn default_t(kind: DirectionKind) -> Vec<f64> {
 /// A plane through parameter space: origin + a d1 + b d2.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Plane {
+    /// How the two directions were chosen.
     pub kind: DirectionKind,
     // A diverged run's plane holds NaN, which JSON writes as null: read back as NaN.
+    /// The point at a = b = 0 (a solution's weights).
     #[serde(deserialize_with = "crate::nan_as_null::vec")]
     pub origin: Vec<f64>,
+    /// First direction (the horizontal axis, a).
     #[serde(deserialize_with = "crate::nan_as_null::vec")]
     pub d1: Vec<f64>,
+    /// Second direction (the vertical axis, b).
     #[serde(deserialize_with = "crate::nan_as_null::vec")]
     pub d2: Vec<f64>,
     /// PCA planes: the fraction of the trajectory's variance along d1 and d2.
@@ -357,7 +379,9 @@ impl Plane {
 /// Checkpoints projected onto a plane (for the trajectory overlay).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Trajectory {
+    /// Training step of each checkpoint.
     pub steps: Vec<usize>,
+    /// Each checkpoint's (a, b) coordinates in the plane.
     pub coords: Vec<[f64; 2]>,
     /// Distance of each checkpoint from the plane (how faithful the 2D picture is).
     pub off_plane: Vec<f64>,
@@ -365,6 +389,7 @@ pub struct Trajectory {
     pub perturbed: Vec<[f64; 2]>,
 }
 
+/// Projects a run's checkpoints (and SAM's perturbed points) onto `plane`.
 pub fn project_trajectory(plane: &Plane, checkpoints: &Checkpoints) -> Trajectory {
     let (coords, off_plane) = checkpoints.params.iter().map(|p| plane.project(p)).unzip();
     let perturbed = checkpoints.perturbed.iter().map(|p| plane.project(p).0).collect();
@@ -390,7 +415,9 @@ pub fn subset(data: &Dataset, max_points: usize, seed: u64, split: Split) -> Dat
 /// Grid coordinates of a surface.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Grid {
+    /// Coordinates a along d1, one per column.
     pub alphas: Vec<f64>,
+    /// Coordinates b along d2, one per row.
     pub betas: Vec<f64>,
 }
 
@@ -402,6 +429,7 @@ impl Default for Grid {
 }
 
 impl Grid {
+    /// An n x n grid with both axes evenly spaced from `lo` to `hi`.
     pub fn square(n: usize, lo: f64, hi: f64) -> Grid {
         Grid { alphas: linspace(lo, hi, n), betas: linspace(lo, hi, n) }
     }
@@ -413,6 +441,7 @@ impl Grid {
         Grid::square(n, -half, half)
     }
 
+    /// Number of grid points (columns times rows).
     pub fn cells(&self) -> usize {
         self.alphas.len() * self.betas.len()
     }
@@ -423,22 +452,31 @@ impl Grid {
 /// Sets that were not asked for are None; cells not computed yet are NaN.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Surface {
+    /// How the plane's directions were chosen.
     pub kind: DirectionKind,
+    /// Coordinates along d1, one per column.
     pub alphas: Vec<f64>,
+    /// Coordinates along d2, one per row.
     pub betas: Vec<f64>,
+    /// Mean training loss per cell, if asked for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub train: Option<Vec<f64>>,
+    /// Mean in-distribution held-out loss per cell, if asked for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<Vec<f64>>,
+    /// Mean out-of-distribution loss per cell, if asked for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ood: Option<Vec<f64>>,
+    /// PCA planes: the fraction of the trajectory's variance along d1 and d2.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub explained_variance: Option<[f64; 2]>,
+    /// Hessian planes: the eigenvalues of d1 and d2.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eigenvalues: Option<[f64; 2]>,
 }
 
 impl Surface {
+    /// The losses of set `split`, row-major as described above; `None` if not asked for.
     pub fn values(&self, split: Split) -> Option<&[f64]> {
         match split {
             Split::Train => self.train.as_deref(),
@@ -512,10 +550,12 @@ impl SurfaceJob {
         self
     }
 
+    /// Number of grid cells (columns times rows).
     pub fn cells(&self) -> usize {
         self.surface.alphas.len() * self.surface.betas.len()
     }
 
+    /// Whether every cell has been computed.
     pub fn is_done(&self) -> bool {
         self.done >= self.cells()
     }
@@ -571,14 +611,17 @@ impl SurfaceJob {
         before..self.rows_done()
     }
 
+    /// The plane the surface lies in.
     pub fn plane(&self) -> &Plane {
         &self.plane
     }
 
+    /// The network whose loss is evaluated.
     pub fn mlp(&self) -> &Mlp {
         &self.mlp
     }
 
+    /// The grid the surface is evaluated on.
     pub fn grid(&self) -> Grid {
         Grid { alphas: self.surface.alphas.clone(), betas: self.surface.betas.clone() }
     }

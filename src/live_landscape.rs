@@ -39,7 +39,9 @@ impl Default for LiveSettings {
 pub struct SideSlices {
     /// The step the side was at when its plane was taken.
     pub step: usize,
+    /// The 2D plane through the side's weights (its centre and two directions).
     pub plane: Plane,
+    /// The side's path through weight space, projected onto `plane`.
     pub trajectory: Trajectory,
     /// The loss along d1 (the plane's row b = 0) at 41 points: a 41 x 1 "surface".
     pub slice: SurfaceJob,
@@ -49,9 +51,11 @@ pub struct SideSlices {
 
 /// Everything the landscape view shows, in progress.
 pub struct LiveLandscape {
+    /// Direction kind, grid size and point budget the view was asked for.
     pub settings: LiveSettings,
     /// Why the settings could not be followed exactly (e.g. no PCA plane yet).
     pub note: Option<String>,
+    /// The two sides' slices: index 0 is the left side, 1 the right.
     pub sides: [SideSlices; 2],
     /// Left solution at t = 0, right at t = 1, t in [-0.5, 1.5]; train, ID and OOD.
     pub interpolation: SurfaceJob,
@@ -71,8 +75,17 @@ const SURFACE_SETS: [Split; 2] = [Split::Train, Split::Ood];
 /// [`LandscapeStart::advance`] call on a snapshot of the pair (training may go
 /// on meanwhile); other directions are ready at once.
 pub enum LandscapeStart {
+    /// The landscape can be computed at once (directions need no Hessian search).
     Ready(Box<LiveLandscape>),
-    Searching { pair: Box<Pair>, settings: LiveSettings, searches: Vec<(HessianOperator, Lanczos)> },
+    /// Hessian directions are still being found; call `advance` until it returns true, then `finish`.
+    Searching {
+        /// A snapshot of both runs, taken when the landscape was asked for.
+        pair: Box<Pair>,
+        /// The settings the landscape was asked with.
+        settings: LiveSettings,
+        /// One Lanczos search per side, with the Hessian it multiplies by.
+        searches: Vec<(HessianOperator, Lanczos)>,
+    },
 }
 
 impl LandscapeStart {
@@ -215,6 +228,7 @@ impl LiveLandscape {
         }
     }
 
+    /// Whether every slice, surface and the interpolation has been computed.
     pub fn is_done(&self) -> bool {
         self.jobs().all(SurfaceJob::is_done)
     }
@@ -285,6 +299,7 @@ impl SideSlices {
         (SideSlices { step: run.step, plane, trajectory, slice, surface }, note)
     }
 
+    /// The side's loss surface over its plane, as computed so far.
     pub fn surface(&self) -> &Surface {
         self.surface.surface()
     }

@@ -12,6 +12,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{check_range, ConfigError};
 
+/// Settings of SAM (or ASAM) for one side: how far it looks for the worst
+/// nearby loss before each step. `rho` = 0 makes it the plain base optimiser.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SamConfig {
@@ -23,6 +25,8 @@ pub struct SamConfig {
 }
 
 impl SamConfig {
+    /// Checks that `rho` lies in 0..=5 (0..=10 for ASAM, whose radii are relative
+    /// and so need to be about ten times larger).
     pub fn validate(&self) -> Result<(), ConfigError> {
         // ASAM needs radii about ten times larger than SAM (davda54: rho 2.0 on CIFAR-10).
         let max = if self.adaptive { 10.0 } else { 5.0 };

@@ -40,6 +40,7 @@ pub struct SharpnessSettings {
     pub max_points: usize,
     /// Power iteration for lambda_max (PyHessian: 100 iterations, relative change 1e-3).
     pub power_iterations: usize,
+    /// Power iteration stops once lambda_max changes by less than this fraction between iterations.
     pub power_tolerance: f64,
     /// Rademacher vectors for Hutchinson's trace estimate.
     pub hutchinson_samples: usize,
@@ -104,13 +105,16 @@ pub struct SharpnessReport {
     pub points: usize,
     /// Mean training loss L(w) on those points, and its gradient norm.
     pub loss: f64,
+    /// Euclidean norm of the gradient of that loss (near 0 at a minimum).
     pub grad_norm: f64,
     /// Dominant Hessian eigenvalue by power iteration (lambda_max at a minimum).
     pub lambda_max: f64,
+    /// Power iterations actually run before lambda_max converged or the limit was hit.
     pub lambda_max_iterations: usize,
     /// The Hessian trace: exact (the sum of the dense spectrum, standard error 0)
     /// when the spectrum was computed, else Hutchinson's estimate and its standard error.
     pub trace: f64,
+    /// Standard error of `trace`: 0 when exact, else that of Hutchinson's mean.
     pub trace_std_error: f64,
     /// Whether `trace` is the exact one (from the dense spectrum).
     #[serde(default)]
@@ -123,11 +127,13 @@ pub struct SharpnessReport {
     pub adaptive_sharpness: f64,
     /// E over d ~ N(0, sigma^2 I) of L(w + d) - L(w), and the standard error of that mean.
     pub average_sharpness: f64,
+    /// Standard error of `average_sharpness` over its random draws.
     pub average_std_error: f64,
     /// The full Hessian spectrum, largest first, when the settings asked for it
     /// and the network has at most [`crate::hessian::MAX_DENSE_PARAMS`] parameters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spectrum: Option<Vec<f64>>,
+    /// The settings the measures were taken with, so a report can be reproduced.
     pub settings: SharpnessSettings,
 }
 
@@ -137,6 +143,7 @@ impl SharpnessReport {
         self.spectrum.as_ref().and_then(|s| s.first().copied())
     }
 
+    /// The exact Hessian trace (sum of all eigenvalues), when the dense spectrum was computed.
     pub fn exact_trace(&self) -> Option<f64> {
         self.spectrum.as_ref().map(|s| s.iter().sum())
     }
@@ -160,22 +167,28 @@ pub fn sample_rows(data: &Dataset, max_points: usize, seed: u64) -> (Vec<f64>, V
 /// The mean loss of `mlp` on fixed rows. All measures evaluate through
 /// `loss_and_grad`, so base and perturbed losses round the same way.
 pub struct Objective<'a> {
+    /// The network whose loss is measured; the weights are passed in as `w`.
     pub mlp: &'a Mlp,
+    /// Inputs, row-major, two f64 coordinates per point.
     pub x: &'a [f64],
+    /// Class label of each row, one per point in `x`.
     pub y: &'a [usize],
     ws: Workspace,
     grad: Vec<f64>,
 }
 
 impl<'a> Objective<'a> {
+    /// An objective for `mlp` on rows `x` with labels `y`.
     pub fn new(mlp: &'a Mlp, x: &'a [f64], y: &'a [usize]) -> Self {
         Objective { mlp, x, y, ws: Workspace::new(), grad: vec![0.0; mlp.num_params()] }
     }
 
+    /// Mean loss at weights `w`.
     pub fn loss(&mut self, w: &[f64]) -> f64 {
         self.mlp.loss_and_grad(w, self.x, self.y, &mut self.grad, &mut self.ws)
     }
 
+    /// Mean loss at weights `w`; writes its gradient into `grad`.
     pub fn loss_and_grad(&mut self, w: &[f64], grad: &mut [f64]) -> f64 {
         self.mlp.loss_and_grad(w, self.x, self.y, grad, &mut self.ws)
     }
@@ -403,6 +416,7 @@ impl SharpnessJob {
         }
     }
 
+    /// Whether every measure has been taken, so the report is final.
     pub fn is_done(&self) -> bool {
         self.stage == Stage::Done
     }
@@ -423,6 +437,7 @@ impl SharpnessJob {
         &self.report
     }
 
+    /// Takes the finished (or partial) report out of the job.
     pub fn into_report(self) -> SharpnessReport {
         self.report
     }

@@ -28,25 +28,34 @@ const CAPACITY: usize = 200;
 /// One finished measurement.
 #[derive(Clone, Debug, Serialize)]
 pub struct SharpnessPoint {
+    /// Training step at which the measurement started.
     pub step: usize,
     /// The learning rate at that step (for the 2 / lr line).
     pub lr: f64,
+    /// Sharpness measures taken at that step.
     pub report: SharpnessReport,
 }
 
 /// The dense Hessian spectrum at one step, largest eigenvalue first.
 #[derive(Clone, Debug, Serialize)]
 pub struct Spectrum {
+    /// Training step at which the spectrum was computed.
     pub step: usize,
+    /// All eigenvalues of the Hessian of the training loss (f64), largest first.
     pub eigenvalues: Vec<f64>,
 }
 
+/// Measures sharpness of one run at intervals during training, a little per
+/// frame, and keeps a thinned history for the page.
 pub struct SharpnessTracker {
     settings: SharpnessSettings,
+    /// Finished measurements, oldest first; thinned by half when full, so about
+    /// ten per decade of steps remain.
     pub history: Vec<SharpnessPoint>,
     /// The measurement under way: (step, lr, job).
     job: Option<(usize, f64, SharpnessJob)>,
     next_due: usize,
+    /// The last dense spectrum computed on request; `None` until the page asks.
     pub spectrum: Option<Spectrum>,
 }
 
