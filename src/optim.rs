@@ -96,7 +96,7 @@ fn default_alpha() -> f64 {
 }
 
 impl OptimizerConfig {
-    /// SGD with momentum 0.9: the left side of the default pair.
+    /// SGD with momentum 0.9: the base optimiser of both sides of the default pair (the right one wraps it in SAM).
     pub fn sgd_momentum(lr: f64) -> Self {
         OptimizerConfig::Sgd { lr, momentum: 0.9, dampening: 0.0, weight_decay: 0.0, nesterov: false }
     }
