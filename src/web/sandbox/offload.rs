@@ -13,8 +13,8 @@
 
 use wasm_bindgen::prelude::*;
 
-use crate::backend::requests::BoundaryRequest;
 use crate::model::Architecture;
+use crate::requests::BoundaryRequest;
 use crate::settings::settings_from_config;
 use crate::study::{Study, StudyJob, StudyReport};
 
