@@ -36,7 +36,7 @@ export XDG_RUNTIME_DIR
 
 PORT ?= 8000
 WASM_TARGET := wasm32-unknown-unknown
-# Lib unit tests + integration tests (tests/*.rs); not the CLI binary, whose deps are native-only.
+# The root package's lib + integration tests (tests/*.rs); the CLI crate is native-only.
 WASM_TEST_TARGETS := --lib --test '*'
 
 .PHONY: all check setup setup-build build wasm demo serve test test-native test-wasm test-e2e bench lint fmt clean distclean

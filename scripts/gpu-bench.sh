@@ -4,7 +4,7 @@
 #
 # Build the binary where cargo works (same OS family, glibc no newer than the target's):
 #   cargo bench -p flatminima-backend --bench gpu --no-run
-#       # prints "Executable benches/gpu.rs (target/release/deps/gpu-HASH)".
+#       # prints "Executable crates/backend/benches/gpu.rs (target/release/deps/gpu-HASH)".
 #   cp target/release/deps/gpu-HASH gpu-bench && strip gpu-bench   # optional: smaller to carry
 # Then, on the GPU machine:
 #   scripts/gpu-bench.sh ./gpu-bench [criterion filter, e.g. replicas]

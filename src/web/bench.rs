@@ -57,7 +57,7 @@ pub fn bench_labels(settings_json: &str) -> Result<Vec<String>, JsError> {
 /// The landscape and sharpness figures of issue 3, timed inside wasm on the
 /// reference network (the default SGD side trained for 1000 steps, with 512
 /// training and 1000 test points), as criterion times them natively
-/// (benches/landscape.rs). Returns JSON with milliseconds:
+/// (crates/core/benches/landscape.rs). Returns JSON with milliseconds:
 /// `{hvp_512, lambda_max_512, power_iterations, dense_and_spectrum_512,
 /// surface_51x51_1000, surface_rows_ms_max}`; each is the median of `repeats`
 /// runs (the surface: one run, done a row at a time as the page does it, with

@@ -1,4 +1,4 @@
-//! CPU (f64 core) vs GPU (src/gpu kernels, f32) on the workloads the GPU path
+//! CPU (f64 core) vs GPU (crates/backend/src/gpu kernels, f32) on the workloads the GPU path
 //! exists for. Reference network: 2-16-16-2 tanh (354 parameters).
 //!
 //! - `boundary/{cpu,gpu}_{128,512}`: class probabilities of both sides of a pair

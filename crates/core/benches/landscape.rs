@@ -1,6 +1,6 @@
 //! Hessian, sharpness and landscape benchmarks for the reference network
 //! 2-16-16-2 tanh (354 parameters) at trained weights (1000 steps of the default
-//! SGD side). `cargo bench --bench landscape` takes about a minute.
+//! SGD side). `cargo bench -p flatminima-core --bench landscape` takes about a minute.
 //!
 //! - `hessian/hvp_512`: one exact Hessian-vector product over 512 points.
 //! - `hessian/lambda_max_512`: build the operator (one forward/backward pass) and run

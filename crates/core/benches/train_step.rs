@@ -1,7 +1,7 @@
 //! Training-step and decision-boundary benchmarks for the reference network
 //! 2-16-16-2 tanh (the default config), batch 32.
 //!
-//! `cargo bench --bench train_step` runs in well under two minutes on two
+//! `cargo bench -p flatminima-core --bench train_step` runs in well under two minutes on two
 //! cores: every benchmark uses short warm-up and measurement times, which is
 //! plenty for steps that take microseconds.
 //!

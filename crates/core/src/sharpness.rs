@@ -84,7 +84,7 @@ impl Default for SharpnessSettings {
 
 impl SharpnessSettings {
     /// A budget for recomputing every few training steps in the page: a few ms
-    /// natively for the 2-16-16-2 net on 256 points (see benches/landscape.rs).
+    /// natively for the 2-16-16-2 net on 256 points (see crates/core/benches/landscape.rs).
     pub fn quick() -> Self {
         SharpnessSettings {
             max_points: 256,

@@ -1,4 +1,4 @@
-//! The GPU compute layer: WGSL kernels (src/gpu/shaders) run through wgpu, on
+//! The GPU compute layer: WGSL kernels (crates/backend/src/gpu/shaders) run through wgpu, on
 //! WebGPU in the browser and on Vulkan natively (a real GPU, or lavapipe on
 //! machines without one). It computes in f32; the CPU core in f64 is the
 //! reference, and the tests in tests/gpu.rs bound the difference.
