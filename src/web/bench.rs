@@ -66,6 +66,7 @@ pub fn bench_labels(settings_json: &str) -> Result<Vec<String>, JsError> {
 pub fn bench_landscape(repeats: u32) -> String {
     use crate::config::RunConfig;
     use crate::hessian::{power_iteration, spectrum, HessianOperator};
+    use crate::job::Job;
     use crate::landscape::{Grid, Plane, Split, SurfaceJob};
     use crate::rng::Rng;
 
@@ -117,7 +118,7 @@ pub fn bench_landscape(repeats: u32) -> String {
     let mut job = SurfaceJob::new(&run.mlp, run.splits.clone(), plane, Grid::default(), &[Split::Ood]);
     let mut slowest_row: f64 = 0.0;
     let surface = time(&mut || {
-        while !job.is_done() {
+        while !Job::is_done(&job) {
             let t = now_ms();
             job.next_rows(1);
             slowest_row = slowest_row.max(now_ms() - t);

@@ -117,7 +117,7 @@ mod tests {
         let g = block_on(gpu.run_study(&study, || 0.0)).unwrap();
         assert_eq!((g.backend.as_str(), g.replicas, g.steps), ("gpu", 3, 20));
         let mut job = flatminima_core::study::StudyJob::new(&study);
-        job.advance(usize::MAX);
+        flatminima_core::job::finish(&mut job, &mut ());
         for (side, report) in [&g.left, &g.right].into_iter().enumerate() {
             for (a, b) in report.replicas.iter().zip(&job.results()[side]) {
                 assert!((a.train_loss - b.train_loss).abs() < 1e-3, "side {side}: {a:?} vs {b:?}");

@@ -27,6 +27,7 @@
 use nalgebra::{DMatrix, DVector, SymmetricEigen};
 use serde::{Deserialize, Serialize};
 
+use crate::job::{self, Job};
 use crate::model::Mlp;
 use crate::rng::Rng;
 
@@ -468,7 +469,7 @@ pub fn power_iteration(
     tolerance: f64,
 ) -> EigenEstimate {
     let mut p = PowerIteration::new(op.num_params(), rng, max_iterations, tolerance);
-    while !p.step(op) {}
+    job::finish(&mut p, op);
     p.finish()
 }
 
@@ -502,9 +503,18 @@ impl PowerIteration {
         }
     }
 
-    /// One Hessian-vector product; returns true once the estimate has converged
-    /// or the iterations are spent (then [`Self::finish`]).
-    pub fn step(&mut self, op: &mut HessianOperator) -> bool {
+    /// The result: the last estimate (0 if no product was taken) and its vector, sign fixed.
+    pub fn finish(mut self) -> EigenEstimate {
+        canonical_sign(&mut self.v);
+        let (value, iterations, converged) = (self.value.unwrap_or(0.0), self.iterations, self.converged);
+        EigenEstimate { value, vector: self.v, iterations, converged }
+    }
+}
+
+/// A piece is one Hessian-vector product; done once the estimate has converged
+/// or the iterations are spent (then [`PowerIteration::finish`]).
+impl Job<HessianOperator> for PowerIteration {
+    fn advance(&mut self, op: &mut HessianOperator) -> bool {
         if self.done {
             return true;
         }
@@ -526,15 +536,12 @@ impl PowerIteration {
     }
 
     /// Products taken, as a fraction of the most it may take.
-    pub fn progress(&self) -> f64 {
+    fn progress(&self) -> f64 {
         self.iterations as f64 / self.max_iterations as f64
     }
 
-    /// The result: the last estimate (0 if no product was taken) and its vector, sign fixed.
-    pub fn finish(mut self) -> EigenEstimate {
-        canonical_sign(&mut self.v);
-        let (value, iterations, converged) = (self.value.unwrap_or(0.0), self.iterations, self.converged);
-        EigenEstimate { value, vector: self.v, iterations, converged }
+    fn is_done(&self) -> bool {
+        self.done
     }
 }
 
@@ -556,7 +563,7 @@ pub struct Eigenpairs {
 /// digits for these nets). The small tridiagonal problem goes to nalgebra.
 pub fn top_eigenpairs(op: &mut HessianOperator, k: usize, steps: usize, rng: &mut Rng) -> Eigenpairs {
     let mut lanczos = Lanczos::new(op.num_params(), k, steps, rng);
-    while !lanczos.step(op) {}
+    job::finish(&mut lanczos, op);
     lanczos.finish()
 }
 
@@ -588,39 +595,6 @@ impl Lanczos {
             w: vec![0.0; n],
             done: false,
         }
-    }
-
-    /// One Hessian-vector product and the basis vector it gives; returns true
-    /// once the basis is complete (then [`Self::finish`]).
-    pub fn step(&mut self, op: &mut HessianOperator) -> bool {
-        if self.done {
-            return true;
-        }
-        let j = self.alpha.len();
-        let w = &mut self.w;
-        op.hvp(&self.basis[j], w);
-        let a = dot(&self.basis[j], w);
-        self.alpha.push(a);
-        // Full reorthogonalisation, twice ("twice is enough"), keeps the basis orthonormal.
-        for _ in 0..2 {
-            for q in &self.basis {
-                let c = dot(q, w);
-                w.iter_mut().zip(q).for_each(|(wi, qi)| *wi -= c * qi);
-            }
-        }
-        let b = norm(w);
-        self.beta.push(b);
-        if j + 1 == self.m || b < 1e-12 * a.abs().max(1e-12) {
-            self.done = true;
-        } else {
-            self.basis.push(w.iter().map(|x| x / b).collect());
-        }
-        self.done
-    }
-
-    /// Whether no more products are needed, so `finish` can be called.
-    pub fn is_done(&self) -> bool {
-        self.done
     }
 
     /// The top `k` eigenpairs of the tridiagonal matrix built so far, lifted back.
@@ -661,6 +635,49 @@ impl Lanczos {
     }
 }
 
+/// A piece is one Hessian-vector product and the basis vector it gives; done
+/// once the basis is complete (then [`Lanczos::finish`]).
+impl Job<HessianOperator> for Lanczos {
+    fn advance(&mut self, op: &mut HessianOperator) -> bool {
+        if self.done {
+            return true;
+        }
+        let j = self.alpha.len();
+        let w = &mut self.w;
+        op.hvp(&self.basis[j], w);
+        let a = dot(&self.basis[j], w);
+        self.alpha.push(a);
+        // Full reorthogonalisation, twice ("twice is enough"), keeps the basis orthonormal.
+        for _ in 0..2 {
+            for q in &self.basis {
+                let c = dot(q, w);
+                w.iter_mut().zip(q).for_each(|(wi, qi)| *wi -= c * qi);
+            }
+        }
+        let b = norm(w);
+        self.beta.push(b);
+        if j + 1 == self.m || b < 1e-12 * a.abs().max(1e-12) {
+            self.done = true;
+        } else {
+            self.basis.push(w.iter().map(|x| x / b).collect());
+        }
+        self.done
+    }
+
+    /// Products taken, as a fraction of the most it may take.
+    fn progress(&self) -> f64 {
+        if self.done {
+            1.0
+        } else {
+            self.alpha.len() as f64 / self.m as f64
+        }
+    }
+
+    fn is_done(&self) -> bool {
+        self.done
+    }
+}
+
 /// A stochastic trace estimate with its standard error.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TraceEstimate {
@@ -674,14 +691,18 @@ pub struct TraceEstimate {
 
 /// Hutchinson: tr H = E[v^T H v] for Rademacher v; mean over `samples` draws.
 pub fn hutchinson_trace(op: &mut HessianOperator, samples: usize, rng: &mut Rng) -> TraceEstimate {
-    let mut h = Hutchinson::new(op.num_params(), samples);
-    while !h.step(op, rng) {}
+    let mut h = Hutchinson::new(op.num_params(), samples, rng.clone());
+    job::finish(&mut h, op);
+    // The caller's stream goes on after the draws, as if it had drawn them itself.
+    *rng = h.rng.clone();
     h.finish()
 }
 
 /// [`hutchinson_trace`] a draw (one product) at a time.
 #[derive(Clone, Debug)]
 pub struct Hutchinson {
+    /// The stream the Rademacher vectors are drawn from.
+    rng: Rng,
     v: Vec<f64>,
     hv: Vec<f64>,
     draws: Vec<f64>,
@@ -690,31 +711,38 @@ pub struct Hutchinson {
 
 impl Hutchinson {
     /// An estimate for an `n`-parameter Hessian from `samples` Rademacher
-    /// vectors (at least 1).
-    pub fn new(n: usize, samples: usize) -> Hutchinson {
+    /// vectors (at least 1) drawn from `rng`.
+    pub fn new(n: usize, samples: usize, rng: Rng) -> Hutchinson {
         let samples = samples.max(1);
-        Hutchinson { v: vec![0.0; n], hv: vec![0.0; n], draws: Vec::with_capacity(samples), samples }
-    }
-
-    /// One draw v^T H v; returns true once all are in (then [`Self::finish`]).
-    pub fn step(&mut self, op: &mut HessianOperator, rng: &mut Rng) -> bool {
-        if self.draws.len() < self.samples {
-            self.v.iter_mut().for_each(|x| *x = rng.sign());
-            op.hvp(&self.v, &mut self.hv);
-            self.draws.push(dot(&self.v, &self.hv));
-        }
-        self.draws.len() >= self.samples
-    }
-
-    /// Draws taken, as a fraction of all.
-    pub fn progress(&self) -> f64 {
-        self.draws.len() as f64 / self.samples as f64
+        Hutchinson { rng, v: vec![0.0; n], hv: vec![0.0; n], draws: Vec::with_capacity(samples), samples }
     }
 
     /// The mean and standard error of the draws taken so far.
     pub fn finish(self) -> TraceEstimate {
         let (value, std_error) = crate::stats::mean_and_std_error(&self.draws);
         TraceEstimate { value, std_error, samples: self.samples }
+    }
+}
+
+/// A piece is one draw v^T H v (one product); done once all are in (then
+/// [`Hutchinson::finish`]).
+impl Job<HessianOperator> for Hutchinson {
+    fn advance(&mut self, op: &mut HessianOperator) -> bool {
+        if self.draws.len() < self.samples {
+            let rng = &mut self.rng;
+            self.v.iter_mut().for_each(|x| *x = rng.sign());
+            op.hvp(&self.v, &mut self.hv);
+            self.draws.push(dot(&self.v, &self.hv));
+        }
+        self.is_done()
+    }
+
+    fn progress(&self) -> f64 {
+        self.draws.len() as f64 / self.samples as f64
+    }
+
+    fn is_done(&self) -> bool {
+        self.draws.len() >= self.samples
     }
 }
 

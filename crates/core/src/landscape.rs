@@ -29,6 +29,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{Dataset, Splits};
 use crate::hessian::{top_eigenpairs, HessianOperator, Lanczos};
+use crate::job::{self, Job};
 use crate::model::{Mlp, Workspace};
 use crate::rng::Rng;
 use crate::train::Checkpoints;
@@ -284,7 +285,7 @@ impl Plane {
 
     /// The plane of a [`Plane::hessian_search`] on `op`, taking any products it has left.
     pub fn from_hessian_search(op: &mut HessianOperator, mut search: Lanczos) -> Plane {
-        while !search.step(op) {}
+        job::finish(&mut search, op);
         let top = search.finish();
         let mut vectors = top.vectors.into_iter();
         let d1 = vectors.next().expect("at least one eigenvector");
@@ -555,23 +556,9 @@ impl SurfaceJob {
         self.surface.alphas.len() * self.surface.betas.len()
     }
 
-    /// Whether every cell has been computed.
-    pub fn is_done(&self) -> bool {
-        self.done >= self.cells()
-    }
-
     /// Cells computed so far (row-major order).
     pub fn cells_done(&self) -> usize {
         self.done
-    }
-
-    /// Fraction of cells computed, in [0, 1].
-    pub fn progress(&self) -> f64 {
-        if self.cells() == 0 {
-            1.0
-        } else {
-            self.done as f64 / self.cells() as f64
-        }
     }
 
     /// Rows (beta indices) that are complete.
@@ -581,7 +568,7 @@ impl SurfaceJob {
 
     /// Computes up to `max_cells` more cells; returns how many it did. The
     /// finest-grained budget: one cell is one forward pass per chosen set.
-    pub fn advance(&mut self, max_cells: usize) -> usize {
+    pub fn advance_cells(&mut self, max_cells: usize) -> usize {
         let end = self.done.saturating_add(max_cells).min(self.cells());
         let cols = self.surface.alphas.len();
         for cell in self.done..end {
@@ -607,7 +594,7 @@ impl SurfaceJob {
         let before = self.rows_done();
         let cols = self.surface.alphas.len();
         let target = ((before + n) * cols).min(self.cells());
-        self.advance(target.saturating_sub(self.done));
+        self.advance_cells(target.saturating_sub(self.done));
         before..self.rows_done()
     }
 
@@ -658,8 +645,31 @@ impl SurfaceJob {
 
     /// Finishes every remaining cell and returns the surface.
     pub fn finish(mut self) -> Surface {
-        self.advance(usize::MAX);
+        self.advance_cells(usize::MAX);
         self.surface
+    }
+}
+
+/// A piece is one cell: one forward pass per chosen set (~0.1 ms for the
+/// reference net on 256 points, ~20 ms for a 6 x 64 one on 5000).
+impl Job for SurfaceJob {
+    fn advance(&mut self, _: &mut ()) -> bool {
+        self.advance_cells(1);
+        self.is_done()
+    }
+
+    /// Fraction of cells computed, in [0, 1].
+    fn progress(&self) -> f64 {
+        if self.cells() == 0 {
+            1.0
+        } else {
+            self.done as f64 / self.cells() as f64
+        }
+    }
+
+    /// Whether every cell has been computed.
+    fn is_done(&self) -> bool {
+        self.done >= self.cells()
     }
 }
 
@@ -740,7 +750,7 @@ mod tests {
         assert!(job.surface().at(Split::Train, 1, 6).unwrap().is_finite());
         assert!(job.surface().at(Split::Train, 2, 0).unwrap().is_nan(), "not computed yet");
         assert!((job.progress() - 2.0 / 7.0).abs() < 1e-12);
-        assert_eq!(job.advance(3), 3);
+        assert_eq!(job.advance_cells(3), 3);
         assert_eq!(job.rows_done(), 2);
         let mut steps = 0;
         while !job.is_done() {

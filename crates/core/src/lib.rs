@@ -14,6 +14,7 @@ pub mod data;
 pub mod error;
 pub mod grid2d;
 pub mod hessian;
+pub mod job;
 pub mod kendall;
 pub mod landscape;
 pub mod live_landscape;

@@ -9,6 +9,7 @@
 //! dropping the value cancels the work.
 
 use crate::hessian::{HessianOperator, Lanczos};
+use crate::job::Job;
 use crate::landscape::{
     default_t, log10_range, project_trajectory, DirectionKind, Grid, Plane, Split, Surface, SurfaceJob, Trajectory,
 };
@@ -88,21 +89,36 @@ pub enum LandscapeStart {
     },
 }
 
-impl LandscapeStart {
-    /// One Lanczos product; returns true once [`Self::finish`] has nothing left to wait for.
-    pub fn advance(&mut self) -> bool {
+/// A piece is one Lanczos product; done once [`LandscapeStart::finish`] has
+/// nothing left to wait for.
+impl Job for LandscapeStart {
+    fn advance(&mut self, _: &mut ()) -> bool {
+        if let LandscapeStart::Searching { searches, .. } = self {
+            if let Some((op, lanczos)) = searches.iter_mut().find(|(_, l)| !l.is_done()) {
+                lanczos.advance(op);
+            }
+        }
+        self.is_done()
+    }
+
+    fn progress(&self) -> f64 {
         match self {
-            LandscapeStart::Ready(_) => true,
-            LandscapeStart::Searching { searches, .. } => match searches.iter_mut().find(|(_, l)| !l.is_done()) {
-                Some((op, lanczos)) => {
-                    lanczos.step(op);
-                    searches.iter().all(|(_, l)| l.is_done())
-                }
-                None => true,
-            },
+            LandscapeStart::Ready(_) => 1.0,
+            LandscapeStart::Searching { searches, .. } => {
+                searches.iter().map(|(_, l)| l.progress()).sum::<f64>() / searches.len().max(1) as f64
+            }
         }
     }
 
+    fn is_done(&self) -> bool {
+        match self {
+            LandscapeStart::Ready(_) => true,
+            LandscapeStart::Searching { searches, .. } => searches.iter().all(|(_, l)| l.is_done()),
+        }
+    }
+}
+
+impl LandscapeStart {
     /// The landscape, its Hessian planes finished first if any products are left.
     pub fn finish(self) -> LiveLandscape {
         match self {
@@ -172,7 +188,7 @@ impl LiveLandscape {
     /// set): the 1D slices and the interpolation first (they are small and
     /// tell most of the story), then both surfaces a row at a time, alternating
     /// sides so they fill in together. Returns the cells computed.
-    pub fn advance(&mut self, max_cells: usize) -> usize {
+    pub fn advance_cells(&mut self, max_cells: usize) -> usize {
         let mut done = 0;
         while done < max_cells {
             let left = max_cells - done;
@@ -180,7 +196,7 @@ impl LiveLandscape {
             let cols = job.surface().alphas.len().max(1);
             // Finish the current row of a surface before switching sides.
             let to_row_end = cols - job.cells_done() % cols;
-            done += job.advance(left.min(to_row_end));
+            done += job.advance_cells(left.min(to_row_end));
         }
         done
     }
@@ -228,22 +244,6 @@ impl LiveLandscape {
         }
     }
 
-    /// Whether every slice, surface and the interpolation has been computed.
-    pub fn is_done(&self) -> bool {
-        self.jobs().all(SurfaceJob::is_done)
-    }
-
-    /// Fraction of all cells computed, in [0, 1].
-    pub fn progress(&self) -> f64 {
-        let total: usize = self.jobs().map(SurfaceJob::cells).sum();
-        let done: usize = self.jobs().map(SurfaceJob::cells_done).sum();
-        if total == 0 {
-            1.0
-        } else {
-            done as f64 / total as f64
-        }
-    }
-
     fn jobs(&self) -> impl Iterator<Item = &SurfaceJob> {
         let [l, r] = &self.sides;
         [&l.slice, &r.slice, &self.interpolation, &l.surface, &r.surface].into_iter()
@@ -260,6 +260,39 @@ impl LiveLandscape {
     /// scale for both would flatten the picture of each.)
     pub fn surface_log_range(&self, split: Split) -> Option<(f64, f64)> {
         log10_range(self.sides.iter().filter_map(|s| s.surface.surface().values(split)))
+    }
+}
+
+/// A piece is one cell of a slice, the interpolation or a surface (see
+/// [`LiveLandscape::advance_cells`]). With `surfaces_elsewhere` the surfaces
+/// come from outside ([`LiveLandscape::fill_surface`]); until they do, the job
+/// waits.
+impl Job for LiveLandscape {
+    fn advance(&mut self, _: &mut ()) -> bool {
+        self.advance_cells(1);
+        self.is_done()
+    }
+
+    /// Fraction of all cells computed, in [0, 1].
+    fn progress(&self) -> f64 {
+        let total: usize = self.jobs().map(SurfaceJob::cells).sum();
+        let done: usize = self.jobs().map(SurfaceJob::cells_done).sum();
+        if total == 0 {
+            1.0
+        } else {
+            done as f64 / total as f64
+        }
+    }
+
+    /// Whether every slice, surface and the interpolation has been computed.
+    fn is_done(&self) -> bool {
+        self.jobs().all(SurfaceJob::is_done)
+    }
+
+    fn is_waiting(&self) -> bool {
+        let [l, r] = &self.sides;
+        let mine_done = l.slice.is_done() && r.slice.is_done() && self.interpolation.is_done();
+        self.surfaces_elsewhere && mine_done && !self.is_done()
     }
 }
 
@@ -343,7 +376,7 @@ mod tests {
         let mut start = LiveLandscape::start(&pair, settings);
         pair.train(5);
         let mut calls = 1;
-        while !start.advance() {
+        while !start.advance(&mut ()) {
             calls += 1;
         }
         assert!(calls > 2 && calls <= 2 * crate::landscape::LANCZOS_STEPS, "{calls} calls");
@@ -353,7 +386,7 @@ mod tests {
         }
         assert_eq!(pieces.steps(), at_once.steps());
         // Other directions have nothing to wait for.
-        assert!(LiveLandscape::start(&pair, small(DirectionKind::Random)).advance());
+        assert!(LiveLandscape::start(&pair, small(DirectionKind::Random)).advance(&mut ()));
     }
 
     /// Surfaces computed elsewhere: `advance` does everything else and stops;
@@ -362,12 +395,12 @@ mod tests {
     fn surfaces_computed_elsewhere_complete_the_landscape() {
         let pair = trained_pair(60);
         let mut reference = LiveLandscape::new(&pair, small(DirectionKind::Random));
-        reference.advance(usize::MAX);
+        reference.advance_cells(usize::MAX);
         let mut live = LiveLandscape::new(&pair, small(DirectionKind::Random));
         live.surfaces_elsewhere = true;
-        assert_eq!(live.advance(usize::MAX), 41 * 2 + 41);
+        assert_eq!(live.advance_cells(usize::MAX), 41 * 2 + 41);
         assert!(!live.is_done() && live.progress() < 1.0);
-        assert_eq!(live.advance(10), 0, "nothing left for advance");
+        assert_eq!(live.advance_cells(10), 0, "nothing left for advance");
         for side in 0..2 {
             let request = live.surface_request(side, 3).expect("not done yet");
             assert_eq!(request.tag.side, side);
@@ -394,20 +427,20 @@ mod tests {
         assert_eq!(total, 41 * 2 + 41 + 49 * 2);
         let mut last = 0.0;
         while !live.is_done() {
-            let did = live.advance(5);
+            let did = live.advance_cells(5);
             assert!(did > 0 && did <= 5, "did {did}");
             assert!(live.progress() > last);
             last = live.progress();
         }
         assert_eq!(live.progress(), 1.0);
-        assert_eq!(live.advance(10), 0);
+        assert_eq!(live.advance_cells(10), 0);
     }
 
     #[test]
     fn surfaces_match_the_cli_and_the_slice_is_the_row_through_the_solution() {
         let pair = trained_pair(60);
         let mut live = LiveLandscape::new(&pair, small(DirectionKind::Random));
-        live.advance(usize::MAX);
+        live.advance_cells(usize::MAX);
         for (run, side) in pair.sides().into_iter().zip(&live.sides) {
             // Same directions as `flatminima landscape` (Plane::random with the config's seed).
             assert_eq!(side.plane, Plane::random(&run.mlp, &run.params, pair.config.seed));
@@ -440,7 +473,7 @@ mod tests {
     fn interpolation_ends_are_the_two_solutions() {
         let mut pair = trained_pair(60);
         let mut live = LiveLandscape::new(&pair, small(DirectionKind::Random));
-        live.advance(usize::MAX);
+        live.advance_cells(usize::MAX);
         let s = live.interpolation.surface();
         let t = &s.alphas;
         let at = |x: f64| t.iter().position(|&v| v == x).unwrap();
@@ -462,7 +495,7 @@ mod tests {
         assert!(pair.left.diverged.is_some() && pair.right.diverged.is_some());
         for kind in [DirectionKind::Random, DirectionKind::Hessian, DirectionKind::Pca] {
             let mut live = LiveLandscape::new(&pair, small(kind));
-            live.advance(usize::MAX);
+            live.advance_cells(usize::MAX);
             assert!(live.is_done());
         }
         let mut tracker = crate::sharpness_tracker::SharpnessTracker::new(1, 0.1);
@@ -472,7 +505,7 @@ mod tests {
         pair.right.params[0] = f64::INFINITY;
         for kind in [DirectionKind::Random, DirectionKind::Hessian, DirectionKind::Pca] {
             let mut live = LiveLandscape::new(&pair, small(kind));
-            live.advance(usize::MAX);
+            live.advance_cells(usize::MAX);
             assert!(live.is_done());
         }
         tracker.compute_spectrum(&pair.left);

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use crate::config::RunConfig;
 use crate::data::{make_splits, Splits};
 use crate::error::ConfigError;
+use crate::job::Job;
 use crate::model::Mlp;
 use crate::rng::Rng;
 use crate::train::Run;
@@ -68,5 +69,109 @@ impl Pair {
     /// Both runs, left first, mutably.
     pub fn sides_mut(&mut self) -> [&mut Run; 2] {
         [&mut self.left, &mut self.right]
+    }
+}
+
+/// Training both sides of a [`Pair`] as a [`Job`]: up to `steps` more steps
+/// each, one side's step per piece (left, then right), so that a piece is half
+/// of what the pair's step costs (a full batch of 5000 points on a 6 x 64 net
+/// takes tens of ms a side). The results are those of [`Pair::train`]: the
+/// sides are independent, so the order of their steps does not matter.
+#[derive(Clone, Copy, Debug)]
+pub struct Training {
+    steps: usize,
+    limit: Option<usize>,
+    taken: [usize; 2],
+    stopped: [bool; 2],
+}
+
+impl Training {
+    /// `steps` more steps on each side that has not diverged; with `limit`,
+    /// none beyond that step count.
+    pub fn new(steps: usize, limit: Option<usize>) -> Training {
+        Training { steps, limit, taken: [0; 2], stopped: [false; 2] }
+    }
+
+    /// The most steps either side has taken in this job.
+    pub fn taken(&self) -> usize {
+        self.taken[0].max(self.taken[1])
+    }
+}
+
+impl Job<Pair> for Training {
+    fn advance(&mut self, pair: &mut Pair) -> bool {
+        // The side that is behind goes next (left first), so both move together.
+        let side = usize::from(self.stopped[0] || (!self.stopped[1] && self.taken[1] < self.taken[0]));
+        let run = if side == 0 { &mut pair.left } else { &mut pair.right };
+        let at_limit = self.limit.is_some_and(|limit| run.step >= limit);
+        if self.stopped[side] || self.taken[side] >= self.steps || at_limit || run.diverged.is_some() {
+            self.stopped[side] = true;
+        } else {
+            run.train(1);
+            self.taken[side] += 1;
+        }
+        self.is_done()
+    }
+
+    fn progress(&self) -> f64 {
+        if self.steps == 0 {
+            1.0
+        } else {
+            (self.taken[0] + self.taken[1]) as f64 / (2 * self.steps) as f64
+        }
+    }
+
+    fn is_done(&self) -> bool {
+        (0..2).all(|side| self.stopped[side] || self.taken[side] >= self.steps)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::job::{finish, Slicer, Stop};
+
+    fn pair() -> Pair {
+        let mut config = RunConfig::default();
+        config.data.n_train = 64;
+        config.data.n_test = 50;
+        config.training.steps = 30;
+        Pair::new(config).unwrap()
+    }
+
+    #[test]
+    fn training_as_a_job_gives_the_bits_of_pair_train() {
+        let (mut by_job, mut at_once) = (pair(), pair());
+        at_once.train(25);
+        // In slices of a few pieces, as the page runs it.
+        let mut job = Training::new(25, None);
+        let mut clock = 0.0;
+        let mut slicer = Slicer::default();
+        while slicer.work_for(&mut job, &mut by_job, 0.5, &mut || {
+            clock += 0.1;
+            clock
+        }) != Stop::Done
+        {}
+        assert_eq!((job.taken(), job.progress()), (25, 1.0));
+        for (a, b) in by_job.sides().iter().zip(at_once.sides()) {
+            assert_eq!(a.step, 25);
+            assert_eq!(a.params, b.params, "same bits");
+            assert_eq!(a.history.points, b.history.points);
+        }
+    }
+
+    #[test]
+    fn training_stops_at_the_limit_and_at_a_diverged_side() {
+        let mut p = pair();
+        let mut job = Training::new(100, Some(30));
+        finish(&mut job, &mut p);
+        assert_eq!([p.left.step, p.right.step], [30, 30], "the limit holds");
+        assert_eq!(job.taken(), 30);
+
+        let mut p = pair();
+        p.left.diverged = Some(crate::train::Divergence { step: 0, reason: "a test".into() });
+        let mut job = Training::new(10, None);
+        finish(&mut job, &mut p);
+        assert_eq!([p.left.step, p.right.step], [0, 10], "the diverged side waits, the other goes on");
     }
 }

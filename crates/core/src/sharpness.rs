@@ -28,6 +28,7 @@ use crate::activation::Activation;
 use crate::config::DEFAULT_RHO;
 use crate::data::Dataset;
 use crate::hessian::{HessianOperator, Hutchinson, PowerIteration};
+use crate::job::{self, Job};
 use crate::model::{Mlp, Workspace};
 use crate::rng::Rng;
 
@@ -376,7 +377,7 @@ pub struct SharpnessJob {
     stage: Stage,
     /// lambda_max and the trace in progress (a product per call).
     power: Option<PowerIteration>,
-    trace: Option<(Hutchinson, Rng)>,
+    trace: Option<Hutchinson>,
     report: SharpnessReport,
 }
 
@@ -416,22 +417,6 @@ impl SharpnessJob {
         }
     }
 
-    /// Whether every measure has been taken, so the report is final.
-    pub fn is_done(&self) -> bool {
-        self.stage == Stage::Done
-    }
-
-    /// Fraction of the measures done, in [0, 1].
-    pub fn progress(&self) -> f64 {
-        let total = if self.settings.spectrum { 7.0 } else { 6.0 };
-        let within = match self.stage {
-            Stage::LambdaMax => self.power.as_ref().map_or(0.0, PowerIteration::progress),
-            Stage::Trace => self.trace.as_ref().map_or(0.0, |(t, _)| t.progress()),
-            _ => 0.0,
-        };
-        ((self.stage as usize as f64 + within.min(0.99)) / total).min(1.0)
-    }
-
     /// The report so far (measures not computed yet are NaN).
     pub fn report(&self) -> &SharpnessReport {
         &self.report
@@ -442,8 +427,17 @@ impl SharpnessJob {
         self.report
     }
 
-    /// Computes the next piece (see [`SharpnessJob`]); returns whether the job is done.
-    pub fn advance(&mut self) -> bool {
+    /// Runs every remaining measure.
+    pub fn finish(mut self) -> SharpnessReport {
+        job::finish(&mut self, &mut ());
+        self.report
+    }
+}
+
+/// A piece is one Hessian-vector product of lambda_max or the trace, or one
+/// whole other measure (see [`SharpnessJob`]).
+impl Job for SharpnessJob {
+    fn advance(&mut self, _: &mut ()) -> bool {
         let s = &self.settings;
         let seed = s.seed;
         let mut f = Objective::new(&self.mlp, &self.x, &self.y);
@@ -456,7 +450,7 @@ impl SharpnessJob {
                     let mut rng = Rng::derive(seed, "sharpness-power");
                     PowerIteration::new(n, &mut rng, s.power_iterations, s.power_tolerance)
                 });
-                if !power.step(&mut self.op) {
+                if !power.advance(&mut self.op) {
                     return false;
                 }
                 let e = self.power.take().expect("just stepped").finish();
@@ -466,13 +460,13 @@ impl SharpnessJob {
             }
             Stage::Trace => {
                 let n = self.op.num_params();
-                let (trace, rng) = self.trace.get_or_insert_with(|| {
-                    (Hutchinson::new(n, s.hutchinson_samples), Rng::derive(seed, "sharpness-trace"))
+                let trace = self.trace.get_or_insert_with(|| {
+                    Hutchinson::new(n, s.hutchinson_samples, Rng::derive(seed, "sharpness-trace"))
                 });
-                if !trace.step(&mut self.op, rng) {
+                if !trace.advance(&mut self.op) {
                     return false;
                 }
-                let t = self.trace.take().expect("just stepped").0.finish();
+                let t = self.trace.take().expect("just stepped").finish();
                 r.trace = t.value;
                 r.trace_std_error = t.std_error;
                 Stage::Eps
@@ -516,10 +510,20 @@ impl SharpnessJob {
         self.is_done()
     }
 
-    /// Runs every remaining measure.
-    pub fn finish(mut self) -> SharpnessReport {
-        while !self.advance() {}
-        self.report
+    /// Fraction of the measures done, in [0, 1].
+    fn progress(&self) -> f64 {
+        let total = if self.settings.spectrum { 7.0 } else { 6.0 };
+        let within = match self.stage {
+            Stage::LambdaMax => self.power.as_ref().map_or(0.0, Job::progress),
+            Stage::Trace => self.trace.as_ref().map_or(0.0, Job::progress),
+            _ => 0.0,
+        };
+        ((self.stage as usize as f64 + within.min(0.99)) / total).min(1.0)
+    }
+
+    /// Whether every measure has been taken, so the report is final.
+    fn is_done(&self) -> bool {
+        self.stage == Stage::Done
     }
 }
 
@@ -710,7 +714,7 @@ mod tests {
         assert_eq!(last, 0.0);
         assert!(job.report().lambda_max.is_nan());
         let mut calls = 0;
-        while !job.advance() {
+        while !job.advance(&mut ()) {
             assert!(job.progress() > last);
             last = job.progress();
             calls += 1;

@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use crate::config::SideConfig;
 use crate::hessian::HessianOperator;
+use crate::job::Job;
 use crate::optim::OptimizerConfig;
 use crate::sharpness::{sample_rows, SharpnessJob, SharpnessReport, SharpnessSettings};
 use crate::train::Run;
@@ -95,7 +96,7 @@ impl SharpnessTracker {
             return false;
         }
         let (_, _, job) = self.job.as_mut().expect("checked above");
-        if !job.advance() {
+        if !job.advance(&mut ()) {
             return false;
         }
         let (step, lr, job) = self.job.take().expect("checked above");

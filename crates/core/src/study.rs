@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{SideConfig, TrainingConfig};
 use crate::data::Splits;
 use crate::error::ConfigError;
+use crate::job::Job;
 use crate::model::{Architecture, Mlp};
 use crate::pair::Pair;
 use crate::rng::Rng;
@@ -259,7 +260,7 @@ impl StudyJob {
 
     /// Trains at most `max_steps` more steps (over as many replicas as that
     /// reaches); returns the steps taken. A replica that diverged stops early.
-    pub fn advance(&mut self, max_steps: usize) -> usize {
+    pub fn train_steps(&mut self, max_steps: usize) -> usize {
         let mut done = 0;
         while let Some((side, i)) = self.next() {
             let (study, mlp) = (&self.study, &self.mlp);
@@ -284,12 +285,22 @@ impl StudyJob {
         done
     }
 
-    pub fn is_done(&self) -> bool {
-        self.next().is_none()
+    /// The metrics of every finished replica, per side.
+    pub fn results(&self) -> &[Vec<ReplicaMetrics>; 2] {
+        &self.results
+    }
+}
+
+/// A piece is one training step of the replica under way (~40 us for the
+/// reference net), and its final metrics when it is the replica's last.
+impl Job for StudyJob {
+    fn advance(&mut self, _: &mut ()) -> bool {
+        self.train_steps(1);
+        self.is_done()
     }
 
     /// Fraction of all steps of all replicas done, in [0, 1].
-    pub fn progress(&self) -> f64 {
+    fn progress(&self) -> f64 {
         let per = self.study.steps.max(1) as f64;
         let total = (2 * self.study.seeds.len()) as f64 * per;
         let finished = (self.results[0].len() + self.results[1].len()) as f64 * per;
@@ -301,9 +312,8 @@ impl StudyJob {
         }
     }
 
-    /// The metrics of every finished replica, per side.
-    pub fn results(&self) -> &[Vec<ReplicaMetrics>; 2] {
-        &self.results
+    fn is_done(&self) -> bool {
+        self.next().is_none()
     }
 }
 
@@ -485,7 +495,7 @@ mod tests {
         let mut calls = 0;
         while !job.is_done() {
             let before = job.progress();
-            assert!(job.advance(7) <= 7);
+            assert!(job.train_steps(7) <= 7);
             assert!(job.progress() >= before);
             calls += 1;
             assert!(calls < 100, "the job must finish");
