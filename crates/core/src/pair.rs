@@ -72,57 +72,62 @@ impl Pair {
     }
 }
 
-/// Training both sides of a [`Pair`] as a [`Job`]: up to `steps` more steps
-/// each, one side's step per piece (left, then right), so that a piece is half
-/// of what the pair's step costs (a full batch of 5000 points on a 6 x 64 net
-/// takes tens of ms a side). The results are those of [`Pair::train`]: the
-/// sides are independent, so the order of their steps does not matter.
+/// Training both sides of a [`Pair`] as a [`Job`]: up to `steps` more steps on
+/// each side that has not diverged (with `limit`, none beyond that step count).
+/// A piece is one step of each side, so the two stay in lockstep whenever a time
+/// budget ends; the results are those of [`Pair::train`].
 #[derive(Clone, Copy, Debug)]
 pub struct Training {
     steps: usize,
     limit: Option<usize>,
-    taken: [usize; 2],
-    stopped: [bool; 2],
+    taken: usize,
+    stalled: bool,
 }
 
 impl Training {
-    /// `steps` more steps on each side that has not diverged; with `limit`,
-    /// none beyond that step count.
+    /// `steps` more steps on each side; with `limit`, none beyond that step count.
     pub fn new(steps: usize, limit: Option<usize>) -> Training {
-        Training { steps, limit, taken: [0; 2], stopped: [false; 2] }
+        Training { steps, limit, taken: 0, stalled: false }
     }
 
-    /// The most steps either side has taken in this job.
+    /// Steps taken so far (by the side that moved most).
     pub fn taken(&self) -> usize {
-        self.taken[0].max(self.taken[1])
+        self.taken
     }
 }
 
 impl Job<Pair> for Training {
     fn advance(&mut self, pair: &mut Pair) -> bool {
-        // The side that is behind goes next (left first), so both move together.
-        let side = usize::from(self.stopped[0] || (!self.stopped[1] && self.taken[1] < self.taken[0]));
-        let run = if side == 0 { &mut pair.left } else { &mut pair.right };
-        let at_limit = self.limit.is_some_and(|limit| run.step >= limit);
-        if self.stopped[side] || self.taken[side] >= self.steps || at_limit || run.diverged.is_some() {
-            self.stopped[side] = true;
+        if self.is_done() {
+            return true;
+        }
+        let mut moved = false;
+        for run in pair.sides_mut() {
+            let at_limit = self.limit.is_some_and(|limit| run.step >= limit);
+            if !at_limit && run.diverged.is_none() {
+                run.train(1);
+                moved = true;
+            }
+        }
+        if moved {
+            self.taken += 1;
         } else {
-            run.train(1);
-            self.taken[side] += 1;
+            // Both sides diverged or reached the limit: nothing more to do.
+            self.stalled = true;
         }
         self.is_done()
     }
 
     fn progress(&self) -> f64 {
-        if self.steps == 0 {
+        if self.steps == 0 || self.stalled {
             1.0
         } else {
-            (self.taken[0] + self.taken[1]) as f64 / (2 * self.steps) as f64
+            self.taken as f64 / self.steps as f64
         }
     }
 
     fn is_done(&self) -> bool {
-        (0..2).all(|side| self.stopped[side] || self.taken[side] >= self.steps)
+        self.stalled || self.taken >= self.steps
     }
 }
 
