@@ -36,7 +36,7 @@ export XDG_RUNTIME_DIR
 
 PORT ?= 8000
 WASM_TARGET := wasm32-unknown-unknown
-# Lib unit tests + integration tests (tests/*.rs); not the CLI binary, whose deps are native-only.
+# The root package's lib + integration tests (tests/*.rs); the CLI crate is native-only.
 WASM_TEST_TARGETS := --lib --test '*'
 
 .PHONY: all check setup setup-build build wasm demo serve test test-native test-wasm test-e2e bench lint fmt clean distclean
@@ -45,12 +45,15 @@ all: build
 
 # No setup, no wasm, no browser, no GPU: what to run before every commit (seconds once built).
 # A new tests/*.rs that needs none of those belongs in FAST_TESTS.
-FAST_TESTS := golden pytorch_reference training no_alloc landscape cli cli_landscape schema
+FAST_TESTS := golden pytorch_reference training no_alloc landscape schema
+CLI_FAST_TESTS := cli cli_landscape
 CHECK_TESTS := --lib $(foreach t,$(FAST_TESTS),--test $(t))
 check:
 	cargo fmt --all --check
-	cargo clippy --all-targets -- -D warnings
+	cargo clippy --workspace --all-targets -- -D warnings
+	cargo test -p flatminima-core -p flatminima-backend --lib
 	cargo test $(CHECK_TESTS)
+	cargo test -p flatminima-cli $(foreach t,$(CLI_FAST_TESTS),--test $(t))
 
 setup:
 	bash scripts/setup.sh
@@ -72,8 +75,8 @@ serve:
 test: test-native test-wasm test-e2e
 
 test-native: setup
-	cargo test --all-targets --no-fail-fast
-	cargo test --doc
+	cargo test --workspace --all-targets --no-fail-fast
+	cargo test --workspace --doc
 
 test-wasm: setup
 	CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
@@ -88,7 +91,7 @@ test-e2e: setup build
 	else echo "test-e2e: WARNING: no tests/e2e/*.test.mjs yet, skipped" >&2; fi
 
 bench: setup build
-	cargo bench
+	cargo bench --workspace
 	if [ -f scripts/bench-browser.mjs ]; then node scripts/bench-browser.mjs; \
 	else echo "bench: WARNING: scripts/bench-browser.mjs not written yet, browser bench skipped" >&2; fi
 
@@ -96,7 +99,7 @@ lint: setup build
 	cargo fmt --all --check
 	tsc -p tsconfig.page.json
 	tsc -p tsconfig.worker.json
-	cargo clippy --all-targets -- -D warnings
+	cargo clippy --workspace --all-targets -- -D warnings
 	cargo clippy --target $(WASM_TARGET) $(WASM_TEST_TARGETS) -- -D warnings
 	cargo clippy --lib --target $(WASM_TARGET) --features bench-page -- -D warnings
 	cargo clippy --lib --target $(WASM_TARGET) --no-default-features --features gpu-page -- -D warnings

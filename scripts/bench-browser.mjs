@@ -9,7 +9,7 @@
 //     surface over 1000 points (issue 3's figures, timed inside wasm),
 //   - the gzipped bytes of wasm + JS + CSS that index.html makes the browser load,
 //   - and the native figures for comparison: from criterion's results
-//     (target/criterion/train_step/{sgd,sam}, written by `cargo bench --bench train_step`),
+//     (target/criterion/train_step/{sgd,sam}, written by `cargo bench -p flatminima-core --bench train_step`),
 //     or given as --native-sgd=EXAMPLES_PER_S --native-sam=EXAMPLES_PER_S.
 //
 //   node scripts/bench-browser.mjs [--json] [--quick] [--webgpu] [--study] [--page] [--native-sgd=N] [--native-sam=N] [--dir=WWW]
@@ -303,7 +303,7 @@ async function main() {
       const wb = wasm[side].examples_per_s_best;
       const best = n && n.best_per_s ? `; best ${fmt(n.best_per_s)}/s, wasm best = ${fmt((100 * wb) / n.best_per_s, 0)}% of native best` : "";
       if (n) line(`native ${side.toUpperCase()} examples/s`, fmt(n.per_s), `  wasm median = ${fmt((100 * w) / n.per_s, 0)}% of native mean${best}${side === "sgd" ? mark(w >= TARGETS.nativeShare * n.per_s) : ""} (${n.source})`);
-      else line(`native ${side.toUpperCase()} examples/s`, "n/a", "  (run `cargo bench --bench train_step` or pass --native-" + side + "=N)");
+      else line(`native ${side.toUpperCase()} examples/s`, "n/a", "  (run `cargo bench -p flatminima-core --bench train_step` or pass --native-" + side + "=N)");
     }
     if (native.boundary_ms) line("native both boundaries (compute)", fmt(native.boundary_ms.ms, 2) + " ms", `  (${native.boundary_ms.source})`);
     for (const p of result.problems) console.log(`  problem: ${p}`);

@@ -1,12 +1,10 @@
 #!/usr/bin/env bash
-# Runs the prebuilt GPU benchmark (benches/gpu.rs) on a machine that has a GPU but
+# Runs the prebuilt GPU benchmark (crates/backend/benches/gpu.rs) on a machine that has a GPU but
 # no Rust toolchain, crate registry or network. Self-contained: bash + coreutils.
 #
 # Build the binary where cargo works (same OS family, glibc no newer than the target's):
-#   CARGO_PROFILE_BENCH_LTO=false cargo bench --bench gpu --no-run
-#       # prints "Executable benches/gpu.rs (target/release/deps/gpu-HASH)". LTO off: with
-#       # lto = true and crate-type cdylib+rlib, cargo builds two libflatminima.rlib variants
-#       # under one name (cargo#6313) and linking the CLI binary can fail.
+#   cargo bench -p flatminima-backend --bench gpu --no-run
+#       # prints "Executable crates/backend/benches/gpu.rs (target/release/deps/gpu-HASH)".
 #   cp target/release/deps/gpu-HASH gpu-bench && strip gpu-bench   # optional: smaller to carry
 # Then, on the GPU machine:
 #   scripts/gpu-bench.sh ./gpu-bench [criterion filter, e.g. replicas]

@@ -1,37 +1,19 @@
 //! flatminima: train tiny MLPs side by side (SGD vs SAM) on shifted 2D data
 //! and measure whether the flatter minimum is the more robust one.
 //!
-//! The core modules are plain Rust (no web dependencies) and work on one flat
-//! parameter vector; see ARCHITECTURE.md for the map.
+//! This package is the browser layer ([`web`], wasm32 only) and the wasm
+//! module the page loads. The work is done by two crates it re-exports, so
+//! `flatminima::model`, `flatminima::backend`, `flatminima::gpu` name the same
+//! items everywhere (tests, benches, the page):
+//! - [`flatminima_core`]: data, model, optimisers, training, Hessian, sharpness,
+//!   landscape, studies. Plain Rust on one flat parameter vector, no web, no GPU.
+//! - [`flatminima_backend`]: the GPU kernels and the one CPU/GPU chooser.
+//!
+//! See ARCHITECTURE.md for the map.
 
-pub mod activation;
-pub mod backend;
-pub mod config;
-pub mod data;
-pub mod error;
-pub mod gpu;
-pub mod hessian;
-pub mod kendall;
-pub mod landscape;
-pub mod live_landscape;
-pub mod loss;
-pub mod metrics;
-pub mod model;
-pub mod nan_as_null;
-pub mod optim;
-pub mod pair;
-pub mod record;
-pub mod rng;
-pub mod sam;
-pub mod schedule;
-pub mod settings;
-pub mod sharpness;
-pub mod sharpness_tracker;
-pub mod stats;
-pub mod study;
-pub mod study_grid;
-pub mod study_stats;
-pub mod train;
+pub use flatminima_backend as backend;
+pub use flatminima_backend::gpu;
+pub use flatminima_core::*;
 
 /// The browser layer: the only code that touches web-sys/js-sys.
 #[cfg(target_arch = "wasm32")]

@@ -1,4 +1,4 @@
-//! The backend layer (src/backend): the CPU and GPU backends agree, and every
+//! The backend layer (crates/backend/src/): the CPU and GPU backends agree, and every
 //! GPU failure falls back to the CPU with a notice. GPU tests run on whatever
 //! Vulkan adapter exists (lavapipe here); without one they print a notice and pass
 //! (fail under CI=true: tests/support/adapter.rs).

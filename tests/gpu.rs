@@ -1,4 +1,4 @@
-//! The GPU kernels (src/gpu) against the f64 CPU core, natively on whatever
+//! The GPU kernels (crates/backend/src/gpu) against the f64 CPU core, natively on whatever
 //! Vulkan adapter exists (lavapipe in CI: `make test` installs mesa-vulkan-drivers).
 //! Without any adapter each test prints a notice and passes, except under CI=true,
 //! where it fails (tests/support/adapter.rs).

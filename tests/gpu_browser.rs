@@ -1,4 +1,4 @@
-//! The GPU kernels in a browser, through WebGPU (the wasm side of src/gpu: async
+//! The GPU kernels in a browser, through WebGPU (the wasm side of crates/backend/src/gpu: async
 //! readback without blocking). Chromium exposes WebGPU headless only with
 //! `--enable-unsafe-webgpu` (SwiftShader, which also wants `--enable-unsafe-swiftshader`):
 //! `webdriver.json` at the crate root passes both to the Chrome that

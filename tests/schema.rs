@@ -1,4 +1,4 @@
-//! The settings schema (src/settings.rs) is declared once; what cannot be
+//! The settings schema (crates/core/src/settings.rs) is declared once; what cannot be
 //! derived from it at run time is checked against it here: the README's table
 //! of attributes and the element's list of attribute names.
 
@@ -15,12 +15,12 @@ fn read(path: &str) -> String {
 fn the_readme_attribute_table_is_the_schemas() {
     let readme = read("README.md");
     // The marker, the table's header, then one row per setting (the element's own attributes follow).
-    let marker = "<!-- settings table: generated from src/settings.rs, checked by tests/schema.rs -->\n";
+    let marker = "<!-- settings table: generated from crates/core/src/settings.rs, checked by tests/schema.rs -->\n";
     let from = readme.find(marker).expect("README.md has no settings-table marker") + marker.len();
     let expected = format!("| attribute | values (default) |\n|---|---|\n{}", markdown_rows());
     assert!(
         readme[from..].starts_with(&expected),
-        "README.md's settings rows differ from src/settings.rs; they should read:\n{expected}"
+        "README.md's settings rows differ from crates/core/src/settings.rs; they should read:\n{expected}"
     );
 }
 
@@ -32,5 +32,5 @@ fn the_elements_attribute_names_are_the_schemas() {
     let listed: BTreeSet<&str> =
         js[from..to].split(',').map(|s| s.trim().trim_matches('"')).filter(|s| !s.is_empty()).collect();
     let declared: BTreeSet<&str> = SETTINGS.iter().map(|s| s.name).collect();
-    assert_eq!(listed, declared, "www/flatminima-sandbox.js's SETTINGS differs from src/settings.rs");
+    assert_eq!(listed, declared, "www/flatminima-sandbox.js's SETTINGS differs from crates/core/src/settings.rs");
 }

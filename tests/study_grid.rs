@@ -1,4 +1,4 @@
-//! Study grids (src/study_grid.rs, src/study_stats.rs) on tiny grids: the
+//! Study grids (crates/core/src/study_grid.rs, crates/core/src/study_stats.rs) on tiny grids: the
 //! seeds are `compare`'s, evaluations need no retraining, the stopping rule
 //! stops where it says, shards merge into the unsharded result bit for bit,
 //! bad grids are refused by name, and the statistics equal their closed forms.

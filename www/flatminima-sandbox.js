@@ -5,7 +5,7 @@
 //   <script type="module" src="flatminima-sandbox.js"></script>
 //   <flatminima-sandbox dataset="spirals" rho="0.2" autoplay></flatminima-sandbox>
 //
-// Attributes: every setting of src/settings.rs (dataset, noise, points, classes,
+// Attributes: every setting of crates/core/src/settings.rs (dataset, noise, points, classes,
 // shift, severity, hidden, activation, optimizer, left-optimizer,
 // right-optimizer, left, right, rho, lr, momentum, weight-decay, schedule,
 // batch-size, steps, seed, label-smoothing), plus backend (auto|cpu|gpu),
@@ -37,7 +37,7 @@ const CSS_URL = new URL("./flatminima.css", import.meta.url);
 const WORKER_URL = new URL("./flatminima-worker.js", import.meta.url);
 
 /**
- * The settings' names (src/settings.rs declares them; observedAttributes needs
+ * The settings' names (crates/core/src/settings.rs declares them; observedAttributes needs
  * them before the wasm module is loaded). tests/schema.rs checks this list
  * against the declaration.
  */
@@ -87,7 +87,7 @@ const CANVAS_NAMES = ["boundary0", "boundary1", "loss", "acc", "contour0", "surf
 
 // ---------------------------------------------------------------------------
 // The controls panel, built from the settings schema the worker sends
-// (src/settings.rs: label, group, kind, range or options, help, note).
+// (crates/core/src/settings.rs: label, group, kind, range or options, help, note).
 
 /**
  * The control for one declared setting: a select, a slider, a number field
@@ -242,7 +242,7 @@ class FlatminimaSandbox extends HTMLElement {
   /** @type {any} */
   #els = {};
   #palette = { classes: [], sides: [] };
-  /** The page's study limits, from the worker's schema (src/study.rs); the worker checks them too. */
+  /** The page's study limits, from the worker's schema (crates/core/src/study.rs); the worker checks them too. */
   #limits = { replicas: Infinity, steps: Infinity };
   /** Set when the worker crashed or could not start: the element shows this and stops. */
   #fatal = "";

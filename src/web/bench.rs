@@ -57,7 +57,7 @@ pub fn bench_labels(settings_json: &str) -> Result<Vec<String>, JsError> {
 /// The landscape and sharpness figures of issue 3, timed inside wasm on the
 /// reference network (the default SGD side trained for 1000 steps, with 512
 /// training and 1000 test points), as criterion times them natively
-/// (benches/landscape.rs). Returns JSON with milliseconds:
+/// (crates/core/benches/landscape.rs). Returns JSON with milliseconds:
 /// `{hvp_512, lambda_max_512, power_iterations, dense_and_spectrum_512,
 /// surface_51x51_1000, surface_rows_ms_max}`; each is the median of `repeats`
 /// runs (the surface: one run, done a row at a time as the page does it, with
@@ -66,6 +66,7 @@ pub fn bench_labels(settings_json: &str) -> Result<Vec<String>, JsError> {
 pub fn bench_landscape(repeats: u32) -> String {
     use crate::config::RunConfig;
     use crate::hessian::{power_iteration, spectrum, HessianOperator};
+    use crate::job::Job;
     use crate::landscape::{Grid, Plane, Split, SurfaceJob};
     use crate::rng::Rng;
 
@@ -117,7 +118,7 @@ pub fn bench_landscape(repeats: u32) -> String {
     let mut job = SurfaceJob::new(&run.mlp, run.splits.clone(), plane, Grid::default(), &[Split::Ood]);
     let mut slowest_row: f64 = 0.0;
     let surface = time(&mut || {
-        while !job.is_done() {
+        while !Job::is_done(&job) {
             let t = now_ms();
             job.next_rows(1);
             slowest_row = slowest_row.max(now_ms() - t);

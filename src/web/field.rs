@@ -13,6 +13,7 @@
 //! call, a 6 x 64 net's (21122 parameters, 0.35 G multiply-adds) about forty,
 //! so the page keeps drawing meanwhile.
 
+use crate::job::{self, Job};
 use crate::train::Run;
 
 use super::grid_net::GridNet;
@@ -77,7 +78,7 @@ impl Field {
     /// parameters (with the fast f32 forward of [`GridNet`]) at once.
     pub fn update(&mut self, run: &Run) {
         self.begin(run);
-        while !self.advance() {}
+        job::finish(self, &mut ());
     }
 
     /// Starts computing the field of `run`'s current parameters (a snapshot:
@@ -93,29 +94,6 @@ impl Field {
     /// Whether a field is being computed.
     pub fn in_progress(&self) -> bool {
         self.next_row.is_some()
-    }
-
-    /// Computes about [`MACS_PER_CALL`] multiply-adds' worth of rows; once the
-    /// last is done, shows the new field and returns true (also when none is
-    /// under way).
-    pub fn advance(&mut self) -> bool {
-        let Some(first) = self.next_row else { return true };
-        let k = self.back_classes;
-        let rows = (MACS_PER_CALL / (GRID * self.back_params).max(1)).max(1);
-        let last = (first + rows).min(GRID);
-        for j in first..last {
-            let y = grid_to_data(0.0, j as f64 + 0.5).1;
-            self.net.row_probs(&self.xs, y, &mut self.back[j * GRID * k..(j + 1) * GRID * k]);
-        }
-        if last < GRID {
-            self.next_row = Some(last);
-            return false;
-        }
-        self.next_row = None;
-        self.set_classes(k);
-        std::mem::swap(&mut self.probs, &mut self.back);
-        self.paint();
-        true
     }
 
     /// Takes probabilities computed elsewhere (the GPU, over
@@ -170,6 +148,40 @@ impl Field {
             }
             march(&self.margin, &mut self.segments);
         }
+    }
+}
+
+/// A piece is about [`MACS_PER_CALL`] multiply-adds' worth of rows; once the
+/// last is done the new field is shown and the job is done (also when none is
+/// under way).
+impl Job for Field {
+    fn advance(&mut self, _: &mut ()) -> bool {
+        let Some(first) = self.next_row else { return true };
+        let k = self.back_classes;
+        let rows = (MACS_PER_CALL / (GRID * self.back_params).max(1)).max(1);
+        let last = (first + rows).min(GRID);
+        for j in first..last {
+            let y = grid_to_data(0.0, j as f64 + 0.5).1;
+            self.net.row_probs(&self.xs, y, &mut self.back[j * GRID * k..(j + 1) * GRID * k]);
+        }
+        if last < GRID {
+            self.next_row = Some(last);
+            return false;
+        }
+        self.next_row = None;
+        self.set_classes(k);
+        std::mem::swap(&mut self.probs, &mut self.back);
+        self.paint();
+        true
+    }
+
+    /// Rows computed of the field under way, as a fraction of all.
+    fn progress(&self) -> f64 {
+        self.next_row.map_or(1.0, |row| row as f64 / GRID as f64)
+    }
+
+    fn is_done(&self) -> bool {
+        self.next_row.is_none()
     }
 }
 

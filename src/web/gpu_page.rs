@@ -1,6 +1,6 @@
 //! The page's GPU module (feature `gpu-page`; `scripts/build-wasm.sh` builds it
 //! into `www/pkg-gpu` without the sandbox): the kernels of [`crate::gpu`]
-//! behind the JSON requests of [`crate::backend::requests`]. The element
+//! behind the JSON requests of [`crate::requests`]. The element
 //! loads it only where `navigator.gpu` gives an adapter and the backend is not
 //! `cpu`, so a page without WebGPU never downloads wgpu.
 //!
@@ -10,9 +10,9 @@
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
-use crate::backend::requests::{BoundaryRequest, SurfaceRequest};
 use crate::backend::GpuBackend;
 use crate::gpu::GpuError;
+use crate::requests::{BoundaryRequest, SurfaceRequest};
 use crate::settings::parse_query;
 use crate::study::Study;
 
@@ -56,7 +56,7 @@ impl GpuKernels {
         let gpu = self.gpu.clone();
         future_to_promise(async move {
             let request: BoundaryRequest = parse(&request_json)?;
-            let probs = request.run_gpu(&gpu).await.map_err(js_error)?;
+            let probs = gpu.run_boundary(&request).await.map_err(js_error)?;
             Ok(js_sys::Float32Array::from(&probs[..]).into())
         })
     }
@@ -67,7 +67,7 @@ impl GpuKernels {
         let gpu = self.gpu.clone();
         future_to_promise(async move {
             let request: SurfaceRequest = parse(&request_json)?;
-            let values = request.run_gpu(&gpu).await.map_err(js_error)?;
+            let values = gpu.run_surface(&request).await.map_err(js_error)?;
             Ok(js_sys::Float64Array::from(&values[..]).into())
         })
     }
@@ -85,7 +85,7 @@ impl GpuKernels {
                 steps as usize,
             )
             .map_err(|e| JsError::new(&e.to_string()))?;
-            let answer = study.run_gpu(&gpu, now_ms).await.map_err(js_error)?;
+            let answer = gpu.run_study(&study, now_ms).await.map_err(js_error)?;
             Ok(serde_json::to_string(&answer).expect("answers serialise").into())
         })
     }

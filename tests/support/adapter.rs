@@ -8,7 +8,7 @@
 
 use std::fmt::Display;
 
-use flatminima::gpu::GpuError;
+use flatminima_backend::gpu::GpuError;
 
 /// True under CI. Natively `CI` is read when the test runs; in wasm (no environment
 /// at run time) when the test crate is compiled: `CI=true cargo test --target wasm32-unknown-unknown`.

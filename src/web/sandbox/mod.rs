@@ -11,9 +11,10 @@ use web_sys::HtmlCanvasElement;
 use crate::config::RunConfig;
 use crate::data::{describe, make_splits, ShiftConfig, Splits};
 use crate::error::ConfigError;
+use crate::job::{self, Job, Slicer};
 use crate::live_landscape::{LandscapeStart, LiveLandscape, LiveSettings};
 use crate::metrics::MetricPoint;
-use crate::pair::Pair;
+use crate::pair::{Pair, Training};
 use crate::settings::{config_from_settings, parse_query, settings_from_config, to_query, SETTINGS};
 use crate::sharpness_tracker::SharpnessTracker;
 use crate::train::Run;
@@ -26,10 +27,6 @@ mod offload;
 mod views;
 use super::landscape_view::LandscapePainter;
 
-/// Each chunk of training aims at this many milliseconds, so a frame's
-/// budget is overshot by at most about this much.
-const CHUNK_TARGET_MS: f64 = 0.5;
-const MAX_CHUNK: usize = 1 << 14;
 /// Parameter snapshots kept per side for trajectories and the PCA plane
 /// (thinned to every second one when full, so they span the whole run).
 const CHECKPOINTS: usize = 64;
@@ -53,8 +50,8 @@ pub struct Sandbox {
     painter: Option<BoundaryPainter>,
     /// Where the last panel drawn of each side put its view.
     plot_rects: [PlotRect; 2],
-    /// Steps per chunk, adapted to the measured step time.
-    chunk: usize,
+    /// Runs the time-sliced work (one per kind of job: each learns its job's speed).
+    slicers: Slicers,
     /// Steps at which the OOD set was changed in place.
     shift_marks: Vec<usize>,
     metrics_cache: Option<((usize, usize, u32, u32), String)>,
@@ -103,7 +100,7 @@ impl Sandbox {
             field_job: [None, None],
             painter: None,
             plot_rects: [PlotRect::default(); 2],
-            chunk: 1,
+            slicers: Slicers::default(),
             shift_marks: Vec::new(),
             metrics_cache: None,
             clock: Clock::new(),
@@ -167,36 +164,23 @@ impl Sandbox {
         self.advance_for(max_steps, budget_ms, false)
     }
 
-    /// The time-budgeted loop of `trainFor` and `stepFor`.
+    /// The time-budgeted loop of `trainFor` and `stepFor`: a [`Training`] job
+    /// run by the one driver, [`Slicer::work_for`].
     fn advance_for(&mut self, max_steps: u32, budget_ms: f64, stop_at_limit: bool) -> u32 {
-        let start = self.clock.now();
-        let mut done = 0;
-        while done < max_steps as usize && !(stop_at_limit && self.finished()) {
-            let n = self.chunk.min(max_steps as usize - done);
-            let t0 = self.clock.now();
-            let taken = self.advance(n, stop_at_limit);
-            if taken == 0 {
-                break;
-            }
-            done += taken;
-            let t1 = self.clock.now();
-            let took = t1 - t0;
-            if took < CHUNK_TARGET_MS / 2.0 {
-                self.chunk = (self.chunk * 2).min(MAX_CHUNK);
-            } else if took > CHUNK_TARGET_MS * 2.0 {
-                self.chunk = (self.chunk / 2).max(1);
-            }
-            if t1 - start >= budget_ms {
-                break;
-            }
-        }
-        done as u32
+        let limit = stop_at_limit.then(|| self.pair().config.training.steps);
+        let mut job = Training::new(max_steps as usize, limit);
+        let pair = self.slot.as_mut().expect("a sandbox always holds a pair");
+        let clock = &self.clock;
+        self.slicers.training.work_for(&mut job, pair, budget_ms, &mut || clock.now());
+        job.taken() as u32
     }
 
     /// Exactly `n` more steps on each side that has not diverged, even past
     /// the configured number of steps. Returns the steps taken.
     pub fn step(&mut self, n: u32) -> u32 {
-        self.advance(n as usize, false) as u32
+        let mut training = Training::new(n as usize, None);
+        job::finish(&mut training, self.pair_mut());
+        training.taken() as u32
     }
 
     /// Both runs back to step 0 (same data, same initial parameters).
@@ -361,20 +345,6 @@ impl Sandbox {
         &self.fields[side.min(1)]
     }
 
-    /// Advances each side that has not diverged by up to `n` steps; with
-    /// `respect_limit`, not beyond the configured number of steps.
-    fn advance(&mut self, n: usize, respect_limit: bool) -> usize {
-        let limit = self.pair().config.training.steps;
-        let mut most = 0;
-        for run in self.pair_mut().sides_mut() {
-            let n = if respect_limit { n.min(limit.saturating_sub(run.step)) } else { n };
-            let before = run.step;
-            run.train(n);
-            most = most.max(run.step - before);
-        }
-        most
-    }
-
     fn rebuild(&mut self, config: RunConfig) {
         // Drop the old runs first: the new ones then reuse their memory, and
         // the wasm heap stays the same size across any number of resets.
@@ -386,7 +356,7 @@ impl Sandbox {
         self.slot = Some(new_pair(config));
         self.generation = self.generation.wrapping_add(1);
         self.shift_marks.clear();
-        self.chunk = 1;
+        self.slicers = Slicers::default();
     }
 
     /// Swaps in the OOD test set of `shift`. Train and ID sets come from their
@@ -432,7 +402,7 @@ impl Sandbox {
             field.begin(run);
             self.field_job[i] = key;
         }
-        if field.advance() {
+        if field.advance(&mut ()) {
             self.fields_at[i] = self.field_job[i].take();
         }
     }
@@ -467,6 +437,16 @@ fn side_metrics(run: &mut Run) -> Value {
 fn parse_settings(query: &str) -> (RunConfig, Vec<ConfigError>) {
     let pairs = parse_query(query);
     config_from_settings(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+}
+
+/// One [`Slicer`] per kind of time-sliced work.
+#[derive(Default)]
+struct Slicers {
+    training: Slicer,
+    landscape_start: Slicer,
+    landscape: Slicer,
+    sharpness: Slicer,
+    study: Slicer,
 }
 
 /// Milliseconds from `performance.now()` (or `Date.now()` where there is no window).

@@ -13,8 +13,9 @@
 
 use wasm_bindgen::prelude::*;
 
-use crate::backend::requests::BoundaryRequest;
+use crate::job::Job;
 use crate::model::Architecture;
+use crate::requests::BoundaryRequest;
 use crate::settings::settings_from_config;
 use crate::study::{Study, StudyJob, StudyReport};
 
@@ -169,11 +170,9 @@ impl Sandbox {
     /// [0, 1] (1 when there is none).
     #[wasm_bindgen(js_name = studyAdvance)]
     pub fn study_advance(&mut self, budget_ms: f64) -> f64 {
-        let start = self.clock.now();
         let Some(s) = self.study.as_mut() else { return 1.0 };
-        while !s.job.is_done() && self.clock.now() - start < budget_ms {
-            s.job.advance(64);
-        }
+        let clock = &self.clock;
+        self.slicers.study.work_for(&mut s.job, &mut (), budget_ms, &mut || clock.now());
         if s.job.is_done() && s.took_ms.is_none() {
             s.took_ms = Some(self.clock.now() - s.started_ms);
         }

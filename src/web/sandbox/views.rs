@@ -5,9 +5,11 @@ use serde_json::{json, Value};
 use wasm_bindgen::prelude::*;
 use web_sys::HtmlCanvasElement;
 
+use crate::job::{Job, Stop};
 use crate::landscape::{log10_range, DirectionKind, Split};
 use crate::live_landscape::LiveLandscape;
 use crate::sharpness_tracker::{spectrum_fits, stability_thresholds, SharpnessTracker, PAGE_MAX_SPECTRUM_PARAMS};
+use crate::train::Run;
 
 use super::super::landscape_view::{self, Dash, LandscapePainter, LineSeries1d, SurfacePicture};
 use super::super::palette;
@@ -54,7 +56,9 @@ impl Sandbox {
     /// to stop asking.
     #[wasm_bindgen(js_name = landscapeAdvance)]
     pub fn landscape_advance(&mut self, budget_ms: f64) -> f64 {
-        let begin = self.clock.now();
+        let clock = &self.clock;
+        let begin = clock.now();
+        let left = || budget_ms - (clock.now() - begin);
         loop {
             let steps = [self.pair().left.step, self.pair().right.step];
             let current = self.landscape_shown.as_ref().is_some_and(|l| l.steps() == steps);
@@ -67,10 +71,8 @@ impl Sandbox {
                 let pair = self.slot.as_ref().expect("a sandbox always holds a pair");
                 let settings = self.landscape_settings;
                 let start = self.landscape_start.get_or_insert_with(|| LiveLandscape::start(pair, settings));
-                while !start.advance() {
-                    if self.clock.now() - begin >= budget_ms {
-                        return 0.0;
-                    }
+                if self.slicers.landscape_start.work_for(start, &mut (), left(), &mut || clock.now()) != Stop::Done {
+                    return 0.0;
                 }
                 let mut next = self.landscape_start.take().expect("just advanced").finish();
                 next.surfaces_elsewhere = self.gpu.is_some();
@@ -78,15 +80,12 @@ impl Sandbox {
                 self.offload.new_landscape();
             }
             let job = self.landscape_pending.as_mut().expect("just ensured");
-            // A cell at a time (at least one per call), then look at the clock: a cell is
-            // ~0.1 ms for the reference net but ~20 ms for a 6 x 64 one.
-            let did = job.advance(1);
-            if job.is_done() {
+            // A cell is ~0.1 ms for the reference net but ~20 ms for a 6 x 64 one.
+            match self.slicers.landscape.work_for(job, &mut (), left(), &mut || clock.now()) {
                 // Shown from now on; if training moved on meanwhile, the loop starts the next one.
-                self.landscape_shown = self.landscape_pending.take();
-            } else if did == 0 || self.clock.now() - begin >= budget_ms {
-                // (Nothing done: the rest is the surfaces, which the GPU module computes.)
-                return job.progress();
+                Stop::Done => self.landscape_shown = self.landscape_pending.take(),
+                // Waiting: the rest is the surfaces, which the GPU module computes.
+                Stop::Waiting | Stop::OutOfTime => return job.progress(),
             }
         }
     }
@@ -251,22 +250,13 @@ impl Sandbox {
     /// or spectrum finished (something new to draw).
     #[wasm_bindgen(js_name = sharpnessAdvance)]
     pub fn sharpness_advance(&mut self, budget_ms: f64, heavy: bool) -> bool {
-        let start = self.clock.now();
-        let mut finished = false;
         let pair = self.slot.as_ref().expect("a sandbox always holds a pair");
         let runs = [&pair.left, &pair.right];
-        loop {
-            let busy = [0, 1].map(|i| self.trackers[i].has_work(runs[i], heavy));
-            if !busy[0] && !busy[1] {
-                break;
-            }
-            let i = if busy[self.sharpness_turn] { self.sharpness_turn } else { 1 - self.sharpness_turn };
-            self.sharpness_turn = 1 - i;
-            finished |= self.trackers[i].advance(runs[i], heavy);
-            if self.clock.now() - start >= budget_ms {
-                break;
-            }
-        }
+        let mut work =
+            Measuring { trackers: &mut self.trackers, runs, heavy, turn: &mut self.sharpness_turn, finished: false };
+        let clock = &self.clock;
+        self.slicers.sharpness.work_for(&mut work, &mut (), budget_ms, &mut || clock.now());
+        let mut finished = work.finished;
         if heavy {
             if let Some(i) = (0..2).find(|&i| self.trackers[i].spectrum_stale(runs[i])) {
                 self.trackers[i].compute_spectrum(runs[i]);
@@ -378,5 +368,42 @@ impl DrawnPictures {
                 true
             }
         }
+    }
+}
+
+/// Both sides' sharpness trackers as one [`Job`]: a piece is one piece of the
+/// next side with work (alternating), until neither has any.
+struct Measuring<'a> {
+    trackers: &'a mut [SharpnessTracker; 2],
+    runs: [&'a Run; 2],
+    heavy: bool,
+    /// Whose turn it is; kept by the sandbox so that the sides alternate across calls.
+    turn: &'a mut usize,
+    /// Whether a measurement finished (something new to draw).
+    finished: bool,
+}
+
+impl Job for Measuring<'_> {
+    fn advance(&mut self, _: &mut ()) -> bool {
+        let busy = [0, 1].map(|i| self.trackers[i].has_work(self.runs[i], self.heavy));
+        if busy[0] || busy[1] {
+            let i = if busy[*self.turn] { *self.turn } else { 1 - *self.turn };
+            *self.turn = 1 - i;
+            self.finished |= self.trackers[i].advance(self.runs[i], self.heavy);
+        }
+        self.is_done()
+    }
+
+    /// Trackers measure again as training goes on: there is no fraction of a whole.
+    fn progress(&self) -> f64 {
+        if self.is_done() {
+            1.0
+        } else {
+            0.0
+        }
+    }
+
+    fn is_done(&self) -> bool {
+        (0..2).all(|i| !self.trackers[i].has_work(self.runs[i], self.heavy))
     }
 }

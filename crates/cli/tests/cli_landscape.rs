@@ -1,0 +1,97 @@
+//! `flatminima landscape` and `flatminima sharpness`, run as a user would.
+#![cfg(not(target_arch = "wasm32"))]
+
+use std::process::{Command, Output};
+
+use flatminima_core::config::RunConfig;
+use flatminima_core::landscape::{curve, default_t, DirectionKind, Line};
+use flatminima_core::pair::Pair;
+use serde_json::Value;
+
+fn flatminima(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_flatminima")).args(args).output().expect("the binary runs")
+}
+
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("flatminima-cli-landscape-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn numbers(v: &Value) -> Vec<f64> {
+    v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect()
+}
+
+#[test]
+fn landscape_writes_json_and_pictures_with_the_libraries_directions() {
+    let dir = temp_dir("run");
+    // The CPU backend: the checks below compare with the f64 core bit for bit.
+    let o = flatminima(&[
+        "landscape",
+        "--set",
+        "steps=150",
+        "--grid",
+        "5",
+        "--backend",
+        "cpu",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for name in ["interpolation", "left_curves", "right_curves", "left_random", "right_hessian", "left_pca"] {
+        let png = std::fs::read(dir.join(format!("{name}.png"))).unwrap();
+        assert_eq!(&png[1..4], b"PNG", "{name}.png");
+    }
+    let json: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("landscape.json")).unwrap()).unwrap();
+    let kinds: Vec<&str> =
+        json["left"]["surfaces"].as_array().unwrap().iter().map(|s| s["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["random", "hessian", "pca"]);
+    // The interpolation's endpoints are the centres of each side's surfaces (the solutions).
+    let interp = numbers(&json["interpolation"]["train"]);
+    let centre = |side: &str| numbers(&json[side]["surfaces"][0]["train"])[12];
+    assert_eq!(interp[10], centre("left"));
+    assert_eq!(interp[30], centre("right"));
+    // The random slice is the library's (the browser's) for this seed, value for value.
+    let mut config = RunConfig::default();
+    config.training.steps = 150;
+    let mut pair = Pair::new(config).unwrap();
+    pair.train(150);
+    let run = &pair.left;
+    let expected =
+        curve(&run.mlp, &run.splits, &Line::random(&run.mlp, &run.params, 1), &default_t(DirectionKind::Random));
+    assert_eq!(numbers(&json["left"]["curves"][0]["ood"]), expected.ood);
+    // The SAM side's trajectory carries its ascent points; SGD's has none.
+    assert!(!json["right"]["trajectories"][2]["perturbed"].as_array().unwrap().is_empty());
+    assert!(json["left"]["trajectories"][2]["perturbed"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn sharpness_and_landscape_read_a_run_record() {
+    let dir = temp_dir("record");
+    let record = dir.join("run.json");
+    let o = flatminima(&["train", "--set", "steps=120", "--out", record.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = flatminima(&["sharpness", "--run", record.to_str().unwrap(), "--quick"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let json: Value = serde_json::from_slice(&o.stdout).unwrap();
+    for side in ["left", "right"] {
+        for field in
+            ["lambda_max", "trace", "eps_sharpness", "rho_sharpness", "adaptive_sharpness", "average_sharpness"]
+        {
+            assert!(json[side][field].as_f64().unwrap().is_finite(), "{side}.{field}");
+        }
+        assert_eq!(json[side]["step"], 120);
+        // The page's thresholds: SGD momentum 0.9 at lr 0.1 -> (2 + 1.8) / 0.1.
+        assert!((json[side]["edge_of_stability"].as_f64().unwrap() - 38.0).abs() < 1e-12);
+        assert_eq!(json[side]["thresholds"]["2/lr"], 20.0);
+    }
+    assert_eq!(json["right"]["label"], "SAM(rho=0.2)+SGD");
+    let out = dir.join("landscape");
+    let o =
+        flatminima(&["landscape", "--run", record.to_str().unwrap(), "--grid", "3", "--out", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let json: Value = serde_json::from_str(&std::fs::read_to_string(out.join("landscape.json")).unwrap()).unwrap();
+    assert!(json["note"].is_null(), "the record replays exactly, so the trajectory is there: {}", json["note"]);
+    let o = flatminima(&["sharpness", "--run", dir.join("missing.json").to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+}

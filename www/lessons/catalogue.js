@@ -1,0 +1,312 @@
+// @ts-check
+// The lessons: each claim from the flat-minima literature as an experiment. A
+// lesson's `check` turns the student's measured numbers into sentences; it may
+// only say what those numbers say (including "the claim failed here"), never
+// what the paper found.
+
+/**
+ * @typedef {{ label: string, metrics: any }} RunResult  one sandbox's final metrics (el.metrics())
+ * @typedef {{
+ *   id: string, title: string, claim: string[], source: string,
+ *   question: string, choices: { id: string, text: string }[],
+ *   setup: string[], runLabel?: string,
+ *   runs: { label: string, attrs: Record<string, string> }[],
+ *   steps: number,
+ *   check: (results: RunResult[], prediction: string) => string[],
+ *   many?: { replicas: number, sandbox?: number },
+ *   next: string[],
+ * }} Lesson
+ */
+
+/** A fraction as a percentage with one decimal. @param {number} x */
+const pct = (x) => `${(100 * x).toFixed(1)}%`;
+/** Signed percentage points with one decimal. @param {number} x */
+const pts = (x) => `${x >= 0 ? "+" : "−"}${Math.abs(x).toFixed(1)} points`;
+/** A number with 3 significant digits. @param {number} x */
+const num = (x) => (Number.isFinite(x) ? x.toPrecision(3) : "not measured");
+
+/** lambda_max of one side, or NaN. @param {any} side */
+const lambda = (side) => side?.sharpness?.lambda_max ?? NaN;
+
+/**
+ * A sentence comparing the sharpness `a` of `aName` with `b` of `bName`:
+ * "X's λmax was 3.1× lower than Y's (12.4 vs 38.2)."
+ * @param {string} aName @param {number} a @param {string} bName @param {number} b
+ */
+function compareLambda(aName, a, bName, b) {
+  if (!(a > 0 && b > 0)) {
+    return `The sharpness (λmax) of ${aName} and ${bName} was not measured in time (${num(a)}, ${num(b)}): ` +
+      "the page measures it while the sandbox is on screen; run again to compare it.";
+  }
+  const r = a / b;
+  const how = Math.abs(Math.log(r)) < Math.log(1.1) ? "about the same as"
+    : r < 1 ? `${(1 / r).toFixed(1)}× lower than` : `${r.toFixed(1)}× higher than`;
+  return `${aName}'s λmax was ${how} ${bName}'s (${num(a)} vs ${num(b)}).`;
+}
+
+/** Sentences for a side that diverged, or [] when neither did. @param {any} m */
+function divergence(m) {
+  return ["left", "right"].filter((s) => m[s].diverged).map((s) =>
+    `${m[s].label} diverged at step ${m[s].diverged_step} (${m[s].diverged_reason}); its numbers are not a solution.`);
+}
+
+/**
+ * The OOD comparison of the right side against the left as a category for the
+ * multiple-choice predictions: "higher" / "same" / "lower" with a 1-point band.
+ * @param {number} diffPoints
+ */
+const category = (diffPoints) => (diffPoints > 1 ? "higher" : diffPoints < -1 ? "lower" : "same");
+
+/**
+ * The usual check of a left-vs-right lesson: curvature, OOD accuracy, the
+ * prediction against the outcome, and the underfitting warning.
+ * @param {RunResult[]} results @param {string} prediction @param {string} metricKey
+ */
+function sideBySide(results, prediction, metricKey = "ood_acc") {
+  const m = results[0].metrics;
+  const [l, r] = [m.left, m.right];
+  const lines = divergence(m);
+  if (lines.length) return [...lines, "Try a smaller learning rate (or rho) and run again."];
+  const d = 100 * (r[metricKey] - l[metricKey]);
+  const what = metricKey === "ood_acc" ? "OOD accuracy" : "in-distribution test accuracy";
+  lines.push(`In your run (step ${r.step}): ${compareLambda(r.label, lambda(r), l.label, lambda(l))}`);
+  lines.push(`Its ${what} was **${pct(r[metricKey])}** against **${pct(l[metricKey])}**: ${pts(d)}.`);
+  const outcome = category(d);
+  lines.push(prediction === outcome
+    ? `You predicted that; this run agrees.`
+    : `You predicted "${prediction}"; this run says "${outcome}" (a band of ±1 point counts as the same).`);
+  const trainGap = 100 * (r.train_acc - l.train_acc);
+  if (d > 1 && trainGap < -2) {
+    lines.push(`Careful: ${r.label} also fits the training data worse (train accuracy ${pts(trainGap)}). ` +
+      `A gain out of distribution that comes with underfitting is not robustness.`);
+  }
+  lines.push(...trainLossNote(m));
+  lines.push(`This is one run on one data draw. Press the button below to see the spread over seeds.`);
+  return lines;
+}
+
+/**
+ * With cross-entropy the curvature shrinks as the train loss goes to zero, so
+ * when the flatter side also has a much lower train loss, its lower λmax is
+ * partly "trained further", not "a wider basin". Says so when that is the case.
+ * @param {any} m
+ */
+function trainLossNote(m) {
+  const [l, r] = [m.left, m.right];
+  const [flat, sharp] = lambda(l) < lambda(r) ? [l, r] : [r, l];
+  if (!(lambda(flat) > 0) || !(flat.train_loss * 3 < sharp.train_loss)) return [];
+  return [`Note: ${flat.label} also ended with a much lower train loss (${num(flat.train_loss)} vs ` +
+    `${num(sharp.train_loss)}). With cross-entropy the curvature shrinks as the loss goes to zero, so part of ` +
+    "its lower λmax says how far training went, not how wide the basin is."];
+}
+
+/** @type {Lesson[]} */
+export const LESSONS = [
+  {
+    id: "sgd-vs-sam",
+    title: "SGD vs SAM under a rotation",
+    claim: [
+      "Sharpness-aware minimisation (SAM) steers training towards **flat minima**, where the loss stays low when the " +
+        "weights move a little. Flat minima are said to generalise better, and to hold up better when the data shifts.",
+    ],
+    source: "Foret et al. 2021, \"Sharpness-Aware Minimization for Efficiently Improving Generalization\" (ICLR). " +
+      "Published: CIFAR-10, WideResNet, test error 3.20% with SGD vs 2.86% with SAM (davda54/sam's reproduction).",
+    question: "Both networks start from the same weights and see the same batches. After 3000 steps, how will SAM's " +
+      "accuracy on the rotated (OOD) moons compare with SGD's?",
+    choices: [
+      { id: "higher", text: "SAM's will be higher (by more than 1 point)" },
+      { id: "same", text: "About the same (within 1 point)" },
+      { id: "lower", text: "SAM's will be lower (by more than 1 point)" },
+    ],
+    setup: ["Two moons; the OOD test set is rotated by 45 degrees. Left: SGD with momentum. Right: SAM (ρ = 0.2) " +
+      "over the same SGD."],
+    runs: [{ label: "SGD (left) vs SAM (right)", attrs: { dataset: "moons", shift: "rotate", severity: "0.5", rho: "0.2" } }],
+    steps: 3000,
+    check: (results, prediction) => sideBySide(results, prediction),
+    many: { replicas: 32 },
+    next: [
+      "Raise ρ to 1 (the rho control): does SAM still train at all?",
+      "Change the shift to translate or noise: does the answer change with the kind of shift?",
+      "Change the seed (a new data draw): does the same prediction hold?",
+    ],
+  },
+  {
+    id: "label-noise",
+    title: "Label noise, where SAM's gain is largest",
+    claim: [
+      "With many training labels flipped, a network that can memorise them will. SAM resists memorising noisy " +
+        "labels; its largest published gains are under label noise.",
+    ],
+    source: "Foret et al. 2021, label-noise experiments on CIFAR-10: with 40% of labels flipped, test accuracy " +
+      "68.8% (SGD) vs 93.4% (SAM), as reported there.",
+    question: "30% of the training labels are flipped (the test sets are clean). How will SAM's clean test accuracy " +
+      "compare with SGD's?",
+    choices: [
+      { id: "higher", text: "SAM's will be higher (by more than 1 point)" },
+      { id: "same", text: "About the same (within 1 point)" },
+      { id: "lower", text: "SAM's will be lower (by more than 1 point)" },
+    ],
+    setup: ["Two moons, 30% of training labels flipped, a wider network (32, 32) that can memorise them. Watch the " +
+      "in-distribution curve while it trains: does it peak and then fall (the case for early stopping)?"],
+    runs: [{ label: "SGD (left) vs SAM (right)", attrs: { dataset: "moons", "label-noise": "0.3", hidden: "32,32", shift: "rotate", severity: "0.3", rho: "0.2" } }],
+    steps: 3000,
+    check: (results, prediction) => sideBySide(results, prediction, "id_acc"),
+    many: { replicas: 32 },
+    next: [
+      "Set label noise to 0: how much of SAM's advantage was about the noise?",
+      "Make the network smaller (hidden 8): can it still memorise the flipped labels?",
+    ],
+  },
+  {
+    id: "batch-size",
+    title: "Large vs small batches",
+    claim: [
+      "Large-batch training converges to **sharp** minima and small batches to **flat** ones, and the sharp ones " +
+        "generalise worse.",
+      "Part of that gap is about the budget: with the same number of steps a small batch sees far fewer epochs, " +
+        "and with the same epochs a large batch takes far fewer steps; a larger learning rate or longer training " +
+        "closes much of the gap.",
+    ],
+    source: "Keskar et al. 2017, \"On Large-Batch Training for Deep Learning: Generalization Gap and Sharp Minima\" " +
+      "(ICLR): e.g. CIFAR-10 network C1, test accuracy 80.04% (small batch) vs 77.26% (large batch). " +
+      "Hoffer et al. 2017, \"Train longer, generalize better\" (NeurIPS).",
+    question: "Same network, same 3000 SGD steps. Which ends in the flatter minimum (lower λmax)?",
+    choices: [
+      { id: "small", text: "Batches of 4" },
+      { id: "same", text: "About the same (within 10%)" },
+      { id: "large", text: "The full batch (200 points)" },
+    ],
+    setup: ["Two sandboxes, both on the same moons with the same initial weights: batches of 4 above, the whole " +
+      "training set (200 points) in every step below. Compare the left (SGD) sides."],
+    runs: [
+      { label: "Batch 4", attrs: { dataset: "moons", "batch-size": "4", points: "200" } },
+      { label: "Full batch (200)", attrs: { dataset: "moons", "batch-size": "200", points: "200" } },
+    ],
+    steps: 3000,
+    check: (results, prediction) => {
+      const [small, large] = results.map((r) => r.metrics.left);
+      const lines = results.flatMap((r) => divergence(r.metrics));
+      if (lines.length) return lines;
+      const [a, b] = [lambda(small), lambda(large)];
+      const outcome = !(a > 0 && b > 0) ? "unknown" : Math.abs(Math.log(a / b)) < Math.log(1.1) ? "same" : a < b ? "small" : "large";
+      lines.push(`In your runs (SGD, the left sides): ${compareLambda("batch 4", a, "the full batch", b)}`);
+      lines.push(`OOD accuracy: **${pct(small.ood_acc)}** (batch 4) vs **${pct(large.ood_acc)}** (full batch), ` +
+        `${pts(100 * (small.ood_acc - large.ood_acc))}; in-distribution ${pct(small.id_acc)} vs ${pct(large.id_acc)}.`);
+      lines.push(prediction === outcome ? "You predicted that; these runs agree."
+        : `You predicted "${prediction}"; these runs say "${outcome}".`);
+      lines.push(`Fairness: batch 4 saw ${(3000 * 4 / 200).toFixed(0)} epochs, the full batch 3000. One data draw, one ` +
+        "seed; `flatminima study --vary batch-size=4,200 --data-seeds 8` repeats it over data draws.");
+      return lines;
+    },
+    next: [
+      "Give the full batch a larger learning rate (lr 0.5): does the gap close?",
+      "Train the small batch for fewer steps, so both see the same number of epochs.",
+    ],
+  },
+  {
+    id: "edge-of-stability",
+    title: "The learning rate and the edge of stability",
+    claim: [
+      "Full-batch gradient descent with learning rate η cannot stay where the top Hessian eigenvalue λmax is above " +
+        "2/η. In practice λmax rises during training until it reaches about 2/η and then hovers there " +
+        "(\"progressive sharpening\" and the \"edge of stability\"). So the learning rate, not only the data, " +
+        "decides how sharp the solution is.",
+    ],
+    source: "Cohen et al. 2021, \"Gradient Descent on Neural Networks Typically Occurs at the Edge of Stability\" " +
+      "(ICLR): λmax settles at 2/η for full-batch GD across architectures.",
+    question: "Full-batch gradient descent (no momentum) with η = 0.5, so 2/η = 4. Where will the final λmax be?",
+    choices: [
+      { id: "below", text: "Well below 4 (under 3)" },
+      { id: "near", text: "Near 4 (between 3 and 5)" },
+      { id: "above", text: "Above 5" },
+    ],
+    setup: ["Plain gradient descent on all 200 points at η = 0.5 on the left, SAM over it on the right. The moons " +
+      "are noisy (0.35), so the classes overlap and the loss cannot fall to zero (with separable data the " +
+      "cross-entropy's curvature fades as the loss vanishes, and training leaves the edge). The sharpness panel " +
+      "draws λmax over training with the 2/η line."],
+    runs: [{ label: "GD (left) vs SAM (right)", attrs: { dataset: "moons", noise: "0.35", "batch-size": "200", points: "200", lr: "0.5", momentum: "0" } }],
+    steps: 3000,
+    check: (results, prediction) => {
+      const m = results[0].metrics;
+      const lines = divergence(m);
+      const l = m.left;
+      const threshold = l.sharpness?.edge_of_stability ?? 4;
+      const a = lambda(l);
+      if (!Number.isFinite(a)) return [...lines, "λmax was not measured for the left side; run again."];
+      const outcome = a < 0.75 * threshold ? "below" : a > 1.25 * threshold ? "above" : "near";
+      lines.push(`In your run GD's final λmax was **${num(a)}** against 2/η = ${num(threshold)} ` +
+        `(${(100 * a / threshold).toFixed(0)}% of it); SAM's was ${num(lambda(m.right))}.`);
+      lines.push(prediction === outcome ? "You predicted that; this run agrees."
+        : `You predicted "${prediction}"; this run says "${outcome}".`);
+      lines.push(outcome === "below"
+        ? "The claim is about training that has reached the edge: this run stayed below it. A larger η, a longer run or a harder data set (spirals) gets closer."
+        : "Look at the λmax curve: did it rise towards the line and stay there?");
+      return lines;
+    },
+    next: [
+      "Halve the learning rate (lr 0.25, so 2/η = 8): does λmax follow the line up?",
+      "Switch momentum back on (0.9): the threshold becomes (2 + 2β)/η = 7.6.",
+    ],
+  },
+  {
+    id: "adam-vs-sgd",
+    title: "Adam vs SGD: curvature",
+    claim: [
+      "Adaptive methods like Adam rescale each weight's step. They sit at an edge of stability too, but of the " +
+        "*preconditioned* sharpness, so the plain λmax they end at can be far above what SGD tolerates; " +
+        "and adaptive methods are reported to generalise worse than SGD on some tasks.",
+    ],
+    source: "Cohen et al. 2022, \"Adaptive Gradient Methods at the Edge of Stability\": the preconditioned sharpness " +
+      "settles at 38/η for Adam with β1 = 0.9. Wilson et al. 2017, \"The Marginal Value of Adaptive Gradient Methods\".",
+    question: "SGD with momentum on the left, Adam on the right, same learning rate 0.05. Which ends with the larger λmax?",
+    choices: [
+      { id: "adam", text: "Adam (more than 10% larger)" },
+      { id: "same", text: "About the same (within 10%)" },
+      { id: "sgd", text: "SGD (more than 10% larger)" },
+    ],
+    setup: ["Both sides train without SAM: the only difference is the optimiser."],
+    runs: [{ label: "SGD (left) vs Adam (right)", attrs: { dataset: "moons", left: "plain", right: "plain", "left-optimizer": "sgd", "right-optimizer": "adam", lr: "0.05" } }],
+    steps: 3000,
+    check: (results, prediction) => {
+      const m = results[0].metrics;
+      const lines = divergence(m);
+      if (lines.length) return lines;
+      const [s, a] = [lambda(m.left), lambda(m.right)];
+      const outcome = !(s > 0 && a > 0) ? "unknown" : Math.abs(Math.log(a / s)) < Math.log(1.1) ? "same" : a > s ? "adam" : "sgd";
+      lines.push(`In your run: ${compareLambda("Adam", a, "SGD", s)}`);
+      lines.push(`OOD accuracy ${pct(m.right.ood_acc)} (Adam) vs ${pct(m.left.ood_acc)} (SGD), ` +
+        `${pts(100 * (m.right.ood_acc - m.left.ood_acc))}; train loss ${num(m.right.train_loss)} vs ${num(m.left.train_loss)}.`);
+      lines.push(prediction === outcome ? "You predicted that; this run agrees."
+        : `You predicted "${prediction}"; this run says "${outcome}".`);
+      lines.push(...trainLossNote(m));
+      return lines;
+    },
+    many: { replicas: 32 },
+    next: ["Use SAM over Adam on the right (right = sam): does it lower Adam's λmax?"],
+  },
+  {
+    id: "spurious",
+    title: "A spurious feature",
+    claim: [
+      "When a feature agrees with the label during training but not at test time, networks trained by empirical " +
+        "risk minimisation latch onto it. Flatness is not designed to help here: the flat solution can be the " +
+        "spurious one.",
+    ],
+    source: "Arjovsky et al. 2019, \"Invariant Risk Minimization\": on Colored MNIST, ERM reaches 87.4% train " +
+      "accuracy and 17.1% test accuracy once the colour flips (IRM: 70.8% / 66.9%).",
+    question: "The second input agrees with the class in training and is flipped in the OOD set. How will SAM's OOD " +
+      "accuracy compare with SGD's?",
+    choices: [
+      { id: "higher", text: "SAM's will be higher (by more than 1 point)" },
+      { id: "same", text: "About the same (within 1 point)" },
+      { id: "lower", text: "SAM's will be lower (by more than 1 point)" },
+    ],
+    setup: ["The spurious data set: the first input carries the class but with a lot of noise; the second carries " +
+      "it cleanly and agrees with the class for most training points. The OOD set flips the second."],
+    runs: [{ label: "SGD (left) vs SAM (right)", attrs: { dataset: "spurious", shift: "spurious_flip", severity: "1" } }],
+    steps: 3000,
+    check: (results, prediction) => sideBySide(results, prediction),
+    many: { replicas: 32 },
+    next: ["Lower the severity to 0.5: how much of the OOD loss is the flip?", "Raise ρ: does a flatter solution rely less on the spurious input?"],
+  },
+];
