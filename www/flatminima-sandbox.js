@@ -153,7 +153,7 @@ const TEMPLATE = `
         </div>
       </div>
       <table class="fm-table fm-metrics-table">
-        <thead><tr><th scope="col"></th><th scope="col" class="fm-th-left">Left</th><th scope="col" class="fm-th-right">Right</th></tr></thead>
+        <thead><tr><th scope="col"><span class="fm-sr">Metric</span></th><th scope="col" class="fm-th-left">Left</th><th scope="col" class="fm-th-right">Right</th></tr></thead>
         <tbody></tbody>
       </table>
       <div class="fm-study">
