@@ -47,7 +47,7 @@ const SETTINGS = [
   "weight-decay", "schedule", "batch-size", "steps", "seed",
 ];
 /** Attributes of the element itself, not of the run. */
-const UI_ATTRIBUTES = ["backend", "autoplay", "controls", "speed", "show-ood", "landscape", "directions", "surface"];
+const UI_ATTRIBUTES = ["backend", "autoplay", "controls", "speed", "show-ood", "landscape", "directions", "surface", "locked", "hidden-settings"];
 const DIRECTIONS = ["random", "hessian", "pca"];
 const SURFACES = ["train", "ood"];
 const BACKENDS = ["auto", "cpu", "gpu"];
@@ -227,6 +227,19 @@ const formatNumber = (v) => (v == null || !Number.isFinite(v) ? "–" : Math.abs
 const formatLoss = (v) => (v == null ? "–" : v >= 100 ? v.toFixed(0) : v >= 0.01 ? v.toFixed(3) : v.toExponential(1));
 const formatAcc = (v) => (v == null ? "–" : (100 * v).toFixed(1) + "%");
 const formatGap = (v) => (v == null ? "–" : (v >= 0 ? "" : "−") + (100 * Math.abs(v)).toFixed(1) + " pts");
+/**
+ * The setting names listed in attribute `attr` (comma-separated); unknown names
+ * are reported in `problems` and ignored.
+ * @param {HTMLElement} el @param {string} attr @param {string[]} problems
+ * @returns {Set<string>}
+ */
+function settingList(el, attr, problems) {
+  const names = (el.getAttribute(attr) ?? "").split(",").map((n) => n.trim()).filter(Boolean);
+  const unknown = names.filter((n) => !SETTINGS.includes(n));
+  if (unknown.length) problems.push(`${attr}: no setting named ${unknown.map((n) => `"${n}"`).join(", ")}; those are ignored`);
+  return new Set(names.filter((n) => SETTINGS.includes(n)));
+}
+
 const escapeHtml = (s) => String(s).replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]);
 
 class FlatminimaSandbox extends HTMLElement {
@@ -251,6 +264,8 @@ class FlatminimaSandbox extends HTMLElement {
   #settingsPending = true;
   #flushQueued = false;
   #messages = { settings: [], ui: [], backend: [] };
+  /** Classroom mode: settings whose controls are locked or hidden (attributes `locked`, `hidden-settings`). */
+  #classroom = { locked: new Set(), hidden: new Set() };
   /** Counts settings sent to the worker; its snapshots say which one they show. */
   #revision = 0;
   /** The latest snapshot from the worker, and what the latest settings turned into. */
@@ -673,6 +688,8 @@ class FlatminimaSandbox extends HTMLElement {
     });
     this.#els.controls.hidden = !this.hasAttribute("controls");
     this.#els.root.classList.toggle("fm-with-controls", this.hasAttribute("controls"));
+    this.#classroom = { locked: settingList(this, "locked", ui), hidden: settingList(this, "hidden-settings", ui) };
+    this.#applyClassroom();
     this.#messages.ui = ui;
     this.#renderMessages();
     if (this.#echo) this.dispatchEvent(new CustomEvent("settingschange", { detail: { query: this.settingsQuery() } }));
@@ -696,6 +713,27 @@ class FlatminimaSandbox extends HTMLElement {
 
   // ----- controls ---------------------------------------------------------
 
+  /**
+   * Classroom mode (as in TensorFlow Playground): the settings named in `locked`
+   * keep the page author's values (their controls are disabled and say so), those
+   * in `hidden-settings` have no control at all. A group left empty disappears.
+   */
+  #applyClassroom() {
+    const { locked, hidden } = this.#classroom;
+    for (const row of this.#els.controls.querySelectorAll(".fm-field")) {
+      const name = /** @type {HTMLElement} */ (row).dataset.for ?? "";
+      row.classList.toggle("fm-locked", locked.has(name));
+      /** @type {HTMLElement} */ (row).hidden = hidden.has(name);
+      for (const input of row.querySelectorAll("input, select")) {
+        /** @type {HTMLInputElement} */ (input).disabled = locked.has(name);
+      }
+    }
+    for (const group of this.#els.controls.querySelectorAll("fieldset")) {
+      /** @type {HTMLElement} */ (group).hidden =
+        [...group.querySelectorAll(".fm-field")].every((r) => /** @type {HTMLElement} */ (r).hidden);
+    }
+  }
+
   /** The controls panel from the settings schema (once: every worker sends the same). */
   #buildControls(schema) {
     const form = this.#els.controls;
@@ -710,6 +748,7 @@ class FlatminimaSandbox extends HTMLElement {
       for (const s of schema.settings.filter((x) => x.group === group.id)) fieldset.append(this.#control(controlOf(s)));
       form.append(fieldset);
     }
+    this.#applyClassroom();
   }
 
 
