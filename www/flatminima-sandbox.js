@@ -121,6 +121,19 @@ const TEMPLATE = `
     <label class="fm-inline"><input type="checkbox" name="show-ood" checked> OOD test points</label>
     <span class="fm-status" aria-live="polite"></span>
     <span class="fm-backend" title="Where the networks are trained"></span>
+    <details class="fm-share">
+      <summary>Export / import</summary>
+      <div class="fm-share-menu">
+        <button type="button" class="fm-export-run" title="The run record (JSON) of flatminima train --out: settings, data, weights, curves">Run record (JSON)</button>
+        <button type="button" class="fm-export-curves">Curves (CSV)</button>
+        <button type="button" class="fm-export-png">Pictures (PNG)</button>
+        <button type="button" class="fm-export-cli" title="Copy the command line that trains these settings natively">Command line</button>
+        <label class="fm-import">Import a run record <input type="file" name="import" accept=".json,application/json"></label>
+        <button type="button" class="fm-clear-pinned" title="Forget the imported weights and points; start from the settings alone">Clear imported data</button>
+        <output class="fm-share-out" aria-live="polite"></output>
+        <p class="fm-pinned" hidden></p>
+      </div>
+    </details>
   </div>
   <div class="fm-body">
     <form class="fm-controls" hidden></form>
@@ -324,6 +337,9 @@ class FlatminimaSandbox extends HTMLElement {
       })),
       interp: q(".fm-interp"), lambda: q(".fm-lambda"), spectrum: q(".fm-spectrum"), sharpBody: q(".fm-sharp-table tbody"),
       thLeft: q(".fm-th-left"), thRight: q(".fm-th-right"), legendLeft: q(".fm-legend-left"), legendRight: q(".fm-legend-right"),
+      exportRun: q(".fm-export-run"), exportCurves: q(".fm-export-curves"), exportPng: q(".fm-export-png"),
+      exportCli: q(".fm-export-cli"), importFile: q('input[name="import"]'), clearPinned: q(".fm-clear-pinned"),
+      shareOut: q(".fm-share-out"), pinned: q(".fm-pinned"),
       studyRun: q(".fm-study-run"), studyProgress: q(".fm-study-progress"), studyResult: q(".fm-study-result"),
     };
     const e = this.#els;
@@ -463,6 +479,87 @@ class FlatminimaSandbox extends HTMLElement {
     const report = await reply;
     this.#showStudy(report);
     return report;
+  }
+
+  /**
+   * The runs as a run record: the JSON `flatminima train --out` writes (config with
+   * the initial weights pinned, the data, both sides' parameters and histories).
+   * @returns {Promise<string>}
+   */
+  exportRun() {
+    this.#flushSettings();
+    return this.#request({ type: "export", what: "record" });
+  }
+
+  /**
+   * Both sides' logged metrics as CSV (side, label, step, lr, losses, accuracies, gradient norm).
+   * @returns {Promise<string>}
+   */
+  exportCurves() {
+    this.#flushSettings();
+    return this.#request({ type: "export", what: "curves" });
+  }
+
+  /**
+   * Restarts from a run record (text of a JSON file from exportRun() or
+   * `flatminima train --out`): its settings become the element's attributes, and
+   * its initial weights and training points stay pinned through later settings
+   * changes until clearPinned(). Training it for the record's steps gives the
+   * record's run bit for bit. Resolves to the problems (what did not carry over);
+   * rejects with a message when the text is not a run record.
+   * @param {string} text
+   * @returns {Promise<string[]>}
+   */
+  async importRun(text) {
+    this.#flushSettings();
+    // Paused first: the imported run starts at step 0 and waits for Play or step().
+    this.pause();
+    const imported = /** @type {import("./protocol.js").Imported} */ (await this.#request({ type: "import", record: String(text) }));
+    for (const name of SETTINGS) this.removeAttribute(name);
+    for (const [name, value] of new URLSearchParams(imported.settings)) {
+      if (SETTINGS.includes(name)) this.setAttribute(name, value);
+    }
+    await this.settled();
+    this.#showPinned(imported.problems);
+    return imported.problems;
+  }
+
+  /** Drops imported (pinned) initial weights and training points; the runs restart from the settings. */
+  async clearPinned() {
+    await this.#request({ type: "clear-pinned" });
+    this.#showPinned([]);
+  }
+
+  /** The command line that trains these settings natively (`flatminima compare --set ...`). */
+  cliCommand() {
+    const sets = [...new URLSearchParams(this.settingsQuery())]
+      .filter(([name]) => SETTINGS.includes(name))
+      .map(([name, value]) => ` --set ${name}=${/^[\w.,:+-]+$/.test(value) ? value : `'${value.replace(/'/g, "'\\''")}'`}`);
+    return `flatminima compare${sets.join("")}`;
+  }
+
+  /** Every picture the element shows now, stacked into one PNG. @returns {Promise<Blob>} */
+  async picturesPng() {
+    const canvases = [...this.#root.querySelectorAll("canvas")].filter((c) => c.width > 0 && c.height > 0 && c.getClientRects().length > 0);
+    const width = Math.max(1, ...canvases.map((c) => c.width));
+    const height = Math.max(1, canvases.reduce((h, c) => h + c.height, 0));
+    const sheet = new OffscreenCanvas(width, height);
+    const ctx = /** @type {OffscreenCanvasRenderingContext2D} */ (sheet.getContext("2d"));
+    ctx.fillStyle = "#fff";
+    ctx.fillRect(0, 0, width, height);
+    let y = 0;
+    for (const c of canvases) {
+      ctx.drawImage(c, 0, y);
+      y += c.height;
+    }
+    return sheet.convertToBlob({ type: "image/png" });
+  }
+
+  /** Says in the share panel what is pinned (imported) and what did not carry over. @param {string[]} problems */
+  #showPinned(problems) {
+    const note = this.#els.pinned;
+    note.textContent = problems.length ? `Imported, with notes: ${problems.join("; ")}` : "";
+    note.hidden = problems.length === 0;
   }
 
   /** The non-default settings as a URL query (no "?"), UI attributes included. */
@@ -847,6 +944,51 @@ class FlatminimaSandbox extends HTMLElement {
     // A study replaced by a newer one is not a failure: the newer one shows its own progress.
     e.studyRun.addEventListener("click", () => this.study().catch((err) => err.name === "AbortError" || this.#showStudy({ error: errorText(err) })));
     this.#wireRotation();
+    this.#wireShare();
+  }
+
+  /** The export / import menu: downloads, the command line, a run record file. */
+  #wireShare() {
+    const e = this.#els;
+    const say = (/** @type {string} */ text) => { e.shareOut.textContent = text; };
+    const download = (/** @type {Blob} */ blob, /** @type {string} */ name) => {
+      const a = document.createElement("a");
+      a.href = URL.createObjectURL(blob);
+      a.download = name;
+      a.click();
+      setTimeout(() => URL.revokeObjectURL(a.href), 10_000);
+      say(`Saved ${name}.`);
+    };
+    const step = () => this.#metrics?.step ?? 0;
+    e.exportRun.addEventListener("click", async () => {
+      download(new Blob([await this.exportRun()], { type: "application/json" }), `flatminima-run-step${step()}.json`);
+    });
+    e.exportCurves.addEventListener("click", async () => {
+      download(new Blob([await this.exportCurves()], { type: "text/csv" }), `flatminima-curves-step${step()}.csv`);
+    });
+    e.exportPng.addEventListener("click", async () => download(await this.picturesPng(), `flatminima-step${step()}.png`));
+    e.exportCli.addEventListener("click", async () => {
+      const cmd = this.cliCommand();
+      try {
+        await navigator.clipboard.writeText(cmd);
+        say(`Copied: ${cmd}`);
+      } catch {
+        say(cmd);
+      }
+    });
+    e.importFile.addEventListener("change", async () => {
+      const file = e.importFile.files?.[0];
+      if (!file) return;
+      try {
+        const problems = await this.importRun(await file.text());
+        say(problems.length ? `Imported ${file.name}.` : `Imported ${file.name}: press Play to train it again.`);
+      } catch (err) {
+        say(`Could not import ${file.name}: ${errorText(err)}`);
+      } finally {
+        e.importFile.value = "";
+      }
+    });
+    e.clearPinned.addEventListener("click", () => this.clearPinned().then(() => say("Back to the settings' own data and weights.")));
   }
 
   /** Drag (or arrow keys) on either 3D view rotates both, so they stay comparable. */

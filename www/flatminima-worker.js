@@ -17,7 +17,7 @@
 // snapshot says which revision it shows. Work for runs that have since been
 // replaced is dropped (the Sandbox's own generations; `gpuEpoch` for GPU answers).
 
-import init, { Sandbox, paletteJson, panicForTests, settingsSpecJson, wasmLiveBytes } from "./pkg/flatminima.js";
+import init, { Sandbox, metricFields, paletteJson, panicForTests, settingsSpecJson, wasmLiveBytes } from "./pkg/flatminima.js";
 
 /** @typedef {import("./protocol.js").ToWorker} ToWorker */
 /** @typedef {import("./protocol.js").FromWorker} FromWorker */
@@ -172,11 +172,126 @@ function handle(m) {
     case "backend":
       chooseBackend(m.choice);
       break;
+    case "export":
+      reply(m.id, () => (m.what === "record" ? JSON.stringify(runRecord()) : curvesCsv()));
+      break;
+    case "import":
+      reply(m.id, () => importRecord(m.record));
+      break;
+    case "clear-pinned":
+      sb.clearPinned();
+      cancelStudy();
+      dirty.settings = true;
+      redrawSoon();
+      sendState();
+      send({ type: "reply", id: m.id, value: null });
+      break;
     case "panic":
       panicForTests();
       break;
   }
   wake();
+}
+
+/**
+ * The runs as a run record: the JSON of `flatminima train --out` (crates/core/src/record.rs),
+ * assembled here from the sandbox's numbers so that the page's wasm module needs
+ * no serialiser for it. tests/e2e/export.test.mjs checks it against a record the
+ * CLI wrote, field by field.
+ */
+function runRecord() {
+  const fields = metricFields();
+  const point = (/** @type {Float64Array} */ v, /** @type {number} */ at) =>
+    Object.fromEntries(fields.map((name, k) => [name, v[at + k]]));
+  const points = (/** @type {Float64Array} */ v) => Array.from({ length: v.length / fields.length }, (_, i) => point(v, i * fields.length));
+  // JSON has no NaN or infinities: a diverged run's parameters are written as these strings, as the CLI does.
+  const numbers = (/** @type {Float64Array} */ v) =>
+    Array.from(v, (x) => (Number.isFinite(x) ? x : Number.isNaN(x) ? "NaN" : x > 0 ? "Infinity" : "-Infinity"));
+  const config = JSON.parse(sb.configJson());
+  const initial = Array.from(sb.initialParams());
+  config.init = initial;
+  const metrics = JSON.parse(sb.metricsJson());
+  const side = (/** @type {number} */ i) => {
+    const m = metrics[i ? "right" : "left"];
+    const final = sb.sideFinalMetrics(i);
+    return {
+      label: m.label, step: m.step,
+      diverged: m.diverged ? { step: m.diverged_step, reason: m.diverged_reason } : null,
+      final_metrics: final.length ? point(final, 0) : null,
+      final_params: numbers(sb.sideParams(i)),
+      history: points(sb.sideHistory(i)),
+    };
+  };
+  const split = (/** @type {number} */ i) => {
+    const xy = sb.splitPoints(i);
+    return { points: Array.from({ length: xy.length / 2 }, (_, k) => [xy[2 * k], xy[2 * k + 1]]), labels: Array.from(sb.splitLabels(i)), classes: metrics.classes };
+  };
+  return {
+    format: "flatminima-run-record", version: 1, generator: "flatminima page",
+    config, settings: sb.settingsQuery(), initial_params: initial,
+    left: side(0), right: side(1),
+    data: { train: split(0), id_test: split(1), ood_test: split(2) },
+  };
+}
+
+/** Both sides' logged metrics as CSV: a row per side and logged step. */
+function curvesCsv() {
+  const fields = metricFields();
+  const metrics = JSON.parse(sb.metricsJson());
+  const rows = [["side", "label", ...fields].join(",")];
+  for (const [i, name] of ["left", "right"].entries()) {
+    const label = `"${metrics[name].label.replace(/"/g, '""')}"`;
+    const v = sb.sideHistory(i);
+    for (let at = 0; at < v.length; at += fields.length) rows.push([name, label, ...v.subarray(at, at + fields.length)].join(","));
+  }
+  return rows.join("\n") + "\n";
+}
+
+/** Replies to request `id` with `work()`'s value, or with the error it threw. */
+function reply(/** @type {number} */ id, /** @type {() => any} */ work) {
+  try {
+    send({ type: "reply", id, value: work() });
+  } catch (err) {
+    send({ type: "reply", id, error: err instanceof Error ? err.message : String(err) });
+  }
+}
+
+/**
+ * Restarts the runs from a run record (`flatminima train --out`, or the page's
+ * own export): its settings, its initial weights and its training points, so
+ * that training it again gives the record's run bit for bit (JSON numbers
+ * round-trip exactly). Returns the settings for the element's attributes and
+ * what did not carry over.
+ * @param {string} text
+ * @returns {import("./protocol.js").Imported}
+ */
+function importRecord(text) {
+  let record;
+  try {
+    record = JSON.parse(text);
+  } catch (err) {
+    throw new Error(`not a run record: the file is not JSON (${err instanceof Error ? err.message : err})`);
+  }
+  if (record?.format !== "flatminima-run-record") throw new Error(`not a run record: format is "${record?.format}", not "flatminima-run-record"`);
+  if (typeof record.settings !== "string") throw new Error("this run record has no settings (written by an older flatminima); re-export it");
+  const train = record.data?.train;
+  if (!Array.isArray(record.initial_params) || !Array.isArray(train?.points) || !Array.isArray(train?.labels)) {
+    throw new Error("not a run record: initial_params or data.train is missing");
+  }
+  const problems = sb.loadPinned(record.settings, Float64Array.from(record.initial_params),
+    Float64Array.from(train.points.flat()), Uint32Array.from(train.labels)).split("\n").filter(Boolean);
+  // Settings cannot say everything a config can (the CLI may have set more): compare the two.
+  const strip = (/** @type {any} */ c) => JSON.stringify({ ...c, init: null, train_points: null });
+  const now = JSON.parse(sb.configJson());
+  if (strip(now) !== strip(record.config)) {
+    const differ = Object.keys(record.config).filter((k) => JSON.stringify(record.config[k]) !== JSON.stringify(now[k]) && k !== "init" && k !== "train_points");
+    problems.push(`config: the page cannot express all of this record's config (${differ.join(", ")} differ); the rest was imported`);
+  }
+  cancelStudy();
+  dirty.settings = true;
+  redrawSoon();
+  sendState();
+  return { settings: record.settings, problems };
 }
 
 // ---------------------------------------------------------------------------

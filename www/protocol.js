@@ -29,6 +29,9 @@
  *   | {type: "settle", id: number}
  *   | {type: "study", id: number, replicas: number, steps: number}
  *   | {type: "backend", choice: "auto" | "cpu" | "gpu"}
+ *   | {type: "export", id: number, what: "record" | "curves"}
+ *   | {type: "import", id: number, record: string}
+ *   | {type: "clear-pinned", id: number}
  *   | {type: "panic"}} ToWorker
  */
 
@@ -52,6 +55,14 @@
  * @property {number} landscapeProgress
  * @property {{heap: number, live: number}} memory  wasm heap bytes and live Rust bytes
  * @property {SettingsEcho} [settings]
+ */
+
+/**
+ * The answer to an "import" request (a reply's value): the record's settings as a
+ * URL query (the element takes them as its attributes) and what did not fit.
+ * @typedef {object} Imported
+ * @property {string} settings
+ * @property {string[]} problems
  */
 
 /**

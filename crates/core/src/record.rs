@@ -17,6 +17,7 @@ use crate::data::Splits;
 use crate::error::ConfigError;
 use crate::metrics::MetricPoint;
 use crate::pair::Pair;
+use crate::settings::{settings_from_config, to_query};
 use crate::train::{Divergence, Run};
 
 /// The value of [`RunRecord::format`], so a tool can tell a record from a config.
@@ -37,6 +38,11 @@ pub struct RunRecord {
     /// The complete config of the pair (after any `--set`), with `init`
     /// filled in, so replaying it needs nothing else.
     pub config: RunConfig,
+    /// The config as settings (a URL query, as the page's address bar and the
+    /// element's attributes write them), so the page can import the record
+    /// without parsing a config. Empty in records written before it existed.
+    #[serde(default)]
+    pub settings: String,
     /// The flat parameter vector both sides started from (PyTorch nn.Linear layout).
     pub initial_params: Vec<f64>,
     /// Results of the left side.
@@ -74,11 +80,13 @@ impl RunRecord {
     pub fn of(pair: &Pair) -> RunRecord {
         let mut config = pair.config.clone();
         config.init = Some(pair.initial_params.clone());
+        let settings = settings_from_config(&pair.config);
         RunRecord {
             format: RECORD_FORMAT.to_string(),
             version: RECORD_VERSION,
             generator: format!("flatminima {}", env!("CARGO_PKG_VERSION")),
             config,
+            settings: to_query(settings.iter().map(|(k, v)| (*k, v.as_str()))),
             initial_params: pair.initial_params.clone(),
             left: SideRecord::of(&pair.left),
             right: SideRecord::of(&pair.right),

@@ -24,6 +24,7 @@ use super::curves::{self, CurveInput};
 use super::field::Field;
 
 mod offload;
+mod pinned;
 mod views;
 use super::landscape_view::LandscapePainter;
 
@@ -77,6 +78,8 @@ pub struct Sandbox {
     offload: offload::Offload,
     /// A study trained on the CPU, a little per frame.
     study: Option<offload::CpuStudy>,
+    /// Initial weights and training points that outlive settings changes (see `pinned.rs`).
+    pins: pinned::Pins,
 }
 
 #[wasm_bindgen]
@@ -116,6 +119,7 @@ impl Sandbox {
             gpu: None,
             offload: offload::Offload::default(),
             study: None,
+            pins: pinned::Pins::default(),
         }
     }
 
@@ -130,7 +134,8 @@ impl Sandbox {
     /// changed: the OOD test set is redrawn in place and training goes on.
     /// Anything else changed: both runs restart. Returns whether they restarted.
     pub fn reconfigure(&mut self, settings_query: &str) -> bool {
-        let (config, errors) = parse_settings(settings_query);
+        let (config, mut errors) = parse_settings(settings_query);
+        let config = self.pins.apply(config, &mut errors);
         self.errors = errors;
         let current = &self.pair().config;
         if config == *current {
