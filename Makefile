@@ -45,7 +45,7 @@ all: build
 
 # No setup, no wasm, no browser, no GPU: what to run before every commit (seconds once built).
 # A new tests/*.rs that needs none of those belongs in FAST_TESTS.
-FAST_TESTS := golden pytorch_reference training no_alloc landscape cli cli_landscape schema
+FAST_TESTS := golden pytorch_reference training no_alloc landscape cli cli_landscape schema knobs
 CHECK_TESTS := --lib $(foreach t,$(FAST_TESTS),--test $(t))
 check:
 	cargo fmt --all --check

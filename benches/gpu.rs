@@ -55,7 +55,11 @@ fn size(n: usize, small: usize) -> usize {
 }
 
 fn reference_mlp() -> Mlp {
-    Mlp::new(2, &ModelConfig { hidden: vec![16, 16], activation: Activation::Tanh, label_smoothing: 0.0 }, 2)
+    Mlp::new(
+        2,
+        &ModelConfig { hidden: vec![16, 16], activation: Activation::Tanh, label_smoothing: 0.0, dropout: vec![] },
+        2,
+    )
 }
 
 /// Under CI=true a missing adapter fails (`cargo test --all-targets` runs this file once).

@@ -149,6 +149,8 @@ impl RunConfig {
             check_count(&format!("model.hidden[{i}]"), w, 1, 64)?;
         }
         crate::error::check_range("model.label_smoothing", self.model.label_smoothing, 0.0, 0.99)?;
+        crate::dropout::validate(&self.model.dropout, hidden.len())
+            .map_err(|e| ConfigError::new(format!("model.dropout{}", e.field), e.message))?;
         let n_train = self.train_points.as_ref().map_or(self.data.n_train, Dataset::len);
         check_count("training.batch_size", self.training.batch_size, 1, n_train)
             .map_err(|e| ConfigError::new(e.field, format!("{} (n_train = {n_train})", e.message)))?;

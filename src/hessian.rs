@@ -755,7 +755,7 @@ mod tests {
     use crate::model::{ModelConfig, Workspace};
 
     fn random_problem(hidden: Vec<usize>, activation: Activation, classes: usize, rows: usize, seed: u64) -> Problem {
-        let config = ModelConfig { hidden, activation, label_smoothing: 0.05 };
+        let config = ModelConfig { hidden, activation, label_smoothing: 0.05, dropout: vec![] };
         let mlp = Mlp::new(2, &config, classes);
         let mut rng = Rng::new(seed);
         let params: Vec<f64> = mlp.init_params(&mut rng).iter().map(|p| 2.0 * p).collect();

@@ -8,6 +8,7 @@ pub mod activation;
 pub mod backend;
 pub mod config;
 pub mod data;
+pub mod dropout;
 pub mod error;
 pub mod gpu;
 pub mod hessian;

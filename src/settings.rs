@@ -247,6 +247,15 @@ pub const SETTINGS: &[SettingSpec] = &[
         note: "",
     },
     SettingSpec {
+        name: "dropout",
+        label: "Dropout",
+        group: Group::Model,
+        kind: Kind::Text { placeholder: "0.2" },
+        default: "0",
+        help: "dropout probability after each hidden layer during training (inverted, as torch.nn.Dropout; off at evaluation): one value for all layers or one per layer, e.g. `0.1,0.3`, each 0..0.9",
+        note: "e.g. 0.2, or 0.1,0.3 per layer",
+    },
+    SettingSpec {
         name: "optimizer",
         label: "Base optimiser",
         group: Group::Optimisers,
@@ -504,6 +513,10 @@ pub fn config_from_settings<'a>(
         config.model.label_smoothing = spec.number(v)?;
         Ok(())
     });
+    apply("dropout", &mut |v, _| {
+        config.model.dropout = dropout(v)?;
+        Ok(())
+    });
     apply("label-noise", &mut |v, spec| {
         config.data.label_noise = spec.number(v)?;
         Ok(())
@@ -618,6 +631,9 @@ fn fall_back(config: &mut RunConfig, e: &ConfigError) -> &'static str {
     if f == "training.batch_size" {
         config.training.batch_size = defaults.training.batch_size.min(config.data.n_train);
         "batch-size"
+    } else if f.starts_with("model.dropout") {
+        config.model.dropout = defaults.model.dropout;
+        "dropout"
     } else if f.starts_with("shift") {
         config.shift = defaults.shift;
         "shift"
@@ -682,6 +698,7 @@ pub fn settings_from_config(config: &RunConfig) -> Vec<(&'static str, String)> {
         ("seed", config.seed.to_string()),
         ("label-smoothing", config.model.label_smoothing.to_string()),
         ("label-noise", config.data.label_noise.to_string()),
+        ("dropout", dropout_text(&config.model.dropout)),
     ];
     for (name, value) in all {
         let is_default = match name {
@@ -753,6 +770,7 @@ pub fn apply_settings<'a>(
             "hidden" => out.model.hidden = parsed.model.hidden.clone(),
             "activation" => out.model.activation = parsed.model.activation,
             "label-smoothing" => out.model.label_smoothing = parsed.model.label_smoothing,
+            "dropout" => out.model.dropout = parsed.model.dropout.clone(),
             "label-noise" => out.data.label_noise = parsed.data.label_noise,
             "batch-size" => out.training.batch_size = parsed.training.batch_size,
             "steps" => out.training.steps = parsed.training.steps,
@@ -832,6 +850,27 @@ fn hidden(v: &str) -> Result<Vec<usize>, String> {
         return Err(format!("at most 6 hidden layers, got {}", widths.len()));
     }
     Ok(widths)
+}
+
+/// `0.2` (every hidden layer) or `0.1,0.3` (one per layer); all zeros is no dropout.
+fn dropout(v: &str) -> Result<Vec<f64>, String> {
+    let max = crate::dropout::MAX_DROPOUT;
+    let rates = v
+        .split(',')
+        .map(|p| match p.trim().parse::<f64>() {
+            Ok(x) if (0.0..=max).contains(&x) => Ok(x),
+            _ => Err(format!("must be probabilities in [0, {max}], one or one per hidden layer, got `{v}`")),
+        })
+        .collect::<Result<Vec<f64>, String>>()?;
+    Ok(if rates.iter().all(|&p| p == 0.0) { vec![] } else { rates })
+}
+
+/// The `dropout` setting's text for a config's list (`0` for none).
+fn dropout_text(rates: &[f64]) -> String {
+    if rates.is_empty() {
+        return "0".to_string();
+    }
+    rates.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(",")
 }
 
 fn optimizer_kind(v: &str) -> Result<String, String> {
@@ -968,6 +1007,7 @@ mod tests {
             ("activation", "relu"),
             ("schedule", "cosine"),
             ("label-noise", "0.2"),
+            ("dropout", "0.1,0.25,0"),
         ];
         let (config, errors) = parse(&pairs);
         assert!(errors.is_empty(), "{errors:?}");
@@ -976,6 +1016,7 @@ mod tests {
         assert_eq!(config.left.optimizer.kind(), "adam");
         assert_eq!(config.seed, 42);
         assert_eq!(config.data.label_noise, 0.2);
+        assert_eq!(config.model.dropout, [0.1, 0.25, 0.0]);
         let back = settings_from_config(&config);
         let (again, errors) = config_from_settings(back.iter().map(|(k, v)| (*k, v.as_str())));
         assert!(errors.is_empty(), "{errors:?}");
@@ -1054,6 +1095,22 @@ mod tests {
         let pinned = RunConfig { init: Some(vec![0.0; 354]), ..RunConfig::default() };
         let errors = apply_settings(&pinned, [("hidden", "8")]).unwrap_err();
         assert_eq!(errors[0].field, "init");
+    }
+
+    #[test]
+    fn dropout_lists_must_fit_the_hidden_layers() {
+        let (config, errors) = parse(&[("dropout", "0.5")]);
+        assert!(errors.is_empty() && config.model.dropout == [0.5], "{errors:?}");
+        let (config, errors) = parse(&[("dropout", "0.1,0.2,0.3")]);
+        assert_eq!(errors.len(), 1, "3 rates for 2 hidden layers: {errors:?}");
+        assert_eq!(errors[0].field, "dropout");
+        assert!(errors[0].message.contains("2 hidden layers"), "{}", errors[0]);
+        assert!(config.model.dropout.is_empty());
+        let (_, errors) = parse(&[("dropout", "0.95")]);
+        assert!(errors[0].message.contains("[0, 0.9]"), "{}", errors[0]);
+        let errors = apply_settings(&RunConfig::default(), [("dropout", "0.1,0.2"), ("hidden", "8")]).unwrap_err();
+        assert_eq!(errors[0].field, "dropout");
+        assert!(errors[0].message.contains("1 hidden layers"), "{}", errors[0]);
     }
 
     #[test]

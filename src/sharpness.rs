@@ -666,7 +666,8 @@ mod tests {
 
     #[test]
     fn dinh_rescaling_keeps_the_function_moves_lambda_max_and_keeps_adaptive_sharpness() {
-        let config = ModelConfig { hidden: vec![8, 8], activation: Activation::Relu, label_smoothing: 0.0 };
+        let config =
+            ModelConfig { hidden: vec![8, 8], activation: Activation::Relu, label_smoothing: 0.0, dropout: vec![] };
         let mlp = Mlp::new(2, &config, 2);
         let mut rng = Rng::new(5);
         let w = mlp.init_params(&mut rng);

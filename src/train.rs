@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{SideConfig, TrainingConfig};
 use crate::data::Splits;
+use crate::dropout::Masks;
 use crate::metrics::{History, MetricPoint};
 use crate::model::{Mlp, Workspace};
 use crate::optim::Optimizer;
@@ -141,6 +142,8 @@ pub struct Run {
     /// Parameter snapshots; off until [`Run::record_checkpoints`].
     pub checkpoints: Checkpoints,
     batches: BatchOrder,
+    /// This step's dropout masks (drawn only when the model has dropout).
+    dropout: Masks,
     grad: Vec<f64>,
     perturbed: Vec<f64>,
     batch_x: Vec<f64>,
@@ -161,6 +164,7 @@ impl Run {
         let n = initial_params.len();
         assert_eq!(n, mlp.num_params(), "initial parameters do not fit the model");
         let batches = BatchOrder::new(seed, splits.train.len(), training.batch_size);
+        let dropout = Masks::new(&mlp, training.batch_size.clamp(1, splits.train.len().max(1)), seed);
         let mut run = Run {
             optimizer: Optimizer::new(side.optimizer.clone(), n),
             side,
@@ -174,6 +178,7 @@ impl Run {
             last_batch_loss: f64::NAN,
             checkpoints: Checkpoints::default(),
             batches,
+            dropout,
             grad: vec![0.0; n],
             perturbed: vec![0.0; n],
             batch_x: Vec::with_capacity(training.batch_size * 2),
@@ -203,7 +208,20 @@ impl Run {
             self.batch_y.push(train.labels[i]);
         }
         let lr = self.current_lr();
-        let loss = self.mlp.loss_and_grad(&self.params, &self.batch_x, &self.batch_y, &mut self.grad, &mut self.ws);
+        let dropout = self.mlp.has_dropout();
+        let loss = if dropout {
+            let masks = self.dropout.draw(&self.mlp, self.batch_y.len());
+            self.mlp.loss_and_grad_dropout(
+                &self.params,
+                &self.batch_x,
+                &self.batch_y,
+                masks,
+                &mut self.grad,
+                &mut self.ws,
+            )
+        } else {
+            self.mlp.loss_and_grad(&self.params, &self.batch_x, &self.batch_y, &mut self.grad, &mut self.ws)
+        };
         self.last_batch_loss = loss;
         self.last_grad_norm = self.grad.iter().map(|g| g * g).sum::<f64>().sqrt();
         if let Some(sam) = &self.side.sam {
@@ -212,7 +230,13 @@ impl Run {
             for ((p, &w), &e) in self.perturbed.iter_mut().zip(&self.params).zip(&self.epsilon) {
                 *p = w + e;
             }
-            self.mlp.loss_and_grad(&self.perturbed, &self.batch_x, &self.batch_y, &mut self.grad, &mut self.ws);
+            if dropout {
+                // The same units dropped as for the first gradient (davda54/sam's usage).
+                let (x, y, masks) = (&self.batch_x, &self.batch_y, &self.dropout.masks);
+                self.mlp.loss_and_grad_dropout(&self.perturbed, x, y, masks, &mut self.grad, &mut self.ws);
+            } else {
+                self.mlp.loss_and_grad(&self.perturbed, &self.batch_x, &self.batch_y, &mut self.grad, &mut self.ws);
+            }
         }
         self.optimizer.step(&mut self.params, &self.grad, lr);
         self.step += 1;

@@ -38,7 +38,7 @@ fn gpu() -> Option<Backend> {
 }
 
 fn mlp(hidden: &[usize], activation: Activation, classes: usize) -> Mlp {
-    Mlp::new(2, &ModelConfig { hidden: hidden.to_vec(), activation, label_smoothing: 0.0 }, classes)
+    Mlp::new(2, &ModelConfig { hidden: hidden.to_vec(), activation, label_smoothing: 0.0, dropout: vec![] }, classes)
 }
 
 #[track_caller]

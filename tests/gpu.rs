@@ -36,7 +36,7 @@ fn gpu() -> Option<&'static GpuContext> {
 }
 
 fn mlp(hidden: &[usize], activation: Activation, classes: usize, label_smoothing: f64) -> Mlp {
-    Mlp::new(2, &ModelConfig { hidden: hidden.to_vec(), activation, label_smoothing }, classes)
+    Mlp::new(2, &ModelConfig { hidden: hidden.to_vec(), activation, label_smoothing, dropout: vec![] }, classes)
 }
 
 /// Shapes from a linear model to the largest supported one, with 2 to 8 classes.

@@ -40,7 +40,11 @@ fn close(gpu: f32, cpu: f64, rel: f64, abs: f64) -> bool {
 #[wasm_bindgen_test]
 async fn boundary_and_surface_match_the_cpu() {
     let Some(ctx) = gpu().await else { return };
-    let mlp = Mlp::new(2, &ModelConfig { hidden: vec![16, 16], activation: Activation::Gelu, label_smoothing: 0.1 }, 3);
+    let mlp = Mlp::new(
+        2,
+        &ModelConfig { hidden: vec![16, 16], activation: Activation::Gelu, label_smoothing: 0.1, dropout: vec![] },
+        3,
+    );
     let params = mlp.init_params(&mut Rng::new(1));
     let grid = Grid2d { x_range: (-2.0, 2.0), y_range: (-1.0, 1.5), nx: 21, ny: 9 };
     let probs = ctx.boundary_grid(&[GpuModel { mlp: &mlp, params: &params }], &grid).await.unwrap();

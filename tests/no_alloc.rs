@@ -92,6 +92,8 @@ const CASES: &[&[(&str, &str)]] = &[
     ],
     // AdamW with warm-up, no hidden layer
     &[("optimizer", "adamw"), ("schedule", "warmup"), ("hidden", "none")],
+    // dropout (masks drawn every step; SAM reuses them), short last batch
+    &[("dropout", "0.3,0.1"), ("points", "50"), ("batch-size", "16")],
 ];
 
 fn warm_pair(settings: &[(&str, &str)]) -> Pair {

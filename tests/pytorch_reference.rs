@@ -50,6 +50,7 @@ fn every_case_follows_pytorch_step_by_step() {
                 hidden: case.hidden.clone(),
                 activation: case.activation,
                 label_smoothing: case.label_smoothing,
+                dropout: vec![],
             },
             training: TrainingConfig { batch_size: n, steps: case.trajectory.len(), log_every: 1 },
             init: Some(case.init.clone()),

@@ -43,8 +43,8 @@ const WORKER_URL = new URL("./flatminima-worker.js", import.meta.url);
  */
 const SETTINGS = [
   "dataset", "noise", "points", "classes", "label-noise", "shift", "severity", "hidden", "activation",
-  "label-smoothing", "optimizer", "left", "right", "left-optimizer", "right-optimizer", "rho", "lr", "momentum",
-  "weight-decay", "schedule", "batch-size", "steps", "seed",
+  "label-smoothing", "dropout", "optimizer", "left", "right", "left-optimizer", "right-optimizer", "rho", "lr",
+  "momentum", "weight-decay", "schedule", "batch-size", "steps", "seed",
 ];
 /** Attributes of the element itself, not of the run. */
 const UI_ATTRIBUTES = ["backend", "autoplay", "controls", "speed", "show-ood", "landscape", "directions", "surface"];

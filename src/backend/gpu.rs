@@ -101,6 +101,10 @@ impl GpuBackend {
         replicas: &[Replica],
         steps: usize,
     ) -> Result<Vec<ReplicaMetrics>, GpuError> {
+        if mlp.has_dropout() {
+            // The kernels train without masks; the CPU path has dropout.
+            return Err(GpuError::Unsupported("dropout (the GPU kernels train without it)".into()));
+        }
         let mut trainer = ReplicaTrainer::new(&self.ctx, mlp, &splits.train, batch_size, replicas)?;
         let initial = trainer.metrics().await?;
         trainer.train(steps).await?;
