@@ -12,6 +12,7 @@ mod config;
 mod input;
 mod landscape;
 mod report;
+mod rescale;
 mod sharpness;
 mod study;
 mod study_grid;
@@ -52,6 +53,9 @@ enum Command {
     Landscape(landscape::LandscapeArgs),
     /// Every sharpness measure (lambda_max, trace, epsilon/rho/adaptive/average sharpness) for both sides, as JSON.
     Sharpness(sharpness::SharpnessArgs),
+    /// Dinh et al.'s rescaling of both solutions (a ReLU layer times --alpha, the next divided by
+    /// it): the function stays, lambda_max and the trace move, adaptive sharpness stays. JSON.
+    Rescale(rescale::RescaleArgs),
     /// Train R seeds of each side on the same data through the backend (--backend auto|gpu|cpu)
     /// and summarise their final train / ID / OOD metrics; --out writes every replica's. With
     /// --vary, --data-seeds, --seeds, --until-train-loss, --shard or --merge: a grid study over
@@ -75,6 +79,7 @@ pub fn run() -> i32 {
         Command::Config(args) => config::run(args),
         Command::Landscape(args) => landscape::run(args),
         Command::Sharpness(args) => sharpness::run(args),
+        Command::Rescale(args) => rescale::run(args),
         Command::Study(args) => study::run(args),
     };
     match result {
