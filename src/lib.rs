@@ -5,6 +5,7 @@
 //! parameter vector; see ARCHITECTURE.md for the map.
 
 pub mod activation;
+pub mod averaging;
 pub mod backend;
 pub mod config;
 pub mod data;
@@ -32,6 +33,7 @@ pub mod stats;
 pub mod study;
 pub mod study_grid;
 pub mod study_stats;
+pub mod switch;
 pub mod train;
 
 /// The browser layer: the only code that touches web-sys/js-sys.

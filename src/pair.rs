@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::config::RunConfig;
+use crate::config::{RunConfig, TrainingConfig};
 use crate::data::{make_splits, Splits};
 use crate::error::ConfigError;
 use crate::model::Mlp;
@@ -41,10 +41,14 @@ impl Pair {
             Some(p) => p.clone(),
             None => mlp.init_params(&mut Rng::derive(config.seed, "init")),
         };
-        let run =
-            |side| Run::new(side, mlp.clone(), splits.clone(), initial_params.clone(), &config.training, config.seed);
-        let left = run(config.left.clone());
-        let right = run(config.right.clone());
+        // Each side with its own batch size, steps and (scaled) learning rate: RunConfig::plan.
+        let run = |side| {
+            let plan = config.plan(side);
+            let training = TrainingConfig { batch_size: plan.batch_size, steps: plan.steps, ..config.training.clone() };
+            Run::new(plan.side, mlp.clone(), splits.clone(), initial_params.clone(), &training, config.seed)
+        };
+        let left = run(&config.left);
+        let right = run(&config.right);
         Ok(Pair { config, splits, initial_params, left, right })
     }
 
@@ -52,6 +56,15 @@ impl Pair {
     pub fn train(&mut self, n: usize) {
         self.left.train(n);
         self.right.train(n);
+    }
+
+    /// Trains each side to its own budget (`Run::steps_budget`: `training.steps`
+    /// unless the side has its own batch size or steps), or until it diverges.
+    pub fn train_to_budget(&mut self) {
+        for run in self.sides_mut() {
+            let left = run.steps_budget.saturating_sub(run.step);
+            run.train(left);
+        }
     }
 
     /// Records parameter snapshots on both sides (see [`Run::record_checkpoints`]).

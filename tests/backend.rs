@@ -223,6 +223,7 @@ fn gpu_failures_in_a_call_fall_back_to_the_cpu_for_that_call() {
         optimizer: OptimizerConfig::with_kind("adam", 0.01).unwrap(),
         sam: None,
         schedule: Schedule::Constant,
+        ..Default::default()
     };
     let splits = small_splits();
     let reps = replicas(&m, &adam);

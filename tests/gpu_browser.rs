@@ -71,8 +71,8 @@ async fn replicas_follow_cpu_runs() {
     let Some(ctx) = gpu().await else { return };
     let mlp = Mlp::new(2, &ModelConfig::default(), 2);
     let splits = Arc::new(make_splits(&DataConfig { n_train: 100, ..Default::default() }, &ShiftConfig::default(), 4));
-    let training = TrainingConfig { batch_size: 32, steps: 50, log_every: 1000 };
-    let sgd = SideConfig { optimizer: OptimizerConfig::sgd_momentum(0.1), sam: None, schedule: Schedule::Constant };
+    let training = TrainingConfig { batch_size: 32, steps: 50, log_every: 1000, ..Default::default() };
+    let sgd = SideConfig { optimizer: OptimizerConfig::sgd_momentum(0.1), ..Default::default() };
     let sam = SideConfig { sam: Some(SamConfig { rho: 0.1, adaptive: false }), ..sgd.clone() };
     let replicas: Vec<Replica> = [sgd, sam]
         .into_iter()

@@ -84,3 +84,136 @@ fn dropout_is_off_at_evaluation() {
     again.train(20);
     assert_eq!(again.left.params, p.left.params);
 }
+
+fn mean_of(vectors: &[&Vec<f64>]) -> Vec<f64> {
+    let mut out = vec![0.0; vectors[0].len()];
+    for v in vectors {
+        for (o, x) in out.iter_mut().zip(v.iter()) {
+            *o += x;
+        }
+    }
+    out.iter().map(|o| o / vectors.len() as f64).collect()
+}
+
+fn max_diff(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max)
+}
+
+#[test]
+fn swa_is_the_mean_of_the_parameters_after_its_steps() {
+    let mut p = pair(&[("average", "swa"), ("average-start", "10"), ("average-every", "5"), ("steps", "40")]);
+    p.left.record_checkpoints(1, 1000);
+    p.train(40);
+    let c = &p.left.checkpoints;
+    let averaged: Vec<&Vec<f64>> =
+        c.steps.iter().zip(&c.params).filter(|(s, _)| **s >= 10 && (**s - 10) % 5 == 0).map(|(_, w)| w).collect();
+    assert_eq!(averaged.len(), 7, "steps 10, 15, ..., 40");
+    let average = p.left.average.as_ref().unwrap();
+    assert_eq!(average.n_averaged, 7);
+    let d = max_diff(average.solution().unwrap(), &mean_of(&averaged));
+    assert!(d < 1e-14, "SWA differs from the uniform mean by {d}");
+    // Training itself is unchanged by keeping an average.
+    let mut plain = pair(&[("steps", "40")]);
+    plain.train(40);
+    assert_eq!(plain.left.params, p.left.params);
+    // Its metrics are those of the averaged parameters.
+    let expected = p.left.evaluate_params(&average.params.clone());
+    assert_eq!(p.left.average_metrics().unwrap(), expected);
+    assert_ne!(expected.train_loss, p.left.evaluate().train_loss);
+}
+
+#[test]
+fn ema_follows_its_recurrence_from_the_first_step() {
+    let mut p = pair(&[("average", "ema"), ("ema-decay", "0.9"), ("steps", "30")]);
+    p.right.record_checkpoints(1, 1000);
+    p.train(30);
+    let c = &p.right.checkpoints;
+    // torch: optimizer.step(); ema.update_parameters(model): the first update (after step 1) copies.
+    let mut expected = c.params[1].clone();
+    for w in &c.params[2..] {
+        for (e, x) in expected.iter_mut().zip(w) {
+            *e = 0.9 * *e + 0.1 * x;
+        }
+    }
+    let average = p.right.average.as_ref().unwrap();
+    assert_eq!(average.n_averaged, 30);
+    let d = max_diff(&average.params, &expected);
+    assert!(d < 1e-14, "EMA differs from decay avg + (1 - decay) w by {d}");
+}
+
+#[test]
+fn a_switch_to_sam_keeps_the_base_state_and_a_new_base_starts_fresh() {
+    use flatminima::optim::OptimizerConfig;
+    // SGD with momentum, then SAM over the same SGD from step 15.
+    let mut switched = pair(&[("switch-at", "15"), ("right", "plain"), ("steps", "30")]);
+    assert_eq!(switched.left.side.label(), "SGD, then SAM(rho=0.2)+SGD from step 15");
+    switched.train(30);
+    let mut by_hand = pair(&[("right", "plain"), ("steps", "30")]);
+    by_hand.left.train(15);
+    by_hand.left.sam = switched.config.left.switch.as_ref().unwrap().sam.clone(); // same optimizer object: state kept
+    by_hand.left.train(15);
+    by_hand.right.train(30);
+    assert!(switched.left.params == by_hand.left.params, "SGD then SAM over the same SGD");
+    assert!(switched.right.params == by_hand.right.params, "the other side does not switch");
+    assert_eq!(switched.left.optimizer.steps, 30, "one optimiser all along");
+
+    // SGD to Adam at step 15: a fresh Adam (empty moments, bias correction from step 1).
+    let mut switched = pair(&[("switch-at", "15"), ("switch-to", "adam"), ("lr", "0.01"), ("steps", "30")]);
+    switched.train(30);
+    let mut by_hand = pair(&[("lr", "0.01"), ("steps", "30")]);
+    by_hand.left.train(15);
+    let adam = OptimizerConfig::with_kind("adam", 0.01).unwrap();
+    by_hand.left.optimizer = Optimizer::new(adam, by_hand.left.params.len());
+    by_hand.left.train(15);
+    assert!(switched.left.params == by_hand.left.params, "SGD then a fresh Adam");
+    assert_eq!(switched.left.optimizer.steps, 15);
+    assert_eq!(switched.left.optimizer.config.kind(), "adam");
+}
+
+#[test]
+fn per_side_batch_sizes_train_the_budgeted_steps_at_the_scaled_lr() {
+    // 200 points; the reference batch of 32 makes 7 steps an epoch, so 70 steps are 10 epochs.
+    let base = [("steps", "70"), ("right-batch-size", "200"), ("left-batch-size", "4")];
+    let with = |extra: &[(&'static str, &'static str)]| {
+        let mut s = base.to_vec();
+        s.extend_from_slice(extra);
+        pair(&s)
+    };
+    let p = with(&[]);
+    assert_eq!((p.left.steps_budget, p.right.steps_budget), (70, 70), "same steps");
+    assert_eq!((p.left.current_lr(), p.right.current_lr()), (0.1, 0.1));
+    // Same epochs: 10 epochs of 50 batches of 4 and of 1 batch of 200.
+    let mut p = with(&[("budget", "same_epochs")]);
+    assert_eq!((p.left.steps_budget, p.right.steps_budget), (500, 10));
+    p.train_to_budget();
+    assert_eq!((p.left.step, p.right.step), (500, 10));
+    // Goyal et al.: lr x b / 32.
+    let p = with(&[("budget", "same_epochs"), ("lr-scaling", "linear")]);
+    assert!((p.left.current_lr() - 0.1 * 4.0 / 32.0).abs() < 1e-15);
+    assert!((p.right.current_lr() - 0.1 * 200.0 / 32.0).abs() < 1e-15);
+    // A side's own steps win over the budget; a full batch is the same every step (no shuffle effect).
+    let mut p = with(&[("right-steps", "3"), ("budget", "same_epochs")]);
+    assert_eq!(p.right.steps_budget, 3);
+    p.right.train(1);
+    let first = p.right.last_batch_loss;
+    let mut check = pair(&[("batch-size", "200")]);
+    check.right.train(1);
+    assert_eq!(first, check.right.last_batch_loss, "batch 200 of 200 points is the full batch");
+}
+
+#[test]
+fn the_cli_reports_the_averages_metrics_and_sharpness() {
+    let run = |args: &[&str]| std::process::Command::new(env!("CARGO_BIN_EXE_flatminima")).args(args).output().unwrap();
+    let o = run(&["compare", "--set", "steps=60", "--set", "average=swa", "--set", "average-start=30"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(out.contains("SWA: weights averaged") && out.contains("SWA: OOD acc"), "{out}");
+    let line = out.lines().find(|l| l.starts_with("SWA: weights averaged")).unwrap();
+    assert!(line.split_whitespace().filter(|w| *w == "31").count() == 2, "steps 30..60: {line}");
+    let o = run(&["sharpness", "--quick", "--set", "steps=40", "--set", "average=ema"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(json["left"]["average"]["kind"], "EMA");
+    assert_eq!(json["left"]["average"]["n_averaged"], 40);
+    assert!(json["left"]["average"]["lambda_max"].as_f64().unwrap() > 0.0);
+}

@@ -44,7 +44,9 @@ const WORKER_URL = new URL("./flatminima-worker.js", import.meta.url);
 const SETTINGS = [
   "dataset", "noise", "points", "classes", "label-noise", "shift", "severity", "hidden", "activation",
   "label-smoothing", "dropout", "optimizer", "left", "right", "left-optimizer", "right-optimizer", "rho", "lr",
-  "momentum", "weight-decay", "schedule", "batch-size", "steps", "seed",
+  "momentum", "weight-decay", "schedule", "switch-at", "switch-side", "switch-to", "batch-size", "steps",
+  "seed", "left-batch-size", "right-batch-size", "budget", "lr-scaling", "left-steps", "right-steps",
+  "average", "average-start", "average-every", "ema-decay",
 ];
 /** Attributes of the element itself, not of the run. */
 const UI_ATTRIBUTES = ["backend", "autoplay", "controls", "speed", "show-ood", "landscape", "directions", "surface"];

@@ -111,10 +111,11 @@ impl Failure {
     }
 }
 
-/// Builds the pair from a validated config and trains both sides for `training.steps`.
+/// Builds the pair from a validated config and trains each side for its steps
+/// (`training.steps`, or the side's own budget: `RunConfig::plan`).
 pub fn train_pair(config: RunConfig) -> Result<Pair, Failure> {
     let mut pair = Pair::new(config).map_err(|e| Failure::bad_input(format!("{}: {}", e.field, e.message)))?;
-    pair.train(pair.config.training.steps);
+    pair.train_to_budget();
     Ok(pair)
 }
 

@@ -37,6 +37,17 @@ struct SideSharpness {
     thresholds: BTreeMap<String, f64>,
     #[serde(flatten)]
     report: SharpnessReport,
+    /// The same measures at the side's weight average (SWA / EMA), if it keeps one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    average: Option<AverageSharpness>,
+}
+
+#[derive(Serialize)]
+struct AverageSharpness {
+    kind: String,
+    n_averaged: u64,
+    #[serde(flatten)]
+    report: SharpnessReport,
 }
 
 pub fn run(args: SharpnessArgs) -> Result<(), Failure> {
@@ -60,6 +71,13 @@ pub fn run(args: SharpnessArgs) -> Result<(), Failure> {
                 edge_of_stability: thresholds.last().expect("2/lr is always there").1,
                 thresholds: thresholds.into_iter().collect(),
                 report: measure(&run.mlp, &run.params, &run.splits.train, &settings),
+                average: run.average.as_ref().and_then(|a| {
+                    Some(AverageSharpness {
+                        kind: a.config.name().to_string(),
+                        n_averaged: a.n_averaged,
+                        report: measure(&run.mlp, a.solution()?, &run.splits.train, &settings),
+                    })
+                }),
             }
         })
         .collect();

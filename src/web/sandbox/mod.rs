@@ -204,10 +204,9 @@ impl Sandbox {
         self.rebuild(self.pair().config.clone());
     }
 
-    /// Both sides reached the configured steps or diverged.
+    /// Both sides reached their configured steps (`Run::steps_budget`) or diverged.
     pub fn finished(&self) -> bool {
-        let limit = self.pair().config.training.steps;
-        self.pair().sides().iter().all(|r| r.diverged.is_some() || r.step >= limit)
+        self.pair().sides().iter().all(|r| r.diverged.is_some() || r.step >= r.steps_budget)
     }
 
     /// The larger of the two sides' step counts.
@@ -362,12 +361,11 @@ impl Sandbox {
     }
 
     /// Advances each side that has not diverged by up to `n` steps; with
-    /// `respect_limit`, not beyond the configured number of steps.
+    /// `respect_limit`, not beyond its configured number of steps.
     fn advance(&mut self, n: usize, respect_limit: bool) -> usize {
-        let limit = self.pair().config.training.steps;
         let mut most = 0;
         for run in self.pair_mut().sides_mut() {
-            let n = if respect_limit { n.min(limit.saturating_sub(run.step)) } else { n };
+            let n = if respect_limit { n.min(run.steps_budget.saturating_sub(run.step)) } else { n };
             let before = run.step;
             run.train(n);
             most = most.max(run.step - before);
