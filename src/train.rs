@@ -209,6 +209,11 @@ impl Run {
         self.side.schedule.lr_at(self.optimizer.config.lr(), self.step)
     }
 
+    /// The side as it trains now: after a switch, the new base optimiser and wrapper.
+    pub fn live_side(&self) -> SideConfig {
+        SideConfig { optimizer: self.optimizer.config.clone(), sam: self.sam.clone(), ..self.side.clone() }
+    }
+
     /// Applies the side's switch when its step has come (see [`crate::switch`]):
     /// the wrapper changes; a new base optimiser starts from empty state unless
     /// it is the same one (then only its lr may change). Allocates nothing.

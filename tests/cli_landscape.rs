@@ -81,9 +81,13 @@ fn sharpness_and_landscape_read_a_run_record() {
             assert!(json[side][field].as_f64().unwrap().is_finite(), "{side}.{field}");
         }
         assert_eq!(json[side]["step"], 120);
-        // The page's thresholds: SGD momentum 0.9 at lr 0.1 -> (2 + 1.8) / 0.1.
-        assert!((json[side]["edge_of_stability"].as_f64().unwrap() - 38.0).abs() < 1e-12);
-        assert_eq!(json[side]["thresholds"]["2/lr"], 20.0);
+        // The page's thresholds: SGD momentum 0.9 at lr 0.1 -> (2 + 1.8) / 0.1, with its source.
+        let edge = &json[side]["edge_of_stability"];
+        assert!((edge["value"].as_f64().unwrap() - 38.0).abs() < 1e-12, "{edge}");
+        assert!(edge["source"].as_str().unwrap().contains("Cohen et al. 2021"), "{edge}");
+        assert_eq!(edge["curvature"], "lambda_max");
+        assert!(json[side]["thresholds"]["2/lr"].is_null(), "2/lr is plain GD's, not momentum's");
+        assert!(json[side]["preconditioned_lambda_max"].is_null());
     }
     assert_eq!(json["right"]["label"], "SAM(rho=0.2)+SGD");
     let out = dir.join("landscape");

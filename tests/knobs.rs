@@ -217,3 +217,49 @@ fn the_cli_reports_the_averages_metrics_and_sharpness() {
     assert_eq!(json["left"]["average"]["n_averaged"], 40);
     assert!(json["left"]["average"]["lambda_max"].as_f64().unwrap() > 0.0);
 }
+
+#[test]
+fn adams_preconditioner_is_the_one_its_step_divides_by() {
+    use flatminima::optim::OptimizerConfig;
+    // Cohen et al. 2022: Adam's step is lr P^-1 m, m the (uncorrected) first moment.
+    let adam = OptimizerConfig::Adam { lr: 0.01, betas: (0.9, 0.999), eps: 1e-8, weight_decay: 0.0 };
+    let mut opt = Optimizer::new(adam, 3);
+    let mut w = [0.5, -1.0, 2.0];
+    let mut m = [0.0; 3];
+    for g in [[0.3, -2.0, 1e-3], [0.1, 0.5, -0.2], [-0.4, 1.0, 0.0]] {
+        let before = w;
+        opt.step(&mut w, &g, 0.01);
+        let p = opt.preconditioner().unwrap();
+        for i in 0..3 {
+            m[i] = 0.9 * m[i] + 0.1 * g[i];
+            let expected = before[i] - 0.01 * m[i] / p[i];
+            assert!((w[i] - expected).abs() < 1e-15, "{} vs {expected}", w[i]);
+        }
+    }
+    assert!(Optimizer::new(OptimizerConfig::sgd_momentum(0.1), 3).preconditioner().is_none());
+}
+
+#[test]
+fn the_cli_labels_each_optimisers_edge_of_stability() {
+    let run = |args: &[&str]| std::process::Command::new(env!("CARGO_BIN_EXE_flatminima")).args(args).output().unwrap();
+    let o = run(&[
+        "sharpness",
+        "--quick",
+        "--set",
+        "steps=60",
+        "--set",
+        "left-optimizer=adam",
+        "--set",
+        "lr=0.01",
+        "--set",
+        "right-optimizer=rmsprop",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let adam = &json["left"];
+    assert!((adam["edge_of_stability"]["value"].as_f64().unwrap() - 3800.0).abs() < 1e-9, "38 / lr");
+    assert_eq!(adam["edge_of_stability"]["curvature"], "preconditioned_lambda_max");
+    assert!(adam["preconditioned_lambda_max"].as_f64().unwrap() > 0.0);
+    assert!(adam["thresholds"].as_object().unwrap().is_empty(), "no line on the lambda_max chart");
+    assert!(json["right"]["edge_of_stability"].is_null(), "RMSprop: no threshold");
+}

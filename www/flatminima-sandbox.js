@@ -220,7 +220,7 @@ const ROWS = [
 ];
 
 const SHARP_ROWS = [
-  ["λ_max (power iteration)", "lambda_max"], ["edge of stability 2/lr", "edge_of_stability"], ["Hessian trace (Hutchinson)", "trace"],
+  ["λ_max (power iteration)", "lambda_max"], ["edge of stability (λ_max threshold)", "edge_of_stability"], ["Hessian trace (Hutchinson)", "trace"],
   ["ε-sharpness (Keskar, %)", "eps_sharpness"], ["ρ-sharpness (worst case, ρ of SAM)", "rho_sharpness"],
   ["adaptive sharpness", "adaptive_sharpness"], ["average sharpness (Gaussian)", "average_sharpness"],
 ];
@@ -929,7 +929,9 @@ class FlatminimaSandbox extends HTMLElement {
       const [a, b] = [m.left.sharpness, m.right.sharpness].map((s) => (s ? s[key] : null));
       const fmt = key === "step" ? (v) => (v == null ? "–" : String(v)) : formatNumber;
       const lower = key !== "step" && key !== "edge_of_stability" && a != null && b != null && a !== b ? (a < b ? 0 : 1) : -1;
-      return `<tr><th scope="row">${title}</th>${[a, b].map((v, i) => `<td class="${lower === i ? "fm-better" : ""}">${fmt(v)}</td>`).join("")}</tr>`;
+      // The threshold's formula and source (from the core) as a tooltip; "–" where none applies.
+      const notes = [m.left.sharpness, m.right.sharpness].map((s) => (key === "edge_of_stability" && s && s.edge_of_stability_label) || "");
+      return `<tr><th scope="row">${title}</th>${[a, b].map((v, i) => `<td class="${lower === i ? "fm-better" : ""}"${notes[i] ? ` title="${escapeHtml(notes[i])}"` : ""}>${fmt(v)}</td>`).join("")}</tr>`;
     }).join("");
   }
 

@@ -240,7 +240,7 @@ impl Sandbox {
         let pair = self.slot.as_mut().expect("a sandbox always holds a pair");
         for (i, (name, run)) in [("left", &mut pair.left), ("right", &mut pair.right)].into_iter().enumerate() {
             out[name] = side_metrics(run);
-            out[name]["sharpness"] = views::sharpness_metrics(&self.trackers[i], &run.side);
+            out[name]["sharpness"] = views::sharpness_metrics(&self.trackers[i], &run.live_side());
         }
         let text = out.to_string();
         self.metrics_cache = Some((key, text.clone()));
