@@ -21,7 +21,6 @@ use flatminima::model::{Mlp, ModelConfig, Workspace};
 use flatminima::optim::OptimizerConfig;
 use flatminima::rng::Rng;
 use flatminima::sam::SamConfig;
-use flatminima::schedule::Schedule;
 use flatminima::train::{predict_proba, Run};
 
 #[path = "support/adapter.rs"]
