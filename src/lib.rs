@@ -10,6 +10,7 @@ pub mod backend;
 pub mod config;
 pub mod data;
 pub mod dropout;
+pub mod ensemble;
 pub mod error;
 pub mod gpu;
 pub mod hessian;

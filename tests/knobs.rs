@@ -263,3 +263,25 @@ fn the_cli_labels_each_optimisers_edge_of_stability() {
     assert!(adam["thresholds"].as_object().unwrap().is_empty(), "no line on the lambda_max chart");
     assert!(json["right"]["edge_of_stability"].is_null(), "RMSprop: no threshold");
 }
+
+#[test]
+fn the_cli_trains_ensembles_of_both_sides() {
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("knobs-{}", std::process::id()));
+    let out = dir.join("ensemble.json");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_flatminima"))
+        .args(["ensemble", "--members", "3", "--set", "steps=40", "--out", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("SGD - 3 members") && text.contains("OOD acc"), "{text}");
+    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(json["right"]["member_metrics"].as_array().unwrap().len(), 3);
+    assert!(json["left"]["ood_acc"].as_f64().unwrap() > 0.0);
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_flatminima"))
+        .args(["ensemble", "--members", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("members: must be in [1, 64]"));
+}

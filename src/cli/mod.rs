@@ -9,6 +9,7 @@
 mod backend;
 mod compare;
 mod config;
+mod ensemble;
 mod input;
 mod landscape;
 mod report;
@@ -56,6 +57,9 @@ enum Command {
     /// Dinh et al.'s rescaling of both solutions (a ReLU layer times --alpha, the next divided by
     /// it): the function stays, lambda_max and the trace move, adaptive sharpness stays. JSON.
     Rescale(rescale::RescaleArgs),
+    /// K members of each side (member i from seed + i) and their ensemble: the mean predicted
+    /// probability's train / ID / OOD loss and accuracy beside the members' mean.
+    Ensemble(ensemble::EnsembleArgs),
     /// Train R seeds of each side on the same data through the backend (--backend auto|gpu|cpu)
     /// and summarise their final train / ID / OOD metrics; --out writes every replica's. With
     /// --vary, --data-seeds, --seeds, --until-train-loss, --shard or --merge: a grid study over
@@ -80,6 +84,7 @@ pub fn run() -> i32 {
         Command::Landscape(args) => landscape::run(args),
         Command::Sharpness(args) => sharpness::run(args),
         Command::Rescale(args) => rescale::run(args),
+        Command::Ensemble(args) => ensemble::run(args),
         Command::Study(args) => study::run(args),
     };
     match result {
