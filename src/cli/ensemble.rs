@@ -46,15 +46,16 @@ fn table(reports: &[EnsembleReport]) -> String {
         if r.diverged > 0 {
             out += &format!(" ({} diverged)", r.diverged);
         }
-        out += "\n                 ensemble   members' mean\n";
+        out += "\n                ensemble   members' mean\n";
+        let percent = |x: f64| format!("{:.1}%", 100.0 * x);
         let rows = [
-            ("train acc", 100.0 * r.train_acc, 100.0 * mean(|m| m.train_acc), "%"),
-            ("ID acc", 100.0 * r.id_acc, 100.0 * mean(|m| m.id_acc), "%"),
-            ("OOD acc", 100.0 * r.ood_acc, 100.0 * mean(|m| m.ood_acc), "%"),
-            ("OOD loss", r.ood_loss, mean(|m| m.ood_loss), ""),
+            ("train acc", percent(r.train_acc), percent(mean(|m| m.train_acc))),
+            ("ID acc", percent(r.id_acc), percent(mean(|m| m.id_acc))),
+            ("OOD acc", percent(r.ood_acc), percent(mean(|m| m.ood_acc))),
+            ("OOD loss", format!("{:.4}", r.ood_loss), format!("{:.4}", mean(|m| m.ood_loss))),
         ];
-        for (name, ensemble, members, unit) in rows {
-            out += &format!("  {name:<12} {ensemble:>9.3}{unit:1} {members:>12.3}{unit:1}\n");
+        for (name, ensemble, members) in rows {
+            out += &format!("  {name:<12} {ensemble:>9} {members:>15}\n");
         }
     }
     out + "(member i trains with seed + i; the ensemble predicts the mean of the members' probabilities)\n"
