@@ -144,7 +144,7 @@ mod tests {
         let mlp = Mlp::new(2, &ModelConfig { hidden: vec![], ..Default::default() }, 2);
         let ln3 = 3f64.ln();
         // Member A: logits (0, ln 3) -> p = (1/4, 3/4); member B: (ln 3, 0) -> (3/4, 1/4); C: (0, 0) -> (1/2, 1/2).
-        let members = vec![linear(0.0, ln3), linear(ln3, 0.0), linear(0.0, 0.0)];
+        let members = [linear(0.0, ln3), linear(ln3, 0.0), linear(0.0, 0.0)];
         let mut ws = Workspace::new();
         let mut out = [0.0; 2];
         ensemble_proba(&mlp, &members[..2], &[1.0, 0.0], &mut out, &mut ws);
