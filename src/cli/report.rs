@@ -138,11 +138,18 @@ pub fn comparison_table(record: &RunRecord) -> String {
 /// One line per side with the headline numbers, for `train`'s summary.
 pub fn short_summary(record: &RunRecord, elapsed: Duration) -> String {
     let width = record.sides().iter().map(|s| s.label.len()).max().unwrap_or(0);
+    // Each side's own steps when they differ (a side's batch size, budget or steps).
+    let config = &record.config;
+    let planned = [&config.left, &config.right].map(|s| config.plan(s).steps);
+    let steps = if planned[0] == planned[1] {
+        format!("{} steps", planned[0])
+    } else {
+        format!("{} and {} steps", planned[0], planned[1])
+    };
     let mut out = format!(
-        "trained {} and {} for {} steps in {:.2} s (OOD: {})\n",
+        "trained {} and {} for {steps} in {:.2} s (OOD: {})\n",
         record.left.label,
         record.right.label,
-        record.config.training.steps,
         elapsed.as_secs_f64(),
         describe(&record.config.shift)
     );
