@@ -22,6 +22,7 @@ use flatminima::model::{Mlp, ModelConfig, Workspace};
 use flatminima::optim::OptimizerConfig;
 use flatminima::pair::Pair;
 use flatminima::rng::Rng;
+use flatminima::sam::SamConfig;
 use flatminima::schedule::Schedule;
 use flatminima::train::predict_proba;
 
@@ -38,7 +39,7 @@ fn gpu() -> Option<Backend> {
 }
 
 fn mlp(hidden: &[usize], activation: Activation, classes: usize) -> Mlp {
-    Mlp::new(2, &ModelConfig { hidden: hidden.to_vec(), activation, label_smoothing: 0.0 }, classes)
+    Mlp::new(2, &ModelConfig { hidden: hidden.to_vec(), activation, label_smoothing: 0.0, dropout: vec![] }, classes)
 }
 
 #[track_caller]
@@ -223,6 +224,7 @@ fn gpu_failures_in_a_call_fall_back_to_the_cpu_for_that_call() {
         optimizer: OptimizerConfig::with_kind("adam", 0.01).unwrap(),
         sam: None,
         schedule: Schedule::Constant,
+        ..Default::default()
     };
     let splits = small_splits();
     let reps = replicas(&m, &adam);
@@ -232,6 +234,28 @@ fn gpu_failures_in_a_call_fall_back_to_the_cpu_for_that_call() {
     let notices = gpu.take_notices();
     assert_eq!(notices.len(), 1, "{notices:?}");
     assert!(notices[0].contains("replica training") && notices[0].contains("Adam"), "{notices:?}");
+    // Dropout and a switch of optimiser are CPU-only too (the kernels train without them).
+    let mut dropped = m.clone();
+    dropped.dropout = vec![0.3];
+    let sgd = SideConfig { optimizer: OptimizerConfig::sgd_momentum(0.1), ..Default::default() };
+    let reps = replicas(&dropped, &sgd);
+    let on_gpu_backend = block_on(gpu.train_replicas(&dropped, &splits, 16, &reps, 20));
+    assert_eq!(on_gpu_backend, CpuBackend.train_replicas(&dropped, &splits, 16, &reps, 20));
+    assert_eq!(gpu.last_call_backend(), "cpu");
+    let notices = gpu.take_notices();
+    assert!(notices.len() == 1 && notices[0].contains("dropout"), "{notices:?}");
+    let switching = SideConfig {
+        switch: Some(flatminima::switch::Switch {
+            at: 5,
+            optimizer: None,
+            sam: Some(SamConfig { rho: 0.1, adaptive: false }),
+        }),
+        ..sgd
+    };
+    let reps = replicas(&m, &switching);
+    let on_gpu_backend = block_on(gpu.train_replicas(&m, &splits, 16, &reps, 20));
+    assert_eq!(on_gpu_backend, CpuBackend.train_replicas(&m, &splits, 16, &reps, 20));
+    assert!(gpu.take_notices()[0].contains("switch"));
     // An unsupported shape in a surface: computed on the CPU, noted once however often it happens.
     let deep = mlp(&[3; 7], Activation::Tanh, 2);
     let params = deep.init_params(&mut Rng::new(1));

@@ -36,7 +36,7 @@ fn gpu() -> Option<&'static GpuContext> {
 }
 
 fn mlp(hidden: &[usize], activation: Activation, classes: usize, label_smoothing: f64) -> Mlp {
-    Mlp::new(2, &ModelConfig { hidden: hidden.to_vec(), activation, label_smoothing }, classes)
+    Mlp::new(2, &ModelConfig { hidden: hidden.to_vec(), activation, label_smoothing, dropout: vec![] }, classes)
 }
 
 /// Shapes from a linear model to the largest supported one, with 2 to 8 classes.
@@ -247,7 +247,7 @@ fn replicas(m: &Mlp, sam: bool) -> Vec<Replica> {
         .map(|(i, (optimizer, schedule, rho))| {
             let sam = if sam { rho.map(|rho| SamConfig { rho, adaptive: i == 4 }) } else { None };
             Replica {
-                side: SideConfig { optimizer, sam, schedule },
+                side: SideConfig { optimizer, sam, schedule, ..Default::default() },
                 init: params(m, 100 + i as u64, 1.0),
                 seed: 7 + i as u64,
             }
@@ -261,7 +261,7 @@ fn check_training(hidden: &[usize], activation: Activation, dataset: DatasetKind
     // 100 points in batches of 32: every epoch ends with a short batch of 4.
     let data = DataConfig { dataset, n_train: 100, n_test: 50, classes, ..Default::default() };
     let splits: Arc<Splits> = Arc::new(make_splits(&data, &ShiftConfig::default(), 11));
-    let training = TrainingConfig { batch_size: 32, steps: 100, log_every: 1000 };
+    let training = TrainingConfig { batch_size: 32, steps: 100, log_every: 1000, ..Default::default() };
     let reps = replicas(&m, sam);
     let mut trainer = ReplicaTrainer::new(ctx, &m, &splits.train, training.batch_size, &reps).unwrap();
     // 7 steps per submission: the checkpoints below cut chunks at uneven places.
@@ -330,6 +330,7 @@ fn unsupported_work_is_refused_with_a_reason() {
             optimizer: OptimizerConfig::with_kind("adam", 0.01).unwrap(),
             sam: None,
             schedule: Schedule::Constant,
+            ..Default::default()
         },
         init: params(&m, 0, 1.0),
         seed: 0,

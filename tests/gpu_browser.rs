@@ -21,7 +21,6 @@ use flatminima::model::{Mlp, ModelConfig, Workspace};
 use flatminima::optim::OptimizerConfig;
 use flatminima::rng::Rng;
 use flatminima::sam::SamConfig;
-use flatminima::schedule::Schedule;
 use flatminima::train::{predict_proba, Run};
 
 #[path = "support/adapter.rs"]
@@ -40,7 +39,11 @@ fn close(gpu: f32, cpu: f64, rel: f64, abs: f64) -> bool {
 #[wasm_bindgen_test]
 async fn boundary_and_surface_match_the_cpu() {
     let Some(ctx) = gpu().await else { return };
-    let mlp = Mlp::new(2, &ModelConfig { hidden: vec![16, 16], activation: Activation::Gelu, label_smoothing: 0.1 }, 3);
+    let mlp = Mlp::new(
+        2,
+        &ModelConfig { hidden: vec![16, 16], activation: Activation::Gelu, label_smoothing: 0.1, dropout: vec![] },
+        3,
+    );
     let params = mlp.init_params(&mut Rng::new(1));
     let grid = Grid2d { x_range: (-2.0, 2.0), y_range: (-1.0, 1.5), nx: 21, ny: 9 };
     let probs = ctx.boundary_grid(&[GpuModel { mlp: &mlp, params: &params }], &grid).await.unwrap();
@@ -67,8 +70,8 @@ async fn replicas_follow_cpu_runs() {
     let Some(ctx) = gpu().await else { return };
     let mlp = Mlp::new(2, &ModelConfig::default(), 2);
     let splits = Arc::new(make_splits(&DataConfig { n_train: 100, ..Default::default() }, &ShiftConfig::default(), 4));
-    let training = TrainingConfig { batch_size: 32, steps: 50, log_every: 1000 };
-    let sgd = SideConfig { optimizer: OptimizerConfig::sgd_momentum(0.1), sam: None, schedule: Schedule::Constant };
+    let training = TrainingConfig { batch_size: 32, steps: 50, log_every: 1000, ..Default::default() };
+    let sgd = SideConfig { optimizer: OptimizerConfig::sgd_momentum(0.1), ..Default::default() };
     let sam = SideConfig { sam: Some(SamConfig { rho: 0.1, adaptive: false }), ..sgd.clone() };
     let replicas: Vec<Replica> = [sgd, sam]
         .into_iter()

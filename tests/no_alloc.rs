@@ -92,6 +92,17 @@ const CASES: &[&[(&str, &str)]] = &[
     ],
     // AdamW with warm-up, no hidden layer
     &[("optimizer", "adamw"), ("schedule", "warmup"), ("hidden", "none")],
+    // dropout (masks drawn every step; SAM reuses them), short last batch
+    &[("dropout", "0.3,0.1"), ("points", "50"), ("batch-size", "16")],
+    // weight averages, a switch of optimiser inside the counted steps, per-side batch sizes
+    &[
+        ("average", "ema"),
+        ("switch-at", "30"),
+        ("switch-side", "both"),
+        ("switch-to", "adam"),
+        ("left-batch-size", "8"),
+    ],
+    &[("average", "swa"), ("average-start", "20"), ("switch-at", "50"), ("right-batch-size", "200")],
 ];
 
 fn warm_pair(settings: &[(&str, &str)]) -> Pair {

@@ -42,16 +42,21 @@ fn every_case_follows_pytorch_step_by_step() {
     assert!(reference.cases.len() >= 13, "torch {}", reference.torch_version);
     for case in reference.cases {
         let n = case.points.len();
-        let side =
-            SideConfig { optimizer: case.optimizer.clone(), sam: case.sam.clone(), schedule: Default::default() };
+        let side = SideConfig { optimizer: case.optimizer.clone(), sam: case.sam.clone(), ..Default::default() };
         let config = RunConfig {
             data: DataConfig { dataset: DatasetKind::Blobs, classes: case.classes, ..Default::default() },
             model: ModelConfig {
                 hidden: case.hidden.clone(),
                 activation: case.activation,
                 label_smoothing: case.label_smoothing,
+                dropout: vec![],
             },
-            training: TrainingConfig { batch_size: n, steps: case.trajectory.len(), log_every: 1 },
+            training: TrainingConfig {
+                batch_size: n,
+                steps: case.trajectory.len(),
+                log_every: 1,
+                ..Default::default()
+            },
             init: Some(case.init.clone()),
             train_points: Some(Dataset {
                 points: case.points.clone(),

@@ -13,6 +13,7 @@ fn plain_sgd(lr: f64) -> SideConfig {
         optimizer: OptimizerConfig::Sgd { lr, momentum: 0.0, dampening: 0.0, weight_decay: 0.0, nesterov: false },
         sam: None,
         schedule: Schedule::Constant,
+        ..Default::default()
     }
 }
 
@@ -22,7 +23,7 @@ fn one_point_config(right: SideConfig) -> RunConfig {
         model: ModelConfig { hidden: vec![], ..Default::default() },
         init: Some(vec![0.0; 6]),
         train_points: Some(Dataset { points: vec![[1.0, 0.0]], labels: vec![0], classes: 2 }),
-        training: flatminima::config::TrainingConfig { batch_size: 1, steps: 1, log_every: 1 },
+        training: flatminima::config::TrainingConfig { batch_size: 1, steps: 1, log_every: 1, ..Default::default() },
         left: plain_sgd(1.0),
         right,
         ..Default::default()

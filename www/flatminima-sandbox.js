@@ -43,8 +43,10 @@ const WORKER_URL = new URL("./flatminima-worker.js", import.meta.url);
  */
 const SETTINGS = [
   "dataset", "noise", "points", "classes", "label-noise", "shift", "severity", "hidden", "activation",
-  "label-smoothing", "optimizer", "left", "right", "left-optimizer", "right-optimizer", "rho", "lr", "momentum",
-  "weight-decay", "schedule", "batch-size", "steps", "seed",
+  "label-smoothing", "dropout", "optimizer", "left", "right", "left-optimizer", "right-optimizer", "rho", "lr",
+  "momentum", "weight-decay", "schedule", "switch-at", "switch-side", "switch-to", "batch-size", "steps",
+  "seed", "left-batch-size", "right-batch-size", "budget", "lr-scaling", "left-steps", "right-steps",
+  "average", "average-start", "average-every", "ema-decay",
 ];
 /** Attributes of the element itself, not of the run. */
 const UI_ATTRIBUTES = ["backend", "autoplay", "controls", "speed", "show-ood", "landscape", "directions", "surface", "locked", "hidden-settings"];
@@ -231,7 +233,7 @@ const ROWS = [
 ];
 
 const SHARP_ROWS = [
-  ["λ_max (power iteration)", "lambda_max"], ["edge of stability 2/lr", "edge_of_stability"], ["Hessian trace (Hutchinson)", "trace"],
+  ["λ_max (power iteration)", "lambda_max"], ["edge of stability (λ_max threshold)", "edge_of_stability"], ["Hessian trace (Hutchinson)", "trace"],
   ["ε-sharpness (Keskar, %)", "eps_sharpness"], ["ρ-sharpness (worst case, ρ of SAM)", "rho_sharpness"],
   ["adaptive sharpness", "adaptive_sharpness"], ["average sharpness (Gaussian)", "average_sharpness"],
 ];
@@ -1108,7 +1110,9 @@ class FlatminimaSandbox extends HTMLElement {
       const [a, b] = [m.left.sharpness, m.right.sharpness].map((s) => (s ? s[key] : null));
       const fmt = key === "step" ? (v) => (v == null ? "–" : String(v)) : formatNumber;
       const lower = key !== "step" && key !== "edge_of_stability" && a != null && b != null && a !== b ? (a < b ? 0 : 1) : -1;
-      return `<tr><th scope="row">${title}</th>${[a, b].map((v, i) => `<td class="${lower === i ? "fm-better" : ""}">${fmt(v)}</td>`).join("")}</tr>`;
+      // The threshold's formula and source (from the core) as a tooltip; "–" where none applies.
+      const notes = [m.left.sharpness, m.right.sharpness].map((s) => (key === "edge_of_stability" && s && s.edge_of_stability_label) || "");
+      return `<tr><th scope="row">${title}</th>${[a, b].map((v, i) => `<td class="${lower === i ? "fm-better" : ""}"${notes[i] ? ` title="${escapeHtml(notes[i])}"` : ""}>${fmt(v)}</td>`).join("")}</tr>`;
     }).join("");
   }
 

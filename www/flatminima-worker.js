@@ -220,7 +220,14 @@ function runRecord() {
       final_metrics: final.length ? point(final, 0) : null,
       final_params: numbers(sb.sideParams(i)),
       history: points(sb.sideHistory(i)),
+      average: average(i),
     };
+  };
+  const average = (/** @type {number} */ i) => {
+    const a = sb.sideAverage(i);
+    if (!a.length) return null;
+    const m = sb.sideAverageMetrics(i);
+    return { kind: sb.sideAverageKind(i), n_averaged: a[0], metrics: m.length ? point(m, 0) : null, params: Array.from(a.subarray(1)) };
   };
   const split = (/** @type {number} */ i) => {
     const xy = sb.splitPoints(i);

@@ -202,6 +202,7 @@ pub async fn bench_gpu(repeats: u32) -> Result<String, JsError> {
                     optimizer: OptimizerConfig::sgd_momentum(0.1),
                     sam: sam.then_some(SamConfig { rho: crate::config::DEFAULT_RHO, adaptive: false }),
                     schedule: Schedule::Constant,
+                    ..Default::default()
                 },
                 init: mlp.init_params(&mut Rng::new(i as u64)),
                 seed: i as u64,

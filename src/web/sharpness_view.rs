@@ -17,9 +17,10 @@ use super::palette;
 /// Bins of the spectrum histogram.
 const BINS: usize = 40;
 
-/// lambda_max (log axis) against step for both sides. The thresholds are
-/// drawn at the latest measurement's learning rate, dashed (2 / lr) and
-/// dotted (the momentum version), in the side's colour.
+/// lambda_max (log axis) against step for both sides. Each side's
+/// edge-of-stability threshold (`sharpness_tracker::stability_thresholds`: its
+/// optimiser's, none where none bounds lambda_max) is drawn dashed at the
+/// latest measurement's learning rate, in the side's colour.
 pub fn draw_lambda_max(
     canvas: &HtmlCanvasElement,
     trackers: [&SharpnessTracker; 2],

@@ -55,7 +55,11 @@ fn size(n: usize, small: usize) -> usize {
 }
 
 fn reference_mlp() -> Mlp {
-    Mlp::new(2, &ModelConfig { hidden: vec![16, 16], activation: Activation::Tanh, label_smoothing: 0.0 }, 2)
+    Mlp::new(
+        2,
+        &ModelConfig { hidden: vec![16, 16], activation: Activation::Tanh, label_smoothing: 0.0, dropout: vec![] },
+        2,
+    )
 }
 
 /// Under CI=true a missing adapter fails (`cargo test --all-targets` runs this file once).
@@ -139,6 +143,7 @@ fn replica_configs(mlp: &Mlp, sam: bool) -> Vec<Replica> {
                 optimizer: OptimizerConfig::sgd_momentum(0.05 + 0.001 * i as f64),
                 sam: sam.then_some(SamConfig { rho: 0.1, adaptive: false }),
                 schedule: Schedule::Constant,
+                ..Default::default()
             },
             init: mlp.init_params(&mut Rng::new(i as u64)),
             seed: i as u64,
@@ -149,7 +154,7 @@ fn replica_configs(mlp: &Mlp, sam: bool) -> Vec<Replica> {
 fn replicas(c: &mut Criterion, ctx: Option<&GpuContext>) {
     let mlp = reference_mlp();
     let splits = Arc::new(make_splits(&DataConfig { n_train: 256, ..Default::default() }, &ShiftConfig::default(), 1));
-    let training = TrainingConfig { batch_size: 32, steps: 1000, log_every: 1_000_000 };
+    let training = TrainingConfig { batch_size: 32, steps: 1000, log_every: 1_000_000, ..Default::default() };
     let mut group = quick(c, "replicas_256");
     let cpu_steps = 4;
     group.throughput(Throughput::Elements((REPLICAS * cpu_steps) as u64));

@@ -101,6 +101,13 @@ impl GpuBackend {
         replicas: &[Replica],
         steps: usize,
     ) -> Result<Vec<ReplicaMetrics>, GpuError> {
+        if mlp.has_dropout() {
+            // The kernels train without masks; the CPU path has dropout.
+            return Err(GpuError::Unsupported("dropout (the GPU kernels train without it)".into()));
+        }
+        if replicas.iter().any(|r| r.side.switch.is_some() || r.side.batch_size.is_some_and(|b| b != batch_size)) {
+            return Err(GpuError::Unsupported("a switch of optimiser or a side's own batch size".into()));
+        }
         let mut trainer = ReplicaTrainer::new(&self.ctx, mlp, &splits.train, batch_size, replicas)?;
         let initial = trainer.metrics().await?;
         trainer.train(steps).await?;

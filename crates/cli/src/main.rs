@@ -14,9 +14,11 @@
 mod backend;
 mod compare;
 mod config;
+mod ensemble;
 mod input;
 mod landscape;
 mod report;
+mod rescale;
 mod sharpness;
 mod study;
 mod study_grid;
@@ -57,6 +59,12 @@ enum Command {
     Landscape(landscape::LandscapeArgs),
     /// Every sharpness measure (lambda_max, trace, epsilon/rho/adaptive/average sharpness) for both sides, as JSON.
     Sharpness(sharpness::SharpnessArgs),
+    /// Dinh et al.'s rescaling of both solutions (a ReLU layer times --alpha, the next divided by
+    /// it): the function stays, lambda_max and the trace move, adaptive sharpness stays. JSON.
+    Rescale(rescale::RescaleArgs),
+    /// K members of each side (member i from seed + i) and their ensemble: the mean predicted
+    /// probability's train / ID / OOD loss and accuracy beside the members' mean.
+    Ensemble(ensemble::EnsembleArgs),
     /// Train R seeds of each side on the same data through the backend (--backend auto|gpu|cpu)
     /// and summarise their final train / ID / OOD metrics; --out writes every replica's. With
     /// --vary, --data-seeds, --seeds, --until-train-loss, --shard or --merge: a grid study over
@@ -85,6 +93,8 @@ fn run() -> i32 {
         Command::Config(args) => config::run(args),
         Command::Landscape(args) => landscape::run(args),
         Command::Sharpness(args) => sharpness::run(args),
+        Command::Rescale(args) => rescale::run(args),
+        Command::Ensemble(args) => ensemble::run(args),
         Command::Study(args) => study::run(args),
     };
     match result {
@@ -116,10 +126,11 @@ impl Failure {
     }
 }
 
-/// Builds the pair from a validated config and trains both sides for `training.steps`.
+/// Builds the pair from a validated config and trains each side for its steps
+/// (`training.steps`, or the side's own budget: `RunConfig::plan`).
 pub fn train_pair(config: RunConfig) -> Result<Pair, Failure> {
     let mut pair = Pair::new(config).map_err(|e| Failure::bad_input(format!("{}: {}", e.field, e.message)))?;
-    pair.train(pair.config.training.steps);
+    pair.train_to_budget();
     Ok(pair)
 }
 

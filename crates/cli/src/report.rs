@@ -52,14 +52,14 @@ pub fn config_summary(config: &RunConfig) -> String {
         ),
         ("model", model),
         ("training", format!("{} steps of batch {}, metrics every {} steps", t.steps, t.batch_size, t.log_every)),
-        ("left", side_summary(&config.left)),
-        ("right", side_summary(&config.right)),
+        ("left", side_summary(config, &config.left)),
+        ("right", side_summary(config, &config.right)),
     ];
     lines.iter().map(|(key, value)| format!("{key:<9} {value}\n")).collect()
 }
 
 /// "SGD: lr=0.1 momentum=0.9 ...; schedule constant": every hyperparameter, so nothing is hidden.
-fn side_summary(side: &SideConfig) -> String {
+fn side_summary(config: &RunConfig, side: &SideConfig) -> String {
     let params = |value: Value| match value {
         // lr first, then the rest alphabetically (serde_json's map order).
         Value::Object(map) => {
@@ -74,14 +74,25 @@ fn side_summary(side: &SideConfig) -> String {
     let optimizer = params(serde_json::to_value(&side.optimizer).unwrap_or_default());
     let schedule = serde_json::to_value(&side.schedule).unwrap_or_default();
     let kind = schedule.get("kind").and_then(Value::as_str).unwrap_or("?").to_string();
-    format!("{}:{optimizer}; schedule {kind}{}", side.label(), params(schedule))
+    let mut out = format!("{}:{optimizer}; schedule {kind}{}", side.label(), params(schedule));
+    let plan = config.plan(side);
+    if plan.batch_size != config.training.batch_size.min(config.n_train()) || plan.steps != config.training.steps {
+        out += &format!("; {} steps of batch {}", plan.steps, plan.batch_size);
+    }
+    if plan.lr_factor != 1.0 {
+        out += &format!(" (lr x {} by linear scaling)", plan.lr_factor);
+    }
+    if let Some(a) = &side.average {
+        out += &format!("; keeps {}", serde_json::to_string(a).unwrap_or_default());
+    }
+    out
 }
 
 /// Final metrics of both sides as a table, one column per side.
 pub fn comparison_table(record: &RunRecord) -> String {
     let sides = record.sides();
     let metric = |f: fn(&MetricPoint) -> String| sides.map(|s| s.latest_metrics().map_or("-".to_string(), f));
-    let rows: Vec<(&str, [String; 2])> = vec![
+    let mut rows: Vec<(String, [String; 2])> = vec![
         ("step", sides.map(|s| s.step.to_string())),
         ("train loss", metric(|m| loss(m.train_loss))),
         ("train acc", metric(|m| percent(m.train_acc))),
@@ -92,7 +103,25 @@ pub fn comparison_table(record: &RunRecord) -> String {
         ("OOD gap (ID - OOD acc)", metric(|m| format!("{:.1} pts", 100.0 * (m.id_acc - m.ood_acc)))),
         ("grad norm", metric(|m| loss(m.grad_norm))),
         ("diverged", sides.map(|s| s.diverged.as_ref().map_or("no".to_string(), |d| format!("at step {}", d.step)))),
-    ];
+    ]
+    .into_iter()
+    .map(|(name, values)| (name.to_string(), values))
+    .collect();
+    // The weight averages (SWA / EMA), an extra solution per side.
+    if sides.iter().any(|s| s.average.is_some()) {
+        let kind = sides.iter().find_map(|s| s.average.as_ref()).map_or("average", |a| a.kind.as_str());
+        let average = |f: fn(&MetricPoint) -> String| {
+            sides.map(|s| s.average.as_ref().and_then(|a| a.metrics.as_ref()).map_or("-".to_string(), f))
+        };
+        rows.push((
+            format!("{kind}: weights averaged"),
+            sides.map(|s| s.average.as_ref().map_or("-".to_string(), |a| a.n_averaged.to_string())),
+        ));
+        rows.push((format!("{kind}: train acc"), average(|m| percent(m.train_acc))));
+        rows.push((format!("{kind}: ID acc"), average(|m| percent(m.id_acc))));
+        rows.push((format!("{kind}: OOD loss"), average(|m| loss(m.ood_loss))));
+        rows.push((format!("{kind}: OOD acc"), average(|m| percent(m.ood_acc))));
+    }
     let name_width = rows.iter().map(|(name, _)| name.len()).max().unwrap_or(0);
     let width = |i: usize| rows.iter().map(|(_, v)| v[i].len()).chain([sides[i].label.len()]).max().unwrap_or(0);
     let (w0, w1) = (width(0), width(1));
@@ -109,11 +138,18 @@ pub fn comparison_table(record: &RunRecord) -> String {
 /// One line per side with the headline numbers, for `train`'s summary.
 pub fn short_summary(record: &RunRecord, elapsed: Duration) -> String {
     let width = record.sides().iter().map(|s| s.label.len()).max().unwrap_or(0);
+    // Each side's own steps when they differ (a side's batch size, budget or steps).
+    let config = &record.config;
+    let planned = [&config.left, &config.right].map(|s| config.plan(s).steps);
+    let steps = if planned[0] == planned[1] {
+        format!("{} steps", planned[0])
+    } else {
+        format!("{} and {} steps", planned[0], planned[1])
+    };
     let mut out = format!(
-        "trained {} and {} for {} steps in {:.2} s (OOD: {})\n",
+        "trained {} and {} for {steps} in {:.2} s (OOD: {})\n",
         record.left.label,
         record.right.label,
-        record.config.training.steps,
         elapsed.as_secs_f64(),
         describe(&record.config.shift)
     );

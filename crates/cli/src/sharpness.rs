@@ -5,10 +5,13 @@ use std::path::PathBuf;
 
 use clap::Args;
 use flatminima_core::hessian::MAX_DENSE_PARAMS;
+use flatminima_core::hessian::{preconditioned_lambda_max, HessianOperator};
 use flatminima_core::pair::Pair;
 use flatminima_core::record::RunRecord;
+use flatminima_core::rng::Rng;
+use flatminima_core::sharpness::sample_rows;
 use flatminima_core::sharpness::{measure, SharpnessReport, SharpnessSettings};
-use flatminima_core::sharpness_tracker::stability_thresholds;
+use flatminima_core::sharpness_tracker::{side_edge_of_stability, stability_thresholds, Curvature, EdgeOfStability};
 use serde::Serialize;
 
 use super::{print_stdout, train_pair, ConfigArgs, Failure};
@@ -29,12 +32,28 @@ pub struct SharpnessArgs {
 struct SideSharpness {
     label: String,
     step: usize,
-    /// The edge-of-stability reference for lambda_max that applies to this side's optimiser
-    /// (Cohen et al. 2021): (2 + 2 beta) / lr for SGD with heavy-ball momentum beta, the
-    /// Nesterov one for Nesterov, 2 / lr otherwise; the same thresholds as the page's.
-    edge_of_stability: f64,
-    /// Every threshold by name ("2/lr", "(2+2β)/lr", ...), as the page's `thresholds`.
+    /// The edge-of-stability threshold of this side's optimiser at its current lr, with its
+    /// formula, source and the curvature it bounds (`sharpness_tracker::edge_of_stability`);
+    /// null where no source gives one (RMSprop).
+    edge_of_stability: Option<EdgeOfStability>,
+    /// The thresholds the page draws on its lambda_max chart, by formula (none for Adam, whose
+    /// threshold bounds the preconditioned sharpness, nor for RMSprop).
     thresholds: BTreeMap<String, f64>,
+    /// For Adam and AdamW: lambda_max(P^-1 H) with the optimiser's preconditioner P, the
+    /// quantity Adam's threshold bounds. Null for other optimisers, and for a `--run` record
+    /// (which holds no optimiser state).
+    preconditioned_lambda_max: Option<f64>,
+    #[serde(flatten)]
+    report: SharpnessReport,
+    /// The same measures at the side's weight average (SWA / EMA), if it keeps one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    average: Option<AverageSharpness>,
+}
+
+#[derive(Serialize)]
+struct AverageSharpness {
+    kind: String,
+    n_averaged: u64,
     #[serde(flatten)]
     report: SharpnessReport,
 }
@@ -52,14 +71,38 @@ pub fn run(args: SharpnessArgs) -> Result<(), Failure> {
         .sides()
         .iter()
         .map(|run| {
-            let thresholds = stability_thresholds(&run.side, run.current_lr());
+            // The optimiser in use now (after any switch).
+            let (optimizer, sam) = (&run.optimizer.config, run.sam.is_some());
+            let edge = side_edge_of_stability(optimizer, sam, run.current_lr());
+            let live = run.live_side();
+            let preconditioned =
+                edge.as_ref().filter(|e| e.curvature == Curvature::PreconditionedLambdaMax).and_then(|_| {
+                    let p = run.optimizer.preconditioner()?;
+                    let (x, y) = sample_rows(&run.splits.train, settings.max_points, settings.seed);
+                    let mut op = HessianOperator::new(&run.mlp, &run.params, &x, &y);
+                    let mut rng = Rng::derive(settings.seed, "preconditioned-lambda-max");
+                    Some(preconditioned_lambda_max(
+                        &mut op,
+                        &p,
+                        &mut rng,
+                        settings.power_iterations,
+                        settings.power_tolerance,
+                    ))
+                });
             SideSharpness {
                 label: run.side.label(),
                 step: run.step,
-                // The last threshold is the optimiser's own (momentum's, where there is one).
-                edge_of_stability: thresholds.last().expect("2/lr is always there").1,
-                thresholds: thresholds.into_iter().collect(),
+                edge_of_stability: edge,
+                thresholds: stability_thresholds(&live, run.current_lr()).into_iter().collect(),
+                preconditioned_lambda_max: preconditioned,
                 report: measure(&run.mlp, &run.params, &run.splits.train, &settings),
+                average: run.average.as_ref().and_then(|a| {
+                    Some(AverageSharpness {
+                        kind: a.config.name().to_string(),
+                        n_averaged: a.n_averaged,
+                        report: measure(&run.mlp, a.solution()?, &run.splits.train, &settings),
+                    })
+                }),
             }
         })
         .collect();

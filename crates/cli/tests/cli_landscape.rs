@@ -1,4 +1,4 @@
-//! `flatminima landscape` and `flatminima sharpness`, run as a user would.
+//! `flatminima landscape`, `flatminima sharpness` and `flatminima rescale`, run as a user would.
 #![cfg(not(target_arch = "wasm32"))]
 
 use std::process::{Command, Output};
@@ -81,9 +81,13 @@ fn sharpness_and_landscape_read_a_run_record() {
             assert!(json[side][field].as_f64().unwrap().is_finite(), "{side}.{field}");
         }
         assert_eq!(json[side]["step"], 120);
-        // The page's thresholds: SGD momentum 0.9 at lr 0.1 -> (2 + 1.8) / 0.1.
-        assert!((json[side]["edge_of_stability"].as_f64().unwrap() - 38.0).abs() < 1e-12);
-        assert_eq!(json[side]["thresholds"]["2/lr"], 20.0);
+        // The page's thresholds: SGD momentum 0.9 at lr 0.1 -> (2 + 1.8) / 0.1, with its source.
+        let edge = &json[side]["edge_of_stability"];
+        assert!((edge["value"].as_f64().unwrap() - 38.0).abs() < 1e-12, "{edge}");
+        assert!(edge["source"].as_str().unwrap().contains("Cohen et al. 2021"), "{edge}");
+        assert_eq!(edge["curvature"], "lambda_max");
+        assert!(json[side]["thresholds"]["2/lr"].is_null(), "2/lr is plain GD's, not momentum's");
+        assert!(json[side]["preconditioned_lambda_max"].is_null());
     }
     assert_eq!(json["right"]["label"], "SAM(rho=0.2)+SGD");
     let out = dir.join("landscape");
@@ -94,4 +98,48 @@ fn sharpness_and_landscape_read_a_run_record() {
     assert!(json["note"].is_null(), "the record replays exactly, so the trajectory is there: {}", json["note"]);
     let o = flatminima(&["sharpness", "--run", dir.join("missing.json").to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn rescale_keeps_the_function_and_adaptive_sharpness_and_moves_lambda_max() {
+    let dir = temp_dir("rescale");
+    let record = dir.join("run.json");
+    let o = flatminima(&["train", "--set", "steps=150", "--set", "activation=relu", "--out", record.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = dir.join("rescaled.json");
+    let r = record.to_str().unwrap();
+    let o = flatminima(&[
+        "rescale",
+        "--run",
+        r,
+        "--layer",
+        "0",
+        "--alpha",
+        "10",
+        "--quick",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let json: Value = serde_json::from_slice(&o.stdout).unwrap();
+    for side in ["left", "right"] {
+        let s = &json[side];
+        assert!(s["max_logit_change"].as_f64().unwrap() <= 1e-12, "{side}: {}", s["max_logit_change"]);
+        let ratio = s["adaptive_sharpness_ratio"].as_f64().unwrap();
+        assert!((ratio - 1.0).abs() < 1e-9, "{side}: adaptive sharpness moved by {ratio}");
+        let lambda = s["lambda_max_ratio"].as_f64().unwrap();
+        assert!(!(0.5..2.0).contains(&lambda), "{side}: lambda_max ratio {lambda}");
+        assert_eq!(s["before"]["loss"], s["after"]["loss"]);
+    }
+    // The written record holds the rescaled solutions: same accuracies, other parameters.
+    let before = flatminima_core::record::RunRecord::from_json(&std::fs::read_to_string(&record).unwrap()).unwrap();
+    let after = flatminima_core::record::RunRecord::from_json(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let (b, a) = (before.left.final_metrics.unwrap(), after.left.final_metrics.unwrap());
+    assert_eq!((b.train_acc, b.id_acc, b.ood_acc), (a.train_acc, a.id_acc, a.ood_acc));
+    assert!((b.ood_loss - a.ood_loss).abs() < 1e-12);
+    assert_ne!(before.left.final_params, after.left.final_params);
+    // A tanh net cannot be rescaled: a clear message, exit code 2.
+    let o = flatminima(&["rescale", "--set", "steps=10", "--quick"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("only for ReLU"), "{}", String::from_utf8_lossy(&o.stderr));
 }

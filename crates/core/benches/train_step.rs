@@ -44,8 +44,16 @@ fn train_step(c: &mut Criterion) {
     let Pair { mut left, mut right, .. } = pair;
     group.bench_function("sgd", |b| b.iter(|| left.step()));
     group.bench_function("sam", |b| b.iter(|| right.step()));
+    // Dropout 0.2 after both hidden layers: the masks drawn every step (one uniform per unit and row).
+    let mut config = reference_pair().config;
+    config.model.dropout = vec![0.2];
+    let mut dropped = Pair::new(config).expect("valid");
+    dropped.train(500);
+    group.bench_function("sgd_dropout", |b| b.iter(|| dropped.left.step()));
+    group.bench_function("sam_dropout", |b| b.iter(|| dropped.right.step()));
     group.finish();
     assert!(left.diverged.is_none() && right.diverged.is_none(), "a benchmark run diverged");
+    assert!(dropped.left.diverged.is_none() && dropped.right.diverged.is_none(), "a dropout run diverged");
 }
 
 /// Cell centres of a `GRID x GRID` grid over [-3, 3]^2, row-major `n x 2`.

@@ -6,12 +6,14 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::averaging::Averaging;
 use crate::data::{DataConfig, Dataset, ShiftConfig};
 use crate::error::{check_count, ConfigError};
 use crate::model::{Mlp, ModelConfig};
 use crate::optim::OptimizerConfig;
 use crate::sam::SamConfig;
 use crate::schedule::Schedule;
+use crate::switch::Switch;
 
 /// Everything that determines a paired run. Missing JSON fields take their
 /// defaults; unknown fields are an error.
@@ -51,12 +53,69 @@ pub struct TrainingConfig {
     pub steps: usize,
     /// Evaluate train/ID/OOD metrics every this many steps.
     pub log_every: usize,
+    /// How many steps a side with its own batch size trains (see [`Budget`]).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub budget: Budget,
+    /// Whether a side with its own batch size scales its learning rate (see [`LrScaling`]).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub lr_scaling: LrScaling,
 }
 
 impl Default for TrainingConfig {
     fn default() -> Self {
-        TrainingConfig { batch_size: 32, steps: 3000, log_every: 10 }
+        TrainingConfig {
+            batch_size: 32,
+            steps: 3000,
+            log_every: 10,
+            budget: Budget::SameSteps,
+            lr_scaling: LrScaling::None,
+        }
     }
+}
+
+fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
+}
+
+/// The training budget of a side whose batch size differs from
+/// `training.batch_size` (the large-batch comparisons of Keskar et al. 2017
+/// and Hoffer et al. 2017). A side's own `steps` overrides it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Budget {
+    /// Every side trains `training.steps` steps (a larger batch sees more examples).
+    #[default]
+    SameSteps,
+    /// Every side sees the data as many times: `training.steps` steps of
+    /// `training.batch_size` make E = steps / ceil(n / batch_size) epochs, and a
+    /// side with batch b trains round(E ceil(n / b)) steps (at least 1).
+    SameEpochs,
+}
+
+/// Learning-rate scaling of a side whose batch size differs from `training.batch_size`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LrScaling {
+    /// The configured learning rate, whatever the batch size.
+    #[default]
+    None,
+    /// Goyal et al. 2017's linear scaling rule: lr x b / training.batch_size
+    /// (the base optimiser's lr, and a switch's).
+    Linear,
+}
+
+/// What a side actually trains with, after its own batch size, the budget and
+/// the learning-rate scaling: see [`RunConfig::plan`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct SidePlan {
+    /// The side's config with its learning rates scaled.
+    pub side: SideConfig,
+    /// Its minibatch size.
+    pub batch_size: usize,
+    /// How many steps it trains.
+    pub steps: usize,
+    /// The factor its learning rates were multiplied by (1 without scaling).
+    pub lr_factor: f64,
 }
 
 /// One side of the pair: a base optimiser, optionally wrapped in SAM.
@@ -71,25 +130,69 @@ pub struct SideConfig {
     /// How the learning rate changes per step (constant by default).
     #[serde(default)]
     pub schedule: Schedule,
+    /// Optional: a running average of the parameters (SWA or EMA), kept as an
+    /// extra solution of this side; training itself is unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub average: Option<Averaging>,
+    /// Optional: switch to another optimiser (or wrapper) at a given step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub switch: Option<Switch>,
+    /// Optional: this side's own batch size instead of `training.batch_size`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_size: Option<usize>,
+    /// Optional: this side's own number of steps instead of the one `training.budget` gives it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steps: Option<usize>,
+}
+
+/// The default left side: SGD with momentum 0.9 at the default learning rate, no SAM, constant schedule.
+impl Default for SideConfig {
+    fn default() -> Self {
+        SideConfig {
+            optimizer: OptimizerConfig::sgd_momentum(DEFAULT_LR),
+            sam: None,
+            schedule: Schedule::Constant,
+            average: None,
+            switch: None,
+            batch_size: None,
+            steps: None,
+        }
+    }
 }
 
 impl SideConfig {
-    /// A short name for legends and tables, e.g. "SGD" or "SAM(rho=0.05)+SGD".
+    /// A short name for legends and tables, e.g. "SGD" or "SAM(rho=0.05)+SGD";
+    /// with a switch "SGD, then SAM(rho=0.2)+SGD from step 500".
     pub fn label(&self) -> String {
         let base = self.optimizer.display_name();
-        match &self.sam {
+        let label = match &self.sam {
             Some(s) => format!("{}(rho={})+{base}", if s.adaptive { "ASAM" } else { "SAM" }, s.rho),
             None => base.to_string(),
+        };
+        match &self.switch {
+            Some(switch) => format!("{label}, then {}", switch.describe(&self.optimizer)),
+            None => label,
         }
     }
 
-    /// Checks the optimiser, SAM and schedule settings, naming the bad field.
+    /// Checks the optimiser, SAM, schedule, averaging and switch settings,
+    /// naming the bad field (batch size and steps are checked by [`RunConfig::validate`]).
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.optimizer.validate().map_err(|e| e.within("optimizer"))?;
         if let Some(sam) = &self.sam {
             sam.validate().map_err(|e| e.within("sam"))?;
         }
-        self.schedule.validate().map_err(|e| e.within("schedule"))
+        self.schedule.validate().map_err(|e| e.within("schedule"))?;
+        if let Some(average) = &self.average {
+            average.validate().map_err(|e| e.within("average"))?;
+        }
+        if let Some(switch) = &self.switch {
+            switch.validate().map_err(|e| e.within("switch"))?;
+        }
+        if let Some(steps) = self.steps {
+            check_count("steps", steps, 1, 10_000_000)?;
+        }
+        Ok(())
     }
 }
 
@@ -106,11 +209,7 @@ pub const DEFAULT_LR: f64 = 0.1;
 
 impl Default for RunConfig {
     fn default() -> Self {
-        let sgd = SideConfig {
-            optimizer: OptimizerConfig::sgd_momentum(DEFAULT_LR),
-            sam: None,
-            schedule: Schedule::Constant,
-        };
+        let sgd = SideConfig::default();
         let sam = SideConfig { sam: Some(SamConfig { rho: DEFAULT_RHO, adaptive: false }), ..sgd.clone() };
         RunConfig {
             seed: 1,
@@ -149,13 +248,29 @@ impl RunConfig {
             check_count(&format!("model.hidden[{i}]"), w, 1, 64)?;
         }
         crate::error::check_range("model.label_smoothing", self.model.label_smoothing, 0.0, 0.99)?;
-        let n_train = self.train_points.as_ref().map_or(self.data.n_train, Dataset::len);
+        crate::dropout::validate(&self.model.dropout, hidden.len())
+            .map_err(|e| ConfigError::new(format!("model.dropout{}", e.field), e.message))?;
+        let n_train = self.n_train();
         check_count("training.batch_size", self.training.batch_size, 1, n_train)
             .map_err(|e| ConfigError::new(e.field, format!("{} (n_train = {n_train})", e.message)))?;
         check_count("training.steps", self.training.steps, 1, 10_000_000)?;
         check_count("training.log_every", self.training.log_every, 1, 1_000_000)?;
         self.left.validate().map_err(|e| e.within("left"))?;
         self.right.validate().map_err(|e| e.within("right"))?;
+        for (side, name) in [(&self.left, "left"), (&self.right, "right")] {
+            if let Some(b) = side.batch_size {
+                check_count(&format!("{name}.batch_size"), b, 1, n_train)
+                    .map_err(|e| ConfigError::new(e.field, format!("{} (n_train = {n_train})", e.message)))?;
+            }
+            // The scaled learning rate must still be a valid one.
+            let plan = self.plan(side);
+            plan.side.optimizer.validate().map_err(|e| {
+                ConfigError::new(
+                    format!("{name}.optimizer.{}", e.field),
+                    format!("{} after linear lr scaling by {}", e.message, plan.lr_factor),
+                )
+            })?;
+        }
         let classes = self.classes();
         if let Some(init) = &self.init {
             let expected = Mlp::new(2, &self.model, classes).num_params();
@@ -187,6 +302,41 @@ impl RunConfig {
             }
         }
         Ok(())
+    }
+
+    /// The number of training points (the pinned ones, if any).
+    pub fn n_train(&self) -> usize {
+        self.train_points.as_ref().map_or(self.data.n_train, Dataset::len)
+    }
+
+    /// What `side` trains with: its own batch size or `training.batch_size`;
+    /// its own steps, or those `training.budget` gives it; its learning rates
+    /// scaled by `training.lr_scaling`. A side with the shared batch size
+    /// trains `training.steps` steps at its configured learning rate.
+    pub fn plan(&self, side: &SideConfig) -> SidePlan {
+        let t = &self.training;
+        let n = self.n_train().max(1);
+        let reference = t.batch_size.clamp(1, n);
+        let batch_size = side.batch_size.unwrap_or(reference).clamp(1, n);
+        let budget_steps = match t.budget {
+            Budget::SameSteps => t.steps,
+            Budget::SameEpochs => {
+                let epochs = t.steps as f64 / n.div_ceil(reference) as f64;
+                ((epochs * n.div_ceil(batch_size) as f64).round() as usize).max(1)
+            }
+        };
+        let lr_factor = match t.lr_scaling {
+            LrScaling::None => 1.0,
+            LrScaling::Linear => batch_size as f64 / reference as f64,
+        };
+        let mut side = side.clone();
+        if lr_factor != 1.0 {
+            side.optimizer.set_lr(side.optimizer.lr() * lr_factor);
+            if let Some(o) = side.switch.as_mut().and_then(|s| s.optimizer.as_mut()) {
+                o.set_lr(o.lr() * lr_factor);
+            }
+        }
+        SidePlan { steps: side.steps.unwrap_or(budget_steps), side, batch_size, lr_factor }
     }
 
     /// Number of classes of the configured dataset.

@@ -473,6 +473,40 @@ pub fn power_iteration(
     p.finish()
 }
 
+/// lambda_max of the preconditioned Hessian P^-1 H for a diagonal
+/// preconditioner `p` (all entries > 0): the sharpness Adam's edge of
+/// stability bounds (Cohen et al. 2022). P^-1 H is similar to the symmetric
+/// P^-1/2 H P^-1/2, whose largest eigenvalue power iteration finds with one
+/// Hessian-vector product per iteration (same stopping rule as [`power_iteration`]).
+pub fn preconditioned_lambda_max(
+    op: &mut HessianOperator,
+    p: &[f64],
+    rng: &mut Rng,
+    max_iterations: usize,
+    tolerance: f64,
+) -> f64 {
+    let scale: Vec<f64> = p.iter().map(|&pi| 1.0 / pi.sqrt()).collect();
+    let mut v = random_unit(op.num_params(), rng);
+    let (mut scaled, mut hv) = (vec![0.0; v.len()], vec![0.0; v.len()]);
+    let mut value: Option<f64> = None;
+    for _ in 0..max_iterations.max(1) {
+        scaled.iter_mut().zip(&v).zip(&scale).for_each(|((s, vi), c)| *s = vi * c);
+        op.hvp(&scaled, &mut hv);
+        hv.iter_mut().zip(&scale).for_each(|(h, c)| *h *= c); // P^-1/2 H P^-1/2 v
+        let estimate = dot(&v, &hv);
+        let size = norm(&hv);
+        if size == 0.0 {
+            return 0.0;
+        }
+        v.iter_mut().zip(&hv).for_each(|(vi, h)| *vi = h / size);
+        let previous = value.replace(estimate);
+        if previous.is_some_and(|prev| (estimate - prev).abs() / (prev.abs() + 1e-6) < tolerance) {
+            break;
+        }
+    }
+    value.unwrap_or(0.0)
+}
+
 /// [`power_iteration`] a product at a time, so that the page can stop between
 /// products (one costs ~0.05 ms for the reference net, ~10 ms for a 6 x 64 one).
 #[derive(Clone, Debug)]
@@ -782,8 +816,30 @@ mod tests {
     use crate::activation::Activation;
     use crate::model::{ModelConfig, Workspace};
 
+    #[test]
+    fn preconditioned_lambda_max_is_the_top_eigenvalue_of_the_scaled_dense_hessian() {
+        let mlp = Mlp::new(2, &ModelConfig { hidden: vec![5], ..Default::default() }, 2);
+        let mut rng = Rng::new(21);
+        let w = mlp.init_params(&mut rng);
+        let x: Vec<f64> = (0..40).map(|_| rng.normal()).collect();
+        let y: Vec<usize> = (0..20).map(|r| usize::from(x[2 * r] > 0.0)).collect();
+        let p: Vec<f64> = (0..w.len()).map(|_| rng.uniform_in(0.05, 3.0)).collect();
+        let mut op = HessianOperator::new(&mlp, &w, &x, &y);
+        let mut scaled = op.dense();
+        for i in 0..w.len() {
+            for j in 0..w.len() {
+                scaled[(i, j)] /= (p[i] * p[j]).sqrt();
+            }
+        }
+        let values = spectrum(&scaled);
+        let dominant =
+            if values[0].abs() >= values[values.len() - 1].abs() { values[0] } else { values[values.len() - 1] };
+        let got = preconditioned_lambda_max(&mut op, &p, &mut Rng::new(1), 2000, 1e-12);
+        assert!((got - dominant).abs() <= 1e-6 * dominant.abs(), "{got} vs {dominant}");
+    }
+
     fn random_problem(hidden: Vec<usize>, activation: Activation, classes: usize, rows: usize, seed: u64) -> Problem {
-        let config = ModelConfig { hidden, activation, label_smoothing: 0.05 };
+        let config = ModelConfig { hidden, activation, label_smoothing: 0.05, dropout: vec![] };
         let mlp = Mlp::new(2, &config, classes);
         let mut rng = Rng::new(seed);
         let params: Vec<f64> = mlp.init_params(&mut rng).iter().map(|p| 2.0 * p).collect();

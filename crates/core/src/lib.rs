@@ -8,9 +8,12 @@
 //! `flatminima-cli`. See ARCHITECTURE.md for the map.
 
 pub mod activation;
+pub mod averaging;
 pub mod config;
 pub mod cpu;
 pub mod data;
+pub mod dropout;
+pub mod ensemble;
 pub mod error;
 pub mod grid2d;
 pub mod hessian;
@@ -36,4 +39,5 @@ pub mod stats;
 pub mod study;
 pub mod study_grid;
 pub mod study_stats;
+pub mod switch;
 pub mod train;

@@ -23,11 +23,16 @@ pub struct ModelConfig {
     pub activation: Activation,
     /// Label smoothing of the cross-entropy, in [0, 1).
     pub label_smoothing: f64,
+    /// Dropout probability after each hidden layer's activation, during
+    /// training only: empty for none, one value for every hidden layer, or one
+    /// per hidden layer (see [`crate::dropout`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dropout: Vec<f64>,
 }
 
 impl Default for ModelConfig {
     fn default() -> Self {
-        ModelConfig { hidden: vec![16, 16], activation: Activation::Tanh, label_smoothing: 0.0 }
+        ModelConfig { hidden: vec![16, 16], activation: Activation::Tanh, label_smoothing: 0.0, dropout: vec![] }
     }
 }
 
@@ -47,7 +52,8 @@ impl Architecture {
     /// The plain-data description of an existing model.
     pub fn of(mlp: &Mlp) -> Architecture {
         let hidden = mlp.layers[..mlp.layers.len() - 1].iter().map(|l| l.fan_out).collect();
-        let model = ModelConfig { hidden, activation: mlp.activation, label_smoothing: mlp.label_smoothing };
+        let dropout = if mlp.has_dropout() { mlp.dropout.clone() } else { vec![] };
+        let model = ModelConfig { hidden, activation: mlp.activation, label_smoothing: mlp.label_smoothing, dropout };
         Architecture { inputs: mlp.inputs, classes: mlp.classes, model }
     }
 
@@ -101,6 +107,9 @@ pub struct Mlp {
     pub inputs: usize,
     /// Number of output classes.
     pub classes: usize,
+    /// Dropout probability of each hidden layer during training (0 = none);
+    /// one entry per hidden layer. Evaluation never drops.
+    pub dropout: Vec<f64>,
 }
 
 impl Mlp {
@@ -116,7 +125,18 @@ impl Mlp {
             layers.push(Layer { fan_in, fan_out, weight_offset: offset, bias_offset: offset + fan_in * fan_out });
             offset += fan_out * (fan_in + 1);
         }
-        Mlp { layers, activation: config.activation, label_smoothing: config.label_smoothing, inputs, classes }
+        let hidden = config.hidden.len();
+        let dropout = match config.dropout.len() {
+            1 => vec![config.dropout[0]; hidden],
+            n if n == hidden => config.dropout.clone(),
+            _ => vec![0.0; hidden], // none (a config with another length does not validate)
+        };
+        Mlp { layers, activation: config.activation, label_smoothing: config.label_smoothing, inputs, classes, dropout }
+    }
+
+    /// Whether any hidden layer drops units during training.
+    pub fn has_dropout(&self) -> bool {
+        self.dropout.iter().any(|&p| p > 0.0)
     }
 
     /// Length of the flat parameter vector.
@@ -143,15 +163,43 @@ impl Mlp {
     }
 
     /// Logits for `rows` inputs (row-major `rows x inputs`), written into the
-    /// workspace; returns them as a `rows x classes` slice.
+    /// workspace; returns them as a `rows x classes` slice. No dropout: this is
+    /// the network at evaluation.
     pub fn forward<'w>(&self, params: &[f64], x: &[f64], ws: &'w mut Workspace) -> &'w [f64] {
+        self.forward_with(params, x, ws, None)
+    }
+
+    /// [`Mlp::forward`] in training mode with fixed dropout masks: `masks[l]`
+    /// holds hidden layer l's `rows x width` multipliers (0 or 1/(1-p), see
+    /// [`crate::dropout`]); an empty one leaves that layer undropped.
+    pub fn forward_dropout<'w>(
+        &self,
+        params: &[f64],
+        x: &[f64],
+        masks: &[Vec<f64>],
+        ws: &'w mut Workspace,
+    ) -> &'w [f64] {
+        self.forward_with(params, x, ws, Some(masks))
+    }
+
+    fn forward_with<'w>(
+        &self,
+        params: &[f64],
+        x: &[f64],
+        ws: &'w mut Workspace,
+        masks: Option<&[Vec<f64>]>,
+    ) -> &'w [f64] {
         let rows = x.len() / self.inputs;
         ws.prepare(self, rows);
         ws.activations[0][..x.len()].copy_from_slice(x);
         for (l, layer) in self.layers.iter().enumerate() {
             let is_output = l + 1 == self.layers.len();
             let (before, after) = ws.activations.split_at_mut(l + 1);
-            let input = &before[l][..rows * layer.fan_in];
+            // The layer's input: the previous layer's output, after its dropout if any.
+            let input = match layer_mask(masks, l.wrapping_sub(1)) {
+                Some(_) => &ws.dropped[l - 1][..rows * layer.fan_in],
+                None => &before[l][..rows * layer.fan_in],
+            };
             let z = &mut ws.pre_activations[l][..rows * layer.fan_out];
             linear_forward(layer, params, input, z, &mut ws.transposed);
             let out = &mut after[0][..rows * layer.fan_out];
@@ -159,6 +207,12 @@ impl Mlp {
                 out.copy_from_slice(z);
             } else {
                 self.activation.apply_slice(z, out);
+                if let Some(mask) = layer_mask(masks, l) {
+                    // Inverted dropout: kept units are already scaled by 1/(1-p).
+                    for ((d, &a), &m) in ws.dropped[l][..out.len()].iter_mut().zip(out.iter()).zip(mask) {
+                        *d = a * m;
+                    }
+                }
             }
         }
         &ws.activations[self.layers.len()][..rows * self.classes]
@@ -167,8 +221,34 @@ impl Mlp {
     /// Mean loss over the batch and the gradient of that mean w.r.t. every
     /// parameter, written into `grad` (same layout as `params`).
     pub fn loss_and_grad(&self, params: &[f64], x: &[f64], y: &[usize], grad: &mut [f64], ws: &mut Workspace) -> f64 {
+        self.loss_and_grad_with(params, x, y, grad, ws, None)
+    }
+
+    /// [`Mlp::loss_and_grad`] of the network with fixed dropout masks (see
+    /// [`Mlp::forward_dropout`]): the loss and gradient of one training step.
+    pub fn loss_and_grad_dropout(
+        &self,
+        params: &[f64],
+        x: &[f64],
+        y: &[usize],
+        masks: &[Vec<f64>],
+        grad: &mut [f64],
+        ws: &mut Workspace,
+    ) -> f64 {
+        self.loss_and_grad_with(params, x, y, grad, ws, Some(masks))
+    }
+
+    fn loss_and_grad_with(
+        &self,
+        params: &[f64],
+        x: &[f64],
+        y: &[usize],
+        grad: &mut [f64],
+        ws: &mut Workspace,
+        masks: Option<&[Vec<f64>]>,
+    ) -> f64 {
         let rows = y.len();
-        self.forward(params, x, ws);
+        self.forward_with(params, x, ws, masks);
         let n_layers = self.layers.len();
         let (loss_sum, _) = {
             let logits = &ws.activations[n_layers][..rows * self.classes];
@@ -185,14 +265,22 @@ impl Mlp {
             let layer = &self.layers[l];
             let (lower, upper) = ws.deltas.split_at_mut(l);
             let delta = &upper[0][..rows * layer.fan_out];
-            let input = &ws.activations[l][..rows * layer.fan_in];
+            let mask = layer_mask(masks, l.wrapping_sub(1));
+            // What the layer saw: the previous output after dropout; the activation's own output for its derivative.
+            let output = &ws.activations[l][..rows * layer.fan_in];
+            let input = if mask.is_some() { &ws.dropped[l - 1][..rows * layer.fan_in] } else { output };
             accumulate_weight_grads(layer, delta, input, grad);
             if l > 0 {
-                // Back through W, then through the previous layer's activation.
+                // Back through W, then through the previous layer's dropout and activation.
                 let d_in = &mut lower[l - 1][..rows * layer.fan_in];
                 backprop_through_weights(layer, params, delta, d_in);
+                if let Some(mask) = mask {
+                    for (d, &m) in d_in.iter_mut().zip(mask) {
+                        *d *= m;
+                    }
+                }
                 let z = &ws.pre_activations[l - 1][..rows * layer.fan_in];
-                for ((d, &zv), &a) in d_in.iter_mut().zip(z).zip(input) {
+                for ((d, &zv), &a) in d_in.iter_mut().zip(z).zip(output) {
                     *d *= self.activation.derivative(zv, a);
                 }
             }
@@ -215,6 +303,12 @@ impl Mlp {
         }
         (loss / y.len() as f64, correct as f64 / y.len() as f64)
     }
+}
+
+/// Hidden layer `l`'s dropout mask, if `masks` drops that layer (`l` may be
+/// `usize::MAX`, "the layer before the first": none).
+fn layer_mask(masks: Option<&[Vec<f64>]>, l: usize) -> Option<&[f64]> {
+    masks.and_then(|m| m.get(l)).map(Vec::as_slice).filter(|m| !m.is_empty())
 }
 
 // The three loops below keep a block of up to BLOCK running sums in
@@ -341,6 +435,8 @@ pub struct Workspace {
     deltas: Vec<Vec<f64>>,
     /// One layer's weights, transposed (see `linear_forward`).
     transposed: Vec<f64>,
+    /// dropped[l]: hidden layer l's output after its dropout mask (training only).
+    dropped: Vec<Vec<f64>>,
 }
 
 impl Workspace {
@@ -363,6 +459,7 @@ impl Workspace {
         self.activations = widths.iter().map(|w| vec![0.0; rows * w]).collect();
         self.pre_activations = widths[1..].iter().map(|w| vec![0.0; rows * w]).collect();
         self.deltas = widths[1..].iter().map(|w| vec![0.0; rows * w]).collect();
+        self.dropped = widths[1..widths.len() - 1].iter().map(|w| vec![0.0; rows * w]).collect();
     }
 }
 
@@ -371,7 +468,7 @@ mod tests {
     use super::*;
 
     fn finite_difference_check(hidden: Vec<usize>, activation: Activation, classes: usize, smoothing: f64) {
-        let config = ModelConfig { hidden, activation, label_smoothing: smoothing };
+        let config = ModelConfig { hidden, activation, label_smoothing: smoothing, dropout: vec![] };
         let mlp = Mlp::new(2, &config, classes);
         let mut rng = Rng::new(11);
         let params = mlp.init_params(&mut rng);

@@ -277,6 +277,25 @@ impl Optimizer {
         }
     }
 
+    /// Adam's (and AdamW's) diagonal preconditioner after the steps taken, in
+    /// Cohen et al. 2022's form: the step is lr P^-1 m with
+    /// P = (1 - beta1^t) (sqrt(v / (1 - beta2^t)) + eps), as torch computes it.
+    /// `None` for other optimisers or before the first step.
+    pub fn preconditioner(&self) -> Option<Vec<f64>> {
+        let (OptimizerConfig::Adam { betas: (beta1, beta2), eps, .. }
+        | OptimizerConfig::AdamW { betas: (beta1, beta2), eps, .. }) = self.config
+        else {
+            return None;
+        };
+        if self.steps == 0 {
+            return None;
+        }
+        let t = self.steps as f64;
+        let bias_correction1 = 1.0 - libm::pow(beta1, t);
+        let bias_correction2_sqrt = (1.0 - libm::pow(beta2, t)).sqrt();
+        Some(self.buf2.iter().map(|v| bias_correction1 * (v.sqrt() / bias_correction2_sqrt + eps)).collect())
+    }
+
     /// Adam (coupled L2 `weight_decay`) and AdamW (decoupled `decoupled_decay`).
     #[allow(clippy::too_many_arguments)]
     fn adam_step(

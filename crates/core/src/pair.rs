@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::config::RunConfig;
+use crate::config::{RunConfig, TrainingConfig};
 use crate::data::{make_splits, Splits};
 use crate::error::ConfigError;
 use crate::job::Job;
@@ -42,10 +42,14 @@ impl Pair {
             Some(p) => p.clone(),
             None => mlp.init_params(&mut Rng::derive(config.seed, "init")),
         };
-        let run =
-            |side| Run::new(side, mlp.clone(), splits.clone(), initial_params.clone(), &config.training, config.seed);
-        let left = run(config.left.clone());
-        let right = run(config.right.clone());
+        // Each side with its own batch size, steps and (scaled) learning rate: RunConfig::plan.
+        let run = |side| {
+            let plan = config.plan(side);
+            let training = TrainingConfig { batch_size: plan.batch_size, steps: plan.steps, ..config.training.clone() };
+            Run::new(plan.side, mlp.clone(), splits.clone(), initial_params.clone(), &training, config.seed)
+        };
+        let left = run(&config.left);
+        let right = run(&config.right);
         Ok(Pair { config, splits, initial_params, left, right })
     }
 
@@ -53,6 +57,15 @@ impl Pair {
     pub fn train(&mut self, n: usize) {
         self.left.train(n);
         self.right.train(n);
+    }
+
+    /// Trains each side to its own budget (`Run::steps_budget`: `training.steps`
+    /// unless the side has its own batch size or steps), or until it diverges.
+    pub fn train_to_budget(&mut self) {
+        for run in self.sides_mut() {
+            let left = run.steps_budget.saturating_sub(run.step);
+            run.train(left);
+        }
     }
 
     /// Records parameter snapshots on both sides (see [`Run::record_checkpoints`]).
@@ -73,21 +86,22 @@ impl Pair {
 }
 
 /// Training both sides of a [`Pair`] as a [`Job`]: up to `steps` more steps on
-/// each side that has not diverged (with `limit`, none beyond that step count).
+/// each side that has not diverged (with `to_budget`, none beyond the side's own
+/// budget, [`Run::steps_budget`]).
 /// A piece is one step of each side, so the two stay in lockstep whenever a time
 /// budget ends; the results are those of [`Pair::train`].
 #[derive(Clone, Copy, Debug)]
 pub struct Training {
     steps: usize,
-    limit: Option<usize>,
+    to_budget: bool,
     taken: usize,
     stalled: bool,
 }
 
 impl Training {
-    /// `steps` more steps on each side; with `limit`, none beyond that step count.
-    pub fn new(steps: usize, limit: Option<usize>) -> Training {
-        Training { steps, limit, taken: 0, stalled: false }
+    /// `steps` more steps on each side; with `to_budget`, none beyond the side's own budget.
+    pub fn new(steps: usize, to_budget: bool) -> Training {
+        Training { steps, to_budget, taken: 0, stalled: false }
     }
 
     /// Steps taken so far (by the side that moved most).
@@ -103,7 +117,7 @@ impl Job<Pair> for Training {
         }
         let mut moved = false;
         for run in pair.sides_mut() {
-            let at_limit = self.limit.is_some_and(|limit| run.step >= limit);
+            let at_limit = self.to_budget && run.step >= run.steps_budget;
             if !at_limit && run.diverged.is_none() {
                 run.train(1);
                 moved = true;
@@ -149,7 +163,7 @@ mod tests {
         let (mut by_job, mut at_once) = (pair(), pair());
         at_once.train(25);
         // In slices of a few pieces, as the page runs it.
-        let mut job = Training::new(25, None);
+        let mut job = Training::new(25, false);
         let mut clock = 0.0;
         let mut slicer = Slicer::default();
         while slicer.work_for(&mut job, &mut by_job, 0.5, &mut || {
@@ -168,14 +182,14 @@ mod tests {
     #[test]
     fn training_stops_at_the_limit_and_at_a_diverged_side() {
         let mut p = pair();
-        let mut job = Training::new(100, Some(30));
+        let mut job = Training::new(100, true);
         finish(&mut job, &mut p);
-        assert_eq!([p.left.step, p.right.step], [30, 30], "the limit holds");
+        assert_eq!([p.left.step, p.right.step], [30, 30], "the budget holds");
         assert_eq!(job.taken(), 30);
 
         let mut p = pair();
         p.left.diverged = Some(crate::train::Divergence { step: 0, reason: "a test".into() });
-        let mut job = Training::new(10, None);
+        let mut job = Training::new(10, false);
         finish(&mut job, &mut p);
         assert_eq!([p.left.step, p.right.step], [0, 10], "the diverged side waits, the other goes on");
     }

@@ -73,6 +73,23 @@ pub struct SideRecord {
     /// The logged metric points, oldest first (every `training.log_every`
     /// steps, thinned to every second point when the run is very long).
     pub history: Vec<MetricPoint>,
+    /// The side's weight average (SWA / EMA) at the end, if it keeps one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub average: Option<AverageRecord>,
+}
+
+/// A side's running weight average as an extra solution.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AverageRecord {
+    /// "SWA" or "EMA".
+    pub kind: String,
+    /// How many parameter vectors entered the average.
+    pub n_averaged: u64,
+    /// Train/ID/OOD metrics of the averaged parameters (`null` when not finite).
+    pub metrics: Option<MetricPoint>,
+    /// The averaged flat parameter vector.
+    #[serde(with = "maybe_finite")]
+    pub params: Vec<f64>,
 }
 
 impl RunRecord {
@@ -144,6 +161,13 @@ impl RunRecord {
             }
             run.params.clone_from(&side.final_params);
             run.step = side.step;
+            // The weight average as recorded, so `sharpness --run` measures it too.
+            if let (Some(average), Some(recorded)) = (&mut run.average, &side.average) {
+                if recorded.params.len() == n {
+                    average.params.clone_from(&recorded.params);
+                    average.n_averaged = recorded.n_averaged;
+                }
+            }
         }
         Ok(pair)
     }
@@ -153,7 +177,18 @@ impl SideRecord {
     /// The record of one run, with its metrics evaluated now (the run itself is untouched).
     pub fn of(run: &Run) -> SideRecord {
         // `evaluate` needs scratch space; a clone keeps `run` untouched (it is small).
-        let metrics = run.clone().evaluate();
+        let mut scratch = run.clone();
+        let metrics = scratch.evaluate();
+        let average = run.average.as_ref().and_then(|a| {
+            let params = a.solution()?.to_vec();
+            let metrics = scratch.evaluate_params(&params);
+            Some(AverageRecord {
+                kind: a.config.name().to_string(),
+                n_averaged: a.n_averaged,
+                metrics: metrics.is_finite().then_some(metrics),
+                params,
+            })
+        });
         SideRecord {
             label: run.side.label(),
             step: run.step,
@@ -161,6 +196,7 @@ impl SideRecord {
             final_metrics: metrics.is_finite().then_some(metrics),
             final_params: run.params.clone(),
             history: run.history.points.clone(),
+            average,
         }
     }
 

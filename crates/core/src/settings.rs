@@ -7,8 +7,10 @@
 //! own, and a bad value produces a [`ConfigError`] naming the setting while
 //! that one setting falls back to its default. The rest of the config still applies.
 
-use crate::config::{RunConfig, SideConfig, DEFAULT_LR, DEFAULT_RHO};
+use crate::averaging::Averaging;
+use crate::config::{Budget, LrScaling, RunConfig, SideConfig, DEFAULT_LR, DEFAULT_RHO};
 use crate::data::{DatasetKind, ShiftKind};
+use crate::switch::Switch;
 use serde::Serialize;
 
 use crate::error::{check_count, ConfigError};
@@ -247,6 +249,15 @@ pub const SETTINGS: &[SettingSpec] = &[
         note: "",
     },
     SettingSpec {
+        name: "dropout",
+        label: "Dropout",
+        group: Group::Model,
+        kind: Kind::Text { placeholder: "0.2" },
+        default: "0",
+        help: "dropout probability after each hidden layer during training (inverted, as torch.nn.Dropout; off at evaluation): one value for all layers or one per layer, e.g. `0.1,0.3`, each 0..0.9",
+        note: "e.g. 0.2, or 0.1,0.3 per layer",
+    },
+    SettingSpec {
         name: "optimizer",
         label: "Base optimiser",
         group: Group::Optimisers,
@@ -356,6 +367,43 @@ pub const SETTINGS: &[SettingSpec] = &[
         note: "",
     },
     SettingSpec {
+        name: "switch-at",
+        label: "Switch at step",
+        group: Group::Optimisers,
+        kind: field(0.0, 10_000_000.0, true),
+        default: "0",
+        help: "switch optimiser at this step (0: never); the base optimiser keeps its state when only the wrapper changes, a new base starts fresh",
+        note: "0 = never",
+    },
+    SettingSpec {
+        name: "switch-side",
+        label: "Switching side",
+        group: Group::Optimisers,
+        kind: Kind::Choice { options: &[("left", "left"), ("right", "right"), ("both", "both")] },
+        default: "left",
+        help: "which side switches at `switch-at`",
+        note: "",
+    },
+    SettingSpec {
+        name: "switch-to",
+        label: "Switch to",
+        group: Group::Optimisers,
+        kind: Kind::Choice {
+            options: &[
+                ("sam", "SAM (same base)"),
+                ("asam", "ASAM (same base)"),
+                ("plain", "plain (same base)"),
+                ("sgd", "SGD base"),
+                ("adam", "Adam base"),
+                ("adamw", "AdamW base"),
+                ("rmsprop", "RMSprop base"),
+            ],
+        },
+        default: "sam",
+        help: "what the switching side trains with from `switch-at` on: a wrapper over its base (with `rho`), or another base under its wrapper",
+        note: "",
+    },
+    SettingSpec {
         name: "batch-size",
         label: "Batch size",
         group: Group::Training,
@@ -380,6 +428,96 @@ pub const SETTINGS: &[SettingSpec] = &[
         kind: field(0.0, u64::MAX as f64, true),
         default: "1",
         help: "random seed: data, initial weights and batch order",
+        note: "",
+    },
+    SettingSpec {
+        name: "left-batch-size",
+        label: "Left batch size",
+        group: Group::Training,
+        kind: field(0.0, 5000.0, true),
+        default: "0",
+        help: "the left side's own batch size (0: `batch-size`)",
+        note: "0 = batch-size",
+    },
+    SettingSpec {
+        name: "right-batch-size",
+        label: "Right batch size",
+        group: Group::Training,
+        kind: field(0.0, 5000.0, true),
+        default: "0",
+        help: "the right side's own batch size (0: `batch-size`)",
+        note: "0 = batch-size",
+    },
+    SettingSpec {
+        name: "budget",
+        label: "Budget",
+        group: Group::Training,
+        kind: Kind::Choice { options: &[("same_steps", "same steps"), ("same_epochs", "same epochs")] },
+        default: "same_steps",
+        help: "steps of a side with its own batch size: `steps` each, or as many epochs as `steps` of `batch-size` make",
+        note: "",
+    },
+    SettingSpec {
+        name: "lr-scaling",
+        label: "LR scaling",
+        group: Group::Training,
+        kind: Kind::Choice { options: &[("none", "none"), ("linear", "linear (Goyal et al.)")] },
+        default: "none",
+        help: "learning rate of a side with its own batch size b: as set, or times b / `batch-size` (Goyal et al. 2017)",
+        note: "",
+    },
+    SettingSpec {
+        name: "left-steps",
+        label: "Left steps",
+        group: Group::Training,
+        kind: field(0.0, 10_000_000.0, true),
+        default: "0",
+        help: "the left side's own number of steps (0: from `steps` and `budget`)",
+        note: "0 = from the budget",
+    },
+    SettingSpec {
+        name: "right-steps",
+        label: "Right steps",
+        group: Group::Training,
+        kind: field(0.0, 10_000_000.0, true),
+        default: "0",
+        help: "the right side's own number of steps (0: from `steps` and `budget`)",
+        note: "0 = from the budget",
+    },
+    SettingSpec {
+        name: "average",
+        label: "Weight average",
+        group: Group::Training,
+        kind: Kind::Choice { options: &[("none", "none"), ("swa", "SWA"), ("ema", "EMA")] },
+        default: "none",
+        help: "keep a running average of each side's weights as an extra solution: SWA (uniform, torch.optim.swa_utils) or EMA",
+        note: "",
+    },
+    SettingSpec {
+        name: "average-start",
+        label: "SWA start",
+        group: Group::Training,
+        kind: field(0.0, 10_000_000.0, true),
+        default: "0",
+        help: "the step after which SWA starts averaging (0: three quarters of the side's steps)",
+        note: "0 = at 3/4 of the steps",
+    },
+    SettingSpec {
+        name: "average-every",
+        label: "SWA every",
+        group: Group::Training,
+        kind: field(1.0, 1_000_000.0, true),
+        default: "1",
+        help: "steps between two parameter vectors SWA averages",
+        note: "",
+    },
+    SettingSpec {
+        name: "ema-decay",
+        label: "EMA decay",
+        group: Group::Training,
+        kind: field(0.0, 0.999999, false),
+        default: "0.99",
+        help: "EMA's decay: avg = decay avg + (1 - decay) w after every step",
         note: "",
     },
 ];
@@ -467,6 +605,9 @@ pub fn config_from_settings<'a>(
     let (mut left_wrap, mut right_wrap) = ("plain".to_string(), "sam".to_string());
     let (mut lr, mut rho, mut momentum, mut weight_decay) = (DEFAULT_LR, DEFAULT_RHO, 0.9, 0.0);
     let mut schedule_name = "constant".to_string();
+    let (mut switch_at, mut switch_side, mut switch_to) = (0usize, "left".to_string(), "sam".to_string());
+    let (mut side_batch, mut side_steps) = ([0usize; 2], [0usize; 2]);
+    let (mut average, mut average_start, mut average_every, mut ema_decay) = ("none".to_string(), 0, 1, 0.99);
 
     apply("dataset", &mut |v, _| {
         config.data.dataset = v.parse::<DatasetKind>().map_err(|e| e.message)?;
@@ -502,6 +643,10 @@ pub fn config_from_settings<'a>(
     });
     apply("label-smoothing", &mut |v, spec| {
         config.model.label_smoothing = spec.number(v)?;
+        Ok(())
+    });
+    apply("dropout", &mut |v, _| {
+        config.model.dropout = dropout(v)?;
         Ok(())
     });
     apply("label-noise", &mut |v, spec| {
@@ -565,6 +710,55 @@ pub fn config_from_settings<'a>(
         config.seed = v.parse::<u64>().map_err(|_| format!("must be a whole number >= 0, got `{v}`"))?;
         Ok(())
     });
+    apply("switch-at", &mut |v, spec| {
+        switch_at = spec.count(v)?;
+        Ok(())
+    });
+    apply("switch-side", &mut |v, spec| {
+        switch_side = choice(spec, v)?;
+        Ok(())
+    });
+    apply("switch-to", &mut |v, spec| {
+        switch_to = choice(spec, v)?;
+        Ok(())
+    });
+    for (i, which) in ["left", "right"].into_iter().enumerate() {
+        apply(&format!("{which}-batch-size"), &mut |v, spec| {
+            side_batch[i] = spec.count(v)?;
+            Ok(())
+        });
+        apply(&format!("{which}-steps"), &mut |v, spec| {
+            side_steps[i] = spec.count(v)?;
+            Ok(())
+        });
+    }
+    apply("budget", &mut |v, spec| {
+        config.training.budget = match choice(spec, v)?.as_str() {
+            "same_epochs" => Budget::SameEpochs,
+            _ => Budget::SameSteps,
+        };
+        Ok(())
+    });
+    apply("lr-scaling", &mut |v, spec| {
+        config.training.lr_scaling = if choice(spec, v)? == "linear" { LrScaling::Linear } else { LrScaling::None };
+        Ok(())
+    });
+    apply("average", &mut |v, spec| {
+        average = choice(spec, v)?;
+        Ok(())
+    });
+    apply("average-start", &mut |v, spec| {
+        average_start = spec.count(v)?;
+        Ok(())
+    });
+    apply("average-every", &mut |v, spec| {
+        average_every = spec.count(v)?;
+        Ok(())
+    });
+    apply("ema-decay", &mut |v, spec| {
+        ema_decay = spec.number(v)?;
+        Ok(())
+    });
 
     let schedule = match schedule_name.as_str() {
         "cosine" => Schedule::Cosine { t_max: config.training.steps, eta_min: 0.0 },
@@ -593,10 +787,38 @@ pub fn config_from_settings<'a>(
             "asam" => Some(SamConfig { rho, adaptive: true }),
             _ => None,
         };
-        SideConfig { optimizer, sam, schedule: schedule.clone() }
+        SideConfig { optimizer, sam, schedule: schedule.clone(), ..Default::default() }
     };
     config.left = side(left_base.as_deref().unwrap_or(&base), &left_wrap);
     config.right = side(right_base.as_deref().unwrap_or(&base), &right_wrap);
+    let bases = [left_base.as_deref().unwrap_or(&base), right_base.as_deref().unwrap_or(&base)];
+    let wraps = [left_wrap.as_str(), right_wrap.as_str()];
+    for (i, s) in [&mut config.left, &mut config.right].into_iter().enumerate() {
+        s.batch_size = (side_batch[i] > 0).then_some(side_batch[i]);
+        s.steps = (side_steps[i] > 0).then_some(side_steps[i]);
+        let switches = switch_side == "both" || switch_side == ["left", "right"][i];
+        if switch_at > 0 && switches {
+            // A wrapper keeps the side's base; a base keeps the side's wrapper.
+            let (new_base, new_wrap) = match switch_to.as_str() {
+                "sam" | "asam" | "plain" => (bases[i], switch_to.as_str()),
+                kind => (kind, wraps[i]),
+            };
+            let target = side(new_base, new_wrap);
+            let optimizer = (new_base != bases[i]).then_some(target.optimizer);
+            s.switch = Some(Switch { at: switch_at, optimizer, sam: target.sam });
+        }
+    }
+    let steps = config.training.steps;
+    for s in [&mut config.left, &mut config.right] {
+        s.average = match average.as_str() {
+            "swa" => {
+                let start = if average_start == 0 { swa_auto_start(s.steps.unwrap_or(steps)) } else { average_start };
+                Some(Averaging::Swa { start, every: average_every })
+            }
+            "ema" => Some(Averaging::Ema { decay: ema_decay }),
+            _ => None,
+        };
+    }
 
     // Cross-field rules (batch size vs points, spurious_flip vs dataset, rho
     // for SAM): fall back one field at a time until the config is valid.
@@ -618,6 +840,29 @@ fn fall_back(config: &mut RunConfig, e: &ConfigError) -> &'static str {
     if f == "training.batch_size" {
         config.training.batch_size = defaults.training.batch_size.min(config.data.n_train);
         "batch-size"
+    } else if f.contains(".switch") {
+        config.left.switch = None;
+        config.right.switch = None;
+        "switch-at"
+    } else if f.contains(".average") {
+        config.left.average = None;
+        config.right.average = None;
+        "average"
+    } else if f == "left.batch_size" || f == "right.batch_size" {
+        let which = if f.starts_with("left") { &mut config.left } else { &mut config.right };
+        which.batch_size = None;
+        if f.starts_with("left") {
+            "left-batch-size"
+        } else {
+            "right-batch-size"
+        }
+    } else if f.contains(".optimizer") && config.training.lr_scaling != LrScaling::None {
+        // A learning rate that linear scaling pushed out of range.
+        config.training.lr_scaling = LrScaling::None;
+        "lr-scaling"
+    } else if f.starts_with("model.dropout") {
+        config.model.dropout = defaults.model.dropout;
+        "dropout"
     } else if f.starts_with("shift") {
         config.shift = defaults.shift;
         "shift"
@@ -659,6 +904,44 @@ pub fn settings_from_config(config: &RunConfig) -> Vec<(&'static str, String)> {
         Schedule::Step { .. } => "step",
         Schedule::Warmup { .. } => "warmup",
     };
+    // The switch: one config for the sides that have it (the settings cannot say more).
+    let switched = [&config.left, &config.right].map(|s| s.switch.as_ref());
+    let switch_side = match switched {
+        [Some(_), Some(_)] => "both",
+        [None, Some(_)] => "right",
+        _ => "left",
+    };
+    let (switch_at, switch_to) =
+        match switched.iter().zip([&config.left, &config.right]).find_map(|(w, s)| w.zip(Some(s))) {
+            Some((w, s)) => {
+                let to = match &w.optimizer {
+                    Some(o) if o.kind() != s.optimizer.kind() => o.kind(),
+                    _ => match &w.sam {
+                        None => "plain",
+                        Some(SamConfig { adaptive: false, .. }) => "sam",
+                        Some(_) => "asam",
+                    },
+                };
+                (w.at.to_string(), to)
+            }
+            None => ("0".to_string(), "sam"),
+        };
+    let (average, average_start, average_every, ema_decay) = match &config.left.average {
+        Some(Averaging::Swa { start, every }) => {
+            let auto = *start == swa_auto_start(config.left.steps.unwrap_or(config.training.steps));
+            ("swa", if auto { "0".to_string() } else { start.to_string() }, every.to_string(), "0.99".to_string())
+        }
+        Some(Averaging::Ema { decay }) => ("ema", "0".to_string(), "1".to_string(), decay.to_string()),
+        None => ("none", "0".to_string(), "1".to_string(), "0.99".to_string()),
+    };
+    let budget = match config.training.budget {
+        Budget::SameSteps => "same_steps",
+        Budget::SameEpochs => "same_epochs",
+    };
+    let lr_scaling = match config.training.lr_scaling {
+        LrScaling::None => "none",
+        LrScaling::Linear => "linear",
+    };
     let all: Vec<(&'static str, String)> = vec![
         ("dataset", config.data.dataset.name().to_string()),
         ("noise", config.data.noise.to_string()),
@@ -682,6 +965,20 @@ pub fn settings_from_config(config: &RunConfig) -> Vec<(&'static str, String)> {
         ("seed", config.seed.to_string()),
         ("label-smoothing", config.model.label_smoothing.to_string()),
         ("label-noise", config.data.label_noise.to_string()),
+        ("dropout", dropout_text(&config.model.dropout)),
+        ("switch-at", switch_at),
+        ("switch-side", switch_side.to_string()),
+        ("switch-to", switch_to.to_string()),
+        ("left-batch-size", config.left.batch_size.unwrap_or(0).to_string()),
+        ("right-batch-size", config.right.batch_size.unwrap_or(0).to_string()),
+        ("left-steps", config.left.steps.unwrap_or(0).to_string()),
+        ("right-steps", config.right.steps.unwrap_or(0).to_string()),
+        ("budget", budget.to_string()),
+        ("lr-scaling", lr_scaling.to_string()),
+        ("average", average.to_string()),
+        ("average-start", average_start),
+        ("average-every", average_every),
+        ("ema-decay", ema_decay),
     ];
     for (name, value) in all {
         let is_default = match name {
@@ -753,10 +1050,25 @@ pub fn apply_settings<'a>(
             "hidden" => out.model.hidden = parsed.model.hidden.clone(),
             "activation" => out.model.activation = parsed.model.activation,
             "label-smoothing" => out.model.label_smoothing = parsed.model.label_smoothing,
+            "dropout" => out.model.dropout = parsed.model.dropout.clone(),
             "label-noise" => out.data.label_noise = parsed.data.label_noise,
             "batch-size" => out.training.batch_size = parsed.training.batch_size,
             "steps" => out.training.steps = parsed.training.steps,
             "seed" => out.seed = parsed.seed,
+            "budget" => out.training.budget = parsed.training.budget,
+            "lr-scaling" => out.training.lr_scaling = parsed.training.lr_scaling,
+            "left-batch-size" => out.left.batch_size = parsed.left.batch_size,
+            "right-batch-size" => out.right.batch_size = parsed.right.batch_size,
+            "left-steps" => out.left.steps = parsed.left.steps,
+            "right-steps" => out.right.steps = parsed.right.steps,
+            "switch-at" | "switch-side" | "switch-to" => {
+                out.left.switch = parsed.left.switch.clone();
+                out.right.switch = parsed.right.switch.clone();
+            }
+            "average" | "average-start" | "average-every" | "ema-decay" => {
+                out.left.average = parsed.left.average.clone();
+                out.right.average = parsed.right.average.clone();
+            }
             _ => {} // the side settings, below
         }
     }
@@ -789,6 +1101,14 @@ pub fn apply_settings<'a>(
         }
         if let (Some(rho), Some(sam)) = (number("rho"), &mut side.sam) {
             sam.rho = rho;
+        }
+        if let Some(switch) = &mut side.switch {
+            if let (Some(rho), Some(sam)) = (number("rho"), &mut switch.sam) {
+                sam.rho = rho;
+            }
+            if let (Some(lr), Some(o)) = (number("lr"), &mut switch.optimizer) {
+                o.set_lr(lr);
+            }
         }
         if is_given("schedule") {
             side.schedule = new.schedule.clone();
@@ -832,6 +1152,41 @@ fn hidden(v: &str) -> Result<Vec<usize>, String> {
         return Err(format!("at most 6 hidden layers, got {}", widths.len()));
     }
     Ok(widths)
+}
+
+/// `0.2` (every hidden layer) or `0.1,0.3` (one per layer); all zeros is no dropout.
+fn dropout(v: &str) -> Result<Vec<f64>, String> {
+    let max = crate::dropout::MAX_DROPOUT;
+    let rates = v
+        .split(',')
+        .map(|p| match p.trim().parse::<f64>() {
+            Ok(x) if (0.0..=max).contains(&x) => Ok(x),
+            _ => Err(format!("must be probabilities in [0, {max}], one or one per hidden layer, got `{v}`")),
+        })
+        .collect::<Result<Vec<f64>, String>>()?;
+    Ok(if rates.iter().all(|&p| p == 0.0) { vec![] } else { rates })
+}
+
+/// The `dropout` setting's text for a config's list (`0` for none).
+fn dropout_text(rates: &[f64]) -> String {
+    if rates.is_empty() {
+        return "0".to_string();
+    }
+    rates.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(",")
+}
+
+/// A value of a choice setting, checked against its declared options.
+fn choice(spec: &SettingSpec, v: &str) -> Result<String, String> {
+    match spec.kind {
+        Kind::Choice { options } if options.iter().any(|(o, _)| *o == v) => Ok(v.to_string()),
+        _ => Err(format!("unknown value `{v}` (expected {})", spec.values())),
+    }
+}
+
+/// SWA's start when `average-start` is 0: after three quarters of the steps
+/// (torch's swa_utils example starts at epoch 160 of 300; Izmailov et al. at 75%).
+fn swa_auto_start(steps: usize) -> usize {
+    (steps * 3 / 4).max(1)
 }
 
 fn optimizer_kind(v: &str) -> Result<String, String> {
@@ -968,6 +1323,7 @@ mod tests {
             ("activation", "relu"),
             ("schedule", "cosine"),
             ("label-noise", "0.2"),
+            ("dropout", "0.1,0.25,0"),
         ];
         let (config, errors) = parse(&pairs);
         assert!(errors.is_empty(), "{errors:?}");
@@ -976,6 +1332,7 @@ mod tests {
         assert_eq!(config.left.optimizer.kind(), "adam");
         assert_eq!(config.seed, 42);
         assert_eq!(config.data.label_noise, 0.2);
+        assert_eq!(config.model.dropout, [0.1, 0.25, 0.0]);
         let back = settings_from_config(&config);
         let (again, errors) = config_from_settings(back.iter().map(|(k, v)| (*k, v.as_str())));
         assert!(errors.is_empty(), "{errors:?}");
@@ -1054,6 +1411,78 @@ mod tests {
         let pinned = RunConfig { init: Some(vec![0.0; 354]), ..RunConfig::default() };
         let errors = apply_settings(&pinned, [("hidden", "8")]).unwrap_err();
         assert_eq!(errors[0].field, "init");
+    }
+
+    #[test]
+    fn the_knobs_settings_build_their_config_and_round_trip() {
+        use crate::averaging::Averaging;
+        let cases: &[&[(&str, &str)]] = &[
+            &[("switch-at", "500"), ("right", "plain")],
+            &[("switch-at", "40"), ("switch-side", "both"), ("switch-to", "adam"), ("right", "asam"), ("rho", "2")],
+            &[("switch-at", "7"), ("switch-side", "right"), ("switch-to", "plain")],
+            &[("left-batch-size", "200"), ("budget", "same_epochs"), ("lr-scaling", "linear"), ("lr", "0.01")],
+            &[("right-batch-size", "4"), ("right-steps", "900"), ("left-steps", "100")],
+            &[("average", "swa"), ("steps", "400")],
+            &[("average", "swa"), ("average-start", "20"), ("average-every", "5")],
+            &[("average", "ema"), ("ema-decay", "0.999")],
+        ];
+        for &pairs in cases {
+            let (config, errors) = parse(pairs);
+            assert!(errors.is_empty(), "{pairs:?}: {errors:?}");
+            let back = settings_from_config(&config);
+            let (again, errors) = config_from_settings(back.iter().map(|(k, v)| (*k, v.as_str())));
+            assert!(errors.is_empty(), "{pairs:?}: {errors:?}");
+            assert_eq!(again, config, "{pairs:?} -> {back:?}");
+            assert_eq!(apply_settings(&RunConfig::default(), pairs.iter().copied()).unwrap(), config, "{pairs:?}");
+        }
+        // SGD -> SAM over the same SGD on the left at step 500: the base stays (state kept).
+        let (c, _) = parse(cases[0]);
+        let s = c.left.switch.unwrap();
+        assert_eq!((s.at, s.optimizer, s.sam), (500, None, Some(SamConfig { rho: DEFAULT_RHO, adaptive: false })));
+        assert!(c.right.switch.is_none());
+        // Both sides to Adam, each keeping its wrapper.
+        let (c, _) = parse(cases[1]);
+        assert_eq!(c.left.switch.as_ref().unwrap().optimizer.as_ref().unwrap().kind(), "adam");
+        assert_eq!(c.left.switch.as_ref().unwrap().sam, None);
+        assert_eq!(c.right.switch.as_ref().unwrap().sam, Some(SamConfig { rho: 2.0, adaptive: true }));
+        // SWA from 3/4 of the steps unless told.
+        let (c, _) = parse(cases[5]);
+        assert_eq!(c.left.average, Some(Averaging::Swa { start: 300, every: 1 }));
+        let (c, _) = parse(cases[7]);
+        assert_eq!(c.right.average, Some(Averaging::Ema { decay: 0.999 }));
+    }
+
+    #[test]
+    fn bad_knob_settings_fall_back_one_by_one() {
+        let (config, errors) = parse(&[("left-batch-size", "300"), ("switch-to", "lbfgs"), ("average", "polyak")]);
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["switch-to", "average", "left-batch-size"], "{errors:?}");
+        assert!(errors[2].message.contains("n_train = 200"), "{}", errors[2]);
+        assert_eq!(config.left.batch_size, None);
+        config.validate().unwrap();
+        // Linear scaling to an lr above 100: the scaling falls back, named.
+        let (config, errors) =
+            parse(&[("lr", "90"), ("batch-size", "2"), ("left-batch-size", "200"), ("lr-scaling", "linear")]);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].field, "lr-scaling");
+        assert!(errors[0].message.contains("after linear lr scaling by 100"), "{}", errors[0]);
+        assert_eq!(config.training.lr_scaling, crate::config::LrScaling::None);
+    }
+
+    #[test]
+    fn dropout_lists_must_fit_the_hidden_layers() {
+        let (config, errors) = parse(&[("dropout", "0.5")]);
+        assert!(errors.is_empty() && config.model.dropout == [0.5], "{errors:?}");
+        let (config, errors) = parse(&[("dropout", "0.1,0.2,0.3")]);
+        assert_eq!(errors.len(), 1, "3 rates for 2 hidden layers: {errors:?}");
+        assert_eq!(errors[0].field, "dropout");
+        assert!(errors[0].message.contains("2 hidden layers"), "{}", errors[0]);
+        assert!(config.model.dropout.is_empty());
+        let (_, errors) = parse(&[("dropout", "0.95")]);
+        assert!(errors[0].message.contains("[0, 0.9]"), "{}", errors[0]);
+        let errors = apply_settings(&RunConfig::default(), [("dropout", "0.1,0.2"), ("hidden", "8")]).unwrap_err();
+        assert_eq!(errors[0].field, "dropout");
+        assert!(errors[0].message.contains("1 hidden layers"), "{}", errors[0]);
     }
 
     #[test]

@@ -346,6 +346,53 @@ pub fn rescale_layers(mlp: &Mlp, params: &[f64], layer: usize, factor: f64) -> R
     Ok(out)
 }
 
+/// What Dinh et al.'s rescaling did to one solution: the function (the
+/// largest change of any logit on the measured points, which is rounding only)
+/// and every sharpness measure before and after. lambda_max, the trace and the
+/// other plain measures move; adaptive sharpness does not, by its definition:
+/// with w' = D w and d' = D d (D the rescaling's diagonal), norm(d' / abs(w'))
+/// = norm(d / abs(w)) and L'(w' + d') = L(w + d), so the two maxima are over
+/// the same set of losses.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RescaleComparison {
+    /// The layer multiplied by `alpha` (0 = the first hidden layer); the next one is divided by it.
+    pub layer: usize,
+    /// The factor.
+    pub alpha: f64,
+    /// max over the measured points and classes of abs(logit after - logit before).
+    pub max_logit_change: f64,
+    /// Every measure at the original parameters.
+    pub before: SharpnessReport,
+    /// Every measure at the rescaled parameters (same settings and seed).
+    pub after: SharpnessReport,
+}
+
+/// Rescales `params` with [`rescale_layers`] and measures both solutions with
+/// the same settings; returns the rescaled parameters and the comparison.
+pub fn compare_rescaled(
+    mlp: &Mlp,
+    params: &[f64],
+    train: &Dataset,
+    layer: usize,
+    alpha: f64,
+    settings: &SharpnessSettings,
+) -> Result<(Vec<f64>, RescaleComparison), String> {
+    let rescaled = rescale_layers(mlp, params, layer, alpha)?;
+    let (x, _) = sample_rows(train, settings.max_points, settings.seed);
+    let mut ws = Workspace::new();
+    let before = mlp.forward(params, &x, &mut ws).to_vec();
+    let after = mlp.forward(&rescaled, &x, &mut ws);
+    let max_logit_change = before.iter().zip(after).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+    let comparison = RescaleComparison {
+        layer,
+        alpha,
+        max_logit_change,
+        before: measure(mlp, params, train, settings),
+        after: measure(mlp, &rescaled, train, settings),
+    };
+    Ok((rescaled, comparison))
+}
+
 /// Which measure a [`SharpnessJob`] computes next.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Stage {
@@ -670,7 +717,8 @@ mod tests {
 
     #[test]
     fn dinh_rescaling_keeps_the_function_moves_lambda_max_and_keeps_adaptive_sharpness() {
-        let config = ModelConfig { hidden: vec![8, 8], activation: Activation::Relu, label_smoothing: 0.0 };
+        let config =
+            ModelConfig { hidden: vec![8, 8], activation: Activation::Relu, label_smoothing: 0.0, dropout: vec![] };
         let mlp = Mlp::new(2, &config, 2);
         let mut rng = Rng::new(5);
         let w = mlp.init_params(&mut rng);
@@ -702,6 +750,76 @@ mod tests {
         let tanh = Mlp::new(2, &ModelConfig::default(), 2);
         assert!(rescale_layers(&tanh, &tanh.init_params(&mut rng), 0, 2.0).is_err());
         assert!(rescale_layers(&mlp, &w, 2, 2.0).is_err(), "the output layer has no next layer");
+    }
+
+    #[test]
+    fn the_rescaled_hessian_is_the_congruence_predicted_by_the_chain_rule() {
+        // With w' = D w (D = alpha on layer l's W and b, 1/alpha on layer l+1's W, 1 elsewhere)
+        // the rescaled net's loss is L'(w') = L(D^-1 w'), so H'(w') = D^-1 H(w) D^-1:
+        // every entry, hence the trace sum_i H_ii / D_i^2, is predicted from the original net's
+        // dense Hessian. Checked entry by entry against the dense Hessian of the rescaled net,
+        // for a two-layer (one hidden layer) ReLU net and each layer of a deeper one.
+        for (hidden, layer, alpha) in [(vec![6], 0, 10.0), (vec![5, 4], 0, 0.2), (vec![5, 4], 1, 3.0)] {
+            let config = ModelConfig { hidden, activation: Activation::Relu, label_smoothing: 0.0, dropout: vec![] };
+            let mlp = Mlp::new(2, &config, 2);
+            let mut rng = Rng::new(9);
+            let w = mlp.init_params(&mut rng);
+            let rows = 30;
+            let x: Vec<f64> = (0..rows * 2).map(|_| rng.normal()).collect();
+            let y: Vec<usize> = (0..rows).map(|r| usize::from(x[2 * r] > 0.3 * x[2 * r + 1])).collect();
+            let w2 = rescale_layers(&mlp, &w, layer, alpha).unwrap();
+            let mut d = vec![1.0; w.len()];
+            let (this, next) = (mlp.layers[layer], mlp.layers[layer + 1]);
+            d[this.weight_offset..this.bias_offset + this.fan_out].fill(alpha);
+            d[next.weight_offset..next.bias_offset].fill(1.0 / alpha);
+            let h = HessianOperator::new(&mlp, &w, &x, &y).dense();
+            let h2 = HessianOperator::new(&mlp, &w2, &x, &y).dense();
+            let scale = h.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+            for i in 0..w.len() {
+                for j in 0..w.len() {
+                    let predicted = h[(i, j)] / (d[i] * d[j]);
+                    assert!(
+                        (h2[(i, j)] - predicted).abs() <= 1e-9 * (scale / (d[i] * d[j])).max(scale),
+                        "H'[{i},{j}] = {} vs {predicted}",
+                        h2[(i, j)]
+                    );
+                }
+            }
+            let trace2: f64 = (0..w.len()).map(|i| h2[(i, i)]).sum();
+            let predicted: f64 = (0..w.len()).map(|i| h[(i, i)] / (d[i] * d[i])).sum();
+            assert!((trace2 - predicted).abs() <= 1e-9 * predicted.abs(), "trace {trace2} vs {predicted}");
+            // lambda_max as predicted: the top eigenvalue of D^-1 H D^-1.
+            let mut congruent = h.clone();
+            for i in 0..w.len() {
+                for j in 0..w.len() {
+                    congruent[(i, j)] /= d[i] * d[j];
+                }
+            }
+            let (l_pred, l2) = (spectrum(&congruent)[0], spectrum(&h2)[0]);
+            assert!((l2 - l_pred).abs() <= 1e-9 * l_pred, "lambda_max {l2} vs predicted {l_pred}");
+            assert!((l2 - spectrum(&h)[0]).abs() > 0.1 * l2, "and it moved");
+        }
+    }
+
+    #[test]
+    fn compare_rescaled_reports_the_same_function_and_the_same_adaptive_sharpness() {
+        let config =
+            ModelConfig { hidden: vec![8], activation: Activation::Relu, label_smoothing: 0.0, dropout: vec![] };
+        let mlp = Mlp::new(2, &config, 2);
+        let mut rng = Rng::new(4);
+        let w = mlp.init_params(&mut rng);
+        let points: Vec<[f64; 2]> = (0..60).map(|_| [rng.normal(), rng.normal()]).collect();
+        let labels = points.iter().map(|p| usize::from(p[0] * p[1] > 0.0)).collect();
+        let train = Dataset { points, labels, classes: 2 };
+        let settings = SharpnessSettings::quick();
+        let (w2, c) = compare_rescaled(&mlp, &w, &train, 0, 10.0, &settings).unwrap();
+        assert_eq!(w2, rescale_layers(&mlp, &w, 0, 10.0).unwrap());
+        assert!(c.max_logit_change <= 1e-12, "the function moved by {}", c.max_logit_change);
+        assert!((c.before.loss - c.after.loss).abs() <= 1e-12);
+        let (a, b) = (c.before.adaptive_sharpness, c.after.adaptive_sharpness);
+        assert!(a > 0.0 && (a - b).abs() <= 1e-9 * a, "adaptive sharpness {a} -> {b}");
+        assert!(c.after.trace > 10.0 * c.before.trace, "trace {} -> {}", c.before.trace, c.after.trace);
+        assert!(compare_rescaled(&mlp, &w, &train, 1, 10.0, &settings).is_err(), "no layer after the output");
     }
 
     #[test]

@@ -142,24 +142,114 @@ pub fn spectrum_fits(params: usize) -> bool {
     params <= PAGE_MAX_SPECTRUM_PARAMS
 }
 
-/// The edge-of-stability references for lambda_max (Cohen et al. 2021): plain
-/// gradient descent at learning rate lr is unstable along directions of
-/// curvature above 2 / lr; with heavy-ball momentum beta the threshold is
-/// (2 + 2 beta) / lr, with Nesterov momentum (2 + 2 beta) / ((1 + 2 beta) lr).
-/// Returns (label, value) pairs: 2 / lr always, the momentum one for SGD with
-/// momentum. (Adaptive optimisers have no such simple threshold.)
-pub fn stability_thresholds(side: &SideConfig, lr: f64) -> Vec<(String, f64)> {
-    let mut out = vec![("2/lr".to_string(), 2.0 / lr)];
-    if let OptimizerConfig::Sgd { momentum, nesterov, dampening, .. } = side.optimizer {
-        if momentum > 0.0 && dampening == 0.0 {
-            if nesterov {
-                out.push(("(2+2β)/((1+2β)lr)".into(), (2.0 + 2.0 * momentum) / ((1.0 + 2.0 * momentum) * lr)));
-            } else {
-                out.push(("(2+2β)/lr".into(), (2.0 + 2.0 * momentum) / lr));
-            }
-        }
+/// Which curvature an edge-of-stability threshold bounds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Curvature {
+    /// lambda_max of the training loss's Hessian H (what the page plots).
+    LambdaMax,
+    /// lambda_max of the preconditioned Hessian P^-1 H, P being Adam's
+    /// preconditioner (Cohen et al. 2022); see [`crate::hessian::preconditioned_lambda_max`].
+    PreconditionedLambdaMax,
+}
+
+/// An optimiser's edge-of-stability threshold: the curvature above which its
+/// steps are unstable on a quadratic, which full-batch training tends to reach
+/// and hover at.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct EdgeOfStability {
+    /// The threshold.
+    pub value: f64,
+    /// Its formula, e.g. "(2+2β)/lr".
+    pub label: String,
+    /// Where it comes from, and any caveat.
+    pub source: String,
+    /// The curvature it bounds.
+    pub curvature: Curvature,
+}
+
+/// The edge-of-stability threshold of a base optimiser at learning rate `lr`,
+/// or `None` where no source gives one. Each is the instability point of the
+/// optimiser's update on a quadratic with curvature λ:
+/// - SGD (no momentum): λ > 2/lr (Cohen et al. 2021);
+/// - SGD with heavy-ball momentum β as torch writes it (buf = β buf + (1-d) g,
+///   w -= lr buf): λ > (2+2β)/((1-d) lr), (2+2β)/lr without dampening d
+///   (Cohen et al. 2021, Appendix; the characteristic polynomial
+///   z² - (1 + β - a) z + β with a = (1-d) lr λ has a root -1 at a = 2 + 2β);
+/// - Nesterov (torch: w -= lr (g + β buf)): λ > (2+2β)/((1+2β) lr) (ibid.; the
+///   polynomial z² - (1+β)(1-a) z + β(1-a), a = lr λ, has a root -1 at
+///   a = (2+2β)/(1+2β));
+/// - SGD's L2 weight decay wd adds wd to every curvature: the threshold on the
+///   loss's λ_max is the above minus wd;
+/// - Adam / AdamW: (2+2β1)/((1-β1) lr) (38/lr at β1 = 0.9) on the
+///   preconditioned sharpness λ_max(P^-1 H), Cohen et al. 2022, "Adaptive
+///   gradient methods at the edge of stability" (weight decay not included);
+/// - RMSprop: none (no threshold in our sources for torch's RMSprop).
+///
+/// A SAM side gets its base optimiser's threshold, labelled as such: SAM's own
+/// edge is lower and depends on the gradient norm (Long & Bartlett 2023).
+pub fn edge_of_stability(optimizer: &OptimizerConfig, lr: f64) -> Option<EdgeOfStability> {
+    if !(lr > 0.0 && lr.is_finite()) {
+        return None;
     }
-    out
+    let with_decay = |value: f64, label: String, wd: f64| {
+        if wd > 0.0 {
+            (value - wd, format!("{label} − wd"))
+        } else {
+            (value, label)
+        }
+    };
+    let (value, label, source, curvature) = match *optimizer {
+        OptimizerConfig::Sgd { momentum, dampening, weight_decay, nesterov, .. } => {
+            let (value, label, source) = if momentum == 0.0 {
+                (2.0 / lr, "2/lr".to_string(), "Cohen et al. 2021 (gradient descent)")
+            } else if nesterov {
+                let value = (2.0 + 2.0 * momentum) / ((1.0 + 2.0 * momentum) * lr);
+                (value, "(2+2β)/((1+2β)lr)".to_string(), "Cohen et al. 2021 (Nesterov momentum)")
+            } else if dampening == 0.0 {
+                ((2.0 + 2.0 * momentum) / lr, "(2+2β)/lr".to_string(), "Cohen et al. 2021 (heavy-ball momentum)")
+            } else {
+                let value = (2.0 + 2.0 * momentum) / ((1.0 - dampening) * lr);
+                let source = "Cohen et al. 2021 (heavy-ball momentum, step lr(1-d) with torch's dampening d)";
+                (value, "(2+2β)/((1-d)lr)".to_string(), source)
+            };
+            let (value, label) = with_decay(value, label, weight_decay);
+            (value, label, source.to_string(), Curvature::LambdaMax)
+        }
+        OptimizerConfig::Adam { betas, weight_decay, .. } | OptimizerConfig::AdamW { betas, weight_decay, .. } => {
+            let b1 = betas.0;
+            let value = (2.0 + 2.0 * b1) / ((1.0 - b1) * lr);
+            let mut source = "Cohen et al. 2022 (Adam, on the preconditioned sharpness)".to_string();
+            if weight_decay > 0.0 {
+                source += "; weight decay not included";
+            }
+            (value, "(2+2β1)/((1-β1)lr)".to_string(), source, Curvature::PreconditionedLambdaMax)
+        }
+        OptimizerConfig::Rmsprop { .. } => return None,
+    };
+    Some(EdgeOfStability { value, label, source, curvature })
+}
+
+/// The thresholds to draw on a chart of λ_max for a side at learning rate
+/// `lr`: its optimiser's [`edge_of_stability`] when that bounds λ_max itself,
+/// else none (Adam's bounds the preconditioned sharpness; RMSprop has none).
+/// (label, value) pairs; a SAM side's label says the threshold is its base's.
+pub fn stability_thresholds(side: &SideConfig, lr: f64) -> Vec<(String, f64)> {
+    side_edge_of_stability(&side.optimizer, side.sam.is_some(), lr)
+        .filter(|e| e.curvature == Curvature::LambdaMax)
+        .map(|e| (e.label, e.value))
+        .into_iter()
+        .collect()
+}
+
+/// [`edge_of_stability`] for a side whose base optimiser is `optimizer`, SAM-wrapped or not.
+pub fn side_edge_of_stability(optimizer: &OptimizerConfig, sam: bool, lr: f64) -> Option<EdgeOfStability> {
+    let mut e = edge_of_stability(optimizer, lr)?;
+    if sam {
+        e.label += " (base)";
+        e.source += "; SAM's own edge is lower and depends on the gradient norm (Long & Bartlett 2023)";
+    }
+    Some(e)
 }
 
 #[cfg(test)]
@@ -266,7 +356,60 @@ mod tests {
     fn thresholds() {
         let config = RunConfig::default();
         let t = stability_thresholds(&config.left, 0.1);
-        assert_eq!(t[0].1, 20.0);
-        assert!((t[1].1 - 38.0).abs() < 1e-12, "momentum 0.9: (2 + 1.8) / 0.1");
+        assert_eq!(t.len(), 1, "only the threshold that applies: {t:?}");
+        assert_eq!(t[0].0, "(2+2β)/lr");
+        assert!((t[0].1 - 38.0).abs() < 1e-12, "momentum 0.9: (2 + 1.8) / 0.1");
+        assert_eq!(stability_thresholds(&config.right, 0.1)[0].0, "(2+2β)/lr (base)");
+        let adam = SideConfig { optimizer: OptimizerConfig::with_kind("adam", 0.1).unwrap(), ..Default::default() };
+        assert!(stability_thresholds(&adam, 0.1).is_empty(), "Adam's bounds P^-1 H, not the plotted H");
+    }
+
+    /// Iterates an optimiser on f(w) = λ w² / 2 (one parameter) and says whether it blows up.
+    fn unstable(optimizer: &OptimizerConfig, lambda: f64) -> bool {
+        let mut opt = crate::optim::Optimizer::new(optimizer.clone(), 1);
+        let mut w = [1.0];
+        for _ in 0..4000 {
+            let g = [lambda * w[0]];
+            opt.step(&mut w, &g, optimizer.lr());
+        }
+        w[0].abs() > 1.0
+    }
+
+    #[test]
+    fn each_sgd_threshold_is_where_torchs_update_becomes_unstable_on_a_quadratic() {
+        let lr = 0.1;
+        let sgd = |momentum, dampening, weight_decay, nesterov| OptimizerConfig::Sgd {
+            lr,
+            momentum,
+            dampening,
+            weight_decay,
+            nesterov,
+        };
+        for optimizer in [
+            sgd(0.0, 0.0, 0.0, false),
+            sgd(0.9, 0.0, 0.0, false),
+            sgd(0.5, 0.0, 0.0, false),
+            sgd(0.9, 0.0, 0.0, true),
+            sgd(0.7, 0.0, 0.0, true),
+            sgd(0.9, 0.5, 0.0, false),
+            sgd(0.9, 0.0, 0.3, false),
+            sgd(0.0, 0.0, 0.3, false),
+        ] {
+            let e = edge_of_stability(&optimizer, lr).unwrap();
+            assert_eq!(e.curvature, Curvature::LambdaMax);
+            assert!(!unstable(&optimizer, 0.99 * e.value), "{optimizer:?}: unstable below {}", e.value);
+            assert!(unstable(&optimizer, 1.01 * e.value), "{optimizer:?}: stable above {}", e.value);
+        }
+    }
+
+    #[test]
+    fn adams_threshold_is_38_over_lr_on_the_preconditioned_sharpness_and_rmsprop_has_none() {
+        let adam = OptimizerConfig::with_kind("adam", 0.01).unwrap();
+        let e = edge_of_stability(&adam, 0.01).unwrap();
+        assert!((e.value - 3800.0).abs() < 1e-9, "38 / lr");
+        assert_eq!(e.curvature, Curvature::PreconditionedLambdaMax);
+        assert!(e.source.contains("Cohen et al. 2022"));
+        assert!(edge_of_stability(&OptimizerConfig::with_kind("rmsprop", 0.01).unwrap(), 0.01).is_none());
+        assert!(edge_of_stability(&adam, 0.0).is_none());
     }
 }

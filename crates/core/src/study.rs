@@ -134,7 +134,11 @@ impl Study {
             splits: pair.splits.clone(),
             batch_size: config.training.batch_size,
             steps,
-            sides: [config.left.clone(), config.right.clone()],
+            // Each side's own batch size and scaled lr (RunConfig::plan); every replica trains `steps` steps.
+            sides: [&config.left, &config.right].map(|side| {
+                let plan = config.plan(side);
+                SideConfig { batch_size: side.batch_size.map(|_| plan.batch_size), ..plan.side }
+            }),
             seeds: (0..replicas as u64).map(|i| config.seed.wrapping_add(i)).collect(),
             init: config.init.clone(),
         }
@@ -179,6 +183,7 @@ impl ReplicaRun {
             batch_size: batch_size.clamp(1, splits.train.len().max(1)),
             steps: 0,
             log_every: usize::MAX,
+            ..Default::default()
         };
         let mut run =
             Run::new(replica.side.clone(), mlp.clone(), splits.clone(), replica.init.clone(), &training, replica.seed);

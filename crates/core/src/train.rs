@@ -4,13 +4,16 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::averaging::Averager;
 use crate::config::{SideConfig, TrainingConfig};
 use crate::data::Splits;
+use crate::dropout::Masks;
 use crate::metrics::{History, MetricPoint};
 use crate::model::{Mlp, Workspace};
 use crate::optim::Optimizer;
 use crate::rng::Rng;
-use crate::sam::ascent_direction;
+use crate::sam::{ascent_direction, SamConfig};
+use crate::switch::keeps_state;
 
 /// How many metric points a run keeps (older ones are thinned, see [`History`]).
 pub const HISTORY_CAPACITY: usize = 1000;
@@ -115,8 +118,15 @@ fn halve<T>(v: &mut Vec<T>) {
 /// reuses the buffers.
 #[derive(Clone, Debug)]
 pub struct Run {
-    /// This side's optimiser, SAM and schedule settings.
+    /// This side's optimiser, SAM and schedule settings (as configured: after a
+    /// switch, `optimizer.config` and `sam` say what trains now).
     pub side: SideConfig,
+    /// The SAM wrapper in use now (`side.sam` until a switch changes it).
+    pub sam: Option<SamConfig>,
+    /// The running average of the parameters (SWA or EMA), if the side keeps one.
+    pub average: Option<Averager>,
+    /// The steps this side trains when run to the end ([`crate::config::RunConfig::plan`]).
+    pub steps_budget: usize,
     /// The architecture (shapes only; the weights are in `params`).
     pub mlp: Mlp,
     /// The train, ID-test and OOD-test data, shared with the other side.
@@ -141,6 +151,8 @@ pub struct Run {
     /// Parameter snapshots; off until [`Run::record_checkpoints`].
     pub checkpoints: Checkpoints,
     batches: BatchOrder,
+    /// This step's dropout masks (drawn only when the model has dropout).
+    dropout: Masks,
     grad: Vec<f64>,
     perturbed: Vec<f64>,
     batch_x: Vec<f64>,
@@ -160,9 +172,14 @@ impl Run {
     ) -> Run {
         let n = initial_params.len();
         assert_eq!(n, mlp.num_params(), "initial parameters do not fit the model");
-        let batches = BatchOrder::new(seed, splits.train.len(), training.batch_size);
+        let batch_size = side.batch_size.unwrap_or(training.batch_size).clamp(1, splits.train.len().max(1));
+        let batches = BatchOrder::new(seed, splits.train.len(), batch_size);
+        let dropout = Masks::new(&mlp, batch_size, seed);
         let mut run = Run {
             optimizer: Optimizer::new(side.optimizer.clone(), n),
+            sam: side.sam.clone(),
+            average: side.average.clone().map(|a| Averager::new(a, n)),
+            steps_budget: side.steps.unwrap_or(training.steps),
             side,
             mlp,
             params: initial_params,
@@ -174,10 +191,11 @@ impl Run {
             last_batch_loss: f64::NAN,
             checkpoints: Checkpoints::default(),
             batches,
+            dropout,
             grad: vec![0.0; n],
             perturbed: vec![0.0; n],
-            batch_x: Vec::with_capacity(training.batch_size * 2),
-            batch_y: Vec::with_capacity(training.batch_size),
+            batch_x: Vec::with_capacity(batch_size * 2),
+            batch_y: Vec::with_capacity(batch_size),
             ws: Workspace::new(),
             splits,
         };
@@ -185,9 +203,49 @@ impl Run {
         run
     }
 
-    /// The learning rate of the next step, after the schedule.
+    /// The learning rate of the next step, after the schedule (of the base
+    /// optimiser in use: a switch may have changed it).
     pub fn current_lr(&self) -> f64 {
-        self.side.schedule.lr_at(self.side.optimizer.lr(), self.step)
+        self.side.schedule.lr_at(self.optimizer.config.lr(), self.step)
+    }
+
+    /// The side as it trains now: after a switch, the new base optimiser and wrapper.
+    pub fn live_side(&self) -> SideConfig {
+        SideConfig { optimizer: self.optimizer.config.clone(), sam: self.sam.clone(), ..self.side.clone() }
+    }
+
+    /// Applies the side's switch when its step has come (see [`crate::switch`]):
+    /// the wrapper changes; a new base optimiser starts from empty state unless
+    /// it is the same one (then only its lr may change). Allocates nothing.
+    fn switch_if_due(&mut self) {
+        let Some(switch) = &self.side.switch else { return };
+        if self.step != switch.at {
+            return;
+        }
+        self.sam = switch.sam.clone();
+        if let Some(new) = &switch.optimizer {
+            if !keeps_state(&self.optimizer.config, new) {
+                self.optimizer.reset();
+            }
+            self.optimizer.config = new.clone();
+        }
+    }
+
+    /// Puts the current parameters into the running average if they are due.
+    fn update_average(&mut self) {
+        if let Some(average) = &mut self.average {
+            if average.config.is_due(self.step) {
+                average.update(&self.params);
+            }
+        }
+    }
+
+    /// Metrics of the averaged parameters (SWA / EMA) now, if the side keeps
+    /// an average and anything has entered it. (`grad_norm` is that of the
+    /// last minibatch at the trained parameters, as in [`Run::evaluate`].)
+    pub fn average_metrics(&mut self) -> Option<MetricPoint> {
+        let average = self.average.as_ref()?.solution()?.to_vec();
+        Some(self.evaluate_params(&average))
     }
 
     /// One optimiser step on the next minibatch. Does nothing once diverged.
@@ -202,17 +260,37 @@ impl Run {
             self.batch_x.extend_from_slice(&train.points[i]);
             self.batch_y.push(train.labels[i]);
         }
+        self.switch_if_due();
         let lr = self.current_lr();
-        let loss = self.mlp.loss_and_grad(&self.params, &self.batch_x, &self.batch_y, &mut self.grad, &mut self.ws);
+        let dropout = self.mlp.has_dropout();
+        let loss = if dropout {
+            let masks = self.dropout.draw(&self.mlp, self.batch_y.len());
+            self.mlp.loss_and_grad_dropout(
+                &self.params,
+                &self.batch_x,
+                &self.batch_y,
+                masks,
+                &mut self.grad,
+                &mut self.ws,
+            )
+        } else {
+            self.mlp.loss_and_grad(&self.params, &self.batch_x, &self.batch_y, &mut self.grad, &mut self.ws)
+        };
         self.last_batch_loss = loss;
         self.last_grad_norm = self.grad.iter().map(|g| g * g).sum::<f64>().sqrt();
-        if let Some(sam) = &self.side.sam {
+        if let Some(sam) = &self.sam {
             // Gradient at w + e on the same minibatch; the base optimiser then steps from w with it.
             ascent_direction(sam, &self.params, &self.grad, &mut self.epsilon);
             for ((p, &w), &e) in self.perturbed.iter_mut().zip(&self.params).zip(&self.epsilon) {
                 *p = w + e;
             }
-            self.mlp.loss_and_grad(&self.perturbed, &self.batch_x, &self.batch_y, &mut self.grad, &mut self.ws);
+            if dropout {
+                // The same units dropped as for the first gradient (davda54/sam's usage).
+                let (x, y, masks) = (&self.batch_x, &self.batch_y, &self.dropout.masks);
+                self.mlp.loss_and_grad_dropout(&self.perturbed, x, y, masks, &mut self.grad, &mut self.ws);
+            } else {
+                self.mlp.loss_and_grad(&self.perturbed, &self.batch_x, &self.batch_y, &mut self.grad, &mut self.ws);
+            }
         }
         self.optimizer.step(&mut self.params, &self.grad, lr);
         self.step += 1;
@@ -220,11 +298,12 @@ impl Run {
             self.diverge(format!("the minibatch loss became {loss} (learning rate {lr} too large?)"));
             return;
         }
+        self.update_average();
         if self.history.is_due(self.step) {
             self.log();
         }
         if self.checkpoints.is_due(self.step) {
-            let perturbed = self.side.sam.as_ref().map(|_| &self.perturbed[..]);
+            let perturbed = self.sam.as_ref().map(|_| &self.perturbed[..]);
             self.checkpoints.push(self.step, &self.params, perturbed);
         }
     }
@@ -235,7 +314,7 @@ impl Run {
     pub fn record_checkpoints(&mut self, every: usize, capacity: usize) {
         self.checkpoints = Checkpoints { every: every.max(1), capacity: capacity.max(2), ..Default::default() };
         // No ascent has happened yet: a SAM side's first w + e is w itself (keeps the lists aligned).
-        let perturbed = self.side.sam.as_ref().map(|_| &self.params[..]);
+        let perturbed = self.sam.as_ref().map(|_| &self.params[..]);
         self.checkpoints.push(self.step, &self.params, perturbed);
     }
 
@@ -269,12 +348,23 @@ impl Run {
     /// Metrics at the current parameters (no side effects on the history).
     pub fn evaluate(&mut self) -> MetricPoint {
         let s = &*self.splits;
-        let (train_loss, train_acc) =
-            self.mlp.evaluate(&self.params, s.train.flat_points(), &s.train.labels, &mut self.ws);
-        let (id_loss, id_acc) =
-            self.mlp.evaluate(&self.params, s.id_test.flat_points(), &s.id_test.labels, &mut self.ws);
-        let (ood_loss, ood_acc) =
-            self.mlp.evaluate(&self.params, s.ood_test.flat_points(), &s.ood_test.labels, &mut self.ws);
+        let params = &self.params;
+        let (train_loss, train_acc) = self.mlp.evaluate(params, s.train.flat_points(), &s.train.labels, &mut self.ws);
+        let (id_loss, id_acc) = self.mlp.evaluate(params, s.id_test.flat_points(), &s.id_test.labels, &mut self.ws);
+        let (ood_loss, ood_acc) = self.mlp.evaluate(params, s.ood_test.flat_points(), &s.ood_test.labels, &mut self.ws);
+        self.metric_point([train_loss, train_acc, id_loss, id_acc, ood_loss, ood_acc])
+    }
+
+    /// Metrics of other parameters of this model (an average, an ensemble member) on this run's data.
+    pub fn evaluate_params(&mut self, params: &[f64]) -> MetricPoint {
+        let s = &*self.splits;
+        let (train_loss, train_acc) = self.mlp.evaluate(params, s.train.flat_points(), &s.train.labels, &mut self.ws);
+        let (id_loss, id_acc) = self.mlp.evaluate(params, s.id_test.flat_points(), &s.id_test.labels, &mut self.ws);
+        let (ood_loss, ood_acc) = self.mlp.evaluate(params, s.ood_test.flat_points(), &s.ood_test.labels, &mut self.ws);
+        self.metric_point([train_loss, train_acc, id_loss, id_acc, ood_loss, ood_acc])
+    }
+
+    fn metric_point(&self, [train_loss, train_acc, id_loss, id_acc, ood_loss, ood_acc]: [f64; 6]) -> MetricPoint {
         MetricPoint {
             step: self.step,
             lr: self.current_lr(),

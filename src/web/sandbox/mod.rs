@@ -172,8 +172,7 @@ impl Sandbox {
     /// The time-budgeted loop of `trainFor` and `stepFor`: a [`Training`] job
     /// run by the one driver, [`Slicer::work_for`].
     fn advance_for(&mut self, max_steps: u32, budget_ms: f64, stop_at_limit: bool) -> u32 {
-        let limit = stop_at_limit.then(|| self.pair().config.training.steps);
-        let mut job = Training::new(max_steps as usize, limit);
+        let mut job = Training::new(max_steps as usize, stop_at_limit);
         let pair = self.slot.as_mut().expect("a sandbox always holds a pair");
         let clock = &self.clock;
         self.slicers.training.work_for(&mut job, pair, budget_ms, &mut || clock.now());
@@ -183,7 +182,7 @@ impl Sandbox {
     /// Exactly `n` more steps on each side that has not diverged, even past
     /// the configured number of steps. Returns the steps taken.
     pub fn step(&mut self, n: u32) -> u32 {
-        let mut training = Training::new(n as usize, None);
+        let mut training = Training::new(n as usize, false);
         job::finish(&mut training, self.pair_mut());
         training.taken() as u32
     }
@@ -193,10 +192,9 @@ impl Sandbox {
         self.rebuild(self.pair().config.clone());
     }
 
-    /// Both sides reached the configured steps or diverged.
+    /// Both sides reached their configured steps (`Run::steps_budget`) or diverged.
     pub fn finished(&self) -> bool {
-        let limit = self.pair().config.training.steps;
-        self.pair().sides().iter().all(|r| r.diverged.is_some() || r.step >= limit)
+        self.pair().sides().iter().all(|r| r.diverged.is_some() || r.step >= r.steps_budget)
     }
 
     /// The larger of the two sides' step counts.
@@ -230,7 +228,7 @@ impl Sandbox {
         let pair = self.slot.as_mut().expect("a sandbox always holds a pair");
         for (i, (name, run)) in [("left", &mut pair.left), ("right", &mut pair.right)].into_iter().enumerate() {
             out[name] = side_metrics(run);
-            out[name]["sharpness"] = views::sharpness_metrics(&self.trackers[i], &run.side);
+            out[name]["sharpness"] = views::sharpness_metrics(&self.trackers[i], &run.live_side());
         }
         let text = out.to_string();
         self.metrics_cache = Some((key, text.clone()));

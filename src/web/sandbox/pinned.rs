@@ -131,6 +131,36 @@ impl Sandbox {
         }
     }
 
+    /// Side `side`'s weight average (SWA / EMA) as `[n_averaged, params...]`,
+    /// or none when the side keeps no average or it has no weights yet.
+    #[wasm_bindgen(js_name = sideAverage)]
+    pub fn side_average(&self, side: u32) -> Vec<f64> {
+        let run = self.pair().sides()[(side as usize).min(1)];
+        let Some((a, params)) = run.average.as_ref().and_then(|a| Some((a, a.solution()?))) else { return Vec::new() };
+        std::iter::once(a.n_averaged as f64).chain(params.iter().copied()).collect()
+    }
+
+    /// The name of side `side`'s weight average ("SWA", "EMA"), or "" when it keeps none.
+    #[wasm_bindgen(js_name = sideAverageKind)]
+    pub fn side_average_kind(&self, side: u32) -> String {
+        let run = self.pair().sides()[(side as usize).min(1)];
+        run.average.as_ref().map_or(String::new(), |a| a.config.name().to_string())
+    }
+
+    /// Side `side`'s metrics at its weight average ([`METRIC_FIELDS`] numbers), or
+    /// none when there is no average or its metrics are not finite.
+    #[wasm_bindgen(js_name = sideAverageMetrics)]
+    pub fn side_average_metrics(&self, side: u32) -> Vec<f64> {
+        let run = self.pair().sides()[(side as usize).min(1)];
+        let Some(params) = run.average.as_ref().and_then(|a| a.solution()) else { return Vec::new() };
+        let m = run.clone().evaluate_params(params);
+        if m.is_finite() {
+            metric_numbers(&m).to_vec()
+        } else {
+            Vec::new()
+        }
+    }
+
     /// The points of a data set (0 train, 1 in-distribution test, 2 OOD test) as x, y pairs.
     #[wasm_bindgen(js_name = splitPoints)]
     pub fn split_points(&self, split: u32) -> Vec<f64> {

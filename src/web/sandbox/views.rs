@@ -8,7 +8,9 @@ use web_sys::HtmlCanvasElement;
 use crate::job::{Job, Stop};
 use crate::landscape::{log10_range, DirectionKind, Split};
 use crate::live_landscape::LiveLandscape;
-use crate::sharpness_tracker::{spectrum_fits, stability_thresholds, SharpnessTracker, PAGE_MAX_SPECTRUM_PARAMS};
+use crate::sharpness_tracker::{
+    side_edge_of_stability, spectrum_fits, stability_thresholds, Curvature, SharpnessTracker, PAGE_MAX_SPECTRUM_PARAMS,
+};
 use crate::train::Run;
 
 use super::super::landscape_view::{self, Dash, LandscapePainter, LineSeries1d, SurfacePicture};
@@ -296,7 +298,8 @@ impl Sandbox {
         let [a, b] = &self.trackers;
         let mut drew = 0;
         if self.drawn.is_new(lambda, &content) {
-            sharpness_view::draw_lambda_max(lambda, [a, b], [&pair.left.side, &pair.right.side], scale)?;
+            let live = [pair.left.live_side(), pair.right.live_side()];
+            sharpness_view::draw_lambda_max(lambda, [a, b], [&live[0], &live[1]], scale)?;
             drew |= DREW_FIRST;
         }
         if self.drawn.is_new(spectrum, &content) {
@@ -327,6 +330,10 @@ pub(super) fn sharpness_metrics(tracker: &SharpnessTracker, side: &crate::config
     let r = &p.report;
     let thresholds: serde_json::Map<String, Value> =
         stability_thresholds(side, p.lr).into_iter().map(|(k, v)| (k, json!(v))).collect();
+    // The optimiser's own threshold from the core, when it bounds the lambda_max shown here
+    // (not Adam's, which bounds the preconditioned sharpness; none for RMSprop).
+    let edge = side_edge_of_stability(&side.optimizer, side.sam.is_some(), p.lr)
+        .filter(|e| e.curvature == Curvature::LambdaMax);
     json!({
         "step": p.step,
         "points": r.points,
@@ -336,7 +343,8 @@ pub(super) fn sharpness_metrics(tracker: &SharpnessTracker, side: &crate::config
         "rho_sharpness": r.rho_sharpness,
         "adaptive_sharpness": r.adaptive_sharpness,
         "average_sharpness": r.average_sharpness,
-        "edge_of_stability": 2.0 / p.lr,
+        "edge_of_stability": edge.as_ref().map(|e| e.value),
+        "edge_of_stability_label": edge.as_ref().map(|e| format!("{}: {}", e.label, e.source)),
         "thresholds": thresholds,
         "spectrum_step": tracker.spectrum.as_ref().map(|s| s.step),
         "spectrum_max": tracker.spectrum.as_ref().and_then(|s| s.eigenvalues.first().copied()),

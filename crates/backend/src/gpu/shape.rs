@@ -79,8 +79,11 @@ mod tests {
 
     #[test]
     fn shape_words_follow_the_wgsl_struct() {
-        let mlp =
-            Mlp::new(2, &ModelConfig { hidden: vec![16, 8], activation: Activation::Gelu, label_smoothing: 0.0 }, 3);
+        let mlp = Mlp::new(
+            2,
+            &ModelConfig { hidden: vec![16, 8], activation: Activation::Gelu, label_smoothing: 0.0, dropout: vec![] },
+            3,
+        );
         let words: Vec<u32> = bytemuck::cast_slice(Words::new().shape(&mlp).as_bytes()).to_vec();
         // n_layers, activation, widths[8]
         assert_eq!(words, vec![3, 2, 2, 16, 8, 3, 0, 0, 0, 0]);
