@@ -257,6 +257,36 @@ fn train_for_stops_at_the_step_limit_and_at_its_budget() {
 }
 
 #[wasm_bindgen_test]
+fn a_big_batch_trained_in_pieces_matches_whole_steps_bit_for_bit() {
+    // 64,64,64 (8,642 parameters) with a batch of 600: the page works each step in
+    // pieces of rows; a budget of 0 ms stops after each piece. Same bits as step(n),
+    // and the metrics evaluated in pieces (metricsAdvance) equal an evaluation in one go.
+    let settings = "hidden=64,64,64&points=600&batch-size=600&steps=3";
+    let mut whole = Sandbox::from_settings(settings);
+    let mut pieces = Sandbox::from_settings(settings);
+    assert_eq!(whole.step(3), 3);
+    let mut calls = 0;
+    while !pieces.finished() {
+        pieces.train_for(u32::MAX, 0.0);
+        calls += 1;
+        assert!(calls < 1000);
+    }
+    assert!(calls > 6, "each step should take several pieces ({calls} calls)");
+    assert!(!pieces.step_under_way());
+    let bits = |p: &[f64]| p.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&whole.pair().left.params), bits(&pieces.pair().left.params));
+    assert_eq!(bits(&whole.pair().right.params), bits(&pieces.pair().right.params));
+    assert!(pieces.metrics_stale(), "this net's metrics are evaluated in pieces");
+    let mut advances = 0;
+    while pieces.metrics_advance(0.0) {
+        advances += 1;
+        assert!(advances < 1000);
+    }
+    assert!(advances > 1 && !pieces.metrics_stale());
+    assert_eq!(pieces.metrics_json(), whole.metrics_json());
+}
+
+#[wasm_bindgen_test]
 fn a_diverging_side_stops_and_says_why() {
     let mut sb = Sandbox::from_settings("lr=50&right=plain&right-optimizer=adam");
     sb.step(300);

@@ -16,7 +16,7 @@ use crate::metrics::MetricPoint;
 use crate::pair::Pair;
 use crate::settings::{config_from_settings, parse_query, settings_from_config, to_query, SETTINGS};
 use crate::sharpness_tracker::SharpnessTracker;
-use crate::train::Run;
+use crate::train::{Evaluation, Run};
 
 use super::boundary::{BoundaryPainter, PanelOptions, PlotRect};
 use super::curves::{self, CurveInput};
@@ -30,6 +30,10 @@ use super::landscape_view::LandscapePainter;
 /// budget is overshot by at most about this much.
 const CHUNK_TARGET_MS: f64 = 0.5;
 const MAX_CHUNK: usize = 1 << 14;
+/// Multiply-adds of one forward pass (rows x parameters) in one piece of a step
+/// worked piecewise: about a millisecond of a gradient in wasm. A step whose
+/// batch fits (the reference net's whole batch, and far more) is never split.
+const PIECE_WORK: usize = 1 << 21;
 /// Parameter snapshots kept per side for trajectories and the PCA plane
 /// (thinned to every second one when full, so they span the whole run).
 const CHECKPOINTS: usize = 64;
@@ -55,9 +59,17 @@ pub struct Sandbox {
     plot_rects: [PlotRect; 2],
     /// Steps per chunk, adapted to the measured step time.
     chunk: usize,
+    /// The side (0, 1) whose step is under way when steps are worked in pieces,
+    /// and whether the left side stepped in the pair under way.
+    piece_side: usize,
+    piece_left_stepped: bool,
     /// Steps at which the OOD set was changed in place.
     shift_marks: Vec<usize>,
     metrics_cache: Option<((usize, usize, u32, u32), String)>,
+    /// A big net's metrics evaluated a piece at a time (`metricsAdvance`), and
+    /// the last complete one per side with the generation it belongs to.
+    evals: [Evaluation; 2],
+    evaluated: [Option<(u32, MetricPoint)>; 2],
     clock: Clock,
     /// The landscape view: the last complete one (drawn) and the one being
     /// computed (drawn as it fills in while there is no complete one).
@@ -104,8 +116,12 @@ impl Sandbox {
             painter: None,
             plot_rects: [PlotRect::default(); 2],
             chunk: 1,
+            piece_side: 0,
+            piece_left_stepped: false,
             shift_marks: Vec::new(),
             metrics_cache: None,
+            evals: Default::default(),
+            evaluated: [None, None],
             clock: Clock::new(),
             landscape_settings: LiveSettings::default(),
             landscape_shown: None,
@@ -169,6 +185,9 @@ impl Sandbox {
 
     /// The time-budgeted loop of `trainFor` and `stepFor`.
     fn advance_for(&mut self, max_steps: u32, budget_ms: f64, stop_at_limit: bool) -> u32 {
+        if self.piece_rows().is_some() {
+            return self.advance_in_pieces(max_steps, budget_ms, stop_at_limit);
+        }
         let start = self.clock.now();
         let mut done = 0;
         while done < max_steps as usize && !(stop_at_limit && self.finished()) {
@@ -191,6 +210,13 @@ impl Sandbox {
             }
         }
         done as u32
+    }
+
+    /// Whether a step is part-way through (a big batch worked in pieces):
+    /// then `trainFor` and `stepFor` may return 0 with work still to do.
+    #[wasm_bindgen(js_name = stepUnderWay)]
+    pub fn step_under_way(&self) -> bool {
+        self.pair().sides().iter().any(|r| r.step_under_way())
     }
 
     /// Exactly `n` more steps on each side that has not diverged, even past
@@ -240,12 +266,49 @@ impl Sandbox {
         });
         let pair = self.slot.as_mut().expect("a sandbox always holds a pair");
         for (i, (name, run)) in [("left", &mut pair.left), ("right", &mut pair.right)].into_iter().enumerate() {
-            out[name] = side_metrics(run);
+            let ready = self.evaluated[i].filter(|(g, p)| *g == self.generation && p.step == run.step).map(|(_, p)| p);
+            out[name] = side_metrics(run, ready);
             out[name]["sharpness"] = views::sharpness_metrics(&self.trackers[i], &run.side);
         }
         let text = out.to_string();
         self.metrics_cache = Some((key, text.clone()));
         text
+    }
+
+    /// Whether `metricsJson` would have to evaluate a run now (it moved since
+    /// its metrics were last computed) and that evaluation is long: every train,
+    /// ID and OOD point through a big net (more than `PIECE_WORK` multiply-adds,
+    /// a millisecond or more). The worker then answers a click with the last
+    /// snapshot and has `metricsAdvance` evaluate the runs in pieces meanwhile.
+    #[wasm_bindgen(js_name = metricsStale)]
+    pub fn metrics_stale(&self) -> bool {
+        (0..2).any(|i| self.needs_evaluation(i)) && self.evaluation_is_long()
+    }
+
+    /// Evaluates the runs' metrics at their current step a piece at a time
+    /// (about `PIECE_WORK` multiply-adds each) for about `budget_ms`, where
+    /// that is long (see `metricsStale`); `metricsJson` then uses them.
+    /// Returns whether an evaluation is still under way.
+    #[wasm_bindgen(js_name = metricsAdvance)]
+    pub fn metrics_advance(&mut self, budget_ms: f64) -> bool {
+        if !self.evaluation_is_long() {
+            return false;
+        }
+        let start = self.clock.now();
+        let rows = PIECE_WORK / self.pair().left.mlp.num_params().max(1);
+        for i in 0..2 {
+            while self.needs_evaluation(i) {
+                let generation = self.generation;
+                let pair = self.slot.as_mut().expect("a sandbox always holds a pair");
+                let run = if i == 0 { &mut pair.left } else { &mut pair.right };
+                if let Some(point) = run.evaluate_piece(&mut self.evals[i], rows) {
+                    self.evaluated[i] = Some((generation, point));
+                } else if self.clock.now() - start >= budget_ms {
+                    return true;
+                }
+            }
+        }
+        false
     }
 
     /// The settings that differ from the defaults, as a URL query without the
@@ -290,7 +353,7 @@ impl Sandbox {
         }
         let painter = self.painter.as_ref().expect("just set");
         let splits = &self.slot.as_ref().expect("a sandbox always holds a pair").splits;
-        let options = PanelOptions { show_train: true, show_ood, scale };
+        let options = PanelOptions { show_train: true, show_ood, scale, data_version: self.generation };
         self.plot_rects[i] = painter.draw(canvas, &self.fields[i], &splits.train, &splits.ood_test, &options)?;
         Ok(self.fields[i].in_progress())
     }
@@ -375,6 +438,66 @@ impl Sandbox {
         most
     }
 
+    /// Rows of the batch per piece when one step of this net is too long to
+    /// do in one go (more than `PIECE_WORK` multiply-adds a forward pass), else None.
+    fn piece_rows(&self) -> Option<usize> {
+        let pair = self.pair();
+        let rows = PIECE_WORK / pair.left.mlp.num_params().max(1);
+        (pair.config.training.batch_size > rows).then_some(rows.max(1))
+    }
+
+    /// `advance_for` for a big net: the left side's step, then the right's, a
+    /// piece of rows at a time, looking at the clock between pieces, so a call
+    /// overshoots its budget by one piece (about a millisecond) rather than a
+    /// pair of steps. Returns the pair steps completed; a step left part-way
+    /// goes on at the next call (the results are the same bits as `step`).
+    fn advance_in_pieces(&mut self, max_steps: u32, budget_ms: f64, respect_limit: bool) -> u32 {
+        let start = self.clock.now();
+        let rows = self.piece_rows().unwrap_or(usize::MAX);
+        let limit = self.pair().config.training.steps;
+        let mut done = 0;
+        while done < max_steps {
+            let side = self.piece_side;
+            let run = if side == 0 { &mut self.pair_mut().left } else { &mut self.pair_mut().right };
+            let may_step = run.diverged.is_none() && (!respect_limit || run.step < limit || run.step_under_way());
+            if may_step && !run.step_piece(rows) {
+                if self.clock.now() - start >= budget_ms {
+                    break;
+                }
+                continue;
+            }
+            self.piece_side = 1 - side;
+            if side == 0 {
+                self.piece_left_stepped = may_step;
+                continue;
+            }
+            if !(may_step || self.piece_left_stepped) {
+                break; // neither side can step
+            }
+            done += 1;
+            if self.clock.now() - start >= budget_ms {
+                break;
+            }
+        }
+        done
+    }
+
+    /// Whether side `i`'s metrics at its current step have not been evaluated
+    /// yet (a diverged side shows its last logged ones).
+    fn needs_evaluation(&self, i: usize) -> bool {
+        let run = if i == 0 { &self.pair().left } else { &self.pair().right };
+        let evaluated = self.evaluated[i].filter(|(g, _)| *g == self.generation).map(|(_, p)| p.step);
+        run.diverged.is_none() && evaluated != Some(run.step)
+    }
+
+    /// Whether evaluating both runs' metrics takes long enough to be done in pieces.
+    fn evaluation_is_long(&self) -> bool {
+        let pair = self.pair();
+        let s = &pair.splits;
+        let points = s.train.len() + s.id_test.len() + s.ood_test.len();
+        points * pair.left.mlp.num_params() > PIECE_WORK
+    }
+
     fn rebuild(&mut self, config: RunConfig) {
         // Drop the old runs first: the new ones then reuse their memory, and
         // the wasm heap stays the same size across any number of resets.
@@ -385,8 +508,11 @@ impl Sandbox {
         self.trackers = new_trackers(&config);
         self.slot = Some(new_pair(config));
         self.generation = self.generation.wrapping_add(1);
+        self.evals = Default::default();
         self.shift_marks.clear();
         self.chunk = 1;
+        self.piece_side = 0;
+        self.piece_left_stepped = false;
     }
 
     /// Swaps in the OOD test set of `shift`. Train and ID sets come from their
@@ -406,6 +532,7 @@ impl Sandbox {
         self.landscape_pending = None;
         self.landscape_start = None;
         self.generation = self.generation.wrapping_add(1);
+        self.evals = Default::default();
         let step = self.current_step() as usize;
         if step > 0 && self.shift_marks.last() != Some(&step) {
             self.shift_marks.push(step);
@@ -438,9 +565,12 @@ impl Sandbox {
     }
 }
 
-fn side_metrics(run: &mut Run) -> Value {
-    let m: MetricPoint = match (&run.diverged, run.history.last()) {
-        (Some(_), Some(last)) => *last,
+/// One side's part of `metricsJson`; `ready`: its metrics at the current
+/// step, where `metricsAdvance` has evaluated them already.
+fn side_metrics(run: &mut Run, ready: Option<MetricPoint>) -> Value {
+    let m: MetricPoint = match (&run.diverged, run.history.last(), ready) {
+        (Some(_), Some(last), _) => *last,
+        (None, _, Some(point)) => point,
         _ => run.evaluate(),
     };
     let d = run.diverged.as_ref();
