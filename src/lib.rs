@@ -4,6 +4,9 @@
 //! The core modules are plain Rust (no web dependencies) and work on one flat
 //! parameter vector; see ARCHITECTURE.md for the map.
 
+// Every public item says what it is (`make lint` runs clippy with -D warnings).
+#![warn(missing_docs)]
+
 pub mod activation;
 pub mod backend;
 pub mod config;

@@ -20,7 +20,9 @@ use super::palette::{self, Rgb};
 /// What to draw on a panel besides the heatmap.
 #[derive(Clone, Copy, Debug)]
 pub struct PanelOptions {
+    /// Draw the training points (discs).
     pub show_train: bool,
+    /// Draw the OOD test points (crosses).
     pub show_ood: bool,
     /// Device pixels per CSS pixel: line widths, fonts and markers scale with it.
     pub scale: f64,
@@ -32,8 +34,11 @@ pub struct PanelOptions {
 /// Where the view [-VIEW, VIEW]^2 landed on the canvas, in canvas pixels.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct PlotRect {
+    /// Left edge of the view, in canvas pixels.
     pub x: f64,
+    /// Top edge of the view, in canvas pixels.
     pub y: f64,
+    /// Width and height of the (square) view, in canvas pixels.
     pub size: f64,
 }
 
@@ -67,6 +72,7 @@ struct LayerKey {
 }
 
 impl BoundaryPainter {
+    /// A painter with its scratch canvas; fails only where no canvas can be made.
     pub fn new() -> Result<Self, JsValue> {
         let scratch = scratch_canvas(GRID as u32, GRID as u32)?;
         let scratch_ctx = context_2d(&scratch)?;
@@ -258,10 +264,12 @@ fn marker_radius(points: usize) -> f64 {
     }
 }
 
+/// A palette colour as plotters wants it.
 pub fn rgb(c: Rgb) -> RGBColor {
     RGBColor(c[0], c[1], c[2])
 }
 
+/// A drawing error as a JS value, for the page to show.
 pub fn js_error(e: impl std::fmt::Display) -> JsValue {
     JsValue::from_str(&format!("drawing failed: {e}"))
 }

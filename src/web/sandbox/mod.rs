@@ -408,6 +408,7 @@ fn new_pair(config: RunConfig) -> Pair {
 
 /// Rust-side access for tests and other Rust code.
 impl Sandbox {
+    /// Both runs.
     pub fn pair(&self) -> &Pair {
         self.slot.as_ref().expect("a sandbox always holds a pair")
     }
@@ -416,10 +417,12 @@ impl Sandbox {
         self.slot.as_mut().expect("a sandbox always holds a pair")
     }
 
+    /// The problems with the last settings (each fell back to its default).
     pub fn errors(&self) -> &[ConfigError] {
         &self.errors
     }
 
+    /// Side `side`'s decision field (0 left, 1 right).
     pub fn field(&self, side: usize) -> &Field {
         &self.fields[side.min(1)]
     }
