@@ -12,7 +12,12 @@
 //     (target/criterion/train_step/{sgd,sam}, written by `cargo bench --bench train_step`),
 //     or given as --native-sgd=EXAMPLES_PER_S --native-sam=EXAMPLES_PER_S.
 //
-//   node scripts/bench-browser.mjs [--json] [--quick] [--webgpu] [--study] [--page] [--native-sgd=N] [--native-sam=N] [--dir=WWW]
+//   - TensorFlow Playground's network code (its src/nn.ts, transpiled with the project's
+//     typescript) training 2-16-16-1 tanh with batch 32 in the same browser, where a checkout
+//     is named by the environment variable TF_PLAYGROUND_DIR (the project does not copy its
+//     code; without the variable this part is skipped with a notice),
+//
+//   [TF_PLAYGROUND_DIR=/path/to/playground] node scripts/bench-browser.mjs [--json] [--quick] [--webgpu] [--study] [--page] [--native-sgd=N] [--native-sam=N] [--dir=WWW]
 //
 // --quick: fewer, shorter samples (about 5 s instead of 20 s). --dir: serve another www/ folder.
 // --webgpu: launch Chromium with --enable-unsafe-webgpu and also time the GPU kernels through
@@ -20,6 +25,9 @@
 // --study: also time the element's study() as the Study button runs it (128 seeds per side, 1000
 // steps, default settings, wall-clock) on the CPU backend, and with --webgpu on the GPU backend
 // (50 steps on a software adapter, 1000 on a hardware one).
+// --two-workers: issue 10's question, measured in bench.html: the two sides of a pair trained by
+// one worker in turns (as the page does) and by two workers, one side each, in parallel (the
+// core's step loop only), for the reference net and the 6x64 full-batch net: steps/s per side.
 // --page: the whole page as a student meets it (index.html, everything in the element's worker):
 // 15 s of play per scenario (5 s with --quick): animation frames/s and the p95 frame interval on
 // the main thread, its long tasks (> 50 ms), training steps/s per side, and the click-to-effect
@@ -30,8 +38,9 @@
 //
 // Figures are reported, never asserted: the exit code is 0 unless the benchmark
 // itself fails. Targets (issue 2, section 6): >= 1.8M examples/s in wasm (10x
-// TensorFlow Playground's 185k here) and >= 60% of native; SAM <= 2.1x SGD;
-// both boundaries <= 8 ms; shipped wasm+JS+CSS <= 300 KB gzipped.
+// TensorFlow Playground's network code, timed side by side with TF_PLAYGROUND_DIR)
+// and >= 60% of native; SAM <= 2.1x SGD; both boundaries <= 8 ms; shipped
+// wasm+JS+CSS <= 300 KB gzipped.
 
 import { readFileSync, existsSync, readdirSync } from "node:fs";
 import path from "node:path";
@@ -39,7 +48,6 @@ import { gzipSync } from "node:zlib";
 import { cpus, loadavg } from "node:os";
 import { ROOT, startServer, launchBrowser, newWatchedPage, withTimeout } from "../tests/e2e/harness.mjs";
 
-const PLAYGROUND = 185_000; // TensorFlow Playground's network code, headless Chromium, this machine kind
 const TARGETS = { wasm: 1_800_000, nativeShare: 0.6, samRatio: 2.1, boundaryMs: 8, shippedKB: 300,
   lambdaMs: 20, spectrumMs: 150, surfaceMs: 1000 };
 
@@ -158,6 +166,63 @@ async function studyFigures(context, url) {
   return runs;
 }
 
+/**
+ * TensorFlow Playground's network code (src/nn.ts of the checkout in TF_PLAYGROUND_DIR),
+ * transpiled here and imported into `page` from a blob URL, training its 2-16-16-1 tanh
+ * net (one output node: Playground's only kind; square error, tanh output, plain SGD
+ * with learning rate 0.03, no regularisation) the way its `oneStep` does: forwardProp and
+ * backProp per example, updateWeights every 32 examples. Examples/s in `samples` timed runs.
+ */
+async function playgroundFigures(page, { samples, sampleMs }) {
+  const dir = process.env.TF_PLAYGROUND_DIR;
+  if (!dir) return { notice: "TF_PLAYGROUND_DIR is not set: TensorFlow Playground's network code was not timed (set it to a checkout of github.com/tensorflow/playground)" };
+  const file = path.join(dir, "src", "nn.ts");
+  if (!existsSync(file)) return { error: `TF_PLAYGROUND_DIR=${dir}: no src/nn.ts there (not a checkout of tensorflow/playground?)` };
+  const ts = (await import("typescript")).default;
+  const js = ts.transpileModule(readFileSync(file, "utf8"), {
+    compilerOptions: { module: ts.ModuleKind.ES2015, target: ts.ScriptTarget.ES2017 },
+  }).outputText;
+  const result = await page.evaluate(async ({ js, samples, sampleMs }) => {
+    const url = URL.createObjectURL(new Blob([js], { type: "text/javascript" }));
+    const nn = await import(url);
+    URL.revokeObjectURL(url);
+    const BATCH = 32;
+    const net = nn.buildNetwork([2, 16, 16, 1], nn.Activations.TANH, nn.Activations.TANH, null, ["x", "y"], false);
+    // 500 points of Playground's XOR-like task (label = sign of x * y), from a fixed LCG.
+    let seed = 12345;
+    const uniform = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648) * 12 - 6;
+    const data = Array.from({ length: 500 }, () => { const x = uniform(), y = uniform(); return { input: [x, y], label: x * y >= 0 ? 1 : -1 }; });
+    let i = 0;
+    const train = (examples) => {
+      for (let n = 0; n < examples; n++, i++) {
+        const p = data[i % data.length];
+        nn.forwardProp(net, p.input);
+        nn.backProp(net, p.label, nn.Errors.SQUARE);
+        if ((i + 1) % BATCH === 0) nn.updateWeights(net, 0.03, 0);
+      }
+    };
+    let examples = 3200;
+    for (;;) {
+      const t0 = performance.now();
+      train(examples);
+      const ms = performance.now() - t0;
+      if (ms >= 50) { examples = Math.max(BATCH, Math.round((examples * sampleMs) / ms / BATCH) * BATCH); break; }
+      examples *= 4;
+    }
+    const rates = [];
+    for (let k = 0; k < samples; k++) {
+      await new Promise((r) => setTimeout(r, 0));
+      const t0 = performance.now();
+      train(examples);
+      rates.push((examples * 1000) / (performance.now() - t0));
+    }
+    const s = [...rates].sort((a, b) => a - b);
+    return { network: "2-16-16-1 tanh (Playground's one output node), batch 32, plain SGD", examples_per_sample: examples, samples,
+             examples_per_s_median: s[s.length >> 1], examples_per_s_best: s[s.length - 1] };
+  }, { js, samples, sampleMs });
+  return { dir, ...result };
+}
+
 /** The scenarios of --page: a name and the query index.html gets. */
 const PAGE_SCENARIOS = [
   ["default page, landscape on", "steps=10000000"],
@@ -245,11 +310,16 @@ async function main() {
     });
     const options = { ...(args.quick ? { samples: 3, sampleMs: 200, frames: 20, landscapeRepeats: 1, gpuRepeats: 1 } : {}), gpu: !!args.webgpu };
     const wasm = await withTimeout(page.evaluate((o) => window.runBench(o), options), 180_000, "bench.html runBench()");
+    const playground = await withTimeout(playgroundFigures(page, args.quick ? { samples: 3, sampleMs: 200 } : { samples: 25, sampleMs: 120 }), 120_000, "TensorFlow Playground's network code");
     const shipped = await shippedBytes(browser.context, server.url, www);
     const native = nativeFigures();
     const study = args.study ? await studyFigures(browser.context, server.url) : null;
+    const twoWorkers = args["two-workers"] ? await withTimeout(page.evaluate((ms) => window.twoWorkers({ ms, configs: [
+      { name: "reference 2-16-16-2, batch 32", settings: {}, steps: 2000 },
+      { name: "6x64, full batch of 5000", settings: { hidden: "64,64,64,64,64,64", points: "5000", "batch-size": "5000" }, steps: 1 },
+    ] }), args.quick ? 1500 : 4000), 120_000, "two workers") : null;
     const pageRuns = args.page ? await pageFigures(browser.context, server.url, args.quick ? 5 : 15) : null;
-    const result = { wasm, shipped, native, study, page: pageRuns, problems: [...problems, ...shipped.problems, ...(pageRuns || []).flatMap((r) => r.problems)] };
+    const result = { wasm, playground, shipped, native, study, two_workers: twoWorkers, page: pageRuns, problems: [...problems, ...shipped.problems, ...(pageRuns || []).flatMap((r) => r.problems)] };
 
     if (args.json) {
       console.log(JSON.stringify(result, null, 2));
@@ -260,7 +330,11 @@ async function main() {
       `${cpus().length} CPUs, load average ${loadavg().map((x) => x.toFixed(1)).join(" ")} (other load skews medians; "best" is the least disturbed sample)`);
     const line = (label, value, note = "") => console.log(`  ${label.padEnd(34)} ${value.padStart(14)}${note}`);
     const sgd = wasm.sgd.examples_per_s_median, sam = wasm.sam.examples_per_s_median;
-    line("WASM SGD examples/s (median)", fmt(sgd), `  ${fmt(wasm.sgd.us_per_step_median, 2)} us/step, best ${fmt(wasm.sgd.examples_per_s_best)}/s; ${fmt(sgd / PLAYGROUND, 1)}x Playground${mark(sgd >= TARGETS.wasm)}`);
+    const pg = playground.examples_per_s_median;
+    const vsPlayground = pg ? `; ${fmt(sgd / pg, 1)}x Playground (same run)` : "";
+    line("WASM SGD examples/s (median)", fmt(sgd), `  ${fmt(wasm.sgd.us_per_step_median, 2)} us/step, best ${fmt(wasm.sgd.examples_per_s_best)}/s${vsPlayground}${mark(sgd >= TARGETS.wasm)}`);
+    if (pg) line("TF Playground nn.ts examples/s", fmt(pg), `  median, best ${fmt(playground.examples_per_s_best)}/s; ${playground.network} (${playground.dir})`);
+    else console.log(`  notice: ${playground.notice || playground.error}`);
     line("WASM SAM examples/s (median)", fmt(sam), `  ${fmt(wasm.sam.us_per_step_median, 2)} us/step, best ${fmt(wasm.sam.examples_per_s_best)}/s`);
     line("SAM/SGD cost ratio", fmt(wasm.sam_sgd_cost_ratio, 2) + "x", mark(wasm.sam_sgd_cost_ratio <= TARGETS.samRatio));
     line("both 128x128 boundaries (median)", fmt(wasm.boundary.ms_median, 2) + " ms", `  p95 ${fmt(wasm.boundary.ms_p95, 2)} ms, draw only ${fmt(wasm.boundary.draw_only_ms_median, 2)} ms${mark(wasm.boundary.ms_median <= TARGETS.boundaryMs)}`);
@@ -281,6 +355,10 @@ async function main() {
     for (const r of study || []) {
       if (r.error) line(`study() on the ${r.backend.toUpperCase()}`, "n/a", `  ${r.error}`);
       else line(`study() on the ${r.backend.toUpperCase()}`, fmt(r.ms / 1000, 2) + " s", `  ${2 * r.replicas} networks x ${r.steps} steps, wall-clock${r.software ? " (software adapter)" : ""}; right higher in ${r.paired.right_higher} of ${r.paired.pairs} seeds`);
+    }
+    for (const c of twoWorkers ? twoWorkers.configs : []) {
+      const f = (x) => `${fmt(x.left, 1)} / ${fmt(x.right, 1)}`;
+      line(`two workers: ${c.name}`, `${fmt(c.pair_speedup, 2)}x`, `  pairs/s in two workers vs one; steps/s left / right: one worker ${f(c.one_worker)}, two workers ${f(c.two_workers)}`);
     }
     // The core alone, in this browser: both sides stepped with the page's metric logging.
     const corePairPerS = wasm.page_training.steps_per_s_median;
