@@ -35,6 +35,7 @@
 // the default page (landscape on), the default at speed "max" (compared with the core alone in
 // bench.html: both sides stepped with the page's metric logging, Sandbox.trainFor without any
 // pictures or views), and a 6x64 net with a full batch of 5000 and Hessian directions at "max".
+// --page=3 (or --page=1,3): only those scenarios, numbered from 1 in that order.
 //
 // Figures are reported, never asserted: the exit code is 0 unless the benchmark
 // itself fails. Targets (issue 2, section 6): >= 1.8M examples/s in wasm (10x
@@ -245,7 +246,8 @@ function pageProbes() {
 /** --page: frames, long tasks, steps/s and click-to-effect latency of index.html, per scenario. */
 async function pageFigures(context, url, seconds) {
   const out = [];
-  for (const [name, query] of PAGE_SCENARIOS) {
+  const only = typeof args.page === "string" ? args.page.split(",").map(Number) : null;
+  for (const [name, query] of PAGE_SCENARIOS.filter((_, i) => !only || only.includes(i + 1))) {
     const { page, problems } = await newWatchedPage(context);
     await page.addInitScript(pageProbes);
     await page.goto(`${url}index.html?${query}`, { waitUntil: "load" });
