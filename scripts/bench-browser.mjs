@@ -31,7 +31,8 @@
 // --page: the whole page as a student meets it (index.html, everything in the element's worker):
 // 15 s of play per scenario (5 s with --quick): animation frames/s and the p95 frame interval on
 // the main thread, its long tasks (> 50 ms), training steps/s per side, and the click-to-effect
-// time of Pause and Play (the click, until the worker has applied it: element.settled()). Scenarios:
+// time of Pause and Play (the click, until the worker has applied it: element.settled()), and the
+// same for settings changes (lr, which restarts the runs; severity, which moves the OOD set). Scenarios:
 // the default page (landscape on), the default at speed "max" (compared with the core alone in
 // bench.html: both sides stepped with the page's metric logging, Sandbox.trainFor without any
 // pictures or views), and a 6x64 net with a full batch of 5000 and Hessian directions at "max".
@@ -274,6 +275,21 @@ async function pageFigures(context, url, seconds) {
       }));
       await page.waitForTimeout(150);
     }
+    // A settings change, until the worker has applied it: one that restarts the runs (lr)
+    // and one that moves the OOD set in place (severity), alternating between two values.
+    const changes = { restart: [], shift: [] };
+    for (let i = 0; i < (args.quick ? 4 : 10); i++) {
+      for (const [kind, name, values] of [["restart", "lr", ["0.05", "0.1"]], ["shift", "severity", ["0.4", "0.6"]]]) {
+        changes[kind].push(await page.evaluate(async ([name, value]) => {
+          const el = document.querySelector("flatminima-sandbox");
+          const start = performance.now();
+          el.setAttribute(name, value);
+          await el.settled();
+          return performance.now() - start;
+        }, [name, values[i % 2]]));
+        await page.waitForTimeout(150);
+      }
+    }
     await page.evaluate(() => document.querySelector("flatminima-sandbox").pause());
     const gaps = frames.slice(1).map((t, i) => t - frames[i]);
     const ms = t1.now - t0.now;
@@ -284,6 +300,7 @@ async function pageFigures(context, url, seconds) {
       frame_interval: quantiles(gaps),
       long_tasks: { count: longTasks.length, total_ms: longTasks.reduce((s, [, d]) => s + d, 0), max_ms: Math.max(0, ...longTasks.map(([, d]) => d)) },
       click_to_effect: quantiles(clicks),
+      settings_to_effect: { restart: quantiles(changes.restart), shift: quantiles(changes.shift) },
       problems,
     });
     await page.close();
@@ -374,6 +391,10 @@ async function main() {
       const share = maxSpeed && !r.query.includes("hidden") ? `, ${fmt((100 * r.steps_per_s) / corePairPerS, 0)}% of the core alone (${fmt(corePairPerS)} pairs/s)` : "";
       line("  training steps/s per side", fmt(r.steps_per_s), `  ${fmt(r.steps_per_s * 32)} examples/s at batch 32${share}${share ? mark(r.steps_per_s >= 5000 && r.steps_per_s >= 0.5 * corePairPerS) : ""}`);
       line("  Pause/Play click to effect", `p95 ${fmt(c.p95, 1)} ms`, `  median ${fmt(c.median, 1)} ms, max ${fmt(c.max, 1)} ms (${c.n} clicks)${mark(c.p95 <= 50)}`);
+      for (const [kind, what] of [["restart", "lr changed (runs restart)"], ["shift", "severity changed (OOD set moves)"]]) {
+        const q = r.settings_to_effect[kind];
+        line(`  ${what}`, `p95 ${fmt(q.p95, 1)} ms`, `  median ${fmt(q.median, 1)} ms, max ${fmt(q.max, 1)} ms (${q.n} changes)${mark(q.p95 <= 50)}`);
+      }
     }
     line("shipped wasm+JS+CSS (gzip -9)", fmt(shipped.wasm_js_css_gz / 1024, 1) + " KB", `  all files incl. HTML ${fmt(shipped.all_gz / 1024, 1)} KB${mark(shipped.wasm_js_css_gz <= TARGETS.shippedKB * 1024)}`);
     for (const f of shipped.files) console.log(`      ${f.path.padEnd(32)} ${fmt(f.raw).padStart(10)} B ${fmt(f.gz).padStart(9)} B gz`);

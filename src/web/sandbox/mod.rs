@@ -106,7 +106,7 @@ impl Sandbox {
         let (config, errors) = parse_settings(settings_query);
         let pair = new_pair(config);
         let trackers = new_trackers(&pair.config);
-        Sandbox {
+        let mut sandbox = Sandbox {
             slot: Some(pair),
             errors,
             generation: 0,
@@ -135,7 +135,9 @@ impl Sandbox {
             gpu: None,
             offload: offload::Offload::default(),
             study: None,
-        }
+        };
+        sandbox.note_initial_metrics();
+        sandbox
     }
 
     /// The problems with the last settings, as `[{"setting", "message"}]`.
@@ -493,6 +495,14 @@ impl Sandbox {
         run.diverged.is_none() && evaluated != Some(run.step)
     }
 
+    /// New runs have just logged their metrics at step 0 (`Run::new`), with the
+    /// same evaluation as `metricsJson`'s: the first snapshot need not compute them again.
+    fn note_initial_metrics(&mut self) {
+        let generation = self.generation;
+        let pair = self.pair();
+        self.evaluated = [&pair.left, &pair.right].map(|r| r.history.last().map(|p| (generation, *p)));
+    }
+
     /// Whether evaluating both runs' metrics takes long enough to be done in pieces.
     fn evaluation_is_long(&self) -> bool {
         let pair = self.pair();
@@ -512,6 +522,7 @@ impl Sandbox {
         self.slot = Some(new_pair(config));
         self.generation = self.generation.wrapping_add(1);
         self.evals = Default::default();
+        self.note_initial_metrics();
         self.shift_marks.clear();
         self.chunk = 1;
         self.piece_side = 0;
@@ -521,6 +532,13 @@ impl Sandbox {
     /// Swaps in the OOD test set of `shift`. Train and ID sets come from their
     /// own random streams, so they stay exactly as they were.
     fn set_shift(&mut self, shift: ShiftConfig) {
+        // Metrics known at each side's current step keep their train and ID
+        // figures: only the OOD set changes, so only it is evaluated again below.
+        let generation = self.generation;
+        let known: [Option<MetricPoint>; 2] = [0, 1].map(|i| {
+            let run = if i == 0 { &self.pair().left } else { &self.pair().right };
+            self.evaluated[i].filter(|(g, p)| *g == generation && p.step == run.step).map(|(_, p)| p)
+        });
         let pair = self.pair_mut();
         let ood_test = make_splits(&pair.config.data, &shift, pair.config.seed).ood_test;
         let old = &pair.splits;
@@ -536,6 +554,16 @@ impl Sandbox {
         self.landscape_start = None;
         self.generation = self.generation.wrapping_add(1);
         self.evals = Default::default();
+        let generation = self.generation;
+        let pair = self.slot.as_mut().expect("a sandbox always holds a pair");
+        for (i, run) in [&mut pair.left, &mut pair.right].into_iter().enumerate() {
+            self.evaluated[i] = known[i].map(|mut point| {
+                let splits = run.splits.clone();
+                // The same call, on the same set, as the OOD part of `Run::evaluate`.
+                (point.ood_loss, point.ood_acc) = run.evaluate_on(&splits.ood_test);
+                (generation, point)
+            });
+        }
         let step = self.current_step() as usize;
         if step > 0 && self.shift_marks.last() != Some(&step) {
             self.shift_marks.push(step);
