@@ -12,7 +12,12 @@
 //     (target/criterion/train_step/{sgd,sam}, written by `cargo bench -p flatminima-core --bench train_step`),
 //     or given as --native-sgd=EXAMPLES_PER_S --native-sam=EXAMPLES_PER_S.
 //
-//   node scripts/bench-browser.mjs [--json] [--quick] [--webgpu] [--study] [--page] [--native-sgd=N] [--native-sam=N] [--dir=WWW]
+//   - TensorFlow Playground's network code (its src/nn.ts, transpiled with the project's
+//     typescript) training 2-16-16-1 tanh with batch 32 in the same browser, where a checkout
+//     is named by the environment variable TF_PLAYGROUND_DIR (the project does not copy its
+//     code; without the variable this part is skipped with a notice),
+//
+//   [TF_PLAYGROUND_DIR=/path/to/playground] node scripts/bench-browser.mjs [--json] [--quick] [--webgpu] [--study] [--page] [--native-sgd=N] [--native-sam=N] [--dir=WWW]
 //
 // --quick: fewer, shorter samples (about 5 s instead of 20 s). --dir: serve another www/ folder.
 // --webgpu: launch Chromium with --enable-unsafe-webgpu and also time the GPU kernels through
@@ -20,18 +25,24 @@
 // --study: also time the element's study() as the Study button runs it (128 seeds per side, 1000
 // steps, default settings, wall-clock) on the CPU backend, and with --webgpu on the GPU backend
 // (50 steps on a software adapter, 1000 on a hardware one).
+// --two-workers: issue 10's question, measured in bench.html: the two sides of a pair trained by
+// one worker in turns (as the page does) and by two workers, one side each, in parallel (the
+// core's step loop only), for the reference net and the 6x64 full-batch net: steps/s per side.
 // --page: the whole page as a student meets it (index.html, everything in the element's worker):
 // 15 s of play per scenario (5 s with --quick): animation frames/s and the p95 frame interval on
 // the main thread, its long tasks (> 50 ms), training steps/s per side, and the click-to-effect
-// time of Pause and Play (the click, until the worker has applied it: element.settled()). Scenarios:
+// time of Pause and Play (the click, until the worker has applied it: element.settled()), and the
+// same for settings changes (lr, which restarts the runs; severity, which moves the OOD set). Scenarios:
 // the default page (landscape on), the default at speed "max" (compared with the core alone in
 // bench.html: both sides stepped with the page's metric logging, Sandbox.trainFor without any
 // pictures or views), and a 6x64 net with a full batch of 5000 and Hessian directions at "max".
+// --page=3 (or --page=1,3): only those scenarios, numbered from 1 in that order.
 //
 // Figures are reported, never asserted: the exit code is 0 unless the benchmark
 // itself fails. Targets (issue 2, section 6): >= 1.8M examples/s in wasm (10x
-// TensorFlow Playground's 185k here) and >= 60% of native; SAM <= 2.1x SGD;
-// both boundaries <= 8 ms; shipped wasm+JS+CSS <= 300 KB gzipped.
+// TensorFlow Playground's network code, timed side by side with TF_PLAYGROUND_DIR)
+// and >= 60% of native; SAM <= 2.1x SGD; both boundaries <= 8 ms; shipped
+// wasm+JS+CSS <= 300 KB gzipped.
 
 import { readFileSync, existsSync, readdirSync } from "node:fs";
 import path from "node:path";
@@ -39,7 +50,6 @@ import { gzipSync } from "node:zlib";
 import { cpus, loadavg } from "node:os";
 import { ROOT, startServer, launchBrowser, newWatchedPage, withTimeout } from "../tests/e2e/harness.mjs";
 
-const PLAYGROUND = 185_000; // TensorFlow Playground's network code, headless Chromium, this machine kind
 const TARGETS = { wasm: 1_800_000, nativeShare: 0.6, samRatio: 2.1, boundaryMs: 8, shippedKB: 300,
   lambdaMs: 20, spectrumMs: 150, surfaceMs: 1000 };
 
@@ -158,6 +168,63 @@ async function studyFigures(context, url) {
   return runs;
 }
 
+/**
+ * TensorFlow Playground's network code (src/nn.ts of the checkout in TF_PLAYGROUND_DIR),
+ * transpiled here and imported into `page` from a blob URL, training its 2-16-16-1 tanh
+ * net (one output node: Playground's only kind; square error, tanh output, plain SGD
+ * with learning rate 0.03, no regularisation) the way its `oneStep` does: forwardProp and
+ * backProp per example, updateWeights every 32 examples. Examples/s in `samples` timed runs.
+ */
+async function playgroundFigures(page, { samples, sampleMs }) {
+  const dir = process.env.TF_PLAYGROUND_DIR;
+  if (!dir) return { notice: "TF_PLAYGROUND_DIR is not set: TensorFlow Playground's network code was not timed (set it to a checkout of github.com/tensorflow/playground)" };
+  const file = path.join(dir, "src", "nn.ts");
+  if (!existsSync(file)) return { error: `TF_PLAYGROUND_DIR=${dir}: no src/nn.ts there (not a checkout of tensorflow/playground?)` };
+  const ts = (await import("typescript")).default;
+  const js = ts.transpileModule(readFileSync(file, "utf8"), {
+    compilerOptions: { module: ts.ModuleKind.ES2015, target: ts.ScriptTarget.ES2017 },
+  }).outputText;
+  const result = await page.evaluate(async ({ js, samples, sampleMs }) => {
+    const url = URL.createObjectURL(new Blob([js], { type: "text/javascript" }));
+    const nn = await import(url);
+    URL.revokeObjectURL(url);
+    const BATCH = 32;
+    const net = nn.buildNetwork([2, 16, 16, 1], nn.Activations.TANH, nn.Activations.TANH, null, ["x", "y"], false);
+    // 500 points of Playground's XOR-like task (label = sign of x * y), from a fixed LCG.
+    let seed = 12345;
+    const uniform = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648) * 12 - 6;
+    const data = Array.from({ length: 500 }, () => { const x = uniform(), y = uniform(); return { input: [x, y], label: x * y >= 0 ? 1 : -1 }; });
+    let i = 0;
+    const train = (examples) => {
+      for (let n = 0; n < examples; n++, i++) {
+        const p = data[i % data.length];
+        nn.forwardProp(net, p.input);
+        nn.backProp(net, p.label, nn.Errors.SQUARE);
+        if ((i + 1) % BATCH === 0) nn.updateWeights(net, 0.03, 0);
+      }
+    };
+    let examples = 3200;
+    for (;;) {
+      const t0 = performance.now();
+      train(examples);
+      const ms = performance.now() - t0;
+      if (ms >= 50) { examples = Math.max(BATCH, Math.round((examples * sampleMs) / ms / BATCH) * BATCH); break; }
+      examples *= 4;
+    }
+    const rates = [];
+    for (let k = 0; k < samples; k++) {
+      await new Promise((r) => setTimeout(r, 0));
+      const t0 = performance.now();
+      train(examples);
+      rates.push((examples * 1000) / (performance.now() - t0));
+    }
+    const s = [...rates].sort((a, b) => a - b);
+    return { network: "2-16-16-1 tanh (Playground's one output node), batch 32, plain SGD", examples_per_sample: examples, samples,
+             examples_per_s_median: s[s.length >> 1], examples_per_s_best: s[s.length - 1] };
+  }, { js, samples, sampleMs });
+  return { dir, ...result };
+}
+
 /** The scenarios of --page: a name and the query index.html gets. */
 const PAGE_SCENARIOS = [
   ["default page, landscape on", "steps=10000000"],
@@ -180,7 +247,8 @@ function pageProbes() {
 /** --page: frames, long tasks, steps/s and click-to-effect latency of index.html, per scenario. */
 async function pageFigures(context, url, seconds) {
   const out = [];
-  for (const [name, query] of PAGE_SCENARIOS) {
+  const only = typeof args.page === "string" ? args.page.split(",").map(Number) : null;
+  for (const [name, query] of PAGE_SCENARIOS.filter((_, i) => !only || only.includes(i + 1))) {
     const { page, problems } = await newWatchedPage(context);
     await page.addInitScript(pageProbes);
     await page.goto(`${url}index.html?${query}`, { waitUntil: "load" });
@@ -207,6 +275,21 @@ async function pageFigures(context, url, seconds) {
       }));
       await page.waitForTimeout(150);
     }
+    // A settings change, until the worker has applied it: one that restarts the runs (lr)
+    // and one that moves the OOD set in place (severity), alternating between two values.
+    const changes = { restart: [], shift: [] };
+    for (let i = 0; i < (args.quick ? 4 : 10); i++) {
+      for (const [kind, name, values] of [["restart", "lr", ["0.05", "0.1"]], ["shift", "severity", ["0.4", "0.6"]]]) {
+        changes[kind].push(await page.evaluate(async ([name, value]) => {
+          const el = document.querySelector("flatminima-sandbox");
+          const start = performance.now();
+          el.setAttribute(name, value);
+          await el.settled();
+          return performance.now() - start;
+        }, [name, values[i % 2]]));
+        await page.waitForTimeout(150);
+      }
+    }
     await page.evaluate(() => document.querySelector("flatminima-sandbox").pause());
     const gaps = frames.slice(1).map((t, i) => t - frames[i]);
     const ms = t1.now - t0.now;
@@ -217,6 +300,7 @@ async function pageFigures(context, url, seconds) {
       frame_interval: quantiles(gaps),
       long_tasks: { count: longTasks.length, total_ms: longTasks.reduce((s, [, d]) => s + d, 0), max_ms: Math.max(0, ...longTasks.map(([, d]) => d)) },
       click_to_effect: quantiles(clicks),
+      settings_to_effect: { restart: quantiles(changes.restart), shift: quantiles(changes.shift) },
       problems,
     });
     await page.close();
@@ -245,11 +329,16 @@ async function main() {
     });
     const options = { ...(args.quick ? { samples: 3, sampleMs: 200, frames: 20, landscapeRepeats: 1, gpuRepeats: 1 } : {}), gpu: !!args.webgpu };
     const wasm = await withTimeout(page.evaluate((o) => window.runBench(o), options), 180_000, "bench.html runBench()");
+    const playground = await withTimeout(playgroundFigures(page, args.quick ? { samples: 3, sampleMs: 200 } : { samples: 25, sampleMs: 120 }), 120_000, "TensorFlow Playground's network code");
     const shipped = await shippedBytes(browser.context, server.url, www);
     const native = nativeFigures();
     const study = args.study ? await studyFigures(browser.context, server.url) : null;
+    const twoWorkers = args["two-workers"] ? await withTimeout(page.evaluate((ms) => window.twoWorkers({ ms, configs: [
+      { name: "reference 2-16-16-2, batch 32", settings: {}, steps: 2000 },
+      { name: "6x64, full batch of 5000", settings: { hidden: "64,64,64,64,64,64", points: "5000", "batch-size": "5000" }, steps: 1 },
+    ] }), args.quick ? 1500 : 4000), 120_000, "two workers") : null;
     const pageRuns = args.page ? await pageFigures(browser.context, server.url, args.quick ? 5 : 15) : null;
-    const result = { wasm, shipped, native, study, page: pageRuns, problems: [...problems, ...shipped.problems, ...(pageRuns || []).flatMap((r) => r.problems)] };
+    const result = { wasm, playground, shipped, native, study, two_workers: twoWorkers, page: pageRuns, problems: [...problems, ...shipped.problems, ...(pageRuns || []).flatMap((r) => r.problems)] };
 
     if (args.json) {
       console.log(JSON.stringify(result, null, 2));
@@ -260,7 +349,11 @@ async function main() {
       `${cpus().length} CPUs, load average ${loadavg().map((x) => x.toFixed(1)).join(" ")} (other load skews medians; "best" is the least disturbed sample)`);
     const line = (label, value, note = "") => console.log(`  ${label.padEnd(34)} ${value.padStart(14)}${note}`);
     const sgd = wasm.sgd.examples_per_s_median, sam = wasm.sam.examples_per_s_median;
-    line("WASM SGD examples/s (median)", fmt(sgd), `  ${fmt(wasm.sgd.us_per_step_median, 2)} us/step, best ${fmt(wasm.sgd.examples_per_s_best)}/s; ${fmt(sgd / PLAYGROUND, 1)}x Playground${mark(sgd >= TARGETS.wasm)}`);
+    const pg = playground.examples_per_s_median;
+    const vsPlayground = pg ? `; ${fmt(sgd / pg, 1)}x Playground (same run)` : "";
+    line("WASM SGD examples/s (median)", fmt(sgd), `  ${fmt(wasm.sgd.us_per_step_median, 2)} us/step, best ${fmt(wasm.sgd.examples_per_s_best)}/s${vsPlayground}${mark(sgd >= TARGETS.wasm)}`);
+    if (pg) line("TF Playground nn.ts examples/s", fmt(pg), `  median, best ${fmt(playground.examples_per_s_best)}/s; ${playground.network} (${playground.dir})`);
+    else console.log(`  notice: ${playground.notice || playground.error}`);
     line("WASM SAM examples/s (median)", fmt(sam), `  ${fmt(wasm.sam.us_per_step_median, 2)} us/step, best ${fmt(wasm.sam.examples_per_s_best)}/s`);
     line("SAM/SGD cost ratio", fmt(wasm.sam_sgd_cost_ratio, 2) + "x", mark(wasm.sam_sgd_cost_ratio <= TARGETS.samRatio));
     line("both 128x128 boundaries (median)", fmt(wasm.boundary.ms_median, 2) + " ms", `  p95 ${fmt(wasm.boundary.ms_p95, 2)} ms, draw only ${fmt(wasm.boundary.draw_only_ms_median, 2)} ms${mark(wasm.boundary.ms_median <= TARGETS.boundaryMs)}`);
@@ -282,6 +375,10 @@ async function main() {
       if (r.error) line(`study() on the ${r.backend.toUpperCase()}`, "n/a", `  ${r.error}`);
       else line(`study() on the ${r.backend.toUpperCase()}`, fmt(r.ms / 1000, 2) + " s", `  ${2 * r.replicas} networks x ${r.steps} steps, wall-clock${r.software ? " (software adapter)" : ""}; right higher in ${r.paired.right_higher} of ${r.paired.pairs} seeds`);
     }
+    for (const c of twoWorkers ? twoWorkers.configs : []) {
+      const f = (x) => `${fmt(x.left, 1)} / ${fmt(x.right, 1)}`;
+      line(`two workers: ${c.name}`, `${fmt(c.pair_speedup, 2)}x`, `  pairs/s in two workers vs one; steps/s left / right: one worker ${f(c.one_worker)}, two workers ${f(c.two_workers)}`);
+    }
     // The core alone, in this browser: both sides stepped with the page's metric logging.
     const corePairPerS = wasm.page_training.steps_per_s_median;
     line("page's training alone (no views)", fmt(corePairPerS), `  steps/s per side, SGD + SAM with metric logging; best ${fmt(wasm.page_training.steps_per_s_best)}`);
@@ -294,6 +391,10 @@ async function main() {
       const share = maxSpeed && !r.query.includes("hidden") ? `, ${fmt((100 * r.steps_per_s) / corePairPerS, 0)}% of the core alone (${fmt(corePairPerS)} pairs/s)` : "";
       line("  training steps/s per side", fmt(r.steps_per_s), `  ${fmt(r.steps_per_s * 32)} examples/s at batch 32${share}${share ? mark(r.steps_per_s >= 5000 && r.steps_per_s >= 0.5 * corePairPerS) : ""}`);
       line("  Pause/Play click to effect", `p95 ${fmt(c.p95, 1)} ms`, `  median ${fmt(c.median, 1)} ms, max ${fmt(c.max, 1)} ms (${c.n} clicks)${mark(c.p95 <= 50)}`);
+      for (const [kind, what] of [["restart", "lr changed (runs restart)"], ["shift", "severity changed (OOD set moves)"]]) {
+        const q = r.settings_to_effect[kind];
+        line(`  ${what}`, `p95 ${fmt(q.p95, 1)} ms`, `  median ${fmt(q.median, 1)} ms, max ${fmt(q.max, 1)} ms (${q.n} changes)${mark(q.p95 <= 50)}`);
+      }
     }
     line("shipped wasm+JS+CSS (gzip -9)", fmt(shipped.wasm_js_css_gz / 1024, 1) + " KB", `  all files incl. HTML ${fmt(shipped.all_gz / 1024, 1)} KB${mark(shipped.wasm_js_css_gz <= TARGETS.shippedKB * 1024)}`);
     for (const f of shipped.files) console.log(`      ${f.path.padEnd(32)} ${fmt(f.raw).padStart(10)} B ${fmt(f.gz).padStart(9)} B gz`);

@@ -11,6 +11,9 @@
 //!
 //! See ARCHITECTURE.md for the map.
 
+// Every public item says what it is (`make lint` runs clippy with -D warnings).
+#![warn(missing_docs)]
+
 pub use flatminima_backend as backend;
 pub use flatminima_backend::gpu;
 pub use flatminima_core::*;

@@ -129,3 +129,89 @@ fn full_batch_is_gradient_descent_on_the_whole_set() {
     // One GD step with a small enough lr lowers the full training loss.
     assert!(pair.left.evaluate().train_loss < before);
 }
+
+/// Trains `run` for `steps` steps through `Run::step_piece`, cycling through
+/// piece sizes (in rows of the batch) that do not divide it.
+fn train_in_pieces(run: &mut flatminima::train::Run, steps: usize, sizes: &[usize]) {
+    let mut k = 0;
+    for _ in 0..steps {
+        loop {
+            let size = sizes[k % sizes.len()];
+            k += 1;
+            if run.step_piece(size) {
+                break;
+            }
+            assert!(run.step_under_way(), "a step that is not complete is under way");
+        }
+        assert!(!run.step_under_way());
+    }
+}
+
+#[test]
+fn a_step_worked_in_pieces_of_rows_is_bit_identical_to_one_step() {
+    // The page splits a big batch into pieces of rows; the sums of the gradient
+    // and of the loss must still add their terms in the order of one call.
+    let mut config = RunConfig::default();
+    config.model.hidden = vec![12, 9];
+    config.training.batch_size = 61;
+    config.training.log_every = 3;
+    let mut whole = Pair::new(config.clone()).unwrap();
+    let mut pieces = Pair::new(config).unwrap();
+    whole.train(40);
+    train_in_pieces(&mut pieces.left, 40, &[1, 7, 60, 3, 61, 1000]);
+    train_in_pieces(&mut pieces.right, 40, &[5, 2, 17]);
+    assert!(whole.right.side.sam.is_some(), "the right side is SAM (two gradients a step)");
+    for (a, b) in whole.sides().iter().zip(pieces.sides()) {
+        let bits = |p: &[f64]| p.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&a.params), bits(&b.params), "{}", a.side.label());
+        assert_eq!(a.last_batch_loss.to_bits(), b.last_batch_loss.to_bits());
+        assert_eq!(a.last_grad_norm.to_bits(), b.last_grad_norm.to_bits());
+        assert_eq!(a.history.points, b.history.points);
+        assert_eq!(bits(&a.epsilon), bits(&b.epsilon));
+    }
+}
+
+#[test]
+fn a_run_diverging_in_pieces_stops_at_the_same_step() {
+    let mut config = RunConfig::default();
+    config.left.optimizer.set_lr(100.0);
+    let mut whole = Pair::new(config.clone()).unwrap();
+    let mut pieces = Pair::new(config).unwrap();
+    whole.left.train(300);
+    train_in_pieces(&mut pieces.left, 300, &[3, 11]);
+    let (a, b) =
+        (whole.left.diverged.as_ref().unwrap(), pieces.left.diverged.as_ref().expect("diverges in pieces too"));
+    assert_eq!((a.step, &a.reason), (b.step, &b.reason));
+    assert!(pieces.left.step_piece(5), "a diverged run has nothing to do");
+}
+
+#[test]
+fn metrics_evaluated_in_pieces_are_bit_identical_to_evaluate() {
+    // Sets whose sizes are not multiples of the evaluation chunk (256 rows).
+    let mut config = RunConfig::default();
+    config.data.n_train = 700;
+    config.data.n_test = 300;
+    let mut pair = Pair::new(config).unwrap();
+    pair.train(7);
+    for min_rows in [1, 256, 300, 1000, 5000] {
+        let mut eval = flatminima::train::Evaluation::default();
+        let mut pieces = 0;
+        let point = loop {
+            pieces += 1;
+            if let Some(p) = pair.right.evaluate_piece(&mut eval, min_rows) {
+                break p;
+            }
+        };
+        assert_eq!(point, pair.right.evaluate(), "pieces of at least {min_rows} rows");
+        assert!(min_rows >= 1300 || pieces > 1, "{min_rows} rows a piece should take several pieces");
+        let bits = [point.train_loss, point.id_loss, point.ood_loss].map(f64::to_bits);
+        let whole = pair.right.evaluate();
+        assert_eq!(bits, [whole.train_loss, whole.id_loss, whole.ood_loss].map(f64::to_bits));
+    }
+    // Begun at one step, finished at another: it starts again at the new step.
+    let mut eval = flatminima::train::Evaluation::default();
+    assert!(pair.left.evaluate_piece(&mut eval, 1).is_none());
+    pair.left.train(1);
+    let point = std::iter::repeat_with(|| pair.left.evaluate_piece(&mut eval, 256)).flatten().next().unwrap();
+    assert_eq!(point, pair.left.evaluate());
+}

@@ -257,6 +257,53 @@ fn train_for_stops_at_the_step_limit_and_at_its_budget() {
 }
 
 #[wasm_bindgen_test]
+fn a_big_batch_trained_in_pieces_matches_whole_steps_bit_for_bit() {
+    // 64,64,64 (8,642 parameters) with a batch of 600: the page works each step in
+    // pieces of rows; a budget of 0 ms stops after each piece. Same bits as step(n),
+    // and the metrics evaluated in pieces (metricsAdvance) equal an evaluation in one go.
+    let settings = "hidden=64,64,64&points=600&batch-size=600&steps=3";
+    let mut whole = Sandbox::from_settings(settings);
+    let mut pieces = Sandbox::from_settings(settings);
+    // At step 0 the runs' own logged metrics are the snapshot's, with the bits of an evaluation.
+    assert!(!whole.metrics_stale());
+    let m: Value = serde_json::from_str(&whole.metrics_json()).unwrap();
+    let e = whole.pair().right.clone().evaluate();
+    assert_eq!(m["right"]["train_loss"].as_f64().map(f64::to_bits), Some(e.train_loss.to_bits()));
+    assert_eq!(m["right"]["ood_acc"].as_f64().map(f64::to_bits), Some(e.ood_acc.to_bits()));
+    assert_eq!(whole.step(3), 3);
+    let mut calls = 0;
+    while !pieces.finished() {
+        pieces.train_for(u32::MAX, 0.0);
+        calls += 1;
+        assert!(calls < 1000);
+    }
+    assert!(calls > 6, "each step should take several pieces ({calls} calls)");
+    assert!(!pieces.step_under_way());
+    let bits = |p: &[f64]| p.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&whole.pair().left.params), bits(&pieces.pair().left.params));
+    assert_eq!(bits(&whole.pair().right.params), bits(&pieces.pair().right.params));
+    assert!(pieces.metrics_stale(), "this net's metrics are evaluated in pieces");
+    let mut advances = 0;
+    while pieces.metrics_advance(0.0) {
+        advances += 1;
+        assert!(advances < 1000);
+    }
+    assert!(advances > 1 && !pieces.metrics_stale());
+    assert_eq!(pieces.metrics_json(), whole.metrics_json());
+    // A shift change re-evaluates only the OOD set of known metrics: still the bits of a full evaluation.
+    let shifted = format!("{settings}&shift=rotate&severity=0.7");
+    assert!(!pieces.reconfigure(&shifted) && !whole.reconfigure(&shifted), "a shift change keeps the runs");
+    assert!(pieces.errors().is_empty() && pieces.pair().config.shift.severity == 0.7, "{:?}", pieces.errors());
+    assert!(!pieces.metrics_stale(), "the OOD part was evaluated with the shift");
+    let m: Value = serde_json::from_str(&pieces.metrics_json()).unwrap();
+    let e = pieces.pair().left.clone().evaluate();
+    for (key, value) in [("ood_loss", e.ood_loss), ("ood_acc", e.ood_acc), ("train_loss", e.train_loss)] {
+        assert_eq!(m["left"][key].as_f64().map(f64::to_bits), Some(value.to_bits()), "{key}");
+    }
+    assert_eq!(pieces.metrics_json(), whole.metrics_json());
+}
+
+#[wasm_bindgen_test]
 fn a_diverging_side_stops_and_says_why() {
     let mut sb = Sandbox::from_settings("lr=50&right=plain&right-optimizer=adam");
     sb.step(300);

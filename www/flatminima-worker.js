@@ -49,6 +49,8 @@ const SHARPNESS_BUDGET_MS = 2;
  * stale a few steps later anyway.
  */
 const VIEWS_SHARE_WHILE_TRAINING = 0.2;
+/** A big net's metrics are evaluated this long per tick (ms), a piece at a time (`metricsAdvance`). */
+const METRICS_SLICE_MS = 3;
 /** A study on the CPU trains this long per tick (ms). */
 const STUDY_SLICE_MS = 10;
 /** Landscape grid points per axis, and points per data set it is evaluated on. */
@@ -111,6 +113,7 @@ function handle(m) {
   switch (m.type) {
     case "configure": {
       revision = m.revision;
+      lastMetrics.metrics = null;
       if (sb) {
         if (sb.reconfigure(m.query)) cancelStudy();
       } else {
@@ -146,15 +149,16 @@ function handle(m) {
         owed = 0;
         lastTrainAt = performance.now();
       }
-      sendState();
+      sendState(false);
       break;
     case "pause":
       playing = false;
       dirty.landscape = true;
-      sendState();
+      sendState(false);
       break;
     case "reset":
       if (sb) sb.reset();
+      lastMetrics.metrics = null;
       redrawSoon();
       sendState();
       break;
@@ -163,7 +167,7 @@ function handle(m) {
       break;
     case "settle":
       // Everything sent before this message has been applied: say so with fresh state.
-      sendState();
+      sendState(false);
       send({ type: "reply", id: m.id, value: null });
       break;
     case "study":
@@ -341,6 +345,7 @@ function tick() {
     wake();
   } else if (turn === 1) {
     busy = gpuWork() || busy;
+    busy = sb.metricsAdvance(METRICS_SLICE_MS) || busy;
     busy = studyWork() || busy;
     // The views take their turn only while under their share of the time (all of it when idle).
     if (viewsDue()) busy = landscapeWork() || busy;
@@ -377,7 +382,8 @@ function trainTurn(now) {
     const done = sb.stepFor(job.remaining, STEP_SLICE_MS);
     job.remaining -= done;
     if (done > 0) dirty.boundary = dirty.curves = true;
-    if (job.remaining <= 0 || done === 0) {
+    // 0 steps and none part-way (a big batch is stepped in pieces): both sides diverged.
+    if (job.remaining <= 0 || (done === 0 && !sb.stepUnderWay())) {
       stepJobs.shift();
       redrawSoon();
       sendState();
@@ -479,7 +485,7 @@ function draw(now, viewsDue) {
     last.frame = now;
     send({ type: "frame", revision, bitmaps }, Object.values(bitmaps));
   }
-  if (snapshot) sendState();
+  if (snapshot) sendState(false);
 }
 
 /** @param {(name: string, c: OffscreenCanvas) => void} take @param {number} scale */
@@ -515,15 +521,31 @@ function metrics() {
   return sb ? JSON.parse(sb.metricsJson()) : null;
 }
 
-/** The element's view of this worker: metrics, landscape, settings (when they changed), memory. */
-function sendState() {
+/**
+ * The metrics last sent (`sendState(false)` may send them again) and the revision they belong
+ * to; forgotten when the runs are replaced (new settings, reset).
+ */
+/** @type {{revision: number, metrics: any}} */
+let lastMetrics = { revision: -1, metrics: null };
+
+/**
+ * The element's view of this worker: metrics, landscape, settings (when they changed), memory.
+ * `fresh` false (a click's answer, a snapshot at display rate): where evaluating the runs now
+ * would be long (a big net, see `metricsStale`), the last metrics sent go again, each side with
+ * its step, while `metricsAdvance` evaluates them in pieces; a later snapshot sends them. No
+ * click or frame waits for that evaluation.
+ */
+function sendState(fresh = true) {
   if (!sb || fatal) return;
+  const reuse = !fresh && lastMetrics.metrics && lastMetrics.revision === revision && sb.metricsStale();
+  if (reuse) dirty.curves = true;
+  else lastMetrics = { revision, metrics: metrics() };
   /** @type {import("./protocol.js").State} */
   const state = {
     type: "state",
     revision,
     playing,
-    metrics: metrics(),
+    metrics: lastMetrics.metrics,
     landscape: view.landscape ? JSON.parse(sb.landscapeJson(false)) : null,
     landscapeProgress: lastProgress < 0 ? 0 : lastProgress,
     memory: { heap: wasm.memory.buffer.byteLength, live: wasmLiveBytes() },

@@ -24,10 +24,12 @@ const LOSS_FLOOR: f64 = 1e-4;
 
 /// What both charts need besides the canvas.
 pub struct CurveInput<'a> {
+    /// The left and right runs, whose histories are drawn.
     pub runs: [&'a Run; 2],
     /// Steps at which the OOD set changed (the severity slider moved):
     /// the OOD curves jump there, and a thin line says why.
     pub shift_marks: &'a [usize],
+    /// Device pixels per CSS pixel: line widths and fonts scale with it.
     pub scale: f64,
 }
 

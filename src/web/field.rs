@@ -28,6 +28,9 @@ pub const GRID: usize = 128;
 /// reference 2-16-16-2 net's whole field is 5.8 M.
 const MACS_PER_CALL: usize = 8_000_000;
 
+/// A run's decision field: class probabilities on a GRID x GRID grid over the view,
+/// their heatmap colours and the boundary line, computed a band of rows per call
+/// (see [`Field::advance`]) so a big net's field never blocks for long.
 pub struct Field {
     /// x of each column's centre (the same for every row).
     xs: Vec<f64>,
@@ -57,6 +60,7 @@ impl Default for Field {
 }
 
 impl Field {
+    /// An empty field (nothing computed yet).
     pub fn new() -> Self {
         let cells = GRID * GRID;
         Field {

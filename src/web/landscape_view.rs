@@ -23,10 +23,13 @@ const PERTURBED_SHOWN: usize = 24;
 
 /// One surface picture's inputs.
 pub struct SurfacePicture<'a> {
+    /// The loss surface to draw.
     pub surface: &'a Surface,
+    /// Which data set's loss it is (train, ID or OOD).
     pub split: Split,
     /// log10(loss) at the bottom and top of the colour scale.
     pub log_range: (f64, f64),
+    /// The run's path projected onto the surface's plane, if there is one.
     pub trajectory: Option<&'a Trajectory>,
     /// Device pixels per CSS pixel.
     pub scale: f64,
@@ -60,6 +63,7 @@ pub struct LandscapePainter {
 }
 
 impl LandscapePainter {
+    /// A painter with its scratch canvas; fails only where no canvas can be made.
     pub fn new() -> Result<Self, JsValue> {
         let scratch = scratch_canvas(1, 1)?;
         let scratch_ctx = context_2d(&scratch)?;
@@ -365,21 +369,29 @@ pub fn draw_surface_3d(canvas: &HtmlCanvasElement, pic: &SurfacePicture, yaw: f6
 
 /// One line of a 1D chart.
 pub struct LineSeries1d<'a> {
+    /// The coordinates along the line.
     pub x: &'a [f64],
+    /// Loss at each coordinate.
     pub y: &'a [f64],
+    /// The line's colour.
     pub colour: Rgb,
+    /// Solid, dashed or dotted: which data set it is.
     pub dash: Dash,
 }
 
 /// Line styles say which data set: train solid, ID dashed, OOD dotted (as in the curves).
 #[derive(Clone, Copy)]
 pub enum Dash {
+    /// The training set.
     Solid,
+    /// The ID test set.
     Dashed,
+    /// The OOD test set.
     Dotted,
 }
 
 impl Dash {
+    /// The dash of a data set's line, the same on every chart.
     pub fn of(split: Split) -> Dash {
         match split {
             Split::Train => Dash::Solid,

@@ -59,6 +59,7 @@ pub use sandbox::Sandbox;
 /// The GPU module (a separate wasm instance) uses its own, so that the element
 /// can tell a crashed GPU (go on on the CPU) from a crashed sandbox (stop).
 pub const PANIC_GLOBAL: &str = "__flatminimaPanic";
+/// Same for the GPU module's panics.
 pub const GPU_PANIC_GLOBAL: &str = "__flatminimaGpuPanic";
 
 /// Routes Rust panics to the console (with the message, not just

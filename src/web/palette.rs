@@ -37,6 +37,7 @@ pub const BOUNDARY_LINE: Rgb = [0x22, 0x22, 0x22];
 /// points, drawn in the full class colour, stand out from their own region.
 pub const MAX_TINT: f64 = 0.45;
 
+/// The colour of class `class` (Okabe-Ito, repeating after the last one).
 pub fn class_colour(class: usize) -> Rgb {
     CLASS[class % CLASS.len()]
 }

@@ -29,3 +29,19 @@ test("bench.html: runBench() measures SGD, SAM and both boundaries", { timeout: 
   await page.close();
   assert.deepEqual(problems, [], "console errors or page errors");
 });
+
+test("bench.html: twoWorkers() trains each side in one worker and in two", { timeout: 40_000 }, async () => {
+  const { page, problems } = await newWatchedPage(env.browser.context);
+  await page.goto(env.server.url + "bench.html", { waitUntil: "load" });
+  await page.waitForFunction(() => typeof window.twoWorkers === "function", null, { timeout: 15_000 });
+  const r = await withTimeout(page.evaluate(() => window.twoWorkers({ ms: 100, configs: [{ name: "reference", settings: {}, steps: 50 }] })), 30_000, "twoWorkers");
+  const [c] = r.configs;
+  for (const how of ["one_worker", "two_workers"]) {
+    for (const side of ["left", "right"]) assert.ok(c[how][side] > 0, `${how} ${side}: ${JSON.stringify(c)}`);
+  }
+  // One worker steps both sides in turns: the same count each.
+  assert.equal(c.one_worker.left, c.one_worker.right);
+  assert.ok(Number.isFinite(c.pair_speedup) && c.pair_speedup > 0);
+  await page.close();
+  assert.deepEqual(problems, [], "console errors or page errors");
+});

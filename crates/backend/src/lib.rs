@@ -24,6 +24,9 @@
 //! anything but "" or "0"), [`Backend::select`] behaves as on a machine without
 //! any GPU adapter. Natively only (wasm has no environment).
 
+// Every public item says what it is (`make lint` runs clippy with -D warnings).
+#![warn(missing_docs)]
+
 pub mod gpu;
 mod gpu_backend;
 mod gpu_requests;

@@ -3,6 +3,7 @@
 
 use std::fmt;
 
+/// A problem with one setting or config field: which one, and what is wrong with it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConfigError {
     /// Dotted path of the field, e.g. `left.optimizer.lr` or the attribute name `rho`.
@@ -12,6 +13,7 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
+    /// An error for `field` (a dotted path or a setting name) with a message that says what is allowed.
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
         ConfigError { field: field.into(), message: message.into() }
     }

@@ -7,6 +7,9 @@
 //! `flatminima-backend`, the browser layer in `flatminima`, the command line in
 //! `flatminima-cli`. See ARCHITECTURE.md for the map.
 
+// Every public item says what it is (`make lint` runs clippy with -D warnings).
+#![warn(missing_docs)]
+
 pub mod activation;
 pub mod averaging;
 pub mod config;

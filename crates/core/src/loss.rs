@@ -11,9 +11,22 @@ pub fn softmax_cross_entropy(
     labels: &[usize],
     classes: usize,
     label_smoothing: f64,
+    dlogits: Option<&mut [f64]>,
+) -> (f64, usize) {
+    softmax_cross_entropy_from(0.0, logits, labels, classes, label_smoothing, dlogits)
+}
+
+/// [`softmax_cross_entropy`] adding each row's loss to `loss_sum` in turn, so a
+/// batch worked in pieces of rows sums its losses in exactly the order (and to
+/// exactly the bits) of one call over the whole batch.
+pub fn softmax_cross_entropy_from(
+    mut loss_sum: f64,
+    logits: &[f64],
+    labels: &[usize],
+    classes: usize,
+    label_smoothing: f64,
     mut dlogits: Option<&mut [f64]>,
 ) -> (f64, usize) {
-    let mut loss_sum = 0.0;
     let mut correct = 0;
     let off_target = label_smoothing / classes as f64;
     for (row_index, (row, &y)) in logits.chunks_exact(classes).zip(labels).enumerate() {

@@ -10,7 +10,7 @@ use ndarray::ArrayView2;
 use serde::{Deserialize, Serialize};
 
 use crate::activation::Activation;
-use crate::loss::softmax_cross_entropy;
+use crate::loss::{softmax_cross_entropy, softmax_cross_entropy_from};
 use crate::rng::Rng;
 
 /// The network's shape and non-linearity, as it appears in a run config.
@@ -221,7 +221,9 @@ impl Mlp {
     /// Mean loss over the batch and the gradient of that mean w.r.t. every
     /// parameter, written into `grad` (same layout as `params`).
     pub fn loss_and_grad(&self, params: &[f64], x: &[f64], y: &[usize], grad: &mut [f64], ws: &mut Workspace) -> f64 {
-        self.loss_and_grad_with(params, x, y, grad, ws, None)
+        grad.fill(0.0);
+        let loss_sum = self.accumulate_loss_and_grad(params, x, y, None, y.len(), 0.0, grad, ws);
+        loss_sum * (1.0 / y.len() as f64)
     }
 
     /// [`Mlp::loss_and_grad`] of the network with fixed dropout masks (see
@@ -235,17 +237,30 @@ impl Mlp {
         grad: &mut [f64],
         ws: &mut Workspace,
     ) -> f64 {
-        self.loss_and_grad_with(params, x, y, grad, ws, Some(masks))
+        grad.fill(0.0);
+        let loss_sum = self.accumulate_loss_and_grad(params, x, y, Some(masks), y.len(), 0.0, grad, ws);
+        loss_sum * (1.0 / y.len() as f64)
     }
 
-    fn loss_and_grad_with(
+    /// One piece of [`Mlp::loss_and_grad`] over a batch of `batch_rows` rows:
+    /// the rows `x`, `y` (a consecutive run of the batch, in order) add their
+    /// share of the mean's gradient to `grad` (zeroed before the first piece),
+    /// and their losses to `loss_sum`, which is returned. Every sum adds its
+    /// terms row by row, so working a batch piece by piece gives exactly the
+    /// bits of one call: a big batch can be split to keep each piece short.
+    /// With dropout `masks` (whole-batch masks, see [`Mlp::forward_dropout`]) the
+    /// batch must come in one piece.
+    #[allow(clippy::too_many_arguments)]
+    pub fn accumulate_loss_and_grad(
         &self,
         params: &[f64],
         x: &[f64],
         y: &[usize],
+        masks: Option<&[Vec<f64>]>,
+        batch_rows: usize,
+        loss_sum: f64,
         grad: &mut [f64],
         ws: &mut Workspace,
-        masks: Option<&[Vec<f64>]>,
     ) -> f64 {
         let rows = y.len();
         self.forward_with(params, x, ws, masks);
@@ -253,14 +268,13 @@ impl Mlp {
         let (loss_sum, _) = {
             let logits = &ws.activations[n_layers][..rows * self.classes];
             let delta = &mut ws.deltas[n_layers - 1][..rows * self.classes];
-            softmax_cross_entropy(logits, y, self.classes, self.label_smoothing, Some(delta))
+            softmax_cross_entropy_from(loss_sum, logits, y, self.classes, self.label_smoothing, Some(delta))
         };
-        // d(mean)/d logits = (softmax - q) / rows
-        let inv_rows = 1.0 / rows as f64;
+        // d(mean)/d logits = (softmax - q) / rows of the whole batch
+        let inv_rows = 1.0 / batch_rows as f64;
         for d in &mut ws.deltas[n_layers - 1][..rows * self.classes] {
             *d *= inv_rows;
         }
-        grad.fill(0.0);
         for l in (0..n_layers).rev() {
             let layer = &self.layers[l];
             let (lower, upper) = ws.deltas.split_at_mut(l);
@@ -285,7 +299,7 @@ impl Mlp {
                 }
             }
         }
-        loss_sum * inv_rows
+        loss_sum
     }
 
     /// Mean loss and accuracy over a whole set, in chunks (no gradient).
@@ -293,15 +307,30 @@ impl Mlp {
         if y.is_empty() {
             return (f64::NAN, f64::NAN);
         }
-        const CHUNK: usize = 256;
-        let (mut loss, mut correct) = (0.0, 0);
-        for (xc, yc) in x.chunks(CHUNK * self.inputs).zip(y.chunks(CHUNK)) {
+        let (loss, correct) = self.evaluate_sums((0.0, 0), params, x, y, ws);
+        (loss / y.len() as f64, correct as f64 / y.len() as f64)
+    }
+
+    /// The sums behind [`Mlp::evaluate`] (loss, correct rows) over `x`, `y`,
+    /// added to `sums` one chunk of [`EVAL_CHUNK`] rows at a time. A set worked
+    /// in pieces that start at multiples of `EVAL_CHUNK` gives exactly the bits of
+    /// one call, so the page can evaluate a big net a bounded piece at a time.
+    pub fn evaluate_sums(
+        &self,
+        sums: (f64, usize),
+        params: &[f64],
+        x: &[f64],
+        y: &[usize],
+        ws: &mut Workspace,
+    ) -> (f64, usize) {
+        let (mut loss, mut correct) = sums;
+        for (xc, yc) in x.chunks(EVAL_CHUNK * self.inputs).zip(y.chunks(EVAL_CHUNK)) {
             let logits = self.forward(params, xc, ws);
             let (l, c) = softmax_cross_entropy(logits, yc, self.classes, self.label_smoothing, None);
             loss += l;
             correct += c;
         }
-        (loss / y.len() as f64, correct as f64 / y.len() as f64)
+        (loss, correct)
     }
 }
 
@@ -310,6 +339,9 @@ impl Mlp {
 fn layer_mask(masks: Option<&[Vec<f64>]>, l: usize) -> Option<&[f64]> {
     masks.and_then(|m| m.get(l)).map(Vec::as_slice).filter(|m| !m.is_empty())
 }
+
+/// Rows per forward pass when a whole set is evaluated (keeps the scratch small).
+pub const EVAL_CHUNK: usize = 256;
 
 // The three loops below keep a block of up to BLOCK running sums in
 // registers (SIMD lanes) instead of in memory. Every sum still adds its terms

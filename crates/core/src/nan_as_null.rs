@@ -9,14 +9,17 @@ fn nan(value: Option<f64>) -> f64 {
     value.unwrap_or(f64::NAN)
 }
 
+/// A number; `null` reads as NaN.
 pub fn number<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     Ok(nan(Option::<f64>::deserialize(d)?))
 }
 
+/// A list of numbers; each `null` reads as NaN.
 pub fn vec<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<f64>, D::Error> {
     Ok(Vec::<Option<f64>>::deserialize(d)?.into_iter().map(nan).collect())
 }
 
+/// A list of lists of numbers (a matrix); each `null` reads as NaN.
 pub fn vecs<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Vec<f64>>, D::Error> {
     Ok(Vec::<Vec<Option<f64>>>::deserialize(d)?.into_iter().map(|v| v.into_iter().map(nan).collect()).collect())
 }

@@ -85,63 +85,98 @@ impl Pair {
     }
 }
 
-/// Training both sides of a [`Pair`] as a [`Job`]: up to `steps` more steps on
-/// each side that has not diverged (with `to_budget`, none beyond the side's own
-/// budget, [`Run::steps_budget`]).
-/// A piece is one step of each side, so the two stay in lockstep whenever a time
-/// budget ends; the results are those of [`Pair::train`].
+/// Training both sides of a [`Pair`] as a [`Job`]: `steps` more steps on each
+/// side that has not diverged (with `to_budget`, none beyond the side's own
+/// budget, [`Run::steps_budget`]). A piece is one side's step, or with
+/// [`Training::in_pieces`] a piece of rows of it ([`Run::step_piece`]), so a
+/// full batch of 5000 points on a 6 x 64 net (tens of ms a step) never holds
+/// the page for long. The sides stay in lockstep across calls: a step left
+/// part-way is finished first, then the side behind goes. The results are the
+/// bits of [`Pair::train`]: the sides are independent, and a step worked in
+/// pieces is the same step.
 #[derive(Clone, Copy, Debug)]
 pub struct Training {
     steps: usize,
     to_budget: bool,
-    taken: usize,
+    rows: Option<usize>,
+    /// Both sides' step count (the trailing one's) when the job began, and the target.
+    start: Option<(usize, usize)>,
+    /// Steps completed by every active side since the start.
+    completed: usize,
     stalled: bool,
 }
 
 impl Training {
     /// `steps` more steps on each side; with `to_budget`, none beyond the side's own budget.
     pub fn new(steps: usize, to_budget: bool) -> Training {
-        Training { steps, to_budget, taken: 0, stalled: false }
+        Training { steps, to_budget, rows: None, start: None, completed: 0, stalled: false }
     }
 
-    /// Steps taken so far (by the side that moved most).
+    /// Works a step `rows` rows of the batch at a time (None: whole steps).
+    pub fn in_pieces(mut self, rows: Option<usize>) -> Training {
+        self.rows = rows;
+        self
+    }
+
+    /// Steps completed so far by every side still training (a step part-way does not count).
     pub fn taken(&self) -> usize {
-        self.taken
+        self.completed
     }
 }
 
 impl Job<Pair> for Training {
     fn advance(&mut self, pair: &mut Pair) -> bool {
-        if self.is_done() {
+        if self.stalled {
             return true;
         }
-        let mut moved = false;
-        for run in pair.sides_mut() {
-            let at_limit = self.to_budget && run.step >= run.steps_budget;
-            if !at_limit && run.diverged.is_none() {
-                run.train(1);
-                moved = true;
-            }
-        }
-        if moved {
-            self.taken += 1;
+        let active = |run: &Run| run.diverged.is_none();
+        let trailing = pair.sides().iter().filter(|r| active(r)).map(|r| r.step).min();
+        let Some(trailing) = trailing else {
+            self.stalled = true; // both diverged
+            return true;
+        };
+        let (start, target) = *self.start.get_or_insert((trailing, trailing + self.steps));
+        self.completed = trailing - start;
+        // A step part-way first; else the side behind (left on a tie), while it may still step.
+        let may_step = |run: &Run| active(run) && run.step < target && (!self.to_budget || run.step < run.steps_budget);
+        let [left, right] = pair.sides_mut();
+        let side = if left.step_under_way() {
+            Some(left)
+        } else if right.step_under_way() {
+            Some(right)
         } else {
-            // Both sides diverged or reached the limit: nothing more to do.
-            self.stalled = true;
+            match (may_step(left), may_step(right)) {
+                (true, true) if right.step < left.step => Some(right),
+                (true, _) => Some(left),
+                (false, true) => Some(right),
+                (false, false) => None,
+            }
+        };
+        match side {
+            None => self.stalled = true,
+            Some(run) => match self.rows {
+                Some(rows) => {
+                    run.step_piece(rows);
+                }
+                None => run.step(),
+            },
         }
-        self.is_done()
+        let trailing = pair.sides().iter().filter(|r| active(r)).map(|r| r.step).min().unwrap_or(start);
+        self.completed = trailing.saturating_sub(start);
+        self.stalled
     }
 
     fn progress(&self) -> f64 {
         if self.steps == 0 || self.stalled {
             1.0
         } else {
-            self.taken as f64 / self.steps as f64
+            (self.completed as f64 / self.steps as f64).min(1.0)
         }
     }
 
+    /// Done once neither side has anything left to do (found by the piece that tries).
     fn is_done(&self) -> bool {
-        self.stalled || self.taken >= self.steps
+        self.stalled
     }
 }
 
@@ -176,6 +211,33 @@ mod tests {
             assert_eq!(a.step, 25);
             assert_eq!(a.params, b.params, "same bits");
             assert_eq!(a.history.points, b.history.points);
+        }
+    }
+
+    #[test]
+    fn training_in_pieces_of_rows_across_calls_gives_the_same_bits() {
+        let mut config = RunConfig::default();
+        config.data.n_train = 64;
+        config.data.n_test = 50;
+        config.training.batch_size = 64; // full batch, SAM on the right: two gradients a step
+        let (mut by_job, mut at_once) = (Pair::new(config.clone()).unwrap(), Pair::new(config).unwrap());
+        at_once.train(12);
+        // Budgets that end mid-step: each call is a new job, as the page's slices are.
+        let mut clock = 0.0;
+        let mut taken = 0;
+        while taken < 12 {
+            let mut job = Training::new(12 - taken, false).in_pieces(Some(7));
+            Slicer::default().work_for(&mut job, &mut by_job, 0.35, &mut || {
+                clock += 0.1;
+                clock
+            });
+            taken += job.taken();
+            let steps = [by_job.left.step, by_job.right.step];
+            assert!(steps[0].abs_diff(steps[1]) <= 1, "lockstep: {steps:?}");
+        }
+        finish(&mut Training::new(0, false), &mut by_job); // a step left part-way is finished
+        for (a, b) in by_job.sides().iter().zip(at_once.sides()) {
+            assert_eq!((a.step, &a.params), (12, &b.params), "same bits");
         }
     }
 

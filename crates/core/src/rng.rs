@@ -16,6 +16,8 @@ pub struct Rng {
 }
 
 impl Rng {
+    /// A stream seeded with `seed`: the same seed gives the same numbers everywhere.
+    /// Use [`Rng::derive`] to get one stream per purpose.
     pub fn new(seed: u64) -> Self {
         Rng { inner: ChaCha8Rng::seed_from_u64(seed) }
     }
@@ -32,6 +34,7 @@ impl Rng {
         Rng::new(seed ^ h.rotate_left(17))
     }
 
+    /// The next 64 random bits (the raw ChaCha8 output the other draws are built from).
     pub fn next_u64(&mut self) -> u64 {
         self.inner.next_u64()
     }

@@ -23,10 +23,13 @@ pub fn mean_and_std_error(draws: &[f64]) -> (f64, f64) {
 /// are too few values for one (fewer than two), so nothing pretends to know.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Interval {
+    /// The mean of the values (NaN for none).
     #[serde(deserialize_with = "crate::nan_as_null::number")]
     pub mean: f64,
+    /// Lower end of the 95% interval (NaN for fewer than two values).
     #[serde(deserialize_with = "crate::nan_as_null::number")]
     pub lo: f64,
+    /// Upper end of the 95% interval (NaN for fewer than two values).
     #[serde(deserialize_with = "crate::nan_as_null::number")]
     pub hi: f64,
     /// How many values the interval is over (data draws, for a study).

@@ -66,9 +66,11 @@ pub struct ReplicaMetrics {
 /// Everything a study trains: one architecture and data set, two sides, R seeds.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Study {
+    /// The network's layer shapes (every replica has the same).
     pub architecture: Architecture,
     /// Shared, not copied, by the study's jobs and runs (serialised as plain data).
     pub splits: Arc<Splits>,
+    /// Minibatch size asked for (see [`Study::effective_batch_size`]).
     pub batch_size: usize,
     /// Optimiser steps per replica.
     pub steps: usize,
@@ -82,6 +84,7 @@ pub struct Study {
 
 /// The most replicas per side, and steps per replica, the page's studies take.
 pub const PAGE_MAX_REPLICAS: usize = 4096;
+/// The most steps per replica a page's study takes.
 pub const PAGE_MAX_STEPS: usize = 100_000;
 /// The most parameters (replicas x the network's) per side a page's study
 /// takes: the GPU holds every replica's at once (32 MiB of f64 per side
@@ -144,6 +147,7 @@ impl Study {
         }
     }
 
+    /// A fresh network of the study's architecture (shapes only; weights come from a [`Replica`]).
     pub fn mlp(&self) -> Mlp {
         self.architecture.build()
     }
@@ -178,6 +182,7 @@ pub struct ReplicaRun {
 }
 
 impl ReplicaRun {
+    /// Sets up one replica's run on `splits` (a batch of at most the training set) and measures its initial training loss.
     pub fn new(replica: &Replica, mlp: &Mlp, splits: &Arc<Splits>, batch_size: usize) -> ReplicaRun {
         let training = TrainingConfig {
             batch_size: batch_size.clamp(1, splits.train.len().max(1)),
@@ -191,10 +196,12 @@ impl ReplicaRun {
         ReplicaRun { run, initial_loss }
     }
 
+    /// Steps taken so far.
     pub fn step(&self) -> usize {
         self.run.step
     }
 
+    /// Trains `n` more steps (fewer if the run diverges).
     pub fn train(&mut self, n: usize) {
         self.run.train(n);
     }
@@ -254,6 +261,7 @@ pub struct StudyJob {
 }
 
 impl StudyJob {
+    /// A job for `study` with nothing trained yet.
     pub fn new(study: &Study) -> StudyJob {
         StudyJob { study: study.clone(), mlp: study.mlp(), current: None, results: [Vec::new(), Vec::new()] }
     }
@@ -325,8 +333,11 @@ impl Job for StudyJob {
 /// mean / min / max of one metric over the replicas.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct Spread {
+    /// Mean over the finite values.
     pub mean: f64,
+    /// Smallest finite value.
     pub min: f64,
+    /// Largest finite value.
     pub max: f64,
 }
 
@@ -347,11 +358,17 @@ impl Spread {
 /// One side's replicas summed up.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct SideSummary {
+    /// The side's optimiser, as [`SideConfig::label`] writes it.
     pub label: String,
+    /// OOD test accuracy over the replicas that did not diverge.
     pub ood_acc: Option<Spread>,
+    /// In-distribution test accuracy, same replicas.
     pub id_acc: Option<Spread>,
+    /// Final training loss, same replicas.
     pub train_loss: Option<Spread>,
+    /// OOD test loss, same replicas.
     pub ood_loss: Option<Spread>,
+    /// How many replicas diverged.
     pub diverged: usize,
 }
 
@@ -377,13 +394,16 @@ impl SideSummary {
 pub struct Paired {
     /// Mean of right - left OOD accuracy (a fraction, not points).
     pub mean_ood_acc_difference: f64,
+    /// Pairs where the right side's OOD accuracy is higher.
     pub right_higher: usize,
+    /// Pairs where it is lower (ties count in neither).
     pub right_lower: usize,
     /// Pairs where neither side diverged (and both OOD accuracies are finite).
     pub pairs: usize,
 }
 
 impl Paired {
+    /// The comparison over pairs where neither side diverged; None if there are none.
     pub fn of(left: &[ReplicaMetrics], right: &[ReplicaMetrics]) -> Option<Paired> {
         let d: Vec<f64> = left
             .iter()
@@ -409,22 +429,30 @@ pub struct StudyReport {
     pub backend: String,
     /// Replicas per side, and steps per replica.
     pub replicas: usize,
+    /// Optimiser steps per replica.
     pub steps: usize,
     /// Wall-clock milliseconds for both sides.
     pub ms: f64,
+    /// The left side's summary and replicas.
     pub left: SideReport,
+    /// The right side's summary and replicas.
     pub right: SideReport,
+    /// Right against left, seed by seed; None when no pair is usable.
     pub paired: Option<Paired>,
 }
 
+/// One side of a [`StudyReport`]: the summary and every replica's metrics.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct SideReport {
+    /// Spreads over the replicas (flattened into the same JSON object).
     #[serde(flatten)]
     pub summary: SideSummary,
+    /// Each replica's final metrics, in seed order.
     pub replicas: Vec<ReplicaMetrics>,
 }
 
 impl StudyReport {
+    /// The report of `study` from its per-side results, with what trained it and how long it took.
     pub fn new(study: &Study, results: &[Vec<ReplicaMetrics>; 2], backend: &str, ms: f64) -> StudyReport {
         let side = |i: usize| SideReport {
             summary: SideSummary::new(study.sides[i].label(), &results[i]),

@@ -37,7 +37,9 @@ pub const STUDY_FORMAT: &str = "flatminima-study-grid/1";
 /// The most data draws, seeds per draw, and pairs a study takes: a typo
 /// (`--seeds 40000`) is refused instead of starting a week of work.
 pub const MAX_DRAWS: usize = 10_000;
+/// The most seeds per draw a study takes.
 pub const MAX_SEEDS: usize = 10_000;
+/// The most pairs (cells x draws x seeds) a study takes.
 pub const MAX_PAIRS: usize = 10_000_000;
 /// A run whose train accuracy (ID accuracy with label noise) is this far below
 /// the best run of its cell and draw (either side, any seed), or within this of
@@ -47,7 +49,9 @@ pub const UNDERFIT_MARGIN: f64 = 0.05;
 /// One axis: a setting and the values it takes, as written (`lr`, `0.01`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Axis {
+    /// The setting's name, as in `--set` (`lr`).
     pub name: String,
+    /// The values it takes, as written (`0.01`).
     pub values: Vec<String>,
 }
 
@@ -60,7 +64,12 @@ pub enum StopRule {
     /// The matched-loss protocol (Jiang et al. 2020): stop when the loss on the
     /// whole training set first reaches `target`, checked every `check_every`
     /// steps, at most the cell's `training.steps` steps.
-    TrainLoss { target: f64, check_every: usize },
+    TrainLoss {
+        /// The training loss to reach.
+        target: f64,
+        /// Steps between two checks of the loss.
+        check_every: usize,
+    },
 }
 
 /// Everything a study does, as plain data: it determines every number of the
@@ -76,6 +85,7 @@ pub struct GridSpec {
     pub data_seeds: usize,
     /// S: init/batch-order seeds per draw.
     pub seeds: usize,
+    /// When each run stops: after its steps, or at a target training loss.
     pub stop: StopRule,
     /// The same for every run (radii fixed so that values compare across
     /// cells); its seed is replaced by each pair's seed.
@@ -105,17 +115,22 @@ pub fn study_sharpness() -> SharpnessSettings {
 /// One cell: the training axes' values and the config they give.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Cell {
+    /// The training axes' (name, value) of this cell.
     pub settings: Vec<(String, String)>,
+    /// The run config those values give (the base config with them applied).
     pub config: RunConfig,
 }
 
 /// A validated spec, expanded: its cells and the OOD sets every run is tested on.
 #[derive(Clone, Debug)]
 pub struct Grid {
+    /// The spec it was expanded from.
     pub spec: GridSpec,
     /// Training axes only (shift and severity are evaluations).
     pub training_axes: Vec<Axis>,
+    /// Every combination of the training axes' values, the last axis fastest.
     pub cells: Vec<Cell>,
+    /// The OOD sets every run is tested on (one per shift x severity).
     pub evaluations: Vec<ShiftConfig>,
 }
 
@@ -199,6 +214,7 @@ impl Grid {
         self.cells.len() * self.spec.data_seeds
     }
 
+    /// Pairs of runs (left and right) the whole grid trains: units x seeds per draw.
     pub fn pairs(&self) -> usize {
         self.units() * self.spec.seeds
     }
@@ -208,6 +224,7 @@ impl Grid {
         self.spec.base.seed.wrapping_add(draw as u64)
     }
 
+    /// The init and batch-order seed of seed index `j` in draw `draw`: the draw's data seed plus `j` shifted 32 bits up.
     pub fn run_seed(&self, draw: usize, j: usize) -> u64 {
         self.data_seed(draw).wrapping_add((j as u64) << 32)
     }
@@ -367,7 +384,9 @@ impl Grid {
 /// Shard `index` of `count` (0-based), written `index/count`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Shard {
+    /// This shard's number, from 0.
     pub index: usize,
+    /// How many shards the study is split into.
     pub count: usize,
 }
 
@@ -394,8 +413,11 @@ impl std::str::FromStr for Shard {
 /// What a cell trains: its settings and both sides' labels.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CellInfo {
+    /// The training axes' (name, value) of this cell.
     pub settings: Vec<(String, String)>,
+    /// The left side's optimiser label.
     pub left: String,
+    /// The right side's optimiser label.
     pub right: String,
 }
 
@@ -403,12 +425,18 @@ pub struct CellInfo {
 /// the statistics.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct StudyOutput {
+    /// [`STUDY_FORMAT`]: which layout this JSON has.
     pub format: String,
+    /// The spec that determines every number in it.
     pub spec: GridSpec,
+    /// Which shard these runs are, if the study was split (absent once merged).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard: Option<Shard>,
+    /// Each cell's settings and labels, by cell index.
     pub cells: Vec<CellInfo>,
+    /// The OOD sets, in the order of each run's `ood` list.
     pub evaluations: Vec<ShiftConfig>,
+    /// Every run of this output (of its shard only, when sharded).
     pub runs: Vec<RunResult>,
     /// Recomputed from the runs on merge, never read back.
     #[serde(default, skip_deserializing, skip_serializing_if = "Option::is_none")]
@@ -418,10 +446,13 @@ pub struct StudyOutput {
 /// One OOD test: loss, accuracy and the gap ID accuracy - OOD accuracy.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct OodResult {
+    /// Mean loss on the OOD set.
     #[serde(deserialize_with = "crate::nan_as_null::number")]
     pub loss: f64,
+    /// Accuracy on the OOD set.
     #[serde(deserialize_with = "crate::nan_as_null::number")]
     pub acc: f64,
+    /// ID test accuracy minus this OOD accuracy (the generalisation gap under the shift).
     #[serde(deserialize_with = "crate::nan_as_null::number")]
     pub gap: f64,
 }
@@ -430,11 +461,15 @@ pub struct OodResult {
 /// diverged run's, which are not measured) are written as null.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunResult {
+    /// The cell (index into the output's `cells`).
     pub cell: usize,
+    /// The data draw, from 0.
     pub draw: usize,
+    /// The seed index within the draw, from 0.
     pub seed_index: usize,
     /// 0 left, 1 right.
     pub side: usize,
+    /// The seed of this draw's data (train, ID and OOD sets).
     pub data_seed: u64,
     /// Init and batch-order seed.
     pub seed: u64,
@@ -443,12 +478,16 @@ pub struct RunResult {
     /// Matched-loss rule only: whether the training loss reached the target.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reached_target: Option<bool>,
+    /// Mean loss on the whole training set at the end.
     #[serde(deserialize_with = "crate::nan_as_null::number")]
     pub train_loss: f64,
+    /// Accuracy on the whole training set at the end.
     #[serde(deserialize_with = "crate::nan_as_null::number")]
     pub train_acc: f64,
+    /// Mean loss on the ID test set.
     #[serde(deserialize_with = "crate::nan_as_null::number")]
     pub id_loss: f64,
+    /// Accuracy on the ID test set.
     #[serde(deserialize_with = "crate::nan_as_null::number")]
     pub id_acc: f64,
     /// One per evaluation (shift, severity), in the output's `evaluations` order.
@@ -459,6 +498,7 @@ pub struct RunResult {
     /// Not measured (all null) for a diverged run.
     #[serde(flatten)]
     pub sharpness: RunSharpness,
+    /// Whether the run diverged (its measures are then null).
     pub diverged: bool,
     /// See [`UNDERFIT_MARGIN`].
     pub underfit: bool,
@@ -525,21 +565,29 @@ pub struct RunSharpness {
     /// The largest Hessian eigenvalue: exact (dense spectrum) when `lambda_max_exact`, else power iteration.
     #[serde(deserialize_with = "crate::nan_as_null::number")]
     pub lambda_max: f64,
+    /// Whether `lambda_max` is exact (from the dense spectrum).
     pub lambda_max_exact: bool,
     /// Exact (standard error 0) when `trace_exact`, else Hutchinson's estimate.
     #[serde(deserialize_with = "crate::nan_as_null::number")]
     pub trace: f64,
+    /// Standard error of `trace`: 0 when exact, else that of Hutchinson's mean.
     #[serde(deserialize_with = "crate::nan_as_null::number")]
     pub trace_std_error: f64,
+    /// Whether `trace` is the exact one (the sum of the dense spectrum).
     pub trace_exact: bool,
+    /// Keskar et al.'s epsilon-sharpness (a percentage of 1 + L).
     #[serde(deserialize_with = "crate::nan_as_null::number")]
     pub eps_sharpness: f64,
+    /// max over norm(d) <= rho of L(w + d) - L(w).
     #[serde(deserialize_with = "crate::nan_as_null::number")]
     pub rho_sharpness: f64,
+    /// max over norm(d / abs(w)) <= adaptive rho of L(w + d) - L(w).
     #[serde(deserialize_with = "crate::nan_as_null::number")]
     pub adaptive_sharpness: f64,
+    /// E over d ~ N(0, sigma^2 I) of L(w + d) - L(w).
     #[serde(deserialize_with = "crate::nan_as_null::number")]
     pub average_sharpness: f64,
+    /// Standard error of `average_sharpness` over its random draws.
     #[serde(deserialize_with = "crate::nan_as_null::number")]
     pub average_std_error: f64,
 }

@@ -40,6 +40,7 @@ use crate::study_grid::{Grid, RunResult};
 pub const UNDERFIT_POINTS: f64 = 0.02;
 /// Training-loss bins for the binned tau.
 pub const LOSS_BINS: usize = 4;
+/// Bootstrap resamples behind each tau's interval.
 pub const BOOTSTRAP_RESAMPLES: usize = 200;
 
 /// A per-run number, by name.
@@ -77,6 +78,7 @@ pub fn predictors() -> Vec<(&'static str, Getter)> {
     SHARPNESS.into_iter().chain([FIT[5], FIT[2]]).collect()
 }
 
+/// The OOD targets the tau table correlates with: accuracy, loss and the gap.
 pub const TARGETS: [&str; 3] = ["ood_acc", "ood_loss", "ood_gap"];
 
 fn target(r: &RunResult, evaluation: usize, which: usize) -> f64 {
@@ -87,30 +89,39 @@ fn target(r: &RunResult, evaluation: usize, which: usize) -> f64 {
 /// One measure's paired comparison, right - left.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct PairedMeasure {
+    /// The measure's name (`ood_acc`, `train_loss`, `lambda_max`, ...).
     pub measure: String,
     /// Mean of the per-draw mean differences, with its t interval over draws.
     pub difference: Interval,
     /// Draws whose mean difference is positive (right higher) / negative, and
     /// the two-sided sign test over them.
     pub draws_right_higher: usize,
+    /// Draws whose mean difference is positive (right higher).
     pub draws_right_lower: usize,
+    /// Draws whose mean difference is negative (right lower).
     pub sign_test_p: f64,
     /// Pairs (non-diverged, finite) and how many of them favour each side.
     pub pairs: usize,
+    /// Pairs where the right side's value is higher.
     pub pairs_right_higher: usize,
+    /// Pairs where it is lower (ties count in neither).
     pub pairs_right_lower: usize,
 }
 
 /// Kendall's tau-b of one predictor against one target, in one mode.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct TauRow {
+    /// The measure used as a predictor (a sharpness measure, `param_norm` or `train_loss`).
     pub predictor: String,
+    /// The OOD target (one of [`TARGETS`]).
     pub target: String,
     /// "raw", "binned" (within training-loss bins) or "matched" (runs at the target loss).
     pub mode: String,
+    /// Kendall's tau-b; None when it is undefined (fewer than two runs, or no variation).
     pub tau: Option<f64>,
     /// 95% percentile bootstrap interval (None when too few resamples had a tau).
     pub lo: Option<f64>,
+    /// Upper end of that interval.
     pub hi: Option<f64>,
     /// Runs used.
     pub runs: usize,
@@ -119,49 +130,69 @@ pub struct TauRow {
 /// Jiang et al.'s granulated tau of one predictor and target: per axis, and their mean.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct GranulatedRow {
+    /// The measure used as a predictor.
     pub predictor: String,
+    /// The OOD target (one of [`TARGETS`]).
     pub target: String,
+    /// Per axis with at least two values (and `side`): the mean tau within the groups of runs that differ only in that axis.
     pub per_axis: Vec<(String, Option<f64>)>,
+    /// The mean of the defined per-axis taus.
     pub mean: Option<f64>,
 }
 
 /// Everything about one OOD evaluation (shift, severity).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct EvaluationStats {
+    /// The shift's name.
     pub shift: String,
+    /// Its severity, in [0, 1].
     pub severity: f64,
     /// ood_acc, ood_loss, ood_gap.
     pub paired: Vec<PairedMeasure>,
     /// One plain sentence on OOD accuracy.
     pub verdict: String,
+    /// Kendall's tau of every predictor against every target, raw, binned and matched.
     pub tau: Vec<TauRow>,
+    /// Jiang et al.'s granulated tau of every predictor against every target.
     pub granulated: Vec<GranulatedRow>,
 }
 
 /// One cell's paired OOD accuracy (first evaluation), train and ID accuracy.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct CellStats {
+    /// The cell (index into the output's `cells`).
     pub cell: usize,
+    /// Paired right - left OOD accuracy on the first evaluation, interval over draws.
     pub ood_acc: Interval,
+    /// Paired right - left training accuracy, interval over draws.
     pub train_acc: Interval,
+    /// Paired right - left ID test accuracy, interval over draws.
     pub id_acc: Interval,
 }
 
+/// What a grid's runs support: paired differences with intervals over data draws,
+/// underfitting warnings, and how well sharpness predicts OOD performance.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct StudyStats {
+    /// Pairs (left and right) in the study.
     pub pairs: usize,
     /// Pairs where neither side diverged: the paired statistics use these.
     pub pairs_used: usize,
     /// Per side (left, right).
     pub diverged: [usize; 2],
+    /// Runs per side that underfit (see [`crate::study_grid::UNDERFIT_MARGIN`]).
     pub underfit: [usize; 2],
     /// Matched-loss rule only: runs per side that never reached the target.
     pub not_reached: Option<[usize; 2]>,
     /// How the bootstrap resampled: "draws" or "runs" (one draw only).
     pub bootstrap_over: String,
+    /// The shift-independent measures (fit, then sharpness), pair by pair.
     pub paired: Vec<PairedMeasure>,
+    /// One entry per OOD evaluation (shift, severity).
     pub evaluations: Vec<EvaluationStats>,
+    /// Per cell (when the grid has more than one): the paired accuracies, intervals over draws.
     pub cells: Vec<CellStats>,
+    /// Underfitting and other warnings, in plain words, to show with any verdict.
     pub warnings: Vec<String>,
 }
 

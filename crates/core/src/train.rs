@@ -9,7 +9,7 @@ use crate::config::{SideConfig, TrainingConfig};
 use crate::data::Splits;
 use crate::dropout::Masks;
 use crate::metrics::{History, MetricPoint};
-use crate::model::{Mlp, Workspace};
+use crate::model::{Mlp, Workspace, EVAL_CHUNK};
 use crate::optim::Optimizer;
 use crate::rng::Rng;
 use crate::sam::{ascent_direction, SamConfig};
@@ -158,6 +158,30 @@ pub struct Run {
     batch_x: Vec<f64>,
     batch_y: Vec<usize>,
     ws: Workspace,
+    /// How far the step under way has got, when it is worked in pieces (see [`Run::step_piece`]).
+    under_way: StepUnderWay,
+}
+
+/// An evaluation of a run's metrics under way (see [`Run::evaluate_piece`]):
+/// the step it is for, the set (train, ID, OOD) and row it has reached, the
+/// sums so far and the finished sets' (mean loss, accuracy).
+#[derive(Clone, Debug, Default)]
+pub struct Evaluation {
+    step: Option<usize>,
+    set: usize,
+    row: usize,
+    sums: (f64, usize),
+    done: [(f64, f64); 3],
+}
+
+/// The step under way of a [`Run`] worked a piece of the batch at a time: which
+/// gradient (1: at w; 2: SAM's at w + e), the next row of the batch, and the
+/// loss summed over the rows done so far. `gradient == 0`: no step under way.
+#[derive(Clone, Copy, Debug, Default)]
+struct StepUnderWay {
+    gradient: u8,
+    row: usize,
+    loss_sum: f64,
 }
 
 impl Run {
@@ -198,6 +222,7 @@ impl Run {
             batch_y: Vec::with_capacity(batch_size),
             ws: Workspace::new(),
             splits,
+            under_way: StepUnderWay::default(),
         };
         run.log();
         run
@@ -250,48 +275,98 @@ impl Run {
 
     /// One optimiser step on the next minibatch. Does nothing once diverged.
     pub fn step(&mut self) {
+        while !self.step_piece(usize::MAX) {}
+    }
+
+    /// Works on the step under way (or starts the next one) for at most
+    /// `max_rows` rows of the batch per gradient; returns true once the step
+    /// is complete (or the run has diverged), false while rows remain. A big
+    /// batch on a big net (5000 points through 6 x 64) takes tenths of a
+    /// second a step: the page works it in pieces of a few milliseconds so it
+    /// can answer in between. The gradient sums run row by row whatever the
+    /// pieces, so any split gives exactly the bits of [`Run::step`]. Between
+    /// pieces `params`, `step` and the history still show the last complete step.
+    pub fn step_piece(&mut self, max_rows: usize) -> bool {
         if self.diverged.is_some() {
-            return;
+            self.under_way = StepUnderWay::default();
+            return true;
         }
-        let train = &self.splits.train;
-        self.batch_x.clear();
-        self.batch_y.clear();
-        for &i in self.batches.next_batch() {
-            self.batch_x.extend_from_slice(&train.points[i]);
-            self.batch_y.push(train.labels[i]);
+        if self.under_way.gradient == 0 {
+            let train = &self.splits.train;
+            self.batch_x.clear();
+            self.batch_y.clear();
+            for &i in self.batches.next_batch() {
+                self.batch_x.extend_from_slice(&train.points[i]);
+                self.batch_y.push(train.labels[i]);
+            }
+            self.switch_if_due();
+            if self.mlp.has_dropout() {
+                // Dropout masks are drawn for the whole batch: such a step is one piece.
+                self.step_with_dropout();
+                return true;
+            }
+            self.grad.fill(0.0);
+            self.under_way = StepUnderWay { gradient: 1, row: 0, loss_sum: 0.0 };
         }
-        self.switch_if_due();
-        let lr = self.current_lr();
-        let dropout = self.mlp.has_dropout();
-        let loss = if dropout {
-            let masks = self.dropout.draw(&self.mlp, self.batch_y.len());
-            self.mlp.loss_and_grad_dropout(
-                &self.params,
-                &self.batch_x,
-                &self.batch_y,
-                masks,
-                &mut self.grad,
-                &mut self.ws,
-            )
-        } else {
-            self.mlp.loss_and_grad(&self.params, &self.batch_x, &self.batch_y, &mut self.grad, &mut self.ws)
-        };
-        self.last_batch_loss = loss;
+        let rows = self.batch_y.len();
+        let inputs = self.batch_x.len() / rows.max(1);
+        let StepUnderWay { gradient, row, loss_sum } = self.under_way;
+        let end = row + max_rows.max(1).min(rows - row);
+        let at = if gradient == 1 { &self.params } else { &self.perturbed };
+        let (x, y) = (&self.batch_x[row * inputs..end * inputs], &self.batch_y[row..end]);
+        let loss_sum = self.mlp.accumulate_loss_and_grad(at, x, y, None, rows, loss_sum, &mut self.grad, &mut self.ws);
+        self.under_way = StepUnderWay { gradient, row: end, loss_sum };
+        if end < rows {
+            return false;
+        }
+        if gradient == 1 {
+            let loss = loss_sum * (1.0 / rows as f64);
+            self.last_batch_loss = loss;
+            self.last_grad_norm = self.grad.iter().map(|g| g * g).sum::<f64>().sqrt();
+            if let Some(sam) = &self.sam {
+                // Gradient at w + e on the same minibatch; the base optimiser then steps from w with it.
+                ascent_direction(sam, &self.params, &self.grad, &mut self.epsilon);
+                for ((p, &w), &e) in self.perturbed.iter_mut().zip(&self.params).zip(&self.epsilon) {
+                    *p = w + e;
+                }
+                self.grad.fill(0.0);
+                self.under_way = StepUnderWay { gradient: 2, row: 0, loss_sum: 0.0 };
+                return false;
+            }
+        }
+        self.under_way = StepUnderWay::default();
+        self.finish_step();
+        true
+    }
+
+    /// A whole step with dropout (the batch is the batch just drawn): both
+    /// gradients with the same masks, SAM's too (davda54/sam's usage).
+    fn step_with_dropout(&mut self) {
+        let masks = self.dropout.draw(&self.mlp, self.batch_y.len());
+        let (x, y) = (&self.batch_x, &self.batch_y);
+        self.last_batch_loss = self.mlp.loss_and_grad_dropout(&self.params, x, y, masks, &mut self.grad, &mut self.ws);
         self.last_grad_norm = self.grad.iter().map(|g| g * g).sum::<f64>().sqrt();
         if let Some(sam) = &self.sam {
-            // Gradient at w + e on the same minibatch; the base optimiser then steps from w with it.
             ascent_direction(sam, &self.params, &self.grad, &mut self.epsilon);
             for ((p, &w), &e) in self.perturbed.iter_mut().zip(&self.params).zip(&self.epsilon) {
                 *p = w + e;
             }
-            if dropout {
-                // The same units dropped as for the first gradient (davda54/sam's usage).
-                let (x, y, masks) = (&self.batch_x, &self.batch_y, &self.dropout.masks);
-                self.mlp.loss_and_grad_dropout(&self.perturbed, x, y, masks, &mut self.grad, &mut self.ws);
-            } else {
-                self.mlp.loss_and_grad(&self.perturbed, &self.batch_x, &self.batch_y, &mut self.grad, &mut self.ws);
-            }
+            let masks = &self.dropout.masks;
+            self.mlp.loss_and_grad_dropout(&self.perturbed, x, y, masks, &mut self.grad, &mut self.ws);
         }
+        self.finish_step();
+    }
+
+    /// Whether a step is part-way through (see [`Run::step_piece`]).
+    pub fn step_under_way(&self) -> bool {
+        self.under_way.gradient != 0
+    }
+
+    /// The end of a step, once its gradient is complete: the optimiser's update,
+    /// divergence checks, metric logging and checkpoints.
+    fn finish_step(&mut self) {
+        let lr = self.current_lr();
+        let loss = self.last_batch_loss;
         self.optimizer.step(&mut self.params, &self.grad, lr);
         self.step += 1;
         if !loss.is_finite() || !self.last_grad_norm.is_finite() {
@@ -376,6 +451,54 @@ impl Run {
             ood_acc,
             grad_norm: self.last_grad_norm,
         }
+    }
+
+    /// Works on `eval`, an evaluation of the current parameters as
+    /// [`Run::evaluate`] does it, for at least `min_rows` more rows (whole chunks
+    /// of [`EVAL_CHUNK`]) or to the end; returns the metrics once complete, with
+    /// exactly the bits of `evaluate`. An evaluation begun at an earlier step
+    /// starts again. A big net's metrics (5000 points through 6 x 64: tens of
+    /// milliseconds) are worked this way in the page, between other work.
+    pub fn evaluate_piece(&mut self, eval: &mut Evaluation, min_rows: usize) -> Option<MetricPoint> {
+        if eval.step != Some(self.step) {
+            *eval = Evaluation { step: Some(self.step), ..Evaluation::default() };
+        }
+        let s = &*self.splits;
+        let mut budget = min_rows.div_ceil(EVAL_CHUNK).max(1) * EVAL_CHUNK;
+        while eval.set < 3 {
+            let data = [&s.train, &s.id_test, &s.ood_test][eval.set];
+            let end = (eval.row + budget).min(data.len());
+            let x = &data.flat_points()[eval.row * 2..end * 2];
+            eval.sums = self.mlp.evaluate_sums(eval.sums, &self.params, x, &data.labels[eval.row..end], &mut self.ws);
+            budget -= end - eval.row;
+            eval.row = end;
+            if end < data.len() {
+                return None;
+            }
+            let n = data.len() as f64;
+            eval.done[eval.set] =
+                if data.is_empty() { (f64::NAN, f64::NAN) } else { (eval.sums.0 / n, eval.sums.1 as f64 / n) };
+            eval.set += 1;
+            eval.row = 0;
+            eval.sums = (0.0, 0);
+            // The next set's pieces must start at multiples of EVAL_CHUNK too.
+            budget -= budget % EVAL_CHUNK;
+            if budget == 0 && eval.set < 3 {
+                return None;
+            }
+        }
+        let [(train_loss, train_acc), (id_loss, id_acc), (ood_loss, ood_acc)] = eval.done;
+        Some(MetricPoint {
+            step: self.step,
+            lr: self.current_lr(),
+            train_loss,
+            train_acc,
+            id_loss,
+            id_acc,
+            ood_loss,
+            ood_acc,
+            grad_norm: self.last_grad_norm,
+        })
     }
 
     /// (mean loss, accuracy) of the current parameters on any labelled set:

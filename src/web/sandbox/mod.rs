@@ -17,7 +17,7 @@ use crate::metrics::MetricPoint;
 use crate::pair::{Pair, Training};
 use crate::settings::{config_from_settings, parse_query, settings_from_config, to_query, SETTINGS};
 use crate::sharpness_tracker::SharpnessTracker;
-use crate::train::Run;
+use crate::train::{Evaluation, Run};
 
 use super::boundary::{BoundaryPainter, PanelOptions, PlotRect};
 use super::curves::{self, CurveInput};
@@ -28,6 +28,10 @@ mod pinned;
 mod views;
 use super::landscape_view::LandscapePainter;
 
+/// Multiply-adds of one forward pass (rows x parameters) in one piece of a step
+/// worked piecewise: about a millisecond of a gradient in wasm. A step whose
+/// batch fits (the reference net's whole batch, and far more) is never split.
+const PIECE_WORK: usize = 1 << 21;
 /// Parameter snapshots kept per side for trajectories and the PCA plane
 /// (thinned to every second one when full, so they span the whole run).
 const CHECKPOINTS: usize = 64;
@@ -56,6 +60,10 @@ pub struct Sandbox {
     /// Steps at which the OOD set was changed in place.
     shift_marks: Vec<usize>,
     metrics_cache: Option<((usize, usize, u32, u32), String)>,
+    /// A big net's metrics evaluated a piece at a time (`metricsAdvance`), and
+    /// the last complete one per side with the generation it belongs to.
+    evals: [Evaluation; 2],
+    evaluated: [Option<(u32, MetricPoint)>; 2],
     clock: Clock,
     /// The landscape view: the last complete one (drawn) and the one being
     /// computed (drawn as it fills in while there is no complete one).
@@ -94,7 +102,7 @@ impl Sandbox {
         let (config, errors) = parse_settings(settings_query);
         let pair = new_pair(config);
         let trackers = new_trackers(&pair.config);
-        Sandbox {
+        let mut sandbox = Sandbox {
             slot: Some(pair),
             errors,
             generation: 0,
@@ -106,6 +114,8 @@ impl Sandbox {
             slicers: Slicers::default(),
             shift_marks: Vec::new(),
             metrics_cache: None,
+            evals: Default::default(),
+            evaluated: [None, None],
             clock: Clock::new(),
             landscape_settings: LiveSettings::default(),
             landscape_shown: None,
@@ -120,7 +130,9 @@ impl Sandbox {
             offload: offload::Offload::default(),
             study: None,
             pins: pinned::Pins::default(),
-        }
+        };
+        sandbox.note_initial_metrics();
+        sandbox
     }
 
     /// The problems with the last settings, as `[{"setting", "message"}]`.
@@ -172,11 +184,22 @@ impl Sandbox {
     /// The time-budgeted loop of `trainFor` and `stepFor`: a [`Training`] job
     /// run by the one driver, [`Slicer::work_for`].
     fn advance_for(&mut self, max_steps: u32, budget_ms: f64, stop_at_limit: bool) -> u32 {
-        let mut job = Training::new(max_steps as usize, stop_at_limit);
+        let mut job = Training::new(max_steps as usize, stop_at_limit).in_pieces(self.piece_rows());
         let pair = self.slot.as_mut().expect("a sandbox always holds a pair");
         let clock = &self.clock;
         self.slicers.training.work_for(&mut job, pair, budget_ms, &mut || clock.now());
         job.taken() as u32
+    }
+
+    /// Whether a pair step is part-way through: a side's step worked in pieces
+    /// (a big batch), or one side has stepped and the other not yet (the
+    /// sides step one after the other). Then `trainFor` and `stepFor` may
+    /// return 0 with work still to do.
+    #[wasm_bindgen(js_name = stepUnderWay)]
+    pub fn step_under_way(&self) -> bool {
+        let [l, r] = self.pair().sides();
+        let both_active = l.diverged.is_none() && r.diverged.is_none();
+        l.step_under_way() || r.step_under_way() || (both_active && l.step != r.step)
     }
 
     /// Exactly `n` more steps on each side that has not diverged, even past
@@ -227,12 +250,49 @@ impl Sandbox {
         });
         let pair = self.slot.as_mut().expect("a sandbox always holds a pair");
         for (i, (name, run)) in [("left", &mut pair.left), ("right", &mut pair.right)].into_iter().enumerate() {
-            out[name] = side_metrics(run);
+            let ready = self.evaluated[i].filter(|(g, p)| *g == self.generation && p.step == run.step).map(|(_, p)| p);
+            out[name] = side_metrics(run, ready);
             out[name]["sharpness"] = views::sharpness_metrics(&self.trackers[i], &run.live_side());
         }
         let text = out.to_string();
         self.metrics_cache = Some((key, text.clone()));
         text
+    }
+
+    /// Whether `metricsJson` would have to evaluate a run now (it moved since
+    /// its metrics were last computed) and that evaluation is long: every train,
+    /// ID and OOD point through a big net (more than `PIECE_WORK` multiply-adds,
+    /// a millisecond or more). The worker then answers a click with the last
+    /// snapshot and has `metricsAdvance` evaluate the runs in pieces meanwhile.
+    #[wasm_bindgen(js_name = metricsStale)]
+    pub fn metrics_stale(&self) -> bool {
+        (0..2).any(|i| self.needs_evaluation(i)) && self.evaluation_is_long()
+    }
+
+    /// Evaluates the runs' metrics at their current step a piece at a time
+    /// (about `PIECE_WORK` multiply-adds each) for about `budget_ms`, where
+    /// that is long (see `metricsStale`); `metricsJson` then uses them.
+    /// Returns whether an evaluation is still under way.
+    #[wasm_bindgen(js_name = metricsAdvance)]
+    pub fn metrics_advance(&mut self, budget_ms: f64) -> bool {
+        if !self.evaluation_is_long() {
+            return false;
+        }
+        let start = self.clock.now();
+        let rows = PIECE_WORK / self.pair().left.mlp.num_params().max(1);
+        for i in 0..2 {
+            while self.needs_evaluation(i) {
+                let generation = self.generation;
+                let pair = self.slot.as_mut().expect("a sandbox always holds a pair");
+                let run = if i == 0 { &mut pair.left } else { &mut pair.right };
+                if let Some(point) = run.evaluate_piece(&mut self.evals[i], rows) {
+                    self.evaluated[i] = Some((generation, point));
+                } else if self.clock.now() - start >= budget_ms {
+                    return true;
+                }
+            }
+        }
+        false
     }
 
     /// The settings that differ from the defaults, as a URL query without the
@@ -277,7 +337,7 @@ impl Sandbox {
         }
         let painter = self.painter.as_ref().expect("just set");
         let splits = &self.slot.as_ref().expect("a sandbox always holds a pair").splits;
-        let options = PanelOptions { show_train: true, show_ood, scale };
+        let options = PanelOptions { show_train: true, show_ood, scale, data_version: self.generation };
         self.plot_rects[i] = painter.draw(canvas, &self.fields[i], &splits.train, &splits.ood_test, &options)?;
         Ok(self.fields[i].in_progress())
     }
@@ -332,6 +392,7 @@ fn new_pair(config: RunConfig) -> Pair {
 
 /// Rust-side access for tests and other Rust code.
 impl Sandbox {
+    /// Both runs.
     pub fn pair(&self) -> &Pair {
         self.slot.as_ref().expect("a sandbox always holds a pair")
     }
@@ -340,12 +401,46 @@ impl Sandbox {
         self.slot.as_mut().expect("a sandbox always holds a pair")
     }
 
+    /// The problems with the last settings (each fell back to its default).
     pub fn errors(&self) -> &[ConfigError] {
         &self.errors
     }
 
+    /// Side `side`'s decision field (0 left, 1 right).
     pub fn field(&self, side: usize) -> &Field {
         &self.fields[side.min(1)]
+    }
+
+    /// Rows of the batch per piece when one step of this net is too long to
+    /// do in one go (more than `PIECE_WORK` multiply-adds a forward pass), else None.
+    fn piece_rows(&self) -> Option<usize> {
+        let pair = self.pair();
+        let rows = PIECE_WORK / pair.left.mlp.num_params().max(1);
+        (pair.config.training.batch_size > rows).then_some(rows.max(1))
+    }
+
+    /// Whether side `i`'s metrics at its current step have not been evaluated
+    /// yet (a diverged side shows its last logged ones).
+    fn needs_evaluation(&self, i: usize) -> bool {
+        let run = if i == 0 { &self.pair().left } else { &self.pair().right };
+        let evaluated = self.evaluated[i].filter(|(g, _)| *g == self.generation).map(|(_, p)| p.step);
+        run.diverged.is_none() && evaluated != Some(run.step)
+    }
+
+    /// New runs have just logged their metrics at step 0 (`Run::new`), with the
+    /// same evaluation as `metricsJson`'s: the first snapshot need not compute them again.
+    fn note_initial_metrics(&mut self) {
+        let generation = self.generation;
+        let pair = self.pair();
+        self.evaluated = [&pair.left, &pair.right].map(|r| r.history.last().map(|p| (generation, *p)));
+    }
+
+    /// Whether evaluating both runs' metrics takes long enough to be done in pieces.
+    fn evaluation_is_long(&self) -> bool {
+        let pair = self.pair();
+        let s = &pair.splits;
+        let points = s.train.len() + s.id_test.len() + s.ood_test.len();
+        points * pair.left.mlp.num_params() > PIECE_WORK
     }
 
     fn rebuild(&mut self, config: RunConfig) {
@@ -358,6 +453,8 @@ impl Sandbox {
         self.trackers = new_trackers(&config);
         self.slot = Some(new_pair(config));
         self.generation = self.generation.wrapping_add(1);
+        self.evals = Default::default();
+        self.note_initial_metrics();
         self.shift_marks.clear();
         self.slicers = Slicers::default();
     }
@@ -365,6 +462,13 @@ impl Sandbox {
     /// Swaps in the OOD test set of `shift`. Train and ID sets come from their
     /// own random streams, so they stay exactly as they were.
     fn set_shift(&mut self, shift: ShiftConfig) {
+        // Metrics known at each side's current step keep their train and ID
+        // figures: only the OOD set changes, so only it is evaluated again below.
+        let generation = self.generation;
+        let known: [Option<MetricPoint>; 2] = [0, 1].map(|i| {
+            let run = if i == 0 { &self.pair().left } else { &self.pair().right };
+            self.evaluated[i].filter(|(g, p)| *g == generation && p.step == run.step).map(|(_, p)| p)
+        });
         let pair = self.pair_mut();
         let ood_test = make_splits(&pair.config.data, &shift, pair.config.seed).ood_test;
         let old = &pair.splits;
@@ -379,6 +483,17 @@ impl Sandbox {
         self.landscape_pending = None;
         self.landscape_start = None;
         self.generation = self.generation.wrapping_add(1);
+        self.evals = Default::default();
+        let generation = self.generation;
+        let pair = self.slot.as_mut().expect("a sandbox always holds a pair");
+        for (i, run) in [&mut pair.left, &mut pair.right].into_iter().enumerate() {
+            self.evaluated[i] = known[i].map(|mut point| {
+                let splits = run.splits.clone();
+                // The same call, on the same set, as the OOD part of `Run::evaluate`.
+                (point.ood_loss, point.ood_acc) = run.evaluate_on(&splits.ood_test);
+                (generation, point)
+            });
+        }
         let step = self.current_step() as usize;
         if step > 0 && self.shift_marks.last() != Some(&step) {
             self.shift_marks.push(step);
@@ -411,9 +526,12 @@ impl Sandbox {
     }
 }
 
-fn side_metrics(run: &mut Run) -> Value {
-    let m: MetricPoint = match (&run.diverged, run.history.last()) {
-        (Some(_), Some(last)) => *last,
+/// One side's part of `metricsJson`; `ready`: its metrics at the current
+/// step, where `metricsAdvance` has evaluated them already.
+fn side_metrics(run: &mut Run, ready: Option<MetricPoint>) -> Value {
+    let m: MetricPoint = match (&run.diverged, run.history.last(), ready) {
+        (Some(_), Some(last), _) => *last,
+        (None, _, Some(point)) => point,
         _ => run.evaluate(),
     };
     let d = run.diverged.as_ref();
