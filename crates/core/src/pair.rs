@@ -25,6 +25,9 @@ pub struct Pair {
     pub left: Run,
     /// The run with the right-hand optimiser (`config.right`).
     pub right: Run,
+    /// The left side has taken its half of a pair step whose right half is
+    /// still to come (a [`Training`] job stopped between the two halves).
+    right_owes: bool,
 }
 
 impl Pair {
@@ -50,7 +53,7 @@ impl Pair {
         };
         let left = run(&config.left);
         let right = run(&config.right);
-        Ok(Pair { config, splits, initial_params, left, right })
+        Ok(Pair { config, splits, initial_params, left, right, right_owes: false })
     }
 
     /// Advances both sides by `n` steps.
@@ -85,31 +88,28 @@ impl Pair {
     }
 }
 
-/// Training both sides of a [`Pair`] as a [`Job`]: `steps` more steps on each
-/// side that has not diverged (with `to_budget`, none beyond the side's own
-/// budget, [`Run::steps_budget`]). A piece is one side's step, or with
-/// [`Training::in_pieces`] a piece of rows of it ([`Run::step_piece`]), so a
-/// full batch of 5000 points on a 6 x 64 net (tens of ms a step) never holds
-/// the page for long. The sides stay in lockstep across calls: a step left
-/// part-way is finished first, then the side behind goes. The results are the
-/// bits of [`Pair::train`]: the sides are independent, and a step worked in
-/// pieces is the same step.
+/// Training both sides of a [`Pair`] as a [`Job`]: `steps` more pair steps,
+/// a pair step being one step of each side that may step (it has not diverged
+/// and, with `to_budget`, is below its own budget, [`Run::steps_budget`]). A
+/// piece is one side's step, or with [`Training::in_pieces`] a piece of rows of
+/// it ([`Run::step_piece`]), so a full batch of 5000 points on a 6 x 64 net
+/// (tens of ms a step) never holds the page for long. A pair step left half
+/// done when a time budget ends is finished by the next job on the pair, so
+/// the sides never drift apart; the results are the bits of [`Pair::train`]
+/// (the sides are independent, and a step worked in pieces is the same step).
 #[derive(Clone, Copy, Debug)]
 pub struct Training {
     steps: usize,
     to_budget: bool,
     rows: Option<usize>,
-    /// Both sides' step count (the trailing one's) when the job began, and the target.
-    start: Option<(usize, usize)>,
-    /// Steps completed by every active side since the start.
     completed: usize,
     stalled: bool,
 }
 
 impl Training {
-    /// `steps` more steps on each side; with `to_budget`, none beyond the side's own budget.
+    /// `steps` more pair steps; with `to_budget`, none beyond a side's own budget.
     pub fn new(steps: usize, to_budget: bool) -> Training {
-        Training { steps, to_budget, rows: None, start: None, completed: 0, stalled: false }
+        Training { steps, to_budget, rows: None, completed: 0, stalled: false }
     }
 
     /// Works a step `rows` rows of the batch at a time (None: whole steps).
@@ -118,52 +118,52 @@ impl Training {
         self
     }
 
-    /// Steps completed so far by every side still training (a step part-way does not count).
+    /// Pair steps completed so far (a pair step half done does not count).
     pub fn taken(&self) -> usize {
         self.completed
+    }
+
+    fn may_step(&self, run: &Run) -> bool {
+        run.step_under_way() || (run.diverged.is_none() && (!self.to_budget || run.step < run.steps_budget))
+    }
+
+    /// One piece of `run`'s step; true once that step is complete.
+    fn piece(&self, run: &mut Run) -> bool {
+        match self.rows {
+            Some(rows) => run.step_piece(rows),
+            None => {
+                run.step();
+                true
+            }
+        }
     }
 }
 
 impl Job<Pair> for Training {
     fn advance(&mut self, pair: &mut Pair) -> bool {
-        if self.stalled {
+        if self.is_done() {
             return true;
         }
-        let active = |run: &Run| run.diverged.is_none();
-        let trailing = pair.sides().iter().filter(|r| active(r)).map(|r| r.step).min();
-        let Some(trailing) = trailing else {
-            self.stalled = true; // both diverged
-            return true;
-        };
-        let (start, target) = *self.start.get_or_insert((trailing, trailing + self.steps));
-        self.completed = trailing - start;
-        // A step part-way first; else the side behind (left on a tie), while it may still step.
-        let may_step = |run: &Run| active(run) && run.step < target && (!self.to_budget || run.step < run.steps_budget);
-        let [left, right] = pair.sides_mut();
-        let side = if left.step_under_way() {
-            Some(left)
-        } else if right.step_under_way() {
-            Some(right)
-        } else {
-            match (may_step(left), may_step(right)) {
-                (true, true) if right.step < left.step => Some(right),
-                (true, _) => Some(left),
-                (false, true) => Some(right),
-                (false, false) => None,
+        if !pair.right_owes {
+            // The left half of the next pair step (skipped when the left may not step).
+            if !(self.may_step(&pair.left) || self.may_step(&pair.right)) {
+                self.stalled = true; // both diverged or at their budgets
+                return true;
             }
-        };
-        match side {
-            None => self.stalled = true,
-            Some(run) => match self.rows {
-                Some(rows) => {
-                    run.step_piece(rows);
+            if self.may_step(&pair.left) {
+                if !self.piece(&mut pair.left) {
+                    return false;
                 }
-                None => run.step(),
-            },
+            }
+            pair.right_owes = true;
+            return false;
         }
-        let trailing = pair.sides().iter().filter(|r| active(r)).map(|r| r.step).min().unwrap_or(start);
-        self.completed = trailing.saturating_sub(start);
-        self.stalled
+        if self.may_step(&pair.right) && !self.piece(&mut pair.right) {
+            return false;
+        }
+        pair.right_owes = false;
+        self.completed += 1;
+        self.is_done()
     }
 
     fn progress(&self) -> f64 {
@@ -174,9 +174,16 @@ impl Job<Pair> for Training {
         }
     }
 
-    /// Done once neither side has anything left to do (found by the piece that tries).
     fn is_done(&self) -> bool {
-        self.stalled
+        self.stalled || self.completed >= self.steps
+    }
+}
+
+impl Pair {
+    /// Whether a pair step is part-way: a side's step worked in pieces, or the
+    /// left half taken and the right half still to come.
+    pub fn step_under_way(&self) -> bool {
+        self.right_owes || self.left.step_under_way() || self.right.step_under_way()
     }
 }
 
@@ -235,10 +242,23 @@ mod tests {
             let steps = [by_job.left.step, by_job.right.step];
             assert!(steps[0].abs_diff(steps[1]) <= 1, "lockstep: {steps:?}");
         }
-        finish(&mut Training::new(0, false), &mut by_job); // a step left part-way is finished
+        assert!(!by_job.step_under_way(), "each call's job counts only whole pair steps");
         for (a, b) in by_job.sides().iter().zip(at_once.sides()) {
             assert_eq!((a.step, &a.params), (12, &b.params), "same bits");
         }
+    }
+
+    #[test]
+    fn training_to_budget_stops_each_side_at_its_own_and_explicit_steps_move_both() {
+        let settings = [("points", "64"), ("steps", "10"), ("left-steps", "4")];
+        let (config, errors) = crate::settings::config_from_settings(settings.into_iter());
+        assert!(errors.is_empty(), "{errors:?}");
+        let mut p = Pair::new(config).unwrap();
+        finish(&mut Training::new(1000, true), &mut p);
+        assert_eq!([p.left.step, p.right.step], [4, 10], "each side's own budget");
+        let mut job = Training::new(3, false);
+        finish(&mut job, &mut p);
+        assert_eq!(([p.left.step, p.right.step], job.taken()), ([7, 13], 3), "step(n) moves both sides n");
     }
 
     #[test]

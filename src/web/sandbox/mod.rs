@@ -191,15 +191,12 @@ impl Sandbox {
         job.taken() as u32
     }
 
-    /// Whether a pair step is part-way through: a side's step worked in pieces
-    /// (a big batch), or one side has stepped and the other not yet (the
-    /// sides step one after the other). Then `trainFor` and `stepFor` may
-    /// return 0 with work still to do.
+    /// Whether a pair step is part-way through (a big batch worked in pieces,
+    /// or one side stepped and the other not yet): then `trainFor` and
+    /// `stepFor` may return 0 with work still to do.
     #[wasm_bindgen(js_name = stepUnderWay)]
     pub fn step_under_way(&self) -> bool {
-        let [l, r] = self.pair().sides();
-        let both_active = l.diverged.is_none() && r.diverged.is_none();
-        l.step_under_way() || r.step_under_way() || (both_active && l.step != r.step)
+        self.pair().step_under_way()
     }
 
     /// Exactly `n` more steps on each side that has not diverged, even past
