@@ -150,10 +150,8 @@ impl Job<Pair> for Training {
                 self.stalled = true; // both diverged or at their budgets
                 return true;
             }
-            if self.may_step(&pair.left) {
-                if !self.piece(&mut pair.left) {
-                    return false;
-                }
+            if self.may_step(&pair.left) && !self.piece(&mut pair.left) {
+                return false;
             }
             pair.right_owes = true;
             return false;
@@ -251,7 +249,7 @@ mod tests {
     #[test]
     fn training_to_budget_stops_each_side_at_its_own_and_explicit_steps_move_both() {
         let settings = [("points", "64"), ("steps", "10"), ("left-steps", "4")];
-        let (config, errors) = crate::settings::config_from_settings(settings.into_iter());
+        let (config, errors) = crate::settings::config_from_settings(settings);
         assert!(errors.is_empty(), "{errors:?}");
         let mut p = Pair::new(config).unwrap();
         finish(&mut Training::new(1000, true), &mut p);
