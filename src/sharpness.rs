@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use crate::activation::Activation;
 use crate::config::DEFAULT_RHO;
 use crate::data::Dataset;
-use crate::hessian::{HessianOperator, Hutchinson, PowerIteration};
+use crate::hessian::{spectrum, HessianOperator, Hutchinson, PowerIteration, MAX_DENSE_PARAMS};
 use crate::model::{Mlp, Workspace};
 use crate::rng::Rng;
 
@@ -354,6 +354,9 @@ enum Stage {
     Rho,
     Adaptive,
     Average,
+    /// The dense Hessian (one piece), then its eigenvalues (another): each
+    /// tens of ms for the reference net in wasm, so two pieces, not one.
+    Dense,
     Spectrum,
     Done,
 }
@@ -377,6 +380,8 @@ pub struct SharpnessJob {
     /// lambda_max and the trace in progress (a product per call).
     power: Option<PowerIteration>,
     trace: Option<(Hutchinson, Rng)>,
+    /// The dense Hessian between its two stages (None above `MAX_DENSE_PARAMS`).
+    dense: Option<nalgebra::DMatrix<f64>>,
     report: SharpnessReport,
 }
 
@@ -412,6 +417,7 @@ impl SharpnessJob {
             stage: Stage::LambdaMax,
             power: None,
             trace: None,
+            dense: None,
             report,
         }
     }
@@ -423,7 +429,7 @@ impl SharpnessJob {
 
     /// Fraction of the measures done, in [0, 1].
     pub fn progress(&self) -> f64 {
-        let total = if self.settings.spectrum { 7.0 } else { 6.0 };
+        let total = if self.settings.spectrum { 8.0 } else { 6.0 };
         let within = match self.stage {
             Stage::LambdaMax => self.power.as_ref().map_or(0.0, PowerIteration::progress),
             Stage::Trace => self.trace.as_ref().map_or(0.0, |(t, _)| t.progress()),
@@ -498,13 +504,18 @@ impl SharpnessJob {
                 r.average_sharpness = mean;
                 r.average_std_error = se;
                 if s.spectrum {
-                    Stage::Spectrum
+                    Stage::Dense
                 } else {
                     Stage::Done
                 }
             }
+            Stage::Dense => {
+                // As `HessianOperator::dense_spectrum`, in two pieces.
+                self.dense = (self.op.num_params() <= MAX_DENSE_PARAMS).then(|| self.op.dense());
+                Stage::Spectrum
+            }
             Stage::Spectrum => {
-                r.spectrum = self.op.dense_spectrum();
+                r.spectrum = self.dense.take().map(|h| spectrum(&h));
                 // An exact number beats an estimate of it: report the spectrum's trace.
                 if let Some(trace) = r.exact_trace() {
                     (r.trace, r.trace_std_error, r.trace_exact) = (trace, 0.0, true);

@@ -22,6 +22,7 @@ use super::boundary::{BoundaryPainter, PanelOptions, PlotRect};
 use super::curves::{self, CurveInput};
 use super::field::Field;
 
+mod grid;
 mod offload;
 mod views;
 use super::landscape_view::LandscapePainter;
@@ -80,6 +81,8 @@ pub struct Sandbox {
     offload: offload::Offload,
     /// A study trained on the CPU, a little per frame.
     study: Option<offload::CpuStudy>,
+    /// The study panel's grid study (see `grid.rs`).
+    grid: Option<grid::PageGrid>,
 }
 
 #[wasm_bindgen]
@@ -119,6 +122,7 @@ impl Sandbox {
             gpu: None,
             offload: offload::Offload::default(),
             study: None,
+            grid: None,
         }
     }
 
