@@ -241,6 +241,7 @@ impl HessianOperator {
         let rows = c.rows;
         let mut h = DMatrix::<f64>::zeros(p, p);
         let mut response = vec![0.0; p];
+        let mut acc = vec![0.0; p];
         for (m, layer) in c.mlp.layers.iter().enumerate() {
             let (fi, fo) = (layer.fan_in, layer.fan_out);
             let col0 = layer.weight_offset;
@@ -254,11 +255,22 @@ impl HessianOperator {
                     r_pass(c, &mut self.scratch, r, Tangent::Impulse { layer: m, unit: j }, &mut response);
                     responses.column_mut(r).copy_from_slice(&response[col0..]);
                 }
-                let block = &responses * &inputs; // ncols x (fan_in + 1)
+                // block = responses * inputs (ncols x (fan_in + 1)), summed over the rows in
+                // order: not nalgebra's product, whose matrixmultiply kernels differ
+                // between x86 (FMA) and wasm in the last bit, so that the Hessian is
+                // the same bits on every platform (a study's results are).
                 for i in 0..=fi {
+                    let acc = &mut acc[..ncols];
+                    acc.fill(0.0);
+                    for r in 0..rows {
+                        let a = inputs[(r, i)];
+                        for (s, &x) in acc.iter_mut().zip(responses.column(r).iter()) {
+                            *s += x * a;
+                        }
+                    }
                     let row = if i < fi { layer.weight_offset + j * fi + i } else { layer.bias_offset + j };
-                    for col in 0..ncols {
-                        h[(row, col0 + col)] = block[(col, i)];
+                    for (col, &v) in acc.iter().enumerate() {
+                        h[(row, col0 + col)] = v;
                     }
                 }
             }

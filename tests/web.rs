@@ -8,6 +8,8 @@
 
 #[path = "support/golden.rs"]
 mod golden;
+#[path = "support/study_identity.rs"]
+mod study_identity;
 
 use flatminima::web::field::{data_to_grid, Field, GRID};
 use flatminima::web::palette;
@@ -540,4 +542,46 @@ fn a_big_nets_field_is_computed_over_several_draws() {
     while sb.draw_boundary(0, &canvas, false, 1.0).unwrap() {}
     assert_eq!(sb.field(0).probs_at(40, 70), at_once(&reference), "then step 1's");
     assert_ne!(at_once(&reference), at_once(&Sandbox::from_settings(settings)), "the step changed the field");
+}
+
+#[wasm_bindgen_test]
+fn the_page_s_grid_study_equals_the_native_one_byte_for_byte() {
+    use study_identity as id;
+    let mut sb = Sandbox::from_settings(id::QUERY);
+    assert!(sb.errors().is_empty());
+    // Bad input is refused by name, and nothing starts.
+    let bad = |sb: &mut Sandbox, axes: &str, draws: u32| sb.grid_start(axes, draws, 1, f64::NAN, 10).is_err();
+    assert!(bad(&mut sb, "lr=abc", 1));
+    assert!(bad(&mut sb, "nonsense=1,2", 1));
+    assert!(bad(&mut sb, "lr=0.1", 0));
+    assert!(bad(&mut sb, "lr=0.1,0.2", 4000), "more pairs than the page takes");
+    assert_eq!(sb.grid_result_json(), "null");
+    sb.grid_start(id::AXES, id::DATA_SEEDS as u32, id::SEEDS as u32, id::UNTIL_TRAIN_LOSS, id::CHECK_EVERY as u32)
+        .unwrap();
+    let mut calls = 0;
+    let mut last = 0.0;
+    loop {
+        let p = sb.grid_advance(0.5);
+        assert!(p >= last && p <= 1.0, "progress {last} -> {p}");
+        last = p;
+        calls += 1;
+        if p >= 1.0 {
+            break;
+        }
+    }
+    assert!(calls > 10, "a 0.5 ms budget takes many calls, got {calls}");
+    assert_eq!(sb.grid_counts()[..2], [16.0, 16.0]);
+    let (got, want) = (sb.grid_result_json(), id::FIXTURE.trim_end());
+    if got != want {
+        // Where they part, not 30 KB of JSON.
+        let at = got.bytes().zip(want.bytes()).position(|(a, b)| a != b).unwrap_or(got.len().min(want.len()));
+        let window = |s: &str| s.get(at.saturating_sub(120)..(at + 80).min(s.len())).unwrap_or("").to_string();
+        panic!(
+            "wasm differs from the native study at byte {at}:\n wasm:   {}\n native: {}",
+            window(&got),
+            window(want)
+        );
+    }
+    sb.grid_cancel();
+    assert_eq!(sb.grid_result_json(), "null");
 }
