@@ -59,6 +59,16 @@ const EVENT_EVERY_MS = 500;
 /** The study button's run: seeds per side (two networks each) and steps. */
 const STUDY_REPLICAS = 128;
 const STUDY_STEPS = 1000;
+/** The study panel's defaults: data draws, seeds per draw, matched-loss target. */
+const GRID_DRAWS = 4;
+const GRID_SEEDS = 2;
+const GRID_TARGET = 0.1;
+const GRID_CHECK_EVERY = 10;
+/** Sharpness measures of a grid study's runs (src/study_grid.rs RunSharpness) and their labels. */
+const GRID_MEASURES = [["lambda_max", "λ_max"], ["trace", "Hessian trace"], ["eps_sharpness", "ε-sharpness"],
+  ["rho_sharpness", "ρ-sharpness"], ["adaptive_sharpness", "adaptive sharpness"], ["average_sharpness", "average sharpness"]];
+/** Okabe-Ito, for colouring dots by an axis or a draw (the sides keep their own colours). */
+const GRID_COLOURS = ["#0072b2", "#e69f00", "#cc79a7", "#56b4e9", "#d55e00", "#009e73", "#f0e442", "#000000"];
 /** Most steps one step(n) call takes. */
 const MAX_STEP_CALL = 100_000;
 /** Steps the Step button takes. */
@@ -161,6 +171,37 @@ const TEMPLATE = `
         <progress class="fm-study-progress" max="1" value="0" hidden aria-label="study progress"></progress>
         <span class="fm-study-result" aria-live="polite">Is one run luck? Train ${2 * STUDY_REPLICAS} networks (${STUDY_STEPS} steps each) and see.</span>
       </div>
+      <section class="fm-grid" aria-label="Study: does flatness predict OOD accuracy?">
+        <h3>Study: does flatness predict OOD accuracy?</h3>
+        <p class="fm-grid-help">Trains both sides with these settings on several data draws and seeds, optionally over a grid of
+          settings, measures every run (sharpness, train / ID / OOD accuracy) and says what the numbers support.</p>
+        <div class="fm-grid-form">
+          <span class="fm-grid-axes">${[0, 1, 2].map((i) => `<span class="fm-grid-axis"><select name="grid-axis-${i}" aria-label="axis ${i + 1}: a setting to vary"><option value="">(no axis)</option></select>
+            <input name="grid-values-${i}" placeholder="values, e.g. 0.01,0.1,0.5" aria-label="axis ${i + 1}: values, comma-separated"></span>`).join("")}</span>
+          <label class="fm-inline">Data draws <input type="number" name="grid-draws" min="1" max="256" value="${GRID_DRAWS}"></label>
+          <label class="fm-inline">Seeds per draw <input type="number" name="grid-seeds" min="1" max="256" value="${GRID_SEEDS}"></label>
+          <label class="fm-inline">Stop <select name="grid-stop"><option value="steps">after the page's steps</option><option value="loss">at a train loss of (matched loss)</option></select></label>
+          <input type="number" name="grid-target" min="0" step="any" value="${GRID_TARGET}" aria-label="target train loss" hidden>
+          <button type="button" class="fm-grid-run fm-primary">Study</button>
+          <button type="button" class="fm-grid-cancel" hidden>Cancel</button>
+          <progress class="fm-grid-progress" max="1" value="0" hidden aria-label="study progress"></progress>
+          <span class="fm-grid-status" aria-live="polite"></span>
+        </div>
+        <div class="fm-grid-results" hidden>
+          <div class="fm-grid-view">
+            <label class="fm-inline">Sharpness <select name="grid-measure">${GRID_MEASURES.map(([k, t]) => `<option value="${k}">${t}</option>`).join("")}</select></label>
+            <label class="fm-inline">Colour by <select name="grid-colour"><option value="side">side</option><option value="draw">data draw</option></select></label>
+            <label class="fm-inline"><input type="checkbox" name="grid-matched"> matched loss</label>
+          </div>
+          <div class="fm-grid-plots">
+            <figure class="fm-grid-scatter"><figcaption class="fm-grid-scatter-title"></figcaption><svg class="fm-grid-scatter-svg" viewBox="0 0 420 300" role="img"></svg>
+              <div class="fm-grid-legend"></div></figure>
+            <figure class="fm-grid-hist"><figcaption class="fm-grid-hist-title"></figcaption><svg class="fm-grid-hist-svg" viewBox="0 0 420 300" role="img"></svg></figure>
+          </div>
+          <p class="fm-grid-verdict" aria-live="polite"></p>
+          <ul class="fm-grid-warnings"></ul>
+        </div>
+      </section>
       <section class="fm-landscape" aria-label="Loss landscape and sharpness">
         <div class="fm-land-toolbar">
           <h3>Loss landscape</h3>
@@ -229,6 +270,75 @@ const formatAcc = (v) => (v == null ? "–" : (100 * v).toFixed(1) + "%");
 const formatGap = (v) => (v == null ? "–" : (v >= 0 ? "" : "−") + (100 * Math.abs(v)).toFixed(1) + " pts");
 const escapeHtml = (s) => String(s).replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]);
 
+// ----- the study panel's plots (SVG strings; a few hundred markers at most) -----
+
+const signed = (v, digits = 2) => (v > 0 ? "+" : v < 0 ? "−" : "") + Math.abs(v).toFixed(digits);
+/** About five round tick values over [lo, hi]. */
+function ticks(lo, hi) {
+  const step0 = (hi - lo) / 5 || 1, mag = 10 ** Math.floor(Math.log10(step0));
+  const step = [1, 2, 5, 10].map((k) => k * mag).find((k) => k >= step0) || step0;
+  const out = [];
+  for (let t = Math.ceil(lo / step) * step; t <= hi + 1e-9 * step; t += step) out.push(Number(t.toPrecision(12)));
+  return out;
+}
+/** A run's marker at (x, y): circle for the left side, triangle for the right (shape carries the side, not only colour). */
+function marker(x, y, side, fill, filled) {
+  const paint = filled ? `fill="${fill}" stroke="#1f2328" stroke-width="0.6"` : `fill="none" stroke="${fill}" stroke-width="1.2"`;
+  return side === 0 ? `<circle cx="${x.toFixed(1)}" cy="${y.toFixed(1)}" r="3.4" ${paint}/>`
+    : `<path d="M${x.toFixed(1)},${(y - 4.2).toFixed(1)}l3.8,6.6h-7.6z" ${paint}/>`;
+}
+const PLOT = { left: 52, right: 410, top: 10, bottom: 258 };
+function axesSvg(xt, yt, sx, sy, xLabel, yLabel, fmtX = (v) => String(v)) {
+  const { left, right, top, bottom } = PLOT;
+  let svg = `<rect x="${left}" y="${top}" width="${right - left}" height="${bottom - top}" fill="none" stroke="#d6dadf"/>`;
+  for (const t of xt) svg += `<line x1="${sx(t)}" x2="${sx(t)}" y1="${bottom}" y2="${bottom + 4}" stroke="#5b636b"/><text x="${sx(t)}" y="${bottom + 16}" text-anchor="middle">${fmtX(t)}</text>`;
+  for (const t of yt) svg += `<line x1="${left - 4}" x2="${left}" y1="${sy(t)}" y2="${sy(t)}" stroke="#5b636b"/><text x="${left - 6}" y="${sy(t) + 4}" text-anchor="end">${t}</text>`;
+  return svg + `<text x="${(left + right) / 2}" y="${bottom + 34}" text-anchor="middle">${xLabel}</text>` +
+    `<text transform="translate(12 ${(top + bottom) / 2}) rotate(-90)" text-anchor="middle">${yLabel}</text>`;
+}
+/** Sharpness (log scale when it spans more than 20x) against OOD accuracy, one marker per run. */
+function scatterSvg(runs, measure, used, colour) {
+  if (!runs.length) return `<text x="210" y="150" text-anchor="middle">no run to plot (all diverged?)</text>`;
+  const xs = runs.map((r) => r[measure]), ys = runs.map((r) => 100 * r.ood[0].acc);
+  const [x0, x1] = [Math.min(...xs), Math.max(...xs)], [y0, y1] = [Math.min(...ys), Math.max(...ys)];
+  const log = x0 > 0 && x1 / x0 > 20;
+  const f = log ? Math.log10 : (v) => v;
+  const pad = (a, b) => [a - 0.05 * (b - a || 1), b + 0.05 * (b - a || 1)];
+  const [fx0, fx1] = pad(f(x0), f(x1)), [py0, py1] = pad(y0, y1);
+  const { left, right, top, bottom } = PLOT;
+  const sx = (v) => (left + ((v - fx0) / (fx1 - fx0)) * (right - left)).toFixed(1);
+  const sy = (v) => (bottom - ((v - py0) / (py1 - py0)) * (bottom - top)).toFixed(1);
+  const xt = log ? ticks(Math.ceil(fx0), Math.floor(fx1)).filter(Number.isInteger) : ticks(fx0, fx1);
+  const fmtX = log ? (t) => `1e${t}` : (t) => String(Number(t.toPrecision(3)));
+  let svg = axesSvg(xt, ticks(py0, py1), sx, sy, `${measure}${log ? " (log scale)" : ""}`, "OOD accuracy (%)", fmtX);
+  // Left-out runs first, under the others.
+  for (const r of [...runs.filter((q) => !used(q)), ...runs.filter(used)]) {
+    svg += marker(Number(sx(f(r[measure]))), Number(sy(100 * r.ood[0].acc)), r.side, used(r) ? colour(r) : "#888", used(r));
+  }
+  return svg;
+}
+/** The per-pair differences (points) as a histogram, with 0 (dashed), the mean and its interval over draws (band). */
+function histogramSvg(diffs, d) {
+  if (!diffs.length) return `<text x="210" y="150" text-anchor="middle">no pair where both sides trained</text>`;
+  const marks = [0, 100 * d.mean, ...(d.lo != null && d.hi != null ? [100 * d.lo, 100 * d.hi] : [])].filter(Number.isFinite);
+  let [lo, hi] = [Math.min(...diffs, ...marks), Math.max(...diffs, ...marks)];
+  if (hi - lo < 1e-9) { lo -= 1; hi += 1; }
+  const bins = Math.min(24, Math.max(6, Math.ceil(Math.sqrt(diffs.length)) + 2)), width = (hi - lo) / bins;
+  const counts = new Array(bins).fill(0);
+  for (const v of diffs) counts[Math.min(bins - 1, Math.floor((v - lo) / width))]++;
+  const top = Math.max(...counts);
+  const { left, right, top: y0, bottom } = PLOT;
+  const sx = (v) => (left + ((v - lo) / (hi - lo)) * (right - left)).toFixed(1);
+  const sy = (v) => (bottom - (v / (top * 1.1)) * (bottom - y0)).toFixed(1);
+  let svg = axesSvg(ticks(lo, hi), ticks(0, top * 1.1).filter(Number.isInteger), sx, sy, "right − left OOD accuracy (points)", "pairs",
+    (t) => signed(t, Math.abs(t) < 10 && !Number.isInteger(t) ? 1 : 0));
+  if (d.lo != null && d.hi != null) svg += `<rect x="${sx(100 * d.lo)}" y="${y0}" width="${(Number(sx(100 * d.hi)) - Number(sx(100 * d.lo))).toFixed(1)}" height="${bottom - y0}" fill="#0b5cad" opacity="0.15"/>`;
+  counts.forEach((c, k) => { if (c) svg += `<rect x="${sx(lo + k * width)}" y="${sy(c)}" width="${Math.max(1, Number(sx(lo + (k + 1) * width)) - Number(sx(lo + k * width)) - 1).toFixed(1)}" height="${(bottom - Number(sy(c))).toFixed(1)}" fill="#5b636b"/>`; });
+  svg += `<line x1="${sx(0)}" x2="${sx(0)}" y1="${y0}" y2="${bottom}" stroke="#1f2328" stroke-dasharray="4 3"/>`;
+  if (Number.isFinite(d.mean)) svg += `<line x1="${sx(100 * d.mean)}" x2="${sx(100 * d.mean)}" y1="${y0}" y2="${bottom}" stroke="#0b5cad" stroke-width="2"/>`;
+  return svg;
+}
+
 class FlatminimaSandbox extends HTMLElement {
   static get observedAttributes() {
     return [...SETTINGS, ...UI_ATTRIBUTES];
@@ -266,6 +376,10 @@ class FlatminimaSandbox extends HTMLElement {
   #nextId = 1;
   /** The study under way: its request id (a newer one replaces it). */
   #studyId = 0;
+  /** The grid study under way (request id), and the last finished one's JSON. */
+  #gridId = 0;
+  /** @type {any} */
+  #gridResult = null;
   #backend = { choice: "", backend: "cpu", note: "" };
   /** The view state the worker has been told. */
   #view = {
@@ -310,6 +424,10 @@ class FlatminimaSandbox extends HTMLElement {
       interp: q(".fm-interp"), lambda: q(".fm-lambda"), spectrum: q(".fm-spectrum"), sharpBody: q(".fm-sharp-table tbody"),
       thLeft: q(".fm-th-left"), thRight: q(".fm-th-right"), legendLeft: q(".fm-legend-left"), legendRight: q(".fm-legend-right"),
       studyRun: q(".fm-study-run"), studyProgress: q(".fm-study-progress"), studyResult: q(".fm-study-result"),
+      grid: q(".fm-grid"), gridRun: q(".fm-grid-run"), gridCancel: q(".fm-grid-cancel"), gridProgress: q(".fm-grid-progress"),
+      gridStatus: q(".fm-grid-status"), gridResults: q(".fm-grid-results"), gridScatter: q(".fm-grid-scatter-svg"),
+      gridScatterTitle: q(".fm-grid-scatter-title"), gridLegend: q(".fm-grid-legend"), gridHist: q(".fm-grid-hist-svg"),
+      gridHistTitle: q(".fm-grid-hist-title"), gridVerdict: q(".fm-grid-verdict"), gridWarnings: q(".fm-grid-warnings"),
     };
     const e = this.#els;
     const named = [e.panels[0].canvas, e.panels[1].canvas, e.loss, e.acc,
@@ -434,8 +552,18 @@ class FlatminimaSandbox extends HTMLElement {
    * (see the README). On the GPU when it is in use, else on the CPU in the
    * worker. Rejects on counts out of range (or too many parameters in all), and
    * with an Error named "AbortError" when a newer study or new runs replace it.
+   *
+   * With any of `axes`, `dataSeeds`, `seeds`, `untilTrainLoss` it is a grid
+   * study instead (the study panel's): `axes` ("lr=0.01,0.1; batch-size=8,32",
+   * or {lr: [0.01, 0.1]}) over the current settings, `dataSeeds` data draws x
+   * `seeds` seeds per draw (defaults 4 and 2), the page's steps, or with
+   * `untilTrainLoss` the matched-loss rule (checked every `checkEvery` = 10
+   * steps); it resolves to `flatminima study`'s JSON (spec, cells, runs,
+   * stats) plus `ms` and `longest_piece_ms`, shown in the panel. On the CPU.
    */
-  async study({ replicas = STUDY_REPLICAS, steps = STUDY_STEPS } = {}) {
+  async study(options = {}) {
+    if (["axes", "dataSeeds", "seeds", "untilTrainLoss", "checkEvery"].some((k) => k in options)) return this.#studyGrid(options);
+    const { replicas = STUDY_REPLICAS, steps = STUDY_STEPS } = options;
     for (const name of /** @type {const} */ (["replicas", "steps"])) {
       const value = { replicas, steps }[name], max = this.#limits[name];
       if (!Number.isInteger(value) || value < 1 || value > max) throw new RangeError(`${name}: expected an integer from 1 to ${max}, got ${value}`);
@@ -448,6 +576,36 @@ class FlatminimaSandbox extends HTMLElement {
     const report = await reply;
     this.#showStudy(report);
     return report;
+  }
+
+  /** The grid study of `study()`: checks the options, runs it in the worker, shows it in the panel. */
+  async #studyGrid({ axes = "", dataSeeds = GRID_DRAWS, seeds = GRID_SEEDS, untilTrainLoss = null, checkEvery = GRID_CHECK_EVERY, ...rest }) {
+    const extra = Object.keys(rest);
+    if (extra.length) throw new RangeError(`${extra.join(", ")}: not an option of a grid study (it uses the page's steps); use axes, dataSeeds, seeds, untilTrainLoss, checkEvery`);
+    for (const [name, value] of /** @type {const} */ ([["dataSeeds", dataSeeds], ["seeds", seeds], ["checkEvery", checkEvery]])) {
+      if (!Number.isInteger(value) || value < 1) throw new RangeError(`${name}: expected a whole number of at least 1, got ${value}`);
+    }
+    if (untilTrainLoss !== null && !(typeof untilTrainLoss === "number" && untilTrainLoss > 0 && Number.isFinite(untilTrainLoss))) {
+      throw new RangeError(`untilTrainLoss: expected a positive number (a mean cross-entropy, e.g. 0.1) or null, got ${untilTrainLoss}`);
+    }
+    const text = typeof axes === "string" ? axes
+      : Object.entries(axes || {}).map(([k, v]) => `${k}=${(Array.isArray(v) ? v : [v]).join(",")}`).join("; ");
+    if (this.#fatal) throw new Error(this.#fatal);
+    this.#flushSettings();
+    const reply = this.#request({ type: "grid", axes: text, dataSeeds, seeds, untilTrainLoss, checkEvery });
+    const id = this.#nextId - 1;
+    this.#gridId = id;
+    this.#showGridProgress({ progress: 0, runs: 0, total: 0 });
+    try {
+      this.#gridResult = await reply;
+    } catch (err) {
+      // A study replaced by a newer one is not a failure: the newer one shows its own progress.
+      if (this.#gridId === id) this.#gridDone(`Study stopped: ${errorText(err)}.`);
+      throw err;
+    }
+    this.#gridDone("");
+    this.#renderGrid();
+    return this.#gridResult;
   }
 
   /** The non-default settings as a URL query (no "?"), UI attributes included. */
@@ -551,6 +709,7 @@ class FlatminimaSandbox extends HTMLElement {
         this.#palette = m.palette;
         this.#buildControls(m.schema);
         this.#limits = { replicas: m.schema.limits.study_replicas, steps: m.schema.limits.study_steps };
+        this.#buildGridAxes(m.schema.settings);
         break;
       case "state":
         this.#state(m);
@@ -568,6 +727,9 @@ class FlatminimaSandbox extends HTMLElement {
         break;
       case "study":
         if (this.#pending.has(this.#studyId)) this.#showStudy({ running: true, ...m });
+        break;
+      case "grid":
+        if (this.#pending.has(this.#gridId)) this.#showGridProgress(m);
         break;
       case "reply": {
         const waiting = this.#pending.get(m.id);
@@ -808,6 +970,7 @@ class FlatminimaSandbox extends HTMLElement {
     // A study replaced by a newer one is not a failure: the newer one shows its own progress.
     e.studyRun.addEventListener("click", () => this.study().catch((err) => err.name === "AbortError" || this.#showStudy({ error: errorText(err) })));
     this.#wireRotation();
+    this.#wireGrid();
   }
 
   /** Drag (or arrow keys) on either 3D view rotates both, so they stay comparable. */
@@ -874,6 +1037,120 @@ class FlatminimaSandbox extends HTMLElement {
       `${(state.ms / 1000).toFixed(1)} s. OOD accuracy, mean (min–max): ${state.left.label} ${acc(state.left.ood_acc)}, ${state.right.label} ${acc(state.right.ood_acc)}` +
       (p ? `; ${state.right.label} higher in ${p.right_higher}, lower in ${p.right_lower} of ${p.pairs} seeds` : "") +
       (diverged ? `; ${diverged} runs diverged` : "") + (state.note ? ` (${state.note})` : "") + ".";
+  }
+
+  // ----- the study panel (grid studies) ----------------------------------
+
+  /** The axis choices: every setting but the seed (the draws and seeds are their own inputs). */
+  #buildGridAxes(settings) {
+    for (const select of this.#els.grid.querySelectorAll('select[name^="grid-axis-"]')) {
+      if (select.options.length > 1) continue;
+      for (const spec of settings) if (spec.name !== "seed") select.add(new Option(spec.label, spec.name));
+    }
+  }
+
+  #wireGrid() {
+    const e = this.#els, field = (name) => e.grid.querySelector(`[name="${name}"]`);
+    const target = field("grid-target");
+    field("grid-stop").addEventListener("change", (ev) => { target.hidden = ev.target.value !== "loss"; });
+    for (const name of ["grid-measure", "grid-colour", "grid-matched"]) field(name).addEventListener("change", () => this.#renderGrid());
+    e.gridCancel.addEventListener("click", () => this.#post({ type: "gridCancel" }));
+    e.gridRun.addEventListener("click", () => {
+      const axes = [0, 1, 2].map((i) => [field(`grid-axis-${i}`).value, field(`grid-values-${i}`).value.trim()])
+        .filter(([name, values]) => name && values).map(([name, values]) => `${name}=${values}`).join("; ");
+      const options = {
+        axes, dataSeeds: Number(field("grid-draws").value), seeds: Number(field("grid-seeds").value),
+        untilTrainLoss: field("grid-stop").value === "loss" ? Number(target.value) : null,
+      };
+      this.study(options).catch((err) => err.name === "AbortError" || this.#gridDone(`Study not started: ${errorText(err)}`));
+    });
+  }
+
+  #showGridProgress({ progress, runs, total }) {
+    const e = this.#els;
+    e.gridRun.disabled = true;
+    e.gridCancel.hidden = false;
+    e.gridProgress.hidden = false;
+    e.gridProgress.value = progress;
+    e.gridStatus.textContent = total ? `${runs} of ${total} networks trained and measured${progress >= 0.97 ? ", computing the statistics…" : "…"}` : "starting…";
+  }
+
+  /** The study ended: its outcome in the status line (`message`, else the finished study's size and time). */
+  #gridDone(message) {
+    const e = this.#els, out = this.#gridResult;
+    e.gridRun.disabled = !!this.#fatal;
+    e.gridCancel.hidden = true;
+    e.gridProgress.hidden = true;
+    if (message || !out) { e.gridStatus.textContent = message; return; }
+    const s = out.spec, steps = s.base.training.steps.toLocaleString("en-US");
+    e.gridStatus.textContent = `${out.runs.length} networks: ${out.cells.length} cell${out.cells.length > 1 ? "s" : ""} × ${s.data_seeds} data draws × ${s.seeds} seeds × 2 sides, ` +
+      `${s.stop.kind === "train_loss" ? `until train loss ${s.stop.target} (at most ${steps} steps)` : `${steps} steps`} each, in ${(out.ms / 1000).toFixed(1)} s on the CPU.`;
+  }
+
+  /** The finished study: scatter, histogram, sentence and warnings, for the chosen measure, colour and mode. */
+  #renderGrid() {
+    const out = this.#gridResult, e = this.#els;
+    if (!out || !out.stats) return;
+    e.gridResults.hidden = false;
+    const field = (name) => /** @type {any} */ (e.grid.querySelector(`[name="${name}"]`));
+    const measure = field("grid-measure").value, label = GRID_MEASURES.find(([k]) => k === measure)[1];
+    const matchedRule = out.spec.stop.kind === "train_loss";
+    const mode = field("grid-matched").checked ? (matchedRule ? "matched" : "binned") : "raw";
+    const ev = out.stats.evaluations[0];
+    const row = ev.tau.find((t) => t.predictor === measure && t.target === "ood_acc" && t.mode === mode);
+    const sides = [out.cells[0].left, out.cells[0].right];
+    // Colour: the side, the data draw, or a training axis's value.
+    const colourSelect = field("grid-colour");
+    const axes = out.spec.axes.filter((a) => a.name !== "shift" && a.name !== "severity");
+    const options = ["side", "draw", ...axes.map((a) => a.name)];
+    if ([...colourSelect.options].map((o) => o.value).join() !== options.join()) {
+      const was = colourSelect.value;
+      colourSelect.replaceChildren(...options.map((o) => new Option(o === "draw" ? "data draw" : o, o)));
+      colourSelect.value = options.includes(was) ? was : "side";
+    }
+    const by = colourSelect.value;
+    const axis = axes.find((a) => a.name === by);
+    const valueOf = (r) => axis ? axis.values.indexOf(out.cells[r.cell].settings.find(([n]) => n === by)[1]) : r.draw;
+    const colour = (r) => (by === "side" ? this.#palette.sides[r.side] : GRID_COLOURS[valueOf(r) % GRID_COLOURS.length]);
+    const runs = out.runs.filter((r) => !r.diverged && Number.isFinite(r[measure]) && r.ood[0].acc != null);
+    const used = (r) => mode !== "matched" || r.reached_target === true;
+    const ci = (t) => (t.lo != null && t.hi != null ? ` [95% CI ${signed(t.lo)}, ${signed(t.hi)}]` : " (no interval)");
+    const modeText = { raw: "all runs", binned: "within train-loss bins (runs of similar train loss)", matched: `runs that reached train loss ${out.spec.stop.target}` }[mode];
+    e.gridScatterTitle.textContent = row && row.tau != null
+      ? `Kendall τ(${label}, OOD accuracy) = ${signed(row.tau)}${ci(row)} · ${modeText} · ${row.runs} runs`
+      : `Kendall τ(${label}, OOD accuracy): undefined for ${modeText} (too few runs, or ties only)`;
+    e.gridScatter.innerHTML = scatterSvg(runs, measure, used, colour);
+    e.gridScatter.setAttribute("aria-label", `${label} against OOD accuracy, one marker per run: circles ${sides[0]}, triangles ${sides[1]}`);
+    const legend = [`<span><svg viewBox="-5 -5 10 10" class="fm-grid-mark">${marker(0, 0, 0, this.#palette.sides[0], true)}</svg>left: ${escapeHtml(sides[0])}</span>`,
+      `<span><svg viewBox="-5 -5 10 10" class="fm-grid-mark">${marker(0, 0, 1, this.#palette.sides[1], true)}</svg>right: ${escapeHtml(sides[1])}</span>`];
+    if (by !== "side") {
+      const names = axis ? axis.values : Array.from({ length: out.spec.data_seeds }, (_, k) => `draw ${k + 1}`);
+      names.slice(0, GRID_COLOURS.length).forEach((n, k) => legend.push(`<span><span class="fm-dot" style="background:${GRID_COLOURS[k]}"></span>${escapeHtml(axis ? `${by}=${n}` : n)}</span>`));
+    }
+    if (mode === "matched") legend.push(`<span><svg viewBox="-5 -5 10 10" class="fm-grid-mark">${marker(0, 0, 0, "#888", false)}</svg>did not reach the target (left out)</span>`);
+    e.gridLegend.innerHTML = legend.join("");
+    // The paired difference per pair, with the interval over data draws.
+    const d = ev.paired[0].difference;
+    const diffs = [];
+    for (let i = 0; i + 1 < out.runs.length; i += 2) {
+      const [l, r] = [out.runs[i], out.runs[i + 1]];
+      if (!l.diverged && !r.diverged && l.ood[0].acc != null && r.ood[0].acc != null) diffs.push(100 * (r.ood[0].acc - l.ood[0].acc));
+    }
+    e.gridHistTitle.textContent = `${sides[1]} − ${sides[0]} OOD accuracy per pair (points): mean ${signed(100 * d.mean, 2)}` +
+      (d.lo != null && d.hi != null ? ` [95% CI ${signed(100 * d.lo, 2)}, ${signed(100 * d.hi, 2)}] over ${d.n} data draws` : " (one data draw: no interval)");
+    e.gridHist.innerHTML = histogramSvg(diffs, d);
+    e.gridHist.setAttribute("aria-label", `histogram of ${diffs.length} paired OOD accuracy differences`);
+    // One sentence from the measured numbers, and the other warnings.
+    const underfit = out.stats.warnings.find((w) => / underfits/.test(w));
+    const relation = !row || row.tau == null ? "no τ" : row.lo == null || row.hi == null ? "no interval"
+      : row.lo > 0 ? "sharper runs had the higher OOD accuracy here" : row.hi < 0 ? "flatter runs had the higher OOD accuracy here" : "no clear rank relation";
+    const tauText = row && row.tau != null ? `${label} vs OOD accuracy (${mode === "raw" ? "all runs" : mode === "binned" ? "within train-loss bins" : "at matched loss"}): τ = ${signed(row.tau)}${ci(row)}, ${relation}` : `${label} vs OOD accuracy: ${relation}`;
+    const verdict = ev.verdict.charAt(0).toUpperCase() + ev.verdict.slice(1);
+    e.gridVerdict.textContent = `${verdict}${underfit ? `; but ${underfit}` : ""}; ${tauText}.`;
+    const diverged = out.stats.diverged[0] + out.stats.diverged[1];
+    const rest = out.stats.warnings.filter((w) => w !== underfit);
+    if (diverged) rest.push(`${diverged} runs diverged (${out.stats.diverged[0]} left, ${out.stats.diverged[1]} right) and are not plotted`);
+    e.gridWarnings.replaceChildren(...rest.map((w) => Object.assign(document.createElement("li"), { textContent: w })));
   }
 
   #updatePlayButton() {
@@ -985,7 +1262,7 @@ class FlatminimaSandbox extends HTMLElement {
     this.#fatal = message;
     this.#playing = false;
     this.#updatePlayButton();
-    for (const b of [this.#els.play, this.#els.step, this.#els.reset, this.#els.studyRun]) b.disabled = true;
+    for (const b of [this.#els.play, this.#els.step, this.#els.reset, this.#els.studyRun, this.#els.gridRun]) b.disabled = true;
     this.#els.fatal.textContent = message;
     this.#els.fatal.hidden = false;
     this.#els.root.hidden = false;

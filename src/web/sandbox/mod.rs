@@ -22,7 +22,6 @@ use super::boundary::{BoundaryPainter, PanelOptions, PlotRect};
 use super::curves::{self, CurveInput};
 use super::field::Field;
 
-mod grid;
 mod offload;
 mod views;
 use super::landscape_view::LandscapePainter;
@@ -81,8 +80,6 @@ pub struct Sandbox {
     offload: offload::Offload,
     /// A study trained on the CPU, a little per frame.
     study: Option<offload::CpuStudy>,
-    /// The study panel's grid study (see `grid.rs`).
-    grid: Option<grid::PageGrid>,
 }
 
 #[wasm_bindgen]
@@ -122,7 +119,6 @@ impl Sandbox {
             gpu: None,
             offload: offload::Offload::default(),
             study: None,
-            grid: None,
         }
     }
 

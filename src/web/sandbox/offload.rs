@@ -203,6 +203,6 @@ impl Sandbox {
 
 /// JSON through `serde_json::Value`, as the rest of the sandbox writes it: one
 /// serializer in the module instead of one more per type (the bundle is embedded in blogs).
-pub(super) fn to_json<T: serde::Serialize>(value: &T) -> String {
+fn to_json<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_value(value).expect("plain data serialises").to_string()
 }
