@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use crate::activation::Activation;
 use crate::config::DEFAULT_RHO;
 use crate::data::Dataset;
-use crate::hessian::{spectrum, HessianOperator, Hutchinson, PowerIteration, MAX_DENSE_PARAMS};
+use crate::hessian::{spectrum, DenseHessian, HessianOperator, Hutchinson, PowerIteration, MAX_DENSE_PARAMS};
 use crate::model::{Mlp, Workspace};
 use crate::rng::Rng;
 
@@ -380,7 +380,9 @@ pub struct SharpnessJob {
     /// lambda_max and the trace in progress (a product per call).
     power: Option<PowerIteration>,
     trace: Option<(Hutchinson, Rng)>,
-    /// The dense Hessian between its two stages (None above `MAX_DENSE_PARAMS`).
+    /// The dense Hessian under way (a unit's block per call), then complete
+    /// until its eigenvalues are taken (None above `MAX_DENSE_PARAMS`).
+    dense_builder: Option<DenseHessian>,
     dense: Option<nalgebra::DMatrix<f64>>,
     report: SharpnessReport,
 }
@@ -417,6 +419,7 @@ impl SharpnessJob {
             stage: Stage::LambdaMax,
             power: None,
             trace: None,
+            dense_builder: None,
             dense: None,
             report,
         }
@@ -433,6 +436,7 @@ impl SharpnessJob {
         let within = match self.stage {
             Stage::LambdaMax => self.power.as_ref().map_or(0.0, PowerIteration::progress),
             Stage::Trace => self.trace.as_ref().map_or(0.0, |(t, _)| t.progress()),
+            Stage::Dense => self.dense_builder.as_ref().map_or(0.0, |d| d.progress(&self.op)),
             _ => 0.0,
         };
         ((self.stage as usize as f64 + within.min(0.99)) / total).min(1.0)
@@ -510,8 +514,15 @@ impl SharpnessJob {
                 }
             }
             Stage::Dense => {
-                // As `HessianOperator::dense_spectrum`, in two pieces.
-                self.dense = (self.op.num_params() <= MAX_DENSE_PARAMS).then(|| self.op.dense());
+                // As `HessianOperator::dense_spectrum`, a unit's block per call, then the eigenvalues.
+                if self.op.num_params() <= MAX_DENSE_PARAMS {
+                    let builder = self.dense_builder.get_or_insert_with(|| DenseHessian::new(&self.op));
+                    if !builder.step(&mut self.op) {
+                        return false;
+                    }
+                    let builder = self.dense_builder.take().expect("just stepped");
+                    self.dense = Some(builder.finish(&self.op));
+                }
                 Stage::Spectrum
             }
             Stage::Spectrum => {

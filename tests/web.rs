@@ -555,8 +555,8 @@ fn the_page_s_grid_study_equals_the_native_one_byte_for_byte() {
     assert!(bad(id::QUERY, "lr=0.1", 0).contains("data-seeds"));
     assert!(bad(id::QUERY, "lr=0.1,0.2", 4000).contains("more than the page's"));
     assert!(bad("lr=-5", "", 1).contains("lr"));
-    let mut grid = PageGrid::new(id::QUERY, id::AXES, id::DATA_SEEDS, id::SEEDS, id::UNTIL_TRAIN_LOSS, id::CHECK_EVERY)
-        .unwrap();
+    let mut grid =
+        PageGrid::new(id::QUERY, id::AXES, id::DATA_SEEDS, id::SEEDS, id::UNTIL_TRAIN_LOSS, id::CHECK_EVERY).unwrap();
     // A fake clock that moves 1 ms per reading: each call does a piece or two.
     let clock = std::cell::Cell::new(0.0);
     let now = || {

@@ -39,9 +39,9 @@ pub mod curves;
 pub mod field;
 #[cfg(feature = "gpu-page")]
 mod gpu_page;
-pub mod grid_study;
 #[cfg(feature = "page")]
 pub mod grid_net;
+pub mod grid_study;
 #[cfg(feature = "page")]
 pub mod landscape_view;
 pub mod live_bytes;
