@@ -68,12 +68,12 @@ async function runStudy(page, what) {
 
 test("a student's study: grid, progress, scatter with tau, histogram, verdict, matched loss", { timeout: 150_000 }, async () => {
   const { page, problems } = await open("?steps=150&points=100");
-  const { seen } = await runStudy(page, "2 lr x 2 draws x 2 seeds, 150 steps");
+  const { seen } = await runStudy(page, "the default form: 4 draws x 2 seeds, 150 steps");
   assert.ok(seen.length > 0, "the progress bar was never shown");
   assert.ok(seen.some((p) => p > 0 && p < 1), `no intermediate progress seen: ${seen.slice(0, 10)}`);
   // (The first run used the default form: no axis. Now with one.)
   await fill(page, { axis: "lr", values: "0.05,0.2", draws: 2, seeds: 2 });
-  await runStudy(page, "with an lr axis");
+  await runStudy(page, "2 lr x 2 draws x 2 seeds, 150 steps");
   const status = await text(page, ".fm-grid-status");
   assert.match(status, /16 networks: 2 cells × 2 data draws × 2 seeds × 2 sides, 150 steps each/);
 
