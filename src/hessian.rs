@@ -324,10 +324,28 @@ impl DenseHessian {
         for i in 0..=fi {
             let row = if i < fi { layer.weight_offset + j * fi + i } else { layer.bias_offset + j };
             let x = &self.inputs[i * rows..(i + 1) * rows];
-            for col in 0..ncols {
-                let y = &self.responses[col * rows..(col + 1) * rows];
+            let y = |col: usize| &self.responses[col * rows..(col + 1) * rows];
+            // Four columns at a time (four independent sums share each load of x);
+            // each sum still runs over the rows in order, so the bits are those of one at a time.
+            let mut col = 0;
+            while col + 4 <= ncols {
+                let (y0, y1, y2, y3) = (y(col), y(col + 1), y(col + 2), y(col + 3));
+                let mut sums = [0.0; 4];
+                for r in 0..rows {
+                    let a = x[r];
+                    sums[0] += y0[r] * a;
+                    sums[1] += y1[r] * a;
+                    sums[2] += y2[r] * a;
+                    sums[3] += y3[r] * a;
+                }
+                for (k, sum) in sums.into_iter().enumerate() {
+                    self.h[(row, col0 + col + k)] = sum;
+                }
+                col += 4;
+            }
+            for col in col..ncols {
                 let mut sum = 0.0;
-                for (a, b) in y.iter().zip(x) {
+                for (a, b) in y(col).iter().zip(x) {
                     sum += a * b;
                 }
                 self.h[(row, col0 + col)] = sum;
