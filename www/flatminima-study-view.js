@@ -49,8 +49,11 @@ function scatterSvg(runs, measure, used, colour) {
   const { left, right, top, bottom } = PLOT;
   const sx = (v) => (left + ((v - fx0) / (fx1 - fx0)) * (right - left)).toFixed(1);
   const sy = (v) => (bottom - ((v - py0) / (py1 - py0)) * (bottom - top)).toFixed(1);
-  const xt = log ? ticks(Math.ceil(fx0), Math.floor(fx1)).filter(Number.isInteger) : ticks(fx0, fx1);
-  const fmtX = log ? (t) => `1e${t}` : (t) => String(Number(t.toPrecision(3)));
+  // Log scale: ticks at 1, 2 and 5 times the powers of ten in range (just the powers when that is plenty).
+  const logTicks = (steps) => Array.from({ length: Math.ceil(fx1) - Math.floor(fx0) + 1 }, (_, i) => Math.floor(fx0) + i)
+    .flatMap((k) => steps.map((m) => Math.log10(m) + k)).filter((t) => t >= fx0 && t <= fx1);
+  const xt = !log ? ticks(fx0, fx1) : logTicks([1]).length >= 3 ? logTicks([1]) : logTicks([1, 2, 5]);
+  const fmtX = log ? (t) => String(Number((10 ** t).toPrecision(1))) : (t) => String(Number(t.toPrecision(3)));
   let svg = axesSvg(xt, ticks(py0, py1), sx, sy, `${measure}${log ? " (log scale)" : ""}`, "OOD accuracy (%)", fmtX);
   // Left-out runs first, under the others.
   for (const r of [...runs.filter((q) => !used(q)), ...runs.filter(used)]) {
@@ -118,8 +121,8 @@ export function renderGrid(e, out, palette) {
     : `Kendall τ(${label}, OOD accuracy): undefined for ${modeText} (too few runs, or ties only)`;
   e.gridScatter.innerHTML = scatterSvg(runs, measure, used, colour);
   e.gridScatter.setAttribute("aria-label", `${label} against OOD accuracy, one marker per run: circles ${sides[0]}, triangles ${sides[1]}`);
-  const legend = [`<span><svg viewBox="-5 -5 10 10" class="fm-grid-mark">${marker(0, 0, 0, palette.sides[0], true)}</svg>left: ${escapeHtml(sides[0])}</span>`,
-    `<span><svg viewBox="-5 -5 10 10" class="fm-grid-mark">${marker(0, 0, 1, palette.sides[1], true)}</svg>right: ${escapeHtml(sides[1])}</span>`];
+  const legend = [`<span><svg viewBox="-5 -5 10 10" class="fm-grid-mark">${marker(0, 0, 0, by === "side" ? palette.sides[0] : "#bbb", true)}</svg>left: ${escapeHtml(sides[0])}</span>`,
+    `<span><svg viewBox="-5 -5 10 10" class="fm-grid-mark">${marker(0, 0, 1, by === "side" ? palette.sides[1] : "#bbb", true)}</svg>right: ${escapeHtml(sides[1])}</span>`];
   if (by !== "side") {
     const names = axis ? axis.values : Array.from({ length: out.spec.data_seeds }, (_, k) => `draw ${k + 1}`);
     names.slice(0, GRID_COLOURS.length).forEach((n, k) => legend.push(`<span><span class="fm-dot" style="background:${GRID_COLOURS[k]}"></span>${escapeHtml(axis ? `${by}=${n}` : n)}</span>`));
