@@ -3,7 +3,8 @@
 #   make check     fast loop, no setup: rustfmt check, native clippy, native unit + fast integration tests
 #   make demo      build the wasm app and serve www/ on http://127.0.0.1:$(PORT)/ (no apt, no browser needed)
 #   make build     wasm32 release build -> wasm-bindgen -> wasm-opt (binaryen 132 from npm) into www/pkg
-#                  (and www/pkg-bench for bench.html)
+#                  (and www/pkg-gpu, www/pkg-study: the GPU and study modules fetched on demand;
+#                  www/pkg-bench for bench.html)
 #   make test      native tests + wasm tests in headless Chromium + build + end-to-end tests;
 #                  the GPU tests run on lavapipe (Vulkan) and SwiftShader (WebGPU, flags in
 #                  webdriver.json); under CI=true a missing adapter fails them instead of skipping
@@ -103,13 +104,14 @@ lint: setup build
 	cargo clippy --target $(WASM_TARGET) $(WASM_TEST_TARGETS) -- -D warnings
 	cargo clippy --lib --target $(WASM_TARGET) --features bench-page -- -D warnings
 	cargo clippy --lib --target $(WASM_TARGET) --no-default-features --features gpu-page -- -D warnings
+	cargo clippy --lib --target $(WASM_TARGET) --no-default-features --features study-page -- -D warnings
 
 fmt:
 	cargo fmt --all
 
 clean:
 	cargo clean
-	rm -rf www/pkg www/pkg-bench
+	rm -rf www/pkg www/pkg-bench www/pkg-gpu www/pkg-study
 
 distclean: clean
 	rm -rf node_modules

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Build the web app: Rust -> wasm32 -> wasm-bindgen (www/pkg) -> wasm-opt (binaryen 132 from npm),
 # the GPU module the element fetches where WebGPU exists (www/pkg-gpu, feature gpu-page without the
-# sandbox), and the benchmark page's module (www/pkg-bench, with the bench-page feature).
+# sandbox), the study module the worker fetches when the study panel's Study is first pressed
+# (www/pkg-study, feature study-page without the sandbox), and the benchmark page's module
+# (www/pkg-bench, with the bench-page feature).
 #
 # Env knobs:
 #   WASM_OPT=0            skip wasm-opt (debugging)
@@ -21,6 +23,7 @@ TARGET=wasm32-unknown-unknown
 OUT=www/pkg
 BENCH_OUT=www/pkg-bench
 GPU_OUT=www/pkg-gpu
+STUDY_OUT=www/pkg-study
 # Always this wasm-opt, never /usr/bin/wasm-opt (Debian's binaryen 108 silently breaks wasm-bindgen output).
 WASM_OPT_BIN="$ROOT/node_modules/.bin/wasm-opt"
 # Features that Rust 1.95's wasm32-unknown-unknown target emits by default (LLVM 20+ defaults) and that
@@ -61,6 +64,7 @@ build_module() {
 # the benchmark page's own (the page's code plus the timing exports of src/web/bench.rs).
 build_module "" "$OUT"
 build_module "--no-default-features --features gpu-page" "$GPU_OUT"
+build_module "--no-default-features --features study-page" "$STUDY_OUT"
 build_module "--features bench-page" "$BENCH_OUT"
 
 echo "==> shipped files (raw / gzip -9)"
@@ -77,5 +81,9 @@ done
 printf '  %-34s %9d B %9d B gz\n' "total" "$total_raw" "$total_gz"
 echo "==> fetched only where WebGPU has an adapter"
 for f in "$GPU_OUT"/*.wasm "$GPU_OUT"/*.js; do
+  printf '  %-34s %9d B %9d B gz\n' "$f" "$(wc -c <"$f")" "$(gzip -9 -c "$f" | wc -c)"
+done
+echo "==> fetched when the study panel's Study is first pressed"
+for f in "$STUDY_OUT"/*.wasm "$STUDY_OUT"/*.js; do
   printf '  %-34s %9d B %9d B gz\n' "$f" "$(wc -c <"$f")" "$(gzip -9 -c "$f" | wc -c)"
 done

@@ -7,8 +7,13 @@ use flatminima::config::RunConfig;
 use flatminima::data::{ShiftConfig, ShiftKind};
 use flatminima::pair::Pair;
 use flatminima::stats::student_t_quantile;
-use flatminima::study_grid::{Axis, Grid, GridSpec, OodResult, RunResult, RunSharpness, Shard, StopRule, StudyOutput};
-use flatminima::study_stats::StudyStats;
+use flatminima::study_grid::{
+    Axis, Grid, GridJob, GridSpec, OodResult, RunResult, RunSharpness, Shard, StopRule, StudyOutput,
+};
+use flatminima::study_stats::{StatsJob, StudyStats};
+
+#[path = "support/study_identity.rs"]
+mod study_identity;
 
 fn small() -> RunConfig {
     let mut c = RunConfig::default();
@@ -298,5 +303,72 @@ fn a_clear_difference_gets_a_verdict_and_diverged_pairs_are_left_out() {
         stats.evaluations[0].verdict.starts_with("SAM(rho=0.2)+SGD's OOD accuracy is higher"),
         "{}",
         stats.evaluations[0].verdict
+    );
+}
+
+#[test]
+fn a_grid_job_in_small_pieces_equals_the_whole_study() {
+    for stop in [StopRule::Steps, StopRule::TrainLoss { target: 0.5, check_every: 4 }] {
+        let mut spec = GridSpec::new(small(), 2, 2);
+        spec.axes = vec![axis("lr", &["0.05", "0.3"]), axis("severity", &["0.3", "0.8"])];
+        spec.stop = stop.clone();
+        let grid = Grid::new(spec).unwrap();
+        let whole = serde_json::to_string(&grid.run(None, |_, _| {})).unwrap();
+        // Pieces of 1 and 7 steps, and the statistics a resample at a time.
+        for piece in [1, 7] {
+            let mut job = GridJob::new(grid.clone(), None);
+            let mut calls = 0;
+            while !job.advance(piece) {
+                calls += 1;
+                assert!((0.0..=1.0).contains(&job.progress()));
+            }
+            assert_eq!(job.counts(), (16, 16));
+            // A piece trains at most `piece` steps (whole check intervals for the matched-loss rule).
+            let trained: usize = job.runs().iter().map(|r| r.steps).sum();
+            let per_call = match stop {
+                StopRule::Steps => piece,
+                StopRule::TrainLoss { check_every, .. } => piece.max(check_every),
+            };
+            assert!(calls >= trained / per_call, "{calls} calls for {trained} steps in pieces of {piece}");
+            let mut stats = StatsJob::new(job.grid(), job.runs());
+            let mut resamples = 0;
+            while !stats.advance(job.grid(), job.runs()) {
+                resamples += 1;
+            }
+            assert!(resamples >= 200, "one bootstrap resample per call, got {resamples} calls");
+            let pieces = serde_json::to_string(&job.output_with(stats.finish())).unwrap();
+            assert_eq!(pieces, whole, "{stop:?}, pieces of {piece}");
+        }
+    }
+}
+
+/// The page's grid study (`tests/web.rs`) must give this native JSON byte for
+/// byte. `FLATMINIMA_UPDATE_FIXTURES=1` rewrites it (say why in the commit).
+#[test]
+fn the_identity_fixture_is_what_the_core_computes_natively() {
+    let pairs = flatminima::settings::parse_query(study_identity::QUERY);
+    let (base, errors) =
+        flatminima::settings::config_from_settings(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    assert!(errors.is_empty(), "{errors:?}");
+    let stop =
+        StopRule::TrainLoss { target: study_identity::UNTIL_TRAIN_LOSS, check_every: study_identity::CHECK_EVERY };
+    let spec = GridSpec::with_axes(base, study_identity::AXES, study_identity::DATA_SEEDS, study_identity::SEEDS, stop)
+        .unwrap();
+    let out = Grid::new(spec).unwrap().run(None, |_, _| {});
+    let stats = out.stats.as_ref().unwrap();
+    // Both outcomes of the matched-loss rule occur, so both code paths are pinned.
+    let reached: Vec<bool> = out.runs.iter().filter_map(|r| r.reached_target).collect();
+    assert!(reached.contains(&true) && reached.contains(&false), "{reached:?}");
+    assert!(stats.evaluations[0].tau.iter().any(|t| t.mode == "matched"));
+    // The page writes it through serde_json::Value (src/web/sandbox/offload.rs: to_json).
+    let text = serde_json::to_value(&out).unwrap().to_string();
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/study_grid_identity.json");
+    if std::env::var_os("FLATMINIMA_UPDATE_FIXTURES").is_some() {
+        std::fs::write(path, &text).unwrap();
+    }
+    assert_eq!(
+        text,
+        study_identity::FIXTURE.trim_end(),
+        "rerun with FLATMINIMA_UPDATE_FIXTURES=1 if this change is intended"
     );
 }

@@ -8,6 +8,8 @@
 
 #[path = "support/golden.rs"]
 mod golden;
+#[path = "support/study_identity.rs"]
+mod study_identity;
 
 use flatminima::web::field::{data_to_grid, Field, GRID};
 use flatminima::web::palette;
@@ -589,4 +591,42 @@ fn a_big_nets_field_is_computed_over_several_draws() {
     while sb.draw_boundary(0, &canvas, false, 1.0).unwrap() {}
     assert_eq!(sb.field(0).probs_at(40, 70), at_once(&reference), "then step 1's");
     assert_ne!(at_once(&reference), at_once(&Sandbox::from_settings(settings)), "the step changed the field");
+}
+
+#[wasm_bindgen_test]
+fn the_page_s_grid_study_equals_the_native_one_byte_for_byte() {
+    use flatminima::web::grid_study::PageGrid;
+    use study_identity as id;
+    // Bad input is refused by name.
+    let bad = |query: &str, axes: &str, draws: usize| PageGrid::new(query, axes, draws, 1, f64::NAN, 10).err().unwrap();
+    assert!(bad(id::QUERY, "lr=abc", 1).contains("lr=abc"));
+    assert!(bad(id::QUERY, "nonsense=1,2", 1).contains("nonsense"));
+    assert!(bad(id::QUERY, "lr=0.1", 0).contains("data-seeds"));
+    assert!(bad(id::QUERY, "lr=0.1,0.2", 4000).contains("more than the page's"));
+    assert!(bad("lr=-5", "", 1).contains("lr"));
+    let mut grid =
+        PageGrid::new(id::QUERY, id::AXES, id::DATA_SEEDS, id::SEEDS, id::UNTIL_TRAIN_LOSS, id::CHECK_EVERY).unwrap();
+    // A fake clock that moves 1 ms per reading: each call does a piece or two.
+    let clock = std::cell::Cell::new(0.0);
+    let now = || {
+        clock.set(clock.get() + 1.0);
+        clock.get()
+    };
+    let (mut calls, mut last) = (0, 0.0);
+    while last < 1.0 {
+        let p = grid.advance(1.0, now);
+        assert!(p >= last && p <= 1.0, "progress {last} -> {p}");
+        assert_eq!(grid.result_json().is_some(), p >= 1.0);
+        last = p;
+        calls += 1;
+    }
+    assert!(calls > 16 * 8, "a piece per call, got {calls} calls");
+    assert_eq!(grid.counts()[..2], [16.0, 16.0]);
+    let (got, want) = (grid.result_json().unwrap(), id::FIXTURE.trim_end());
+    if got != want {
+        // Where they part, not 30 KB of JSON.
+        let at = got.bytes().zip(want.bytes()).position(|(a, b)| a != b).unwrap_or(got.len().min(want.len()));
+        let window = |s: &str| s.get(at.saturating_sub(120)..(at + 80).min(s.len())).unwrap_or("").to_string();
+        panic!("wasm differs from the native study at byte {at}:\n wasm:   {}\n native: {}", window(got), window(want));
+    }
 }

@@ -35,6 +35,8 @@
 
 const CSS_URL = new URL("./flatminima.css", import.meta.url);
 const WORKER_URL = new URL("./flatminima-worker.js", import.meta.url);
+/** The study panel's plots and sentence, loaded when the first grid study starts (the page loads faster without them). */
+const STUDY_VIEW_URL = new URL("./flatminima-study-view.js", import.meta.url);
 
 /**
  * The settings' names (crates/core/src/settings.rs declares them; observedAttributes needs
@@ -61,6 +63,14 @@ const EVENT_EVERY_MS = 500;
 /** The study button's run: seeds per side (two networks each) and steps. */
 const STUDY_REPLICAS = 128;
 const STUDY_STEPS = 1000;
+/** The study panel's defaults: data draws, seeds per draw, matched-loss target. */
+const GRID_DRAWS = 4;
+const GRID_SEEDS = 2;
+const GRID_TARGET = 0.1;
+const GRID_CHECK_EVERY = 10;
+/** Sharpness measures of a grid study's runs (src/study_grid.rs RunSharpness) and their labels. */
+const GRID_MEASURES = [["lambda_max", "λ_max"], ["trace", "Hessian trace"], ["eps_sharpness", "ε-sharpness"],
+  ["rho_sharpness", "ρ-sharpness"], ["adaptive_sharpness", "adaptive sharpness"], ["average_sharpness", "average sharpness"]];
 /** Most steps one step(n) call takes. */
 const MAX_STEP_CALL = 100_000;
 /** Steps the Step button takes. */
@@ -176,6 +186,37 @@ const TEMPLATE = `
         <progress class="fm-study-progress" max="1" value="0" hidden aria-label="study progress"></progress>
         <span class="fm-study-result" aria-live="polite">Is one run luck? Train ${2 * STUDY_REPLICAS} networks (${STUDY_STEPS} steps each) and see.</span>
       </div>
+      <section class="fm-grid" aria-label="Study: does flatness predict OOD accuracy?">
+        <h3>Study: does flatness predict OOD accuracy?</h3>
+        <p class="fm-grid-help">Trains both sides with these settings on several data draws and seeds, optionally over a grid of
+          settings, measures every run (sharpness, train / ID / OOD accuracy) and says what the numbers support.</p>
+        <div class="fm-grid-form">
+          <span class="fm-grid-axes">${[0, 1, 2].map((i) => `<span class="fm-grid-axis"><select name="grid-axis-${i}" aria-label="axis ${i + 1}: a setting to vary"><option value="">(no axis)</option></select>
+            <input name="grid-values-${i}" placeholder="values, e.g. 0.01,0.1,0.5" aria-label="axis ${i + 1}: values, comma-separated"></span>`).join("")}</span>
+          <label class="fm-inline">Data draws <input type="number" name="grid-draws" min="1" max="256" value="${GRID_DRAWS}"></label>
+          <label class="fm-inline">Seeds per draw <input type="number" name="grid-seeds" min="1" max="256" value="${GRID_SEEDS}"></label>
+          <label class="fm-inline">Stop <select name="grid-stop"><option value="steps">after the page's steps</option><option value="loss">at a train loss of (matched loss)</option></select></label>
+          <input type="number" name="grid-target" min="0" step="any" value="${GRID_TARGET}" aria-label="target train loss" hidden>
+          <button type="button" class="fm-grid-run fm-primary">Study</button>
+          <button type="button" class="fm-grid-cancel" hidden>Cancel</button>
+          <progress class="fm-grid-progress" max="1" value="0" hidden aria-label="study progress"></progress>
+          <span class="fm-grid-status" aria-live="polite"></span>
+        </div>
+        <div class="fm-grid-results" hidden>
+          <div class="fm-grid-view">
+            <label class="fm-inline">Sharpness <select name="grid-measure">${GRID_MEASURES.map(([k, t]) => `<option value="${k}">${t}</option>`).join("")}</select></label>
+            <label class="fm-inline">Colour by <select name="grid-colour"><option value="side">side</option><option value="draw">data draw</option></select></label>
+            <label class="fm-inline"><input type="checkbox" name="grid-matched"> matched loss</label>
+          </div>
+          <div class="fm-grid-plots">
+            <figure class="fm-grid-scatter"><figcaption class="fm-grid-scatter-title"></figcaption><svg class="fm-grid-scatter-svg" viewBox="0 0 420 300" role="img"></svg>
+              <div class="fm-grid-legend"></div></figure>
+            <figure class="fm-grid-hist"><figcaption class="fm-grid-hist-title"></figcaption><svg class="fm-grid-hist-svg" viewBox="0 0 420 300" role="img"></svg></figure>
+          </div>
+          <p class="fm-grid-verdict" aria-live="polite"></p>
+          <ul class="fm-grid-warnings"></ul>
+        </div>
+      </section>
       <section class="fm-landscape" aria-label="Loss landscape and sharpness">
         <div class="fm-land-toolbar">
           <h3>Loss landscape</h3>
@@ -296,6 +337,12 @@ class FlatminimaSandbox extends HTMLElement {
   #nextId = 1;
   /** The study under way: its request id (a newer one replaces it). */
   #studyId = 0;
+  /** The grid study under way (request id), and the last finished one's JSON. */
+  #gridId = 0;
+  /** @type {any} */
+  #gridResult = null;
+  /** @type {Promise<any> | null} the study view module */
+  #studyView = null;
   #backend = { choice: "", backend: "cpu", note: "" };
   /** The view state the worker has been told. */
   #view = {
@@ -343,6 +390,10 @@ class FlatminimaSandbox extends HTMLElement {
       exportCli: q(".fm-export-cli"), importFile: q('input[name="import"]'), clearPinned: q(".fm-clear-pinned"),
       shareOut: q(".fm-share-out"), pinned: q(".fm-pinned"),
       studyRun: q(".fm-study-run"), studyProgress: q(".fm-study-progress"), studyResult: q(".fm-study-result"),
+      grid: q(".fm-grid"), gridRun: q(".fm-grid-run"), gridCancel: q(".fm-grid-cancel"), gridProgress: q(".fm-grid-progress"),
+      gridStatus: q(".fm-grid-status"), gridResults: q(".fm-grid-results"), gridScatter: q(".fm-grid-scatter-svg"),
+      gridScatterTitle: q(".fm-grid-scatter-title"), gridLegend: q(".fm-grid-legend"), gridHist: q(".fm-grid-hist-svg"),
+      gridHistTitle: q(".fm-grid-hist-title"), gridVerdict: q(".fm-grid-verdict"), gridWarnings: q(".fm-grid-warnings"),
     };
     const e = this.#els;
     const named = [e.panels[0].canvas, e.panels[1].canvas, e.loss, e.acc,
@@ -467,8 +518,18 @@ class FlatminimaSandbox extends HTMLElement {
    * (see the README). On the GPU when it is in use, else on the CPU in the
    * worker. Rejects on counts out of range (or too many parameters in all), and
    * with an Error named "AbortError" when a newer study or new runs replace it.
+   *
+   * With any of `axes`, `dataSeeds`, `seeds`, `untilTrainLoss` it is a grid
+   * study instead (the study panel's): `axes` ("lr=0.01,0.1; batch-size=8,32",
+   * or {lr: [0.01, 0.1]}) over the current settings, `dataSeeds` data draws x
+   * `seeds` seeds per draw (defaults 4 and 2), the page's steps, or with
+   * `untilTrainLoss` the matched-loss rule (checked every `checkEvery` = 10
+   * steps); it resolves to `flatminima study`'s JSON (spec, cells, runs,
+   * stats) plus `ms` and `longest_piece_ms`, shown in the panel. On the CPU.
    */
-  async study({ replicas = STUDY_REPLICAS, steps = STUDY_STEPS } = {}) {
+  async study(options = {}) {
+    if (["axes", "dataSeeds", "seeds", "untilTrainLoss", "checkEvery"].some((k) => k in options)) return this.#studyGrid(options);
+    const { replicas = STUDY_REPLICAS, steps = STUDY_STEPS } = options;
     for (const name of /** @type {const} */ (["replicas", "steps"])) {
       const value = { replicas, steps }[name], max = this.#limits[name];
       if (!Number.isInteger(value) || value < 1 || value > max) throw new RangeError(`${name}: expected an integer from 1 to ${max}, got ${value}`);
@@ -562,6 +623,37 @@ class FlatminimaSandbox extends HTMLElement {
     const note = this.#els.pinned;
     note.textContent = problems.length ? `Imported, with notes: ${problems.join("; ")}` : "";
     note.hidden = problems.length === 0;
+  }
+
+  /** The grid study of `study()`: checks the options, runs it in the worker, shows it in the panel. */
+  async #studyGrid({ axes = "", dataSeeds = GRID_DRAWS, seeds = GRID_SEEDS, untilTrainLoss = null, checkEvery = GRID_CHECK_EVERY, ...rest }) {
+    const extra = Object.keys(rest);
+    if (extra.length) throw new RangeError(`${extra.join(", ")}: not an option of a grid study (it uses the page's steps); use axes, dataSeeds, seeds, untilTrainLoss, checkEvery`);
+    for (const [name, value] of /** @type {const} */ ([["dataSeeds", dataSeeds], ["seeds", seeds], ["checkEvery", checkEvery]])) {
+      if (!Number.isInteger(value) || value < 1) throw new RangeError(`${name}: expected a whole number of at least 1, got ${value}`);
+    }
+    if (untilTrainLoss !== null && !(typeof untilTrainLoss === "number" && untilTrainLoss > 0 && Number.isFinite(untilTrainLoss))) {
+      throw new RangeError(`untilTrainLoss: expected a positive number (a mean cross-entropy, e.g. 0.1) or null, got ${untilTrainLoss}`);
+    }
+    const text = typeof axes === "string" ? axes
+      : Object.entries(axes || {}).map(([k, v]) => `${k}=${(Array.isArray(v) ? v : [v]).join(",")}`).join("; ");
+    if (this.#fatal) throw new Error(this.#fatal);
+    this.#flushSettings();
+    this.#studyView ??= import(STUDY_VIEW_URL.href);
+    const reply = this.#request({ type: "grid", axes: text, dataSeeds, seeds, untilTrainLoss, checkEvery });
+    const id = this.#nextId - 1;
+    this.#gridId = id;
+    this.#showGridProgress({ progress: 0, runs: 0, total: 0 });
+    try {
+      this.#gridResult = await reply;
+    } catch (err) {
+      // A study replaced by a newer one is not a failure: the newer one shows its own progress.
+      if (this.#gridId === id) this.#gridDone(`Study stopped: ${errorText(err)}.`);
+      throw err;
+    }
+    this.#gridDone("");
+    this.#renderGrid();
+    return this.#gridResult;
   }
 
   /** The non-default settings as a URL query (no "?"), UI attributes included. */
@@ -665,6 +757,7 @@ class FlatminimaSandbox extends HTMLElement {
         this.#palette = m.palette;
         this.#buildControls(m.schema);
         this.#limits = { replicas: m.schema.limits.study_replicas, steps: m.schema.limits.study_steps };
+        this.#buildGridAxes(m.schema.settings);
         break;
       case "state":
         this.#state(m);
@@ -682,6 +775,9 @@ class FlatminimaSandbox extends HTMLElement {
         break;
       case "study":
         if (this.#pending.has(this.#studyId)) this.#showStudy({ running: true, ...m });
+        break;
+      case "grid":
+        if (this.#pending.has(this.#gridId)) this.#showGridProgress(m);
         break;
       case "reply": {
         const waiting = this.#pending.get(m.id);
@@ -946,6 +1042,7 @@ class FlatminimaSandbox extends HTMLElement {
     // A study replaced by a newer one is not a failure: the newer one shows its own progress.
     e.studyRun.addEventListener("click", () => this.study().catch((err) => err.name === "AbortError" || this.#showStudy({ error: errorText(err) })));
     this.#wireRotation();
+    this.#wireGrid();
     this.#wireShare();
   }
 
@@ -1059,6 +1156,62 @@ class FlatminimaSandbox extends HTMLElement {
       (diverged ? `; ${diverged} runs diverged` : "") + (state.note ? ` (${state.note})` : "") + ".";
   }
 
+  // ----- the study panel (grid studies) ----------------------------------
+
+  /** The axis choices: every setting but the seed (the draws and seeds are their own inputs). */
+  #buildGridAxes(settings) {
+    for (const select of this.#els.grid.querySelectorAll('select[name^="grid-axis-"]')) {
+      if (select.options.length > 1) continue;
+      for (const spec of settings) if (spec.name !== "seed") select.add(new Option(spec.label, spec.name));
+    }
+  }
+
+  #wireGrid() {
+    const e = this.#els, field = (name) => e.grid.querySelector(`[name="${name}"]`);
+    const target = field("grid-target");
+    field("grid-stop").addEventListener("change", (ev) => { target.hidden = ev.target.value !== "loss"; });
+    for (const name of ["grid-measure", "grid-colour", "grid-matched"]) field(name).addEventListener("change", () => this.#renderGrid());
+    e.gridCancel.addEventListener("click", () => this.#post({ type: "gridCancel" }));
+    e.gridRun.addEventListener("click", () => {
+      const axes = [0, 1, 2].map((i) => [field(`grid-axis-${i}`).value, field(`grid-values-${i}`).value.trim()])
+        .filter(([name, values]) => name && values).map(([name, values]) => `${name}=${values}`).join("; ");
+      const options = {
+        axes, dataSeeds: Number(field("grid-draws").value), seeds: Number(field("grid-seeds").value),
+        untilTrainLoss: field("grid-stop").value === "loss" ? Number(target.value) : null,
+      };
+      this.study(options).catch((err) => err.name === "AbortError" || this.#gridDone(`Study not started: ${errorText(err)}`));
+    });
+  }
+
+  #showGridProgress({ progress, runs, total }) {
+    const e = this.#els;
+    e.gridRun.disabled = true;
+    e.gridCancel.hidden = false;
+    e.gridProgress.hidden = false;
+    e.gridProgress.value = progress;
+    e.gridStatus.textContent = total ? `${runs} of ${total} networks trained and measured${progress >= 0.97 ? ", computing the statistics…" : "…"}` : "starting…";
+  }
+
+  /** The study ended: its outcome in the status line (`message`, else the finished study's size and time). */
+  #gridDone(message) {
+    const e = this.#els, out = this.#gridResult;
+    e.gridRun.disabled = !!this.#fatal;
+    e.gridCancel.hidden = true;
+    e.gridProgress.hidden = true;
+    if (message || !out) { e.gridStatus.textContent = message; return; }
+    const s = out.spec, steps = s.base.training.steps.toLocaleString("en-US");
+    e.gridStatus.textContent = `${out.runs.length} networks: ${out.cells.length} cell${out.cells.length > 1 ? "s" : ""} × ${s.data_seeds} data draws × ${s.seeds} seeds × 2 sides, ` +
+      `${s.stop.kind === "train_loss" ? `until train loss ${s.stop.target} (at most ${steps} steps)` : `${steps} steps`} each, in ${(out.ms / 1000).toFixed(1)} s on the CPU.`;
+  }
+
+  /** The finished study, drawn by the study view (www/flatminima-study-view.js, loaded with the first study). */
+  #renderGrid() {
+    const out = this.#gridResult;
+    if (!out || !out.stats) return;
+    this.#studyView ??= import(STUDY_VIEW_URL.href);
+    this.#studyView.then((view) => view.renderGrid(this.#els, out, this.#palette), (e) => this.#gridDone(`Could not load the study view (${errorText(e)}).`));
+  }
+
   #updatePlayButton() {
     this.#els.play.textContent = this.#playing ? "❚❚ Pause" : "▶ Play";
     this.#els.play.setAttribute("aria-pressed", String(this.#playing));
@@ -1170,7 +1323,7 @@ class FlatminimaSandbox extends HTMLElement {
     this.#fatal = message;
     this.#playing = false;
     this.#updatePlayButton();
-    for (const b of [this.#els.play, this.#els.step, this.#els.reset, this.#els.studyRun]) b.disabled = true;
+    for (const b of [this.#els.play, this.#els.step, this.#els.reset, this.#els.studyRun, this.#els.gridRun]) b.disabled = true;
     this.#els.fatal.textContent = message;
     this.#els.fatal.hidden = false;
     this.#els.root.hidden = false;

@@ -53,6 +53,10 @@ const VIEWS_SHARE_WHILE_TRAINING = 0.2;
 const METRICS_SLICE_MS = 3;
 /** A study on the CPU trains this long per tick (ms). */
 const STUDY_SLICE_MS = 10;
+/** A grid study works this long per tick (ms), in pieces of at most a few ms each (see src/web/sandbox/grid.rs). */
+const GRID_SLICE_MS = 10;
+/** Grid progress messages at most this often (ms). */
+const GRID_PROGRESS_EVERY_MS = 100;
 /** Landscape grid points per axis, and points per data set it is evaluated on. */
 const LANDSCAPE_GRID = 51;
 const LANDSCAPE_POINTS = 256;
@@ -78,6 +82,9 @@ let lastTrainAt = 0;
 const stepJobs = [];
 /** @type {{id: number, replicas: number, steps: number, started: boolean, note?: string} | null} */
 let study = null;
+/** The grid study under way: its request id, start time, last progress message, and the study module's GridStudy (null while that loads). */
+/** @type {{id: number, started: number, told: number, study: any} | null} */
+let grid = null;
 const last = { boundary: -Infinity, curves: -Infinity, landscape: -Infinity, frame: -Infinity };
 /** Time (ms) spent on the views and on everything, decayed so that the share follows the recent past. */
 const spent = { views: 0, all: 0 };
@@ -115,7 +122,10 @@ function handle(m) {
       revision = m.revision;
       lastMetrics.metrics = null;
       if (sb) {
-        if (sb.reconfigure(m.query)) cancelStudy();
+        if (sb.reconfigure(m.query)) {
+          cancelStudy();
+          cancelGrid("the settings changed, so the study was dropped; press Study again to study the new settings");
+        }
       } else {
         sb = Sandbox.fromSettings(m.query);
         configureLandscape();
@@ -172,6 +182,12 @@ function handle(m) {
       break;
     case "study":
       startStudy(m);
+      break;
+    case "grid":
+      startGrid(m);
+      break;
+    case "gridCancel":
+      cancelGrid("the study was cancelled");
       break;
     case "backend":
       chooseBackend(m.choice);
@@ -347,6 +363,7 @@ function tick() {
     busy = gpuWork() || busy;
     busy = sb.metricsAdvance(METRICS_SLICE_MS) || busy;
     busy = studyWork() || busy;
+    busy = gridWork() || busy;
     // The views take their turn only while under their share of the time (all of it when idle).
     if (viewsDue()) busy = landscapeWork() || busy;
     else busy = true;
@@ -356,7 +373,7 @@ function tick() {
   } else {
     draw(start, viewsDue());
     turn = 0;
-    if (stepJobs.length || (playing && view.speed === "max") || (study && !gpu)) wake();
+    if (stepJobs.length || (playing && view.speed === "max") || (study && !gpu) || grid?.study) wake();
     else if (playing) sleep(FRAME_MS / 2);
     else if (busy || dirty.boundary || dirty.curves || (dirty.landscape && view.landscape && view.visible)) sleep(busy ? 0 : FRAME_MS);
   }
@@ -648,6 +665,90 @@ function cancelStudy() {
   study = null;
   sb?.studyCancel();
   send({ type: "reply", id, error: "the study was replaced by a newer one or the runs were restarted", name: "AbortError" });
+}
+
+// ---------------------------------------------------------------------------
+// Grid studies (the study panel): on the CPU, a slice per tick, in bounded pieces, in
+// the study module (www/pkg-study), loaded when the first one starts. (The GPU replica
+// kernels are not used for them: see the README.)
+
+/** @type {Promise<any> | null} the study module's GridStudy class */
+let studyModule = null;
+const studyCrash = () => scope.__flatminimaStudyPanic;
+
+/** @param {import("./protocol.js").GridRequest} m */
+function startGrid(m) {
+  if (!sb) throw new Error("no sandbox");
+  cancelGrid("the study was replaced by a newer one");
+  // The study module builds the run from the same settings as the sandbox's.
+  const query = sb.settingsQuery();
+  const mine = { id: m.id, started: performance.now(), told: performance.now(), study: null };
+  grid = mine;
+  send({ type: "grid", progress: 0, runs: 0, total: 0 });
+  studyModule ??= (async () => {
+    const module = await import(new URL("./pkg-study/flatminima.js", import.meta.url).href);
+    await module.default();
+    return module.GridStudy;
+  })().catch((e) => {
+    studyModule = null; // the next study tries again
+    throw e;
+  });
+  studyModule.then((GridStudy) => {
+    if (grid !== mine) return;
+    try {
+      mine.study = new GridStudy(query, m.axes, m.dataSeeds, m.seeds, m.untilTrainLoss ?? NaN, m.checkEvery);
+    } catch (e) {
+      grid = null;
+      send({ type: "reply", id: m.id, error: errorText(e), name: "RangeError" });
+      return;
+    }
+    wake();
+  }, (e) => {
+    if (grid !== mine) return;
+    grid = null;
+    send({ type: "reply", id: m.id, error: `could not load the study module (${errorText(e)})` });
+  });
+}
+
+/** One slice of the grid study; returns whether one is under way. */
+function gridWork() {
+  if (!grid) return false;
+  if (!grid.study) return false; // the module is loading: its arrival wakes the scheduler
+  const g = grid;
+  let progress, counts;
+  try {
+    progress = g.study.advance(GRID_SLICE_MS);
+    counts = g.study.counts();
+  } catch (e) {
+    // A crash in the study module fails the study; the element goes on.
+    grid = null;
+    studyModule = null;
+    send({ type: "reply", id: g.id, error: `the study crashed: ${studyCrash() || errorText(e)}` });
+    return false;
+  }
+  const [runs, total, longest] = counts;
+  const now = performance.now();
+  if (progress < 1 && now - g.told < GRID_PROGRESS_EVERY_MS) return true;
+  g.told = now;
+  send({ type: "grid", progress, runs, total });
+  if (progress >= 1) {
+    const result = JSON.parse(g.study.resultJson());
+    result.ms = now - g.started;
+    result.longest_piece_ms = longest;
+    grid = null;
+    g.study.free();
+    send({ type: "reply", id: g.id, value: result });
+  }
+  return true;
+}
+
+/** The Cancel button, a newer study or new runs end the grid study under way. */
+function cancelGrid(why) {
+  if (!grid) return;
+  const { id, study } = grid;
+  grid = null;
+  study?.free();
+  send({ type: "reply", id, error: why, name: "AbortError" });
 }
 
 // ---------------------------------------------------------------------------

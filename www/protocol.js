@@ -28,11 +28,28 @@
  *   | {type: "step", id: number, n: number}
  *   | {type: "settle", id: number}
  *   | {type: "study", id: number, replicas: number, steps: number}
+ *   | GridRequest
+ *   | {type: "gridCancel"}
  *   | {type: "backend", choice: "auto" | "cpu" | "gpu"}
  *   | {type: "export", id: number, what: "record" | "curves"}
  *   | {type: "import", id: number, record: string}
  *   | {type: "clear-pinned", id: number}
  *   | {type: "panic"}} ToWorker
+ */
+
+/**
+ * A grid study of the current settings (the study panel; `el.study({dataSeeds, ...})`):
+ * axes over settings, data draws x seeds per draw, the page's steps, or the
+ * matched-loss rule when `untilTrainLoss` is a number. Answered by a reply with
+ * the study's JSON (`flatminima study`'s output) plus `ms` and `longest_piece_ms`.
+ * @typedef {object} GridRequest
+ * @property {"grid"} type
+ * @property {number} id
+ * @property {string} axes          `lr=0.01,0.1; batch-size=8,32` ("" for none)
+ * @property {number} dataSeeds     data draws
+ * @property {number} seeds         init/batch-order seeds per draw
+ * @property {number | null} untilTrainLoss  the matched-loss target, or null for fixed steps
+ * @property {number} checkEvery    steps between two checks of the train loss
  */
 
 /**
@@ -72,6 +89,7 @@
  *   | {type: "frame", revision: number, bitmaps: Record<string, ImageBitmap>}
  *   | {type: "backend", backend: "gpu" | "cpu", notice: string, note: string, description: string}
  *   | {type: "study", progress: number, backend: string, replicas: number}
+ *   | {type: "grid", progress: number, runs: number, total: number}
  *   | {type: "reply", id: number, value?: any, error?: string, name?: string}
  *   | {type: "fatal", message: string}} FromWorker
  */

@@ -15,11 +15,15 @@
 //! - [`palette`]: colour-blind-safe colours
 //! - [`live_bytes`]: the allocator's count of live bytes, for leak tests
 //! - `bench` (feature `bench-page`): timings for `www/bench.html`, left out of the shipped module
+//! - [`grid_study`]: the study panel's grid study in bounded pieces (plain Rust; exported only
+//!   by `study_page`, feature `study-page`: the study module `www/pkg-study`, which the worker
+//!   loads when the panel's Study is first pressed, so the module every reader downloads stays small)
 //! - `gpu_page` (feature `gpu-page`): the GPU module `www/pkg-gpu`, which the element loads
 //!   only where WebGPU has an adapter; built without the default feature `page` (everything
 //!   above but `live_bytes`), so it holds the GPU kernels and what they need, nothing else
 //!
-//! Features: `page` (default) exports the sandbox; `gpu-page` the GPU module; `bench-page` the timings.
+//! Features: `page` (default) exports the sandbox; `gpu-page` the GPU module; `study-page` the
+//! study module; `bench-page` the timings.
 
 #[cfg(feature = "bench-page")]
 mod bench;
@@ -37,6 +41,7 @@ pub mod field;
 mod gpu_page;
 #[cfg(feature = "page")]
 pub mod grid_net;
+pub mod grid_study;
 #[cfg(feature = "page")]
 pub mod landscape_view;
 pub mod live_bytes;
@@ -46,6 +51,8 @@ pub mod palette;
 pub mod sandbox;
 #[cfg(feature = "page")]
 pub mod sharpness_view;
+#[cfg(feature = "study-page")]
+mod study_page;
 
 use std::sync::Once;
 
@@ -61,13 +68,21 @@ pub use sandbox::Sandbox;
 pub const PANIC_GLOBAL: &str = "__flatminimaPanic";
 /// Same for the GPU module's panics.
 pub const GPU_PANIC_GLOBAL: &str = "__flatminimaGpuPanic";
+/// The study module's (`www/pkg-study`): a crash there fails the study, not the element.
+pub const STUDY_PANIC_GLOBAL: &str = "__flatminimaStudyPanic";
 
 /// Routes Rust panics to the console (with the message, not just
 /// "unreachable") and leaves the message in `globalThis.__flatminimaPanic`
 /// (`__flatminimaGpuPanic` in the GPU module). Called by every entry point;
 /// only the first call installs anything.
 pub fn install_panic_hook() {
-    const GLOBAL: &str = if cfg!(feature = "page") { PANIC_GLOBAL } else { GPU_PANIC_GLOBAL };
+    const GLOBAL: &str = if cfg!(feature = "page") {
+        PANIC_GLOBAL
+    } else if cfg!(feature = "study-page") {
+        STUDY_PANIC_GLOBAL
+    } else {
+        GPU_PANIC_GLOBAL
+    };
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         std::panic::set_hook(Box::new(|info| {

@@ -234,52 +234,13 @@ impl HessianOperator {
     }
 
     /// The dense Hessian (symmetric, `P x P`), by layer-wise impulses: for a net
-    /// with P parameters and N rows about N * P^2 / 2 multiply-adds in one
-    /// matrix product per hidden unit, instead of P separate products (~4 N P^2).
+    /// with P parameters and N rows about N * P^2 / 2 multiply-adds, one block
+    /// per hidden unit, instead of P separate products (~4 N P^2). A
+    /// [`DenseHessian`] run to its end.
     pub fn dense(&mut self) -> DMatrix<f64> {
-        let c = &self.cache;
-        let p = c.params.len();
-        let rows = c.rows;
-        let mut h = DMatrix::<f64>::zeros(p, p);
-        let mut response = vec![0.0; p];
-        for (m, layer) in c.mlp.layers.iter().enumerate() {
-            let (fi, fo) = (layer.fan_in, layer.fan_out);
-            let col0 = layer.weight_offset;
-            let ncols = p - col0;
-            // Each parameter feeding z_m[j] scales the impulse response by its input (1 for the bias).
-            let inputs = DMatrix::from_fn(rows, fi + 1, |r, i| if i < fi { c.inputs[m][r * fi + i] } else { 1.0 });
-            let mut responses = DMatrix::<f64>::zeros(ncols, rows);
-            for j in 0..fo {
-                for r in 0..rows {
-                    response[col0..].fill(0.0);
-                    r_pass(c, &mut self.scratch, r, Tangent::Impulse { layer: m, unit: j }, &mut response);
-                    responses.column_mut(r).copy_from_slice(&response[col0..]);
-                }
-                let block = &responses * &inputs; // ncols x (fan_in + 1)
-                for i in 0..=fi {
-                    let row = if i < fi { layer.weight_offset + j * fi + i } else { layer.bias_offset + j };
-                    for col in 0..ncols {
-                        h[(row, col0 + col)] = block[(col, i)];
-                    }
-                }
-            }
-        }
-        // Mirror the blocks below the diagonal; average the diagonal blocks (symmetric up to rounding).
-        for layer in &c.mlp.layers {
-            let start = layer.weight_offset;
-            let end = start + layer.num_params();
-            for row in start..end {
-                for col in 0..start {
-                    h[(row, col)] = h[(col, row)];
-                }
-                for col in start..row {
-                    let mean = 0.5 * (h[(row, col)] + h[(col, row)]);
-                    h[(row, col)] = mean;
-                    h[(col, row)] = mean;
-                }
-            }
-        }
-        h
+        let mut builder = DenseHessian::new(self);
+        while !builder.step(self) {}
+        builder.finish(self)
     }
 
     /// All eigenvalues of the dense Hessian, largest first, or None for a network
@@ -302,6 +263,130 @@ impl HessianOperator {
             e[i] = 0.0;
         }
         h
+    }
+}
+
+/// The dense Hessian built a block per [`DenseHessian::step`] call (one
+/// hidden or output unit: its rows' impulse responses and their product with
+/// the unit's inputs), so that a page can spread it over short tasks.
+///
+/// Every entry is a sum over the rows in order, by our own loop: nalgebra's
+/// matrix product goes through matrixmultiply, whose x86 kernels (FMA) round
+/// differently from wasm's, and a study's numbers must be the same bits on
+/// every platform.
+pub struct DenseHessian {
+    h: DMatrix<f64>,
+    /// The next (layer, unit).
+    layer: usize,
+    unit: usize,
+    /// Scratch: one row's response, the unit's responses (row-major: a parameter's
+    /// responses over the rows are contiguous) and the layer's inputs (likewise).
+    response: Vec<f64>,
+    responses: Vec<f64>,
+    inputs: Vec<f64>,
+}
+
+impl DenseHessian {
+    /// A dense Hessian of `op`'s network to be built a block of columns at a time.
+    pub fn new(op: &HessianOperator) -> DenseHessian {
+        let p = op.num_params();
+        DenseHessian {
+            h: DMatrix::zeros(p, p),
+            layer: 0,
+            unit: 0,
+            response: vec![0.0; p],
+            responses: Vec::new(),
+            inputs: Vec::new(),
+        }
+    }
+
+    /// Computes the next unit's block; returns whether the matrix is complete.
+    pub fn step(&mut self, op: &mut HessianOperator) -> bool {
+        let c = &op.cache;
+        let Some(layer) = c.mlp.layers.get(self.layer) else { return true };
+        let (p, rows, m, j) = (c.params.len(), c.rows, self.layer, self.unit);
+        let (fi, col0) = (layer.fan_in, layer.weight_offset);
+        let ncols = p - col0;
+        if j == 0 {
+            // The layer's inputs, transposed: input i over the rows (1 for the bias).
+            self.inputs.clear();
+            for i in 0..=fi {
+                self.inputs.extend((0..rows).map(|r| if i < fi { c.inputs[m][r * fi + i] } else { 1.0 }));
+            }
+        }
+        self.responses.resize(ncols * rows, 0.0);
+        for r in 0..rows {
+            self.response[col0..].fill(0.0);
+            r_pass(c, &mut op.scratch, r, Tangent::Impulse { layer: m, unit: j }, &mut self.response);
+            for (col, &v) in self.response[col0..].iter().enumerate() {
+                self.responses[col * rows + r] = v;
+            }
+        }
+        // h[row(i), col0 + col] = sum over rows r, in order, of responses[col][r] * inputs[i][r].
+        for i in 0..=fi {
+            let row = if i < fi { layer.weight_offset + j * fi + i } else { layer.bias_offset + j };
+            let x = &self.inputs[i * rows..(i + 1) * rows];
+            let y = |col: usize| &self.responses[col * rows..(col + 1) * rows];
+            // Four columns at a time (four independent sums share each load of x);
+            // each sum still runs over the rows in order, so the bits are those of one at a time.
+            let mut col = 0;
+            while col + 4 <= ncols {
+                let (y0, y1, y2, y3) = (y(col), y(col + 1), y(col + 2), y(col + 3));
+                let mut sums = [0.0; 4];
+                for r in 0..rows {
+                    let a = x[r];
+                    sums[0] += y0[r] * a;
+                    sums[1] += y1[r] * a;
+                    sums[2] += y2[r] * a;
+                    sums[3] += y3[r] * a;
+                }
+                for (k, sum) in sums.into_iter().enumerate() {
+                    self.h[(row, col0 + col + k)] = sum;
+                }
+                col += 4;
+            }
+            for col in col..ncols {
+                let mut sum = 0.0;
+                for (a, b) in y(col).iter().zip(x) {
+                    sum += a * b;
+                }
+                self.h[(row, col0 + col)] = sum;
+            }
+        }
+        self.unit += 1;
+        if self.unit == layer.fan_out {
+            (self.layer, self.unit) = (self.layer + 1, 0);
+        }
+        self.layer >= c.mlp.layers.len()
+    }
+
+    /// Fraction of the blocks done (by units), in [0, 1].
+    pub fn progress(&self, op: &HessianOperator) -> f64 {
+        let layers = &op.cache.mlp.layers;
+        let total: usize = layers.iter().map(|l| l.fan_out).sum();
+        let done: usize = layers[..self.layer.min(layers.len())].iter().map(|l| l.fan_out).sum::<usize>() + self.unit;
+        done as f64 / total.max(1) as f64
+    }
+
+    /// The symmetric matrix: the blocks below the diagonal mirrored, the
+    /// diagonal blocks averaged with their transposes (symmetric up to rounding).
+    pub fn finish(mut self, op: &HessianOperator) -> DMatrix<f64> {
+        let h = &mut self.h;
+        for layer in &op.cache.mlp.layers {
+            let start = layer.weight_offset;
+            let end = start + layer.num_params();
+            for row in start..end {
+                for col in 0..start {
+                    h[(row, col)] = h[(col, row)];
+                }
+                for col in start..row {
+                    let mean = 0.5 * (h[(row, col)] + h[(col, row)]);
+                    h[(row, col)] = mean;
+                    h[(col, row)] = mean;
+                }
+            }
+        }
+        self.h
     }
 }
 

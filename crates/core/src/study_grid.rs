@@ -27,9 +27,10 @@ use serde::{Deserialize, Serialize};
 use crate::config::{RunConfig, DEFAULT_RHO};
 use crate::data::{ood_test_set, Dataset, ShiftConfig, ShiftKind};
 use crate::error::{check_count, ConfigError};
+use crate::job::Job;
 use crate::pair::Pair;
 use crate::settings::{apply_settings, SETTINGS};
-use crate::sharpness::{measure, SharpnessReport, SharpnessSettings};
+use crate::sharpness::{SharpnessJob, SharpnessReport, SharpnessSettings};
 use crate::study::{ReplicaRun, Study};
 
 /// Version tag of a study's JSON (the unsharded output, a shard, a merge).
@@ -41,6 +42,9 @@ pub const MAX_DRAWS: usize = 10_000;
 pub const MAX_SEEDS: usize = 10_000;
 /// The most pairs (cells x draws x seeds) a study takes.
 pub const MAX_PAIRS: usize = 10_000_000;
+/// The most pairs a study in the page takes (cells x data draws x seeds):
+/// 256 pairs of the reference net take tens of seconds there.
+pub const PAGE_MAX_PAIRS: usize = 4096;
 /// A run whose train accuracy (ID accuracy with label noise) is this far below
 /// the best run of its cell and draw (either side, any seed), or within this of
 /// chance, is flagged underfit.
@@ -97,6 +101,18 @@ impl GridSpec {
     /// study's sharpness settings.
     pub fn new(base: RunConfig, data_seeds: usize, seeds: usize) -> GridSpec {
         GridSpec { base, axes: Vec::new(), data_seeds, seeds, stop: StopRule::Steps, sharpness: study_sharpness() }
+    }
+
+    /// A study of `base` over the axes in `axes` ([`parse_axes`]' text, as
+    /// the page's study panel writes them): what the page runs.
+    pub fn with_axes(
+        base: RunConfig,
+        axes: &str,
+        data_seeds: usize,
+        seeds: usize,
+        stop: StopRule,
+    ) -> Result<GridSpec, ConfigError> {
+        Ok(GridSpec { axes: parse_axes(axes)?, stop, ..GridSpec::new(base, data_seeds, seeds) })
     }
 }
 
@@ -241,39 +257,12 @@ impl Grid {
     }
 
     /// Trains and measures unit `unit`: every seed of (cell, draw), left then
-    /// right, with the underfit flags of the unit set.
+    /// right, with the underfit flags of the unit set. (A [`UnitJob`] run to
+    /// its end: the page runs the same job a piece at a time.)
     pub fn run_unit(&self, unit: usize) -> Vec<RunResult> {
-        let (cell, draw) = (unit / self.spec.data_seeds, unit % self.spec.data_seeds);
-        let mut config = self.cells[cell].config.clone();
-        config.seed = self.data_seed(draw);
-        let steps = config.training.steps;
-        let pair = Pair::new(config).expect("cells were validated");
-        let mut study = Study::new(&pair, self.spec.seeds, steps);
-        study.seeds = (0..self.spec.seeds).map(|j| self.run_seed(draw, j)).collect();
-        let ood: Vec<Dataset> =
-            self.evaluations.iter().map(|shift| ood_test_set(&pair.config.data, shift, pair.config.seed)).collect();
-        let mlp = study.mlp();
-        let mut runs = Vec::with_capacity(2 * self.spec.seeds);
-        for j in 0..self.spec.seeds {
-            for side in 0..2 {
-                let replica = study.replica(&mlp, side, j);
-                let mut run = ReplicaRun::new(&replica, &mlp, &study.splits, study.batch_size);
-                let reached = match self.spec.stop {
-                    StopRule::Steps => {
-                        run.train(steps);
-                        None
-                    }
-                    StopRule::TrainLoss { target, check_every } => {
-                        Some(run.train_until_loss(target, steps, check_every))
-                    }
-                };
-                let settings = SharpnessSettings { seed: replica.seed, ..self.spec.sharpness.clone() };
-                let at = [cell, draw, j, side];
-                runs.push(RunResult::measure(&mut run, at, pair.config.seed, replica.seed, reached, &ood, &settings));
-            }
-        }
-        flag_underfit(&mut runs, pair.config.classes(), pair.config.data.label_noise);
-        runs
+        let mut job = UnitJob::new(self, unit);
+        while !job.advance(usize::MAX) {}
+        job.runs
     }
 
     /// The units of shard `index` of `count` (round robin, so that every shard
@@ -297,6 +286,15 @@ impl Grid {
 
     fn output(&self, shard: Option<Shard>, runs: Vec<RunResult>) -> StudyOutput {
         let stats = shard.is_none().then(|| crate::study_stats::StudyStats::new(self, &runs));
+        self.output_with(shard, runs, stats)
+    }
+
+    fn output_with(
+        &self,
+        shard: Option<Shard>,
+        runs: Vec<RunResult>,
+        stats: Option<crate::study_stats::StudyStats>,
+    ) -> StudyOutput {
         StudyOutput {
             format: STUDY_FORMAT.to_string(),
             spec: self.spec.clone(),
@@ -378,6 +376,251 @@ impl Grid {
             }
         }
         Ok(grid.output(None, runs))
+    }
+}
+
+/// A grid study trained and measured a bounded piece per
+/// [`GridJob::advance`] call, unit after unit (see [`UnitJob`]), so that a
+/// page can spread it over many short tasks and drop it to cancel. Its
+/// output equals [`Grid::run`]'s bit for bit.
+pub struct GridJob {
+    grid: Grid,
+    shard: Option<Shard>,
+    units: Vec<usize>,
+    /// Units finished, and the one under way.
+    done: usize,
+    unit: Option<UnitJob>,
+    runs: Vec<RunResult>,
+}
+
+impl GridJob {
+    /// A job over the units of `shard` (every unit for None).
+    pub fn new(grid: Grid, shard: Option<Shard>) -> GridJob {
+        let units = grid.shard_units(shard.unwrap_or(Shard { index: 0, count: 1 })).collect();
+        GridJob { grid, shard, units, done: 0, unit: None, runs: Vec::new() }
+    }
+
+    /// The grid it trains.
+    pub fn grid(&self) -> &Grid {
+        &self.grid
+    }
+
+    /// One piece of work (at most `max_steps` training steps, an evaluation,
+    /// or a piece of a sharpness measure); returns whether the job is done.
+    pub fn advance(&mut self, max_steps: usize) -> bool {
+        let Some(&u) = self.units.get(self.done) else { return true };
+        let unit = self.unit.get_or_insert_with(|| UnitJob::new(&self.grid, u));
+        if unit.advance(max_steps) {
+            let unit = self.unit.take().expect("just advanced");
+            self.runs.extend(unit.runs);
+            self.done += 1;
+        }
+        self.is_done()
+    }
+
+    /// Whether every unit of the grid has been trained and measured.
+    pub fn is_done(&self) -> bool {
+        self.done >= self.units.len()
+    }
+
+    /// Fraction done, in [0, 1] (by runs, a run's training and measures weighted by their usual cost).
+    pub fn progress(&self) -> f64 {
+        if self.units.is_empty() {
+            return 1.0;
+        }
+        let within = self.unit.as_ref().map_or(0.0, UnitJob::progress);
+        ((self.done as f64 + within) / self.units.len() as f64).min(1.0)
+    }
+
+    /// The runs of the finished units, in unit order.
+    pub fn runs(&self) -> &[RunResult] {
+        &self.runs
+    }
+
+    /// Runs finished so far (of the finished units) and in all.
+    pub fn counts(&self) -> (usize, usize) {
+        (self.runs.len(), 2 * self.grid.spec.seeds * self.units.len())
+    }
+
+    /// The finished study's output, with its statistics when it is not a shard
+    /// (the same as `Grid::run`). Call once done.
+    pub fn output(&self) -> StudyOutput {
+        self.grid.output(self.shard, self.runs.clone())
+    }
+
+    /// The output with statistics computed elsewhere (a `StatsJob` over
+    /// `runs()`, spread over many calls), equal to `output()`'s.
+    pub fn output_with(&self, stats: crate::study_stats::StudyStats) -> StudyOutput {
+        self.grid.output_with(self.shard, self.runs.clone(), Some(stats))
+    }
+}
+
+/// The runs of one unit (cell, draw), trained and measured a piece per
+/// [`UnitJob::advance`] call: the next run is set up and trained up to
+/// `max_steps` steps (for the matched-loss rule, whole check intervals, at
+/// least one), then evaluated (one piece), then its sharpness measured a
+/// [`SharpnessJob`] piece per call. Run to its end it is [`Grid::run_unit`]
+/// (which runs it so).
+pub struct UnitJob {
+    cell: usize,
+    draw: usize,
+    study: Study,
+    mlp: crate::model::Mlp,
+    ood: Vec<Dataset>,
+    data_seed: u64,
+    classes: usize,
+    label_noise: f64,
+    steps: usize,
+    stop: StopRule,
+    sharpness: SharpnessSettings,
+    /// The run under way: seed index * 2 + side.
+    next: usize,
+    phase: Phase,
+    runs: Vec<RunResult>,
+}
+
+/// Where a [`UnitJob`]'s current run is. (One per job, moved once per piece:
+/// its size does not matter.)
+#[allow(clippy::large_enum_variant)]
+enum Phase {
+    /// Set up on the next call.
+    Idle,
+    Training {
+        run: ReplicaRun,
+        seed: u64,
+        reached: Option<bool>,
+    },
+    Measuring {
+        result: RunResult,
+        job: SharpnessJob,
+    },
+    Done,
+}
+
+impl UnitJob {
+    /// Unit `unit` of `grid` (one per (cell, draw), cell-major), nothing trained yet.
+    pub fn new(grid: &Grid, unit: usize) -> UnitJob {
+        let (cell, draw) = (unit / grid.spec.data_seeds, unit % grid.spec.data_seeds);
+        let mut config = grid.cells[cell].config.clone();
+        config.seed = grid.data_seed(draw);
+        let steps = config.training.steps;
+        let pair = Pair::new(config).expect("cells were validated");
+        let mut study = Study::new(&pair, grid.spec.seeds, steps);
+        study.seeds = (0..grid.spec.seeds).map(|j| grid.run_seed(draw, j)).collect();
+        let ood =
+            grid.evaluations.iter().map(|shift| ood_test_set(&pair.config.data, shift, pair.config.seed)).collect();
+        UnitJob {
+            cell,
+            draw,
+            mlp: study.mlp(),
+            study,
+            ood,
+            data_seed: pair.config.seed,
+            classes: pair.config.classes(),
+            label_noise: pair.config.data.label_noise,
+            steps,
+            stop: grid.spec.stop.clone(),
+            sharpness: grid.spec.sharpness.clone(),
+            next: 0,
+            phase: Phase::Idle,
+            runs: Vec::with_capacity(2 * grid.spec.seeds),
+        }
+    }
+
+    /// One piece (see [`UnitJob`]); returns whether the unit is done.
+    pub fn advance(&mut self, max_steps: usize) -> bool {
+        if let Phase::Idle = self.phase {
+            if self.next >= 2 * self.study.seeds.len() {
+                flag_underfit(&mut self.runs, self.classes, self.label_noise);
+                self.phase = Phase::Done;
+                return true;
+            }
+            let (j, side) = (self.next / 2, self.next % 2);
+            let replica = self.study.replica(&self.mlp, side, j);
+            let run = ReplicaRun::new(&replica, &self.mlp, &self.study.splits, self.study.batch_size);
+            self.phase = Phase::Training { run, seed: replica.seed, reached: None };
+        }
+        let at = [self.cell, self.draw, self.next / 2, self.next % 2];
+        match std::mem::replace(&mut self.phase, Phase::Idle) {
+            Phase::Training { mut run, seed, mut reached } => {
+                let trained = match self.stop {
+                    StopRule::Steps => {
+                        let n = self.steps.saturating_sub(run.step()).min(max_steps);
+                        run.train(n);
+                        run.step() >= self.steps || run.run_mut().diverged.is_some()
+                    }
+                    StopRule::TrainLoss { target, check_every } => {
+                        // `ReplicaRun::train_until_loss`, a few check intervals per call.
+                        let check_every = check_every.max(1);
+                        let mut taken = 0;
+                        loop {
+                            let splits = Arc::clone(&run.run_mut().splits);
+                            if run.run_mut().evaluate_on(&splits.train).0 <= target {
+                                reached = Some(true);
+                                break true;
+                            }
+                            if run.step() >= self.steps || run.run_mut().diverged.is_some() {
+                                reached = Some(false);
+                                break true;
+                            }
+                            let n = check_every.min(self.steps - run.step());
+                            run.train(n);
+                            taken += n;
+                            if taken >= max_steps {
+                                break false;
+                            }
+                        }
+                    }
+                };
+                self.phase = if trained {
+                    let result = RunResult::evaluate(&mut run, at, self.data_seed, seed, reached, &self.ood);
+                    if result.diverged {
+                        // A diverged network's curvature means nothing (and may not be finite).
+                        self.finish_run(result)
+                    } else {
+                        let settings = SharpnessSettings { seed, ..self.sharpness.clone() };
+                        let r = run.run_mut();
+                        let job = SharpnessJob::new(&r.mlp, &r.params, &r.splits.train, settings);
+                        Phase::Measuring { result, job }
+                    }
+                } else {
+                    Phase::Training { run, seed, reached }
+                };
+            }
+            Phase::Measuring { mut result, mut job } => {
+                self.phase = if job.advance(&mut ()) {
+                    result.sharpness = RunSharpness::of(Some(job.report()));
+                    self.finish_run(result)
+                } else {
+                    Phase::Measuring { result, job }
+                };
+            }
+            Phase::Done => {
+                self.phase = Phase::Done;
+                return true;
+            }
+            Phase::Idle => unreachable!("set up above"),
+        }
+        false
+    }
+
+    fn finish_run(&mut self, result: RunResult) -> Phase {
+        self.runs.push(result);
+        self.next += 1;
+        Phase::Idle
+    }
+
+    /// Fraction of the unit done: each run counts 1, its training 0.6 and its measures 0.4
+    /// (about their shares of the time for the reference net).
+    pub fn progress(&self) -> f64 {
+        let total = (2 * self.study.seeds.len()).max(1) as f64;
+        let within = match &self.phase {
+            Phase::Training { run, .. } => 0.6 * (run.step() as f64 / self.steps.max(1) as f64).min(1.0),
+            Phase::Measuring { job, .. } => 0.6 + 0.4 * job.progress(),
+            Phase::Done => return 1.0,
+            Phase::Idle => 0.0,
+        };
+        ((self.next as f64 + within) / total).min(1.0)
     }
 }
 
@@ -505,16 +748,15 @@ pub struct RunResult {
 }
 
 impl RunResult {
-    /// The measures of a trained run; `at` is [cell, draw, seed index, side].
-    #[allow(clippy::too_many_arguments)]
-    fn measure(
+    /// The measures of a trained run but its sharpness (NaN until
+    /// [`RunResult::set_sharpness`]); `at` is [cell, draw, seed index, side].
+    fn evaluate(
         run: &mut ReplicaRun,
         at: [usize; 4],
         data_seed: u64,
         seed: u64,
         reached_target: Option<bool>,
         ood_sets: &[Dataset],
-        settings: &SharpnessSettings,
     ) -> RunResult {
         let steps = run.step();
         let diverged = run.metrics().diverged;
@@ -530,8 +772,6 @@ impl RunResult {
             })
             .collect();
         let param_norm = libm::sqrt(run.params.iter().map(|p| p * p).sum());
-        // A diverged network's curvature means nothing (and may not be finite).
-        let report = (!diverged).then(|| measure(&run.mlp, &run.params, &splits.train, settings));
         RunResult {
             cell: at[0],
             draw: at[1],
@@ -547,7 +787,7 @@ impl RunResult {
             id_acc,
             ood,
             param_norm,
-            sharpness: RunSharpness::of(report.as_ref()),
+            sharpness: RunSharpness::of(None),
             diverged,
             underfit: false,
         }
@@ -658,6 +898,26 @@ fn evaluations(base: &RunConfig, axes: &[Axis]) -> Result<Vec<ShiftConfig>, Conf
         }
     }
     Ok(out)
+}
+
+/// Axes written as the page and `--grid` lines take them, separated by `;`
+/// or new lines: `lr=0.01,0.1; batch-size=8,32` (a `hidden` value joins its
+/// widths with `x`: `hidden=16x16,32`). Empty text is no axis. Names and
+/// values are checked by [`Grid::new`].
+pub fn parse_axes(text: &str) -> Result<Vec<Axis>, ConfigError> {
+    let mut axes = Vec::new();
+    for part in text.split([';', '\n']).map(str::trim).filter(|p| !p.is_empty() && !p.starts_with('#')) {
+        let (name, values) = part
+            .split_once('=')
+            .map(|(n, v)| (n.trim(), v.trim()))
+            .filter(|(n, v)| !n.is_empty() && !v.is_empty())
+            .ok_or_else(|| {
+                ConfigError::new("axes", format!("expected NAME=V1,V2,..., e.g. lr=0.01,0.1, got `{part}`"))
+            })?;
+        let value = |v: &str| if name == "hidden" { v.trim().replace('x', ",") } else { v.trim().to_string() };
+        axes.push(Axis { name: name.to_string(), values: values.split(',').map(value).collect() });
+    }
+    Ok(axes)
 }
 
 /// The first error's message (apply_settings reports a list).

@@ -202,8 +202,16 @@ fn pairs(runs: &[RunResult]) -> Vec<(&RunResult, &RunResult)> {
 }
 
 impl StudyStats {
-    /// `runs` as `Grid::run` orders them: by cell, draw, seed, side.
+    /// `runs` as `Grid::run` orders them: by cell, draw, seed, side. (A
+    /// [`StatsJob`] run to its end.)
     pub fn new(grid: &Grid, runs: &[RunResult]) -> StudyStats {
+        let mut job = StatsJob::new(grid, runs);
+        while !job.advance(grid, runs) {}
+        job.finish()
+    }
+
+    /// Everything but the tau tables and the granulated tau (left empty).
+    fn start(grid: &Grid, runs: &[RunResult]) -> StudyStats {
         let all_pairs = pairs(runs);
         let used: Vec<(&RunResult, &RunResult)> =
             all_pairs.iter().copied().filter(|(l, r)| !l.diverged && !r.diverged).collect();
@@ -302,8 +310,8 @@ impl StudyStats {
                     severity: shift.severity,
                     paired,
                     verdict,
-                    tau: tau_table(grid, runs, e),
-                    granulated: granulated(grid, runs, e),
+                    tau: Vec::new(),
+                    granulated: Vec::new(),
                 }
             })
             .collect();
@@ -319,6 +327,63 @@ impl StudyStats {
             cells,
             warnings,
         }
+    }
+}
+
+/// [`StudyStats`] computed a piece per [`StatsJob::advance`] call, so that a
+/// page can spread it over short tasks: the paired statistics and warnings at
+/// once (cheap), then per evaluation one bootstrap resample of the tau table
+/// per call (every predictor, target and mode: ~2 ms natively for 512 runs),
+/// then its taus and its granulated tau. The grid and runs passed to `advance`
+/// must be those given to `new`.
+pub struct StatsJob {
+    stats: StudyStats,
+    /// The evaluation whose tau table is under way, and that table.
+    evaluation: usize,
+    table: Option<TauTable>,
+}
+
+impl StatsJob {
+    /// The statistics of `runs` (the grid's results) to be computed a piece at a time.
+    pub fn new(grid: &Grid, runs: &[RunResult]) -> StatsJob {
+        StatsJob { stats: StudyStats::start(grid, runs), evaluation: 0, table: None }
+    }
+
+    /// One piece; returns whether the statistics are complete.
+    pub fn advance(&mut self, grid: &Grid, runs: &[RunResult]) -> bool {
+        let e = self.evaluation;
+        if e >= self.stats.evaluations.len() {
+            return true;
+        }
+        let table = self.table.get_or_insert_with(|| TauTable::new(grid, runs, e));
+        if table.resample(runs) {
+            let table = self.table.take().expect("just used");
+            let stats = &mut self.stats.evaluations[e];
+            stats.tau = table.finish(runs);
+            stats.granulated = granulated(grid, runs, e);
+            self.evaluation += 1;
+        }
+        self.is_done()
+    }
+
+    /// Whether every evaluation (bootstrap resample, table) is done, so the statistics are final.
+    pub fn is_done(&self) -> bool {
+        self.evaluation >= self.stats.evaluations.len()
+    }
+
+    /// Fraction done, in [0, 1].
+    pub fn progress(&self) -> f64 {
+        let n = self.stats.evaluations.len();
+        if n == 0 {
+            return 1.0;
+        }
+        let within = self.table.as_ref().map_or(0.0, |t| t.done as f64 / (BOOTSTRAP_RESAMPLES + 1) as f64);
+        ((self.evaluation as f64 + within) / n as f64).min(1.0)
+    }
+
+    /// The statistics (complete once `advance` returned true).
+    pub fn finish(self) -> StudyStats {
+        self.stats
     }
 }
 
@@ -468,55 +533,91 @@ impl Mode {
     }
 }
 
-/// Every (predictor, target, mode) tau of evaluation `e` with its bootstrap interval.
-fn tau_table(grid: &Grid, runs: &[RunResult], e: usize) -> Vec<TauRow> {
-    let chosen = usable(runs);
-    let mut modes = vec![Mode::Raw, Mode::Binned];
-    if matches!(grid.spec.stop, crate::study_grid::StopRule::TrainLoss { .. }) {
-        modes.push(Mode::Matched);
-    }
-    let predictors = predictors();
-    let cases: Vec<(usize, usize, Mode)> = (0..predictors.len())
-        .flat_map(|p| (0..TARGETS.len()).flat_map(move |t| [(p, t)]))
-        .flat_map(|(p, t)| modes.iter().map(move |&m| (p, t, m)))
-        .collect();
-    // The same resamples for every case, seeded by the study.
-    let draws = grid.spec.data_seeds;
-    let mut rng = Rng::derive(grid.spec.base.seed, &format!("study-bootstrap-{e}"));
-    let by_draw: Vec<Vec<usize>> =
-        (0..draws).map(|d| chosen.iter().copied().filter(|&i| runs[i].draw == d).collect()).collect();
-    let mut samples: Vec<Vec<f64>> = vec![Vec::with_capacity(BOOTSTRAP_RESAMPLES); cases.len()];
-    for _ in 0..BOOTSTRAP_RESAMPLES {
-        let resample: Vec<usize> = if draws > 1 {
-            (0..draws).flat_map(|_| by_draw[rng.below(draws)].iter().copied()).collect()
-        } else {
-            (0..chosen.len()).map(|_| chosen[rng.below(chosen.len())]).collect()
-        };
-        for (k, &(p, t, m)) in cases.iter().enumerate() {
-            if let (Some(tau), _) = tau_of(runs, &resample, predictors[p].1, e, t, m) {
-                samples[k].push(tau);
-            }
+/// Every (predictor, target, mode) tau of evaluation `e` with its bootstrap
+/// interval, a resample per [`TauTable::resample`] call.
+struct TauTable {
+    e: usize,
+    cases: Vec<(usize, usize, Mode)>,
+    predictors: Vec<(&'static str, Getter)>,
+    /// The same resamples for every case, seeded by the study.
+    rng: Rng,
+    chosen: Vec<usize>,
+    by_draw: Vec<Vec<usize>>,
+    samples: Vec<Vec<f64>>,
+    /// Resamples taken.
+    done: usize,
+}
+
+impl TauTable {
+    fn new(grid: &Grid, runs: &[RunResult], e: usize) -> TauTable {
+        let chosen = usable(runs);
+        let mut modes = vec![Mode::Raw, Mode::Binned];
+        if matches!(grid.spec.stop, crate::study_grid::StopRule::TrainLoss { .. }) {
+            modes.push(Mode::Matched);
+        }
+        let predictors = predictors();
+        let cases: Vec<(usize, usize, Mode)> = (0..predictors.len())
+            .flat_map(|p| (0..TARGETS.len()).flat_map(move |t| [(p, t)]))
+            .flat_map(|(p, t)| modes.iter().map(move |&m| (p, t, m)))
+            .collect();
+        let draws = grid.spec.data_seeds;
+        let by_draw: Vec<Vec<usize>> =
+            (0..draws).map(|d| chosen.iter().copied().filter(|&i| runs[i].draw == d).collect()).collect();
+        TauTable {
+            e,
+            samples: vec![Vec::with_capacity(BOOTSTRAP_RESAMPLES); cases.len()],
+            cases,
+            predictors,
+            rng: Rng::derive(grid.spec.base.seed, &format!("study-bootstrap-{e}")),
+            chosen,
+            by_draw,
+            done: 0,
         }
     }
-    cases
-        .iter()
-        .zip(samples)
-        .map(|(&(p, t, m), mut boot)| {
-            let (tau, n) = tau_of(runs, &chosen, predictors[p].1, e, t, m);
-            boot.sort_by(f64::total_cmp);
-            // An interval from fewer than half the resamples would hide how often tau was undefined.
-            let enough = boot.len() * 2 >= BOOTSTRAP_RESAMPLES;
-            TauRow {
-                predictor: predictors[p].0.to_string(),
-                target: TARGETS[t].to_string(),
-                mode: m.name().to_string(),
-                tau,
-                lo: enough.then(|| quantile(&boot, 0.025)),
-                hi: enough.then(|| quantile(&boot, 0.975)),
-                runs: n,
+
+    /// One bootstrap resample: whole data draws (runs when there is one draw);
+    /// returns whether all [`BOOTSTRAP_RESAMPLES`] are taken.
+    fn resample(&mut self, runs: &[RunResult]) -> bool {
+        if self.done >= BOOTSTRAP_RESAMPLES {
+            return true;
+        }
+        let draws = self.by_draw.len();
+        let resample: Vec<usize> = if draws > 1 {
+            (0..draws).flat_map(|_| self.by_draw[self.rng.below(draws)].iter().copied()).collect()
+        } else {
+            (0..self.chosen.len()).map(|_| self.chosen[self.rng.below(self.chosen.len())]).collect()
+        };
+        for (k, &(p, t, m)) in self.cases.iter().enumerate() {
+            if let (Some(tau), _) = tau_of(runs, &resample, self.predictors[p].1, self.e, t, m) {
+                self.samples[k].push(tau);
             }
-        })
-        .collect()
+        }
+        self.done += 1;
+        self.done >= BOOTSTRAP_RESAMPLES
+    }
+
+    fn finish(self, runs: &[RunResult]) -> Vec<TauRow> {
+        let (e, chosen, predictors) = (self.e, self.chosen, self.predictors);
+        self.cases
+            .iter()
+            .zip(self.samples)
+            .map(|(&(p, t, m), mut boot)| {
+                let (tau, n) = tau_of(runs, &chosen, predictors[p].1, e, t, m);
+                boot.sort_by(f64::total_cmp);
+                // An interval from fewer than half the resamples would hide how often tau was undefined.
+                let enough = boot.len() * 2 >= BOOTSTRAP_RESAMPLES;
+                TauRow {
+                    predictor: predictors[p].0.to_string(),
+                    target: TARGETS[t].to_string(),
+                    mode: m.name().to_string(),
+                    tau,
+                    lo: enough.then(|| quantile(&boot, 0.025)),
+                    hi: enough.then(|| quantile(&boot, 0.975)),
+                    runs: n,
+                }
+            })
+            .collect()
+    }
 }
 
 /// Jiang et al.'s granulated tau (raw mode) of evaluation `e`.
