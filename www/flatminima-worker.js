@@ -240,7 +240,8 @@ function runRecord() {
       final_metrics: final.length ? point(final, 0) : null,
       final_params: numbers(sb.sideParams(i)),
       history: points(sb.sideHistory(i)),
-      average: average(i),
+      // As the CLI writes it: present only for a side that keeps a weight average.
+      ...(average(i) ? { average: average(i) } : {}),
     };
   };
   const average = (/** @type {number} */ i) => {
