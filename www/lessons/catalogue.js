@@ -285,6 +285,50 @@ export const LESSONS = [
     next: ["Use SAM over Adam on the right (right = sam): does it lower Adam's λmax?"],
   },
   {
+    id: "regularisers",
+    title: "Regularisers: dropout",
+    claim: [
+      "Dropout (randomly silencing hidden units while training) regularises a network: it is reported to improve " +
+        "test accuracy and is often explained as pushing training towards flatter, more robust solutions.",
+    ],
+    source: "Srivastava et al. 2014, \"Dropout: A Simple Way to Prevent Neural Networks from Overfitting\" (JMLR): " +
+      "MNIST test error from 1.60% (standard net) to 1.25% (dropout with max-norm), their Table 2.",
+    question: "Same network and data, SGD on both: one without dropout, one with dropout 0.3 after each hidden layer. " +
+      "Which ends in the flatter minimum (lower λmax, measured without dropout)?",
+    choices: [
+      { id: "dropout", text: "With dropout (more than 10% lower)" },
+      { id: "same", text: "About the same (within 10%)" },
+      { id: "plain", text: "Without dropout" },
+    ],
+    setup: ["Two sandboxes on the same moons with the same initial weights and batches. Compare their left (SGD) " +
+      "sides: the second drops 30% of the hidden units at every training step (never when measuring)."],
+    runs: [
+      { label: "No dropout", attrs: { dataset: "moons", hidden: "32,32" } },
+      { label: "Dropout 0.3", attrs: { dataset: "moons", hidden: "32,32", dropout: "0.3" } },
+    ],
+    steps: 3000,
+    check: (results, prediction) => {
+      const [plain, dropped] = results.map((r) => r.metrics.left);
+      const lines = results.flatMap((r) => divergence(r.metrics));
+      if (lines.length) return lines;
+      const [a, b] = [lambda(dropped), lambda(plain)];
+      const outcome = !(a > 0 && b > 0) ? "unknown" : Math.abs(Math.log(a / b)) < Math.log(1.1) ? "same" : a < b ? "dropout" : "plain";
+      lines.push(`In your runs (SGD, the left sides): ${compareLambda("dropout 0.3", a, "no dropout", b)}`);
+      lines.push(`OOD accuracy: **${pct(dropped.ood_acc)}** (dropout) vs **${pct(plain.ood_acc)}** (none), ` +
+        `${pts(100 * (dropped.ood_acc - plain.ood_acc))}; in-distribution ${pct(dropped.id_acc)} vs ${pct(plain.id_acc)}; ` +
+        `train loss ${num(dropped.train_loss)} vs ${num(plain.train_loss)}.`);
+      lines.push(prediction === outcome ? "You predicted that; these runs agree."
+        : `You predicted "${prediction}"; these runs say "${outcome}".`);
+      if (dropped.train_loss > 3 * plain.train_loss && a < b) {
+        lines.push("Note: the dropout run also fits the training data less tightly (a higher train loss); with " +
+          "cross-entropy a higher loss alone means lower curvature, so part of the difference is that, not a wider basin.");
+      }
+      lines.push("One data draw, one seed: try other seeds before concluding.");
+      return lines;
+    },
+    next: ["Try dropout 0.6: does the network still fit the moons?", "Add weight decay (weight-decay 0.001) instead of dropout."],
+  },
+  {
     id: "spurious",
     title: "A spurious feature",
     claim: [
