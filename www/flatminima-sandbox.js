@@ -146,6 +146,17 @@ const TEMPLATE = `
         <p class="fm-pinned" hidden></p>
       </div>
     </details>
+    <details class="fm-mydata">
+      <summary>Your own data</summary>
+      <div class="fm-share-menu">
+        <label class="fm-inline">Class <select name="mydata-class"><option value="0">1</option><option value="1">2</option></select></label>
+        <button type="button" class="fm-mydata-add" aria-pressed="false" title="Then click a decision panel to place a training point of that class">Add points by clicking: off</button>
+        <button type="button" class="fm-mydata-clear">Back to the data set</button>
+        <button type="button" class="fm-mydata-save">Save as CSV</button>
+        <label class="fm-import">Load CSV (x,y,class) <input type="file" name="mydata-load" accept=".csv,text/csv"></label>
+        <output class="fm-mydata-out" aria-live="polite"></output>
+      </div>
+    </details>
   </div>
   <div class="fm-body">
     <form class="fm-controls" hidden></form>
@@ -296,6 +307,26 @@ function settingList(el, attr, problems) {
   return new Set(names.filter((n) => SETTINGS.includes(n)));
 }
 
+/**
+ * Points from CSV text: `x,y,class` per line (a header line is skipped). Throws
+ * naming the first line that is not two numbers and a class.
+ * @param {string} text
+ * @returns {[number, number, number][]}
+ */
+function parsePointsCsv(text) {
+  const points = [];
+  text.split(/\r?\n/).forEach((line, i) => {
+    const cells = line.split(",").map((c) => c.trim());
+    if (!line.trim() || (i === 0 && cells.some((c) => c !== "" && Number.isNaN(Number(c))))) return;
+    const [x, y, label] = cells.map(Number);
+    if (cells.length < 3 || ![x, y].every(Number.isFinite) || !Number.isInteger(label) || label < 0) {
+      throw new Error(`line ${i + 1} ("${line}"): expected x,y,class (two numbers and a class number from 0)`);
+    }
+    points.push(/** @type {[number, number, number]} */ ([x, y, label]));
+  });
+  return points;
+}
+
 const escapeHtml = (s) => String(s).replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]);
 
 class FlatminimaSandbox extends HTMLElement {
@@ -320,6 +351,8 @@ class FlatminimaSandbox extends HTMLElement {
   #settingsPending = true;
   #flushQueued = false;
   #messages = { settings: [], ui: [], backend: [] };
+  /** Your own training points, as the worker last confirmed them. @type {[number, number, number][]} */
+  #myPoints = [];
   /** Classroom mode: settings whose controls are locked or hidden (attributes `locked`, `hidden-settings`). */
   #classroom = { locked: new Set(), hidden: new Set() };
   /** Counts settings sent to the worker; its snapshots say which one they show. */
@@ -389,6 +422,8 @@ class FlatminimaSandbox extends HTMLElement {
       exportRun: q(".fm-export-run"), exportCurves: q(".fm-export-curves"), exportPng: q(".fm-export-png"),
       exportCli: q(".fm-export-cli"), importFile: q('input[name="import"]'), clearPinned: q(".fm-clear-pinned"),
       shareOut: q(".fm-share-out"), pinned: q(".fm-pinned"),
+      mydataClass: q('select[name="mydata-class"]'), mydataAdd: q(".fm-mydata-add"), mydataClear: q(".fm-mydata-clear"),
+      mydataSave: q(".fm-mydata-save"), mydataLoad: q('input[name="mydata-load"]'), mydataOut: q(".fm-mydata-out"),
       studyRun: q(".fm-study-run"), studyProgress: q(".fm-study-progress"), studyResult: q(".fm-study-result"),
       grid: q(".fm-grid"), gridRun: q(".fm-grid-run"), gridCancel: q(".fm-grid-cancel"), gridProgress: q(".fm-grid-progress"),
       gridStatus: q(".fm-grid-status"), gridResults: q(".fm-grid-results"), gridScatter: q(".fm-grid-scatter-svg"),
@@ -1028,6 +1063,11 @@ class FlatminimaSandbox extends HTMLElement {
     }
     const m = this.metrics();
     if (m) this.#els.controls.querySelector('[data-for="classes"]').classList.toggle("fm-muted", m.classes === 2 && effective.dataset !== "blobs");
+    // "Your own data" offers one choice per class of the task.
+    const select = this.#els.mydataClass;
+    if (m && select.options.length !== m.classes) {
+      select.replaceChildren(...Array.from({ length: m.classes }, (_, k) => new Option(String(k + 1), String(k))));
+    }
   }
 
   #wireToolbar() {
@@ -1044,6 +1084,80 @@ class FlatminimaSandbox extends HTMLElement {
     this.#wireRotation();
     this.#wireGrid();
     this.#wireShare();
+    this.#wireMyData();
+  }
+
+  /** "Your own data": click a panel to place points, clear them, save or load them as CSV. */
+  #wireMyData() {
+    const e = this.#els;
+    const say = (/** @type {string} */ text) => { e.mydataOut.textContent = text; };
+    let adding = false;
+    e.mydataAdd.addEventListener("click", () => {
+      adding = !adding;
+      e.mydataAdd.setAttribute("aria-pressed", String(adding));
+      e.mydataAdd.textContent = `Add points by clicking: ${adding ? "on" : "off"}`;
+      for (const p of e.panels) p.canvas.classList.toggle("fm-adding", adding);
+    });
+    e.panels.forEach((p, side) => p.canvas.addEventListener("click", async (ev) => {
+      if (!adding) return;
+      const r = p.canvas.getBoundingClientRect();
+      const x = ((ev.clientX - r.left) * p.canvas.width) / r.width, y = ((ev.clientY - r.top) * p.canvas.height) / r.height;
+      try {
+        const points = await this.#pointsRequest({ type: "add-point", side, x, y, label: Number(e.mydataClass.value) });
+        say(`${points.length} point${points.length === 1 ? "" : "s"} of your own; training on them from step 0.`);
+      } catch (err) {
+        say(errorText(err));
+      }
+    }));
+    e.mydataClear.addEventListener("click", () => this.setPoints([]).then(() => say("Back to the data set's own points.")));
+    e.mydataSave.addEventListener("click", () => {
+      const a = document.createElement("a");
+      a.href = URL.createObjectURL(new Blob([this.pointsCsv()], { type: "text/csv" }));
+      a.download = "flatminima-points.csv";
+      a.click();
+      setTimeout(() => URL.revokeObjectURL(a.href), 10_000);
+    });
+    e.mydataLoad.addEventListener("change", async () => {
+      const file = e.mydataLoad.files?.[0];
+      if (!file) return;
+      try {
+        const points = await this.setPoints(parsePointsCsv(await file.text()));
+        say(`Loaded ${points.length} points from ${file.name}.`);
+      } catch (err) {
+        say(`Could not load ${file.name}: ${errorText(err)}`);
+      } finally {
+        e.mydataLoad.value = "";
+      }
+    });
+  }
+
+  /** Sends a points request; keeps and returns the worker's list. @param {any} message */
+  async #pointsRequest(message) {
+    const answer = await this.#request(message);
+    this.#myPoints = answer.points;
+    this.#showPinned(answer.problems);
+    return this.#myPoints;
+  }
+
+  /**
+   * Trains on your own training points, `[x, y, class]` each (the view spans -3..3
+   * on both axes); an empty list goes back to the data set's points. Resolves to
+   * the points in use; rejects naming a bad point.
+   * @param {[number, number, number][]} points
+   */
+  setPoints(points) {
+    this.#flushSettings();
+    return this.#pointsRequest({ type: "set-points", points: points.map((p) => [Number(p[0]), Number(p[1]), Number(p[2])]) });
+  }
+
+  /** Your own training points (a copy), `[x, y, class]` each; empty when training on the data set's. */
+  myPoints() {
+    return this.#myPoints.map((p) => [...p]);
+  }
+
+  /** Your own points as CSV: a header `x,y,class`, then a row per point. */
+  pointsCsv() {
+    return ["x,y,class", ...this.#myPoints.map((p) => p.join(","))].join("\n") + "\n";
   }
 
   /** The export / import menu: downloads, the command line, a run record file. */

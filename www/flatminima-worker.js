@@ -198,7 +198,14 @@ function handle(m) {
     case "import":
       reply(m.id, () => importRecord(m.record));
       break;
+    case "add-point":
+      reply(m.id, () => addPoint(m.side, m.x, m.y, m.label));
+      break;
+    case "set-points":
+      reply(m.id, () => usePoints(m.points));
+      break;
     case "clear-pinned":
+      myPoints = [];
       sb.clearPinned();
       cancelStudy();
       dirty.settings = true;
@@ -211,6 +218,44 @@ function handle(m) {
       break;
   }
   wake();
+}
+
+/**
+ * The student's own training points, `[x, y, class]` each (data coordinates),
+ * placed by clicking a decision panel or loaded from CSV. Empty: the data set's own.
+ * @type {[number, number, number][]}
+ */
+let myPoints = [];
+
+/** Half the width of the square a decision panel shows, in data units (src/web/field.rs `VIEW`). */
+const PANEL_VIEW = 3;
+
+/**
+ * Adds a point of class `label` where the student clicked side `side`'s panel
+ * (`x`, `y` in the canvas's pixels), then trains on the points placed so far.
+ */
+function addPoint(/** @type {number} */ side, /** @type {number} */ x, /** @type {number} */ y, /** @type {number} */ label) {
+  const [rx, ry, size] = sb.plotRect(side);
+  const [u, v] = [(x - rx) / size, (y - ry) / size];
+  if (!(size > 0 && u >= 0 && u <= 1 && v >= 0 && v <= 1)) throw new Error("click inside the plot to add a point");
+  return usePoints([...myPoints, [PANEL_VIEW * (2 * u - 1), PANEL_VIEW * (1 - 2 * v), label]]);
+}
+
+/** Trains on `points` (the student's own; empty: the data set's own again). */
+function usePoints(/** @type {[number, number, number][]} */ points) {
+  const classes = JSON.parse(sb.metricsJson()).classes;
+  const bad = points.findIndex((p) => p.length < 3 || !p.every(Number.isFinite) || !Number.isInteger(p[2]) || p[2] < 0 || p[2] >= classes);
+  if (bad >= 0) throw new Error(`point ${bad + 1} (${points[bad]}): expected x, y and a class from 0 to ${classes - 1}`);
+  myPoints = points.map((p) => [p[0], p[1], p[2]]);
+  const problems = myPoints.length
+    ? sb.loadPinned(sb.settingsQuery(), new Float64Array(0), Float64Array.from(myPoints.flatMap((p) => [p[0], p[1]])),
+      Uint32Array.from(myPoints.map((p) => p[2]))).split("\n").filter(Boolean)
+    : (sb.clearPinned(), []);
+  cancelStudy();
+  dirty.settings = dirty.boundary = true;
+  redrawSoon();
+  sendState();
+  return { points: myPoints, problems };
 }
 
 /**

@@ -34,6 +34,8 @@
  *   | {type: "export", id: number, what: "record" | "curves"}
  *   | {type: "import", id: number, record: string}
  *   | {type: "clear-pinned", id: number}
+ *   | {type: "add-point", id: number, side: number, x: number, y: number, label: number}
+ *   | {type: "set-points", id: number, points: [number, number, number][]}
  *   | {type: "panic"}} ToWorker
  */
 

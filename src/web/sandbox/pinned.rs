@@ -47,6 +47,20 @@ impl Pins {
         if let Some(train) = &self.train {
             let mut pinned = config.clone();
             pinned.train_points = Some(Dataset { classes: config.classes(), ..train.clone() });
+            // A few points of one's own are fewer than a batch: train on all of them at once.
+            let n = train.len().max(1);
+            if pinned.training.batch_size > n {
+                errors.push(ConfigError::new(
+                    "batch-size",
+                    format!("{} is more than the {n} training points; batches of {n}", pinned.training.batch_size),
+                ));
+                pinned.training.batch_size = n;
+            }
+            for side in [&mut pinned.left, &mut pinned.right] {
+                if side.batch_size.is_some_and(|b| b > n) {
+                    side.batch_size = Some(n);
+                }
+            }
             match pinned.validate() {
                 Ok(()) => config = pinned,
                 Err(e) => errors.push(ConfigError::new("train_points", format!("{e}; the generated points are used"))),
