@@ -151,12 +151,21 @@ function render(lesson, index) {
         el.scrollIntoView({ block: "start" });
         await el.settled();
         await el.reset();
+        if (lesson.study) {
+          // A grid study (the study panel's): many runs over data draws and seeds, every one measured.
+          runStatus.textContent = "Training and measuring every run of the study…";
+          const study = await el.study(lesson.study);
+          results.push({ label: run.label, metrics: el.metrics(), study });
+          continue;
+        }
         await el.step(lesson.steps);
         runStatus.textContent = "Measuring the sharpness of the final solutions…";
         const metrics = await sharpnessNow(el, SHARPNESS_WAIT_MS);
         results.push({ label: run.label, metrics });
       }
-      runStatus.textContent = `Done: ${lesson.steps} steps.`;
+      // For scripts (and the e2e tests): what the check was written from.
+      /** @type {any} */ (main).lessonResults = results;
+      runStatus.textContent = lesson.study ? "Done." : `Done: ${lesson.steps} steps.`;
       check.replaceChildren(...lesson.check(results, prediction).map(para));
       many.removeAttribute("disabled");
     } catch (err) {
