@@ -319,23 +319,27 @@ impl Run {
         if end < rows {
             return false;
         }
-        if gradient == 1 {
-            let loss = loss_sum * (1.0 / rows as f64);
-            self.last_batch_loss = loss;
-            self.last_grad_norm = self.grad.iter().map(|g| g * g).sum::<f64>().sqrt();
-            if let Some(sam) = &self.sam {
-                // Gradient at w + e on the same minibatch; the base optimiser then steps from w with it.
-                ascent_direction(sam, &self.params, &self.grad, &mut self.epsilon);
-                for ((p, &w), &e) in self.perturbed.iter_mut().zip(&self.params).zip(&self.epsilon) {
-                    *p = w + e;
-                }
-                self.grad.fill(0.0);
-                self.under_way = StepUnderWay { gradient: 2, row: 0, loss_sum: 0.0 };
-                return false;
-            }
+        if gradient == 1 && self.first_gradient_done(loss_sum * (1.0 / rows as f64)) {
+            self.grad.fill(0.0);
+            self.under_way = StepUnderWay { gradient: 2, row: 0, loss_sum: 0.0 };
+            return false;
         }
         self.under_way = StepUnderWay::default();
         self.finish_step();
+        true
+    }
+
+    /// Takes the first gradient's minibatch `loss` and norm; for a SAM side it
+    /// then moves `perturbed` to w + e and returns true: the gradient there (on
+    /// the same minibatch) is the one the base optimiser steps from w with.
+    fn first_gradient_done(&mut self, loss: f64) -> bool {
+        self.last_batch_loss = loss;
+        self.last_grad_norm = self.grad.iter().map(|g| g * g).sum::<f64>().sqrt();
+        let Some(sam) = &self.sam else { return false };
+        ascent_direction(sam, &self.params, &self.grad, &mut self.epsilon);
+        for ((p, &w), &e) in self.perturbed.iter_mut().zip(&self.params).zip(&self.epsilon) {
+            *p = w + e;
+        }
         true
     }
 
@@ -344,14 +348,9 @@ impl Run {
     fn step_with_dropout(&mut self) {
         let masks = self.dropout.draw(&self.mlp, self.batch_y.len());
         let (x, y) = (&self.batch_x, &self.batch_y);
-        self.last_batch_loss = self.mlp.loss_and_grad_dropout(&self.params, x, y, masks, &mut self.grad, &mut self.ws);
-        self.last_grad_norm = self.grad.iter().map(|g| g * g).sum::<f64>().sqrt();
-        if let Some(sam) = &self.sam {
-            ascent_direction(sam, &self.params, &self.grad, &mut self.epsilon);
-            for ((p, &w), &e) in self.perturbed.iter_mut().zip(&self.params).zip(&self.epsilon) {
-                *p = w + e;
-            }
-            let masks = &self.dropout.masks;
+        let loss = self.mlp.loss_and_grad_dropout(&self.params, x, y, masks, &mut self.grad, &mut self.ws);
+        if self.first_gradient_done(loss) {
+            let (x, y, masks) = (&self.batch_x, &self.batch_y, &self.dropout.masks);
             self.mlp.loss_and_grad_dropout(&self.perturbed, x, y, masks, &mut self.grad, &mut self.ws);
         }
         self.finish_step();
@@ -422,24 +421,21 @@ impl Run {
 
     /// Metrics at the current parameters (no side effects on the history).
     pub fn evaluate(&mut self) -> MetricPoint {
-        let s = &*self.splits;
-        let params = &self.params;
-        let (train_loss, train_acc) = self.mlp.evaluate(params, s.train.flat_points(), &s.train.labels, &mut self.ws);
-        let (id_loss, id_acc) = self.mlp.evaluate(params, s.id_test.flat_points(), &s.id_test.labels, &mut self.ws);
-        let (ood_loss, ood_acc) = self.mlp.evaluate(params, s.ood_test.flat_points(), &s.ood_test.labels, &mut self.ws);
-        self.metric_point([train_loss, train_acc, id_loss, id_acc, ood_loss, ood_acc])
+        let sets = evaluate_sets(&self.mlp, &self.splits, &self.params, &mut self.ws);
+        self.metric_point(sets)
     }
 
     /// Metrics of other parameters of this model (an average, an ensemble member) on this run's data.
     pub fn evaluate_params(&mut self, params: &[f64]) -> MetricPoint {
-        let s = &*self.splits;
-        let (train_loss, train_acc) = self.mlp.evaluate(params, s.train.flat_points(), &s.train.labels, &mut self.ws);
-        let (id_loss, id_acc) = self.mlp.evaluate(params, s.id_test.flat_points(), &s.id_test.labels, &mut self.ws);
-        let (ood_loss, ood_acc) = self.mlp.evaluate(params, s.ood_test.flat_points(), &s.ood_test.labels, &mut self.ws);
-        self.metric_point([train_loss, train_acc, id_loss, id_acc, ood_loss, ood_acc])
+        let sets = evaluate_sets(&self.mlp, &self.splits, params, &mut self.ws);
+        self.metric_point(sets)
     }
 
-    fn metric_point(&self, [train_loss, train_acc, id_loss, id_acc, ood_loss, ood_acc]: [f64; 6]) -> MetricPoint {
+    /// A metric point of this run now from (loss, accuracy) on train, ID and OOD.
+    fn metric_point(
+        &self,
+        [(train_loss, train_acc), (id_loss, id_acc), (ood_loss, ood_acc)]: [(f64, f64); 3],
+    ) -> MetricPoint {
         MetricPoint {
             step: self.step,
             lr: self.current_lr(),
@@ -487,18 +483,7 @@ impl Run {
                 return None;
             }
         }
-        let [(train_loss, train_acc), (id_loss, id_acc), (ood_loss, ood_acc)] = eval.done;
-        Some(MetricPoint {
-            step: self.step,
-            lr: self.current_lr(),
-            train_loss,
-            train_acc,
-            id_loss,
-            id_acc,
-            ood_loss,
-            ood_acc,
-            grad_norm: self.last_grad_norm,
-        })
+        Some(self.metric_point(eval.done))
     }
 
     /// (mean loss, accuracy) of the current parameters on any labelled set:
@@ -534,4 +519,9 @@ pub fn predict_proba(mlp: &Mlp, params: &[f64], points: &[f64], out: &mut [f64],
             o.iter_mut().for_each(|v| *v /= sum);
         }
     }
+}
+
+/// (mean loss, accuracy) of `params` on the train, ID and OOD sets of `splits`.
+fn evaluate_sets(mlp: &Mlp, splits: &Splits, params: &[f64], ws: &mut Workspace) -> [(f64, f64); 3] {
+    [&splits.train, &splits.id_test, &splits.ood_test].map(|d| mlp.evaluate(params, d.flat_points(), &d.labels, ws))
 }
