@@ -123,13 +123,13 @@ impl Sandbox {
     /// Side `side`'s parameters now (0 = left; the run record's `final_params`).
     #[wasm_bindgen(js_name = sideParams)]
     pub fn side_params(&self, side: u32) -> Vec<f64> {
-        self.pair().sides()[(side as usize).min(1)].params.clone()
+        self.side(side).params.clone()
     }
 
     /// Side `side`'s logged metrics, [`METRIC_FIELDS`] numbers per point, oldest first.
     #[wasm_bindgen(js_name = sideHistory)]
     pub fn side_history(&self, side: u32) -> Vec<f64> {
-        let run = self.pair().sides()[(side as usize).min(1)];
+        let run = self.side(side);
         run.history.points.iter().flat_map(metric_numbers).collect()
     }
 
@@ -137,19 +137,14 @@ impl Sandbox {
     /// numbers), or none when they are not finite (a diverged run).
     #[wasm_bindgen(js_name = sideFinalMetrics)]
     pub fn side_final_metrics(&self, side: u32) -> Vec<f64> {
-        let m = self.pair().sides()[(side as usize).min(1)].clone().evaluate();
-        if m.is_finite() {
-            metric_numbers(&m).to_vec()
-        } else {
-            Vec::new()
-        }
+        finite_numbers(self.side(side).clone().evaluate())
     }
 
     /// Side `side`'s weight average (SWA / EMA) as `[n_averaged, params...]`,
     /// or none when the side keeps no average or it has no weights yet.
     #[wasm_bindgen(js_name = sideAverage)]
     pub fn side_average(&self, side: u32) -> Vec<f64> {
-        let run = self.pair().sides()[(side as usize).min(1)];
+        let run = self.side(side);
         let Some((a, params)) = run.average.as_ref().and_then(|a| Some((a, a.solution()?))) else { return Vec::new() };
         std::iter::once(a.n_averaged as f64).chain(params.iter().copied()).collect()
     }
@@ -157,7 +152,7 @@ impl Sandbox {
     /// The name of side `side`'s weight average ("SWA", "EMA"), or "" when it keeps none.
     #[wasm_bindgen(js_name = sideAverageKind)]
     pub fn side_average_kind(&self, side: u32) -> String {
-        let run = self.pair().sides()[(side as usize).min(1)];
+        let run = self.side(side);
         run.average.as_ref().map_or(String::new(), |a| a.config.name().to_string())
     }
 
@@ -165,14 +160,9 @@ impl Sandbox {
     /// none when there is no average or its metrics are not finite.
     #[wasm_bindgen(js_name = sideAverageMetrics)]
     pub fn side_average_metrics(&self, side: u32) -> Vec<f64> {
-        let run = self.pair().sides()[(side as usize).min(1)];
+        let run = self.side(side);
         let Some(params) = run.average.as_ref().and_then(|a| a.solution()) else { return Vec::new() };
-        let m = run.clone().evaluate_params(params);
-        if m.is_finite() {
-            metric_numbers(&m).to_vec()
-        } else {
-            Vec::new()
-        }
+        finite_numbers(run.clone().evaluate_params(params))
     }
 
     /// The points of a data set (0 train, 1 in-distribution test, 2 OOD test) as x, y pairs.
@@ -199,11 +189,25 @@ pub fn metric_fields() -> Vec<String> {
     METRIC_FIELDS.iter().map(|s| s.to_string()).collect()
 }
 
+/// `p`'s numbers, or none when they are not finite (a run record writes `null` then).
+fn finite_numbers(p: MetricPoint) -> Vec<f64> {
+    if p.is_finite() {
+        metric_numbers(&p).to_vec()
+    } else {
+        Vec::new()
+    }
+}
+
 fn metric_numbers(p: &MetricPoint) -> [f64; 9] {
     [p.step as f64, p.lr, p.train_loss, p.train_acc, p.id_loss, p.id_acc, p.ood_loss, p.ood_acc, p.grad_norm]
 }
 
 impl Sandbox {
+    /// Side `side`'s run (0 = left, anything else the right).
+    fn side(&self, side: u32) -> &crate::train::Run {
+        self.pair().sides()[(side as usize).min(1)]
+    }
+
     fn split(&self, split: u32) -> &Dataset {
         let s = &self.pair().splits;
         match split {
