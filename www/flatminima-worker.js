@@ -243,7 +243,8 @@ function addPoint(/** @type {number} */ side, /** @type {number} */ x, /** @type
 
 /** Trains on `points` (the student's own; empty: the data set's own again). */
 function usePoints(/** @type {[number, number, number][]} */ points) {
-  const classes = JSON.parse(sb.metricsJson()).classes;
+  // The last snapshot says how many classes; evaluating the runs again (tens of ms on a big net) would not.
+  const classes = (lastMetrics.metrics ?? metrics()).classes;
   const bad = points.findIndex((p) => p.length < 3 || !p.every(Number.isFinite) || !Number.isInteger(p[2]) || p[2] < 0 || p[2] >= classes);
   if (bad >= 0) throw new Error(`point ${bad + 1} (${points[bad]}): expected x, y and a class from 0 to ${classes - 1}`);
   myPoints = points.map((p) => [p[0], p[1], p[2]]);

@@ -59,6 +59,46 @@ function divergence(m) {
 const category = (diffPoints) => (diffPoints > 1 ? "higher" : diffPoints < -1 ? "lower" : "same");
 
 /**
+ * Which of two sharpness values is lower: `ids[0]` (the first), `ids[1]`,
+ * "same" (within 10%), or "unknown" when either was not measured.
+ * @param {number} a @param {number} b @param {[string, string]} ids
+ */
+function flatter(a, b, ids) {
+  if (!(a > 0 && b > 0)) return "unknown";
+  return Math.abs(Math.log(a / b)) < Math.log(1.1) ? "same" : a < b ? ids[0] : ids[1];
+}
+
+/**
+ * The sentence that answers the student's prediction.
+ * @param {string} prediction @param {string} outcome @param {string} who "this run", "these runs"...
+ */
+function answer(prediction, outcome, who) {
+  return prediction === outcome ? `You predicted that; ${who} ${who === "these runs" ? "agree" : "agrees"}.`
+    : `You predicted "${prediction}"; ${who} ${who === "these runs" ? "say" : "says"} "${outcome}".`;
+}
+
+/**
+ * The check of a lesson with two sandboxes, compared on their left (SGD) sides:
+ * which is flatter (the prediction's `ids`), OOD and in-distribution accuracy,
+ * and the train-loss caveat. Null when a run diverged (then `divergence` says so).
+ * @param {RunResult[]} results @param {string} prediction
+ * @param {[string, string]} names how the text names the two runs
+ * @param {[string, string]} ids the choices "the first is flatter", "the second is"
+ */
+function leftSides(results, prediction, names, ids) {
+  const [x, y] = results.map((r) => r.metrics.left);
+  const [a, b] = [lambda(x), lambda(y)];
+  return [
+    `In your runs (SGD, the left sides): ${compareLambda(names[0], a, names[1], b)}`,
+    `OOD accuracy: **${pct(x.ood_acc)}** (${names[0]}) vs **${pct(y.ood_acc)}** (${names[1]}), ` +
+      `${pts(100 * (x.ood_acc - y.ood_acc))}; in-distribution ${pct(x.id_acc)} vs ${pct(y.id_acc)}; ` +
+      `train loss ${num(x.train_loss)} vs ${num(y.train_loss)}.`,
+    answer(prediction, flatter(a, b, ids), "these runs"),
+    ...trainLossNote([names[0], x], [names[1], y]),
+  ];
+}
+
+/**
  * The usual check of a left-vs-right lesson: curvature, OOD accuracy, the
  * prediction against the outcome, and the underfitting warning.
  * @param {RunResult[]} results @param {string} prediction @param {string} metricKey
@@ -73,15 +113,13 @@ function sideBySide(results, prediction, metricKey = "ood_acc") {
   lines.push(`In your run (step ${r.step}): ${compareLambda(r.label, lambda(r), l.label, lambda(l))}`);
   lines.push(`Its ${what} was **${pct(r[metricKey])}** against **${pct(l[metricKey])}**: ${pts(d)}.`);
   const outcome = category(d);
-  lines.push(prediction === outcome
-    ? `You predicted that; this run agrees.`
-    : `You predicted "${prediction}"; this run says "${outcome}" (a band of ±1 point counts as the same).`);
+  lines.push(answer(prediction, outcome, "this run") + (prediction === outcome ? "" : " (A band of ±1 point counts as the same.)"));
   const trainGap = 100 * (r.train_acc - l.train_acc);
   if (d > 1 && trainGap < -2) {
     lines.push(`Careful: ${r.label} also fits the training data worse (train accuracy ${pts(trainGap)}). ` +
       `A gain out of distribution that comes with underfitting is not robustness.`);
   }
-  lines.push(...trainLossNote(m));
+  lines.push(...trainLossNote([l.label, l], [r.label, r]));
   lines.push(`This is one run on one data draw. Press the button below to see the spread over seeds.`);
   return lines;
 }
@@ -90,13 +128,12 @@ function sideBySide(results, prediction, metricKey = "ood_acc") {
  * With cross-entropy the curvature shrinks as the train loss goes to zero, so
  * when the flatter side also has a much lower train loss, its lower λmax is
  * partly "trained further", not "a wider basin". Says so when that is the case.
- * @param {any} m
+ * @param {[string, any]} x a run's name and left or right metrics @param {[string, any]} y the other's
  */
-function trainLossNote(m) {
-  const [l, r] = [m.left, m.right];
-  const [flat, sharp] = lambda(l) < lambda(r) ? [l, r] : [r, l];
+function trainLossNote(x, y) {
+  const [[flatName, flat], [, sharp]] = lambda(x[1]) < lambda(y[1]) ? [x, y] : [y, x];
   if (!(lambda(flat) > 0) || !(flat.train_loss * 3 < sharp.train_loss)) return [];
-  return [`Note: ${flat.label} also ended with a much lower train loss (${num(flat.train_loss)} vs ` +
+  return [`Note: ${flatName} also ended with a much lower train loss (${num(flat.train_loss)} vs ` +
     `${num(sharp.train_loss)}). With cross-entropy the curvature shrinks as the loss goes to zero, so part of ` +
     "its lower λmax says how far training went, not how wide the basin is."];
 }
@@ -185,16 +222,9 @@ export const LESSONS = [
     ],
     steps: 3000,
     check: (results, prediction) => {
-      const [small, large] = results.map((r) => r.metrics.left);
       const lines = results.flatMap((r) => divergence(r.metrics));
       if (lines.length) return lines;
-      const [a, b] = [lambda(small), lambda(large)];
-      const outcome = !(a > 0 && b > 0) ? "unknown" : Math.abs(Math.log(a / b)) < Math.log(1.1) ? "same" : a < b ? "small" : "large";
-      lines.push(`In your runs (SGD, the left sides): ${compareLambda("batch 4", a, "the full batch", b)}`);
-      lines.push(`OOD accuracy: **${pct(small.ood_acc)}** (batch 4) vs **${pct(large.ood_acc)}** (full batch), ` +
-        `${pts(100 * (small.ood_acc - large.ood_acc))}; in-distribution ${pct(small.id_acc)} vs ${pct(large.id_acc)}.`);
-      lines.push(prediction === outcome ? "You predicted that; these runs agree."
-        : `You predicted "${prediction}"; these runs say "${outcome}".`);
+      lines.push(...leftSides(results, prediction, ["batch 4", "the full batch"], ["small", "large"]));
       lines.push(`Fairness: batch 4 saw ${(3000 * 4 / 200).toFixed(0)} epochs, the full batch 3000. One data draw, one ` +
         "seed; `flatminima study --vary batch-size=4,200 --data-seeds 8` repeats it over data draws.");
       return lines;
@@ -237,8 +267,7 @@ export const LESSONS = [
       const outcome = a < 0.75 * threshold ? "below" : a > 1.25 * threshold ? "above" : "near";
       lines.push(`In your run GD's final λmax was **${num(a)}** against 2/η = ${num(threshold)} ` +
         `(${(100 * a / threshold).toFixed(0)}% of it); SAM's was ${num(lambda(m.right))}.`);
-      lines.push(prediction === outcome ? "You predicted that; this run agrees."
-        : `You predicted "${prediction}"; this run says "${outcome}".`);
+      lines.push(answer(prediction, outcome, "this run"));
       lines.push(outcome === "below"
         ? "The claim is about training that has reached the edge: this run stayed below it. A larger η, a longer run or a harder data set (spirals) gets closer."
         : "Look at the λmax curve: did it rise towards the line and stay there?");
@@ -273,13 +302,13 @@ export const LESSONS = [
       const lines = divergence(m);
       if (lines.length) return lines;
       const [s, a] = [lambda(m.left), lambda(m.right)];
-      const outcome = !(s > 0 && a > 0) ? "unknown" : Math.abs(Math.log(a / s)) < Math.log(1.1) ? "same" : a > s ? "adam" : "sgd";
+      // The choices name the side with the larger λmax: SGD flatter means "adam".
+      const outcome = flatter(s, a, ["adam", "sgd"]);
       lines.push(`In your run: ${compareLambda("Adam", a, "SGD", s)}`);
       lines.push(`OOD accuracy ${pct(m.right.ood_acc)} (Adam) vs ${pct(m.left.ood_acc)} (SGD), ` +
         `${pts(100 * (m.right.ood_acc - m.left.ood_acc))}; train loss ${num(m.right.train_loss)} vs ${num(m.left.train_loss)}.`);
-      lines.push(prediction === outcome ? "You predicted that; this run agrees."
-        : `You predicted "${prediction}"; this run says "${outcome}".`);
-      lines.push(...trainLossNote(m));
+      lines.push(answer(prediction, outcome, "this run"));
+      lines.push(...trainLossNote(["SGD", m.left], ["Adam", m.right]));
       return lines;
     },
     many: { replicas: 32 },
@@ -309,21 +338,9 @@ export const LESSONS = [
     ],
     steps: 3000,
     check: (results, prediction) => {
-      const [plain, dropped] = results.map((r) => r.metrics.left);
       const lines = results.flatMap((r) => divergence(r.metrics));
       if (lines.length) return lines;
-      const [a, b] = [lambda(dropped), lambda(plain)];
-      const outcome = !(a > 0 && b > 0) ? "unknown" : Math.abs(Math.log(a / b)) < Math.log(1.1) ? "same" : a < b ? "dropout" : "plain";
-      lines.push(`In your runs (SGD, the left sides): ${compareLambda("dropout 0.3", a, "no dropout", b)}`);
-      lines.push(`OOD accuracy: **${pct(dropped.ood_acc)}** (dropout) vs **${pct(plain.ood_acc)}** (none), ` +
-        `${pts(100 * (dropped.ood_acc - plain.ood_acc))}; in-distribution ${pct(dropped.id_acc)} vs ${pct(plain.id_acc)}; ` +
-        `train loss ${num(dropped.train_loss)} vs ${num(plain.train_loss)}.`);
-      lines.push(prediction === outcome ? "You predicted that; these runs agree."
-        : `You predicted "${prediction}"; these runs say "${outcome}".`);
-      if (dropped.train_loss > 3 * plain.train_loss && a < b) {
-        lines.push("Note: the dropout run also fits the training data less tightly (a higher train loss); with " +
-          "cross-entropy a higher loss alone means lower curvature, so part of the difference is that, not a wider basin.");
-      }
+      lines.push(...leftSides([results[1], results[0]], prediction, ["dropout 0.3", "no dropout"], ["dropout", "plain"]));
       lines.push("One data draw, one seed: try other seeds before concluding.");
       return lines;
     },
@@ -401,8 +418,7 @@ export const LESSONS = [
       }
       if (ev.verdict) lines.push(`SAM against SGD: ${ev.verdict}.`);
       for (const w of result.stats.warnings ?? []) lines.push(`Warning: ${w}`);
-      lines.push(prediction === outcome ? "You predicted that; this study agrees."
-        : `You predicted "${prediction}"; this study says "${outcome}".`);
+      lines.push(answer(prediction, outcome, "this study"));
       return lines;
     },
     next: ["On the main page, open the study panel: colour the scatter by lr and see whether λmax mostly sorts the learning rates.",
