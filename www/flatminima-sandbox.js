@@ -761,12 +761,16 @@ class FlatminimaSandbox extends HTMLElement {
     this.#pending.clear();
   }
 
-  /** @param {import("./protocol.js").ToWorker} message */
+  /** @param {import("./protocol.js").Request} message */
   #post(message) {
     if (this.#worker && !this.#fatal) this.#worker.postMessage(message);
   }
 
-  /** Sends a request that the worker answers with a reply of the same id. */
+  /**
+   * Sends a request that the worker answers with a reply of the same id.
+   * @param {import("./protocol.js").Ask} message
+   * @returns {Promise<any>}
+   */
   #request(message) {
     if (this.#fatal) return Promise.reject(new Error(this.#fatal));
     if (!this.#worker) return Promise.reject(abortError("the element is not on the page"));
@@ -777,14 +781,14 @@ class FlatminimaSandbox extends HTMLElement {
     });
   }
 
-  /** @param {Partial<import("./protocol.js").ViewState>} change */
+  /** @param {import("./protocol.js").ViewChange} change */
   #sendView(change) {
     const changed = Object.entries(change).some(([k, v]) => this.#view[k] !== v);
     Object.assign(this.#view, change);
     if (changed || change === this.#view) this.#post({ type: "view", view: { ...change } });
   }
 
-  /** @param {import("./protocol.js").FromWorker} m */
+  /** @param {import("./protocol.js").Reply} m */
   #receive(m) {
     if (this.#fatal) return;
     switch (m.type) {
@@ -1131,7 +1135,7 @@ class FlatminimaSandbox extends HTMLElement {
     });
   }
 
-  /** Sends a points request; keeps and returns the worker's list. @param {any} message */
+  /** Sends a points request; keeps and returns the worker's list. @param {import("./protocol.js").Ask} message */
   async #pointsRequest(message) {
     const answer = await this.#request(message);
     this.#myPoints = answer.points;

@@ -19,8 +19,8 @@
 
 import init, { Sandbox, metricFields, paletteJson, panicForTests, settingsSpecJson, wasmLiveBytes } from "./pkg/flatminima.js";
 
-/** @typedef {import("./protocol.js").ToWorker} ToWorker */
-/** @typedef {import("./protocol.js").FromWorker} FromWorker */
+/** @typedef {import("./protocol.js").Request} ToWorker */
+/** @typedef {import("./protocol.js").Reply} FromWorker */
 /** @typedef {import("./protocol.js").ViewState} ViewState */
 
 // plotters-canvas checks that it was given a <canvas> with a 2D context
