@@ -33,7 +33,8 @@ use tsify::Tsify;
 pub enum Request {
     /// New settings: every result the worker sends from now on says which revision it belongs to.
     Configure {
-        /// The element's settings revision, bumped on every change.
+        /// The element's settings revision, bumped on every change of what the runs are
+        /// (settings here; a reset, pinned weights or points in those requests).
         revision: u32,
         /// All settings as a URL query (`settings::parse_query` reads it).
         query: String,
@@ -56,7 +57,10 @@ pub enum Request {
     /// Stop training.
     Pause,
     /// Start the runs again from step 0 with the same settings.
-    Reset,
+    Reset {
+        /// The element's next settings revision (results from before are stale).
+        revision: u32,
+    },
     /// Train `n` pairs of steps, then answer.
     Step {
         /// The request's id.
@@ -114,6 +118,8 @@ pub enum Request {
     Import {
         /// The request's id.
         id: u32,
+        /// The element's next settings revision (the runs are replaced).
+        revision: u32,
         /// The record's JSON text.
         record: String,
     },
@@ -121,11 +127,15 @@ pub enum Request {
     ClearPinned {
         /// The request's id.
         id: u32,
+        /// The element's next settings revision (the runs are replaced).
+        revision: u32,
     },
     /// Add a training point where the student clicked a decision panel.
     AddPoint {
         /// The request's id.
         id: u32,
+        /// The element's next settings revision (the runs are replaced).
+        revision: u32,
         /// Which side's panel: 0 left, 1 right.
         side: u32,
         /// The click, in the canvas's pixels.
@@ -139,6 +149,8 @@ pub enum Request {
     SetPoints {
         /// The request's id.
         id: u32,
+        /// The element's next settings revision (the runs are replaced).
+        revision: u32,
         /// `[x, y, class]` each, in data coordinates.
         points: Vec<(f64, f64, u32)>,
     },

@@ -16,7 +16,7 @@ fn request_index(r: &Request) -> usize {
         Request::Resize { .. } => 2,
         Request::Play => 3,
         Request::Pause => 4,
-        Request::Reset => 5,
+        Request::Reset { .. } => 5,
         Request::Step { .. } => 6,
         Request::Settle { .. } => 7,
         Request::Study { .. } => 8,
@@ -56,7 +56,7 @@ fn requests() -> Vec<Request> {
         Request::Resize { sizes, dpr: 2.0 },
         Request::Play,
         Request::Pause,
-        Request::Reset,
+        Request::Reset { revision: 4 },
         Request::Step { id: 1, n: 10 },
         Request::Settle { id: 2 },
         Request::Study { id: 3, replicas: 4, steps: 200 },
@@ -71,10 +71,10 @@ fn requests() -> Vec<Request> {
         Request::GridCancel,
         Request::Backend { choice: BackendChoice::Gpu },
         Request::Export { id: 5, what: Export::Curves },
-        Request::Import { id: 6, record: "{}".into() },
-        Request::ClearPinned { id: 7 },
-        Request::AddPoint { id: 8, side: 1, x: 12.5, y: 40.0, label: 1 },
-        Request::SetPoints { id: 9, points: vec![(0.5, -1.25, 0), (1.0, 2.0, 1)] },
+        Request::Import { id: 6, revision: 5, record: "{}".into() },
+        Request::ClearPinned { id: 7, revision: 6 },
+        Request::AddPoint { id: 8, revision: 7, side: 1, x: 12.5, y: 40.0, label: 1 },
+        Request::SetPoints { id: 9, revision: 8, points: vec![(0.5, -1.25, 0), (1.0, 2.0, 1)] },
         Request::Panic,
     ]
 }
@@ -153,7 +153,7 @@ fn messages_have_the_javascript_shapes() {
         assert_eq!(serde_json::from_value::<Request>(js).unwrap(), r);
     };
     same(json!({"type": "gridCancel"}), Request::GridCancel);
-    same(json!({"type": "clear-pinned", "id": 7}), Request::ClearPinned { id: 7 });
+    same(json!({"type": "clear-pinned", "id": 7, "revision": 3}), Request::ClearPinned { id: 7, revision: 3 });
     same(
         json!({"type": "grid", "id": 1, "axes": "", "dataSeeds": 3, "seeds": 2, "untilTrainLoss": null, "checkEvery": 25}),
         Request::Grid { id: 1, axes: String::new(), data_seeds: 3, seeds: 2, until_train_loss: None, check_every: 25 },

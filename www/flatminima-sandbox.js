@@ -517,7 +517,7 @@ class FlatminimaSandbox extends HTMLElement {
   /** Both runs back to step 0 (same data and initial weights). Resolves once done. */
   reset() {
     this.#flushSettings();
-    this.#post({ type: "reset" });
+    this.#post({ type: "reset", revision: ++this.#revision });
     return this.settled();
   }
 
@@ -612,7 +612,7 @@ class FlatminimaSandbox extends HTMLElement {
     this.#flushSettings();
     // Paused first: the imported run starts at step 0 and waits for Play or step().
     this.pause();
-    const imported = /** @type {import("./protocol.js").Imported} */ (await this.#request({ type: "import", record: String(text) }));
+    const imported = /** @type {import("./protocol.js").Imported} */ (await this.#request({ type: "import", revision: ++this.#revision, record: String(text) }));
     for (const name of SETTINGS) this.removeAttribute(name);
     for (const [name, value] of new URLSearchParams(imported.settings)) {
       if (SETTINGS.includes(name)) this.setAttribute(name, value);
@@ -624,7 +624,7 @@ class FlatminimaSandbox extends HTMLElement {
 
   /** Drops imported (pinned) initial weights and training points; the runs restart from the settings. */
   async clearPinned() {
-    await this.#request({ type: "clear-pinned" });
+    await this.#request({ type: "clear-pinned", revision: ++this.#revision });
     this.#showPinned([]);
   }
 
@@ -1107,7 +1107,7 @@ class FlatminimaSandbox extends HTMLElement {
       const r = p.canvas.getBoundingClientRect();
       const x = ((ev.clientX - r.left) * p.canvas.width) / r.width, y = ((ev.clientY - r.top) * p.canvas.height) / r.height;
       try {
-        const points = await this.#pointsRequest({ type: "add-point", side, x, y, label: Number(e.mydataClass.value) });
+        const points = await this.#pointsRequest({ type: "add-point", revision: ++this.#revision, side, x, y, label: Number(e.mydataClass.value) });
         say(`${points.length} point${points.length === 1 ? "" : "s"} of your own; training on them from step 0.`);
       } catch (err) {
         say(errorText(err));
@@ -1151,7 +1151,7 @@ class FlatminimaSandbox extends HTMLElement {
    */
   setPoints(points) {
     this.#flushSettings();
-    return this.#pointsRequest({ type: "set-points", points: points.map((p) => [Number(p[0]), Number(p[1]), Number(p[2])]) });
+    return this.#pointsRequest({ type: "set-points", revision: ++this.#revision, points: points.map((p) => [Number(p[0]), Number(p[1]), Number(p[2])]) });
   }
 
   /** Your own training points (a copy), `[x, y, class]` each; empty when training on the data set's. */
