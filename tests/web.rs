@@ -472,6 +472,55 @@ fn sharpness_is_measured_a_stage_at_a_time_and_reported_in_metrics() {
     assert!(m["left"]["sharpness"].is_null());
 }
 
+/// One revision says which runs a result belongs to: a GPU boundary asked before
+/// a reset (the element's next revision) is dropped, and the new runs are asked
+/// for; a surface asked for a landscape that was replaced meanwhile is dropped,
+/// and its side is asked again for the new one once that answer is in.
+#[wasm_bindgen_test]
+fn answers_for_replaced_runs_or_landscapes_are_dropped() {
+    use flatminima::backend::requests::{BoundaryRequest, SurfaceRequest};
+
+    let mut sb = Sandbox::from_settings("points=80&seed=2", 1);
+    sb.step(5);
+    sb.set_gpu("test adapter");
+    let old: BoundaryRequest = serde_json::from_str(&sb.boundary_request()).unwrap();
+    sb.reset(2);
+    assert_eq!(sb.boundary_answer(&old.run_cpu()), "", "dropped, not an error");
+    let new: BoundaryRequest = serde_json::from_str(&sb.boundary_request()).unwrap();
+    assert_ne!(new.params, old.params, "the field of the new runs (step 0) is still wanted");
+
+    // Surfaces: the CPU does everything but them.
+    let only_surfaces_left = |sb: &mut Sandbox| {
+        let (mut last, mut calls) = (-1.0, 0);
+        loop {
+            let progress = sb.landscape_advance(50.0);
+            if progress == last {
+                break;
+            }
+            (last, calls) = (progress, calls + 1);
+            assert!(calls < 1000);
+        }
+        assert!(last < 1.0);
+    };
+    sb.step(5);
+    assert_eq!(sb.landscape_configure("random", 9, 32), "");
+    only_surfaces_left(&mut sb);
+    let stale: SurfaceRequest = serde_json::from_str(&sb.surface_request()).unwrap();
+    assert_eq!(stale.side, 0);
+    assert_eq!(sb.landscape_configure("hessian", 9, 32), "", "a new plane: a new landscape");
+    only_surfaces_left(&mut sb);
+    let right: SurfaceRequest = serde_json::from_str(&sb.surface_request()).unwrap();
+    assert_eq!(right.side, 1, "side 0's old request is still out");
+    assert_eq!(sb.surface_request(), "");
+    assert_eq!(sb.surface_answer(0, &stale.run_cpu()), "", "the old plane's surface is dropped");
+    let left: SurfaceRequest = serde_json::from_str(&sb.surface_request()).unwrap();
+    assert_eq!(left.side, 0);
+    assert_ne!(left.plane, stale.plane, "asked for the new plane");
+    assert_eq!(sb.surface_answer(0, &left.run_cpu()), "");
+    assert_eq!(sb.surface_answer(1, &right.run_cpu()), "");
+    assert_eq!(sb.landscape_advance(50.0), 1.0, "the new landscape is complete");
+}
+
 /// The sandbox's side of the GPU backend, with the CPU answering in the GPU
 /// module's place (the GPU itself is tested natively and in tests/e2e/gpu.test.mjs):
 /// requests go out once, answers are taken, stale ones dropped, and the result
