@@ -26,7 +26,7 @@
 // (www/flatminima-worker.js, which loads the wasm module ./pkg/flatminima.js and,
 // where WebGPU has an adapter and backend is not cpu, the GPU module
 // ./pkg-gpu/flatminima.js). This file builds the DOM, turns controls into
-// attributes, sends the worker settings and commands (www/protocol.js declares
+// attributes, sends the worker settings and commands (src/protocol.rs declares
 // the messages), and shows what it sends back: pictures as ImageBitmaps on the
 // canvases, metrics and landscape snapshots as text. The main thread never
 // waits for a computation, so the page stays responsive however hard it trains.

@@ -6,7 +6,7 @@
 //
 // It draws on OffscreenCanvases of its own, sized like the element's canvases,
 // and sends each new picture as an ImageBitmap (transferred, not copied). The
-// messages both ways are declared in www/protocol.js; the element's side is
+// messages both ways are declared in src/protocol.rs (www/protocol.js names them); the element's side is
 // www/flatminima-sandbox.js.
 //
 // One scheduler (`tick`) interleaves the work in a cycle of three tasks: a
