@@ -18,6 +18,10 @@ pub use flatminima_backend as backend;
 pub use flatminima_backend::gpu;
 pub use flatminima_core::*;
 
+/// The page-worker messages, declared once (TypeScript declarations generated on wasm32).
+#[cfg(any(not(target_arch = "wasm32"), feature = "page"))]
+pub mod protocol;
+
 /// The browser layer: the only code that touches web-sys/js-sys.
 #[cfg(target_arch = "wasm32")]
 pub mod web;

@@ -48,7 +48,7 @@ fn close(a: [u8; 4], b: palette::Rgb, tolerance: u8) -> bool {
 
 /// A trained sandbox on two moons, for the rendering tests.
 fn trained() -> Sandbox {
-    let mut sb = Sandbox::from_settings("dataset=moons&points=100&seed=3");
+    let mut sb = Sandbox::from_settings("dataset=moons&points=100&seed=3", 1);
     assert_eq!(sb.errors_json(), "[]");
     sb.step(300);
     sb
@@ -182,7 +182,7 @@ fn curves_are_drawn() {
 
 #[wasm_bindgen_test]
 fn bad_settings_are_named_and_the_sandbox_still_works() {
-    let mut sb = Sandbox::from_settings("rho=abc&dataset=spirals&lr=-1&colour=red");
+    let mut sb = Sandbox::from_settings("rho=abc&dataset=spirals&lr=-1&colour=red", 1);
     let errors: Value = serde_json::from_str(&sb.errors_json()).unwrap();
     let named: Vec<&str> = errors.as_array().unwrap().iter().map(|e| e["setting"].as_str().unwrap()).collect();
     assert_eq!(named, ["colour", "lr", "rho"], "{errors}");
@@ -205,13 +205,13 @@ fn bad_settings_are_named_and_the_sandbox_still_works() {
 
     // A bad value, or a query that is not one: named errors, the default run.
     for (text, named) in [("lr=fast", "lr"), ("{\"rho\": 1}", "{\"rho\": 1}")] {
-        let sb = Sandbox::from_settings(text);
+        let sb = Sandbox::from_settings(text, 1);
         let errors: Value = serde_json::from_str(&sb.errors_json()).unwrap();
         assert_eq!(errors[0]["setting"], named, "{text}: {errors}");
         assert_eq!(sb.settings_query(), "");
     }
     // What URLSearchParams writes (spaces as +, commas as %2C) reads back as the page wrote it.
-    let sb = Sandbox::from_settings("?hidden=8%2C4&rho=0.3");
+    let sb = Sandbox::from_settings("?hidden=8%2C4&rho=0.3", 1);
     assert_eq!(sb.errors_json(), "[]");
     assert_eq!(sb.pair().config.model.hidden, [8, 4]);
     assert!(sb.settings_query().contains("hidden=8,4"), "{}", sb.settings_query());
@@ -219,10 +219,10 @@ fn bad_settings_are_named_and_the_sandbox_still_works() {
 
 #[wasm_bindgen_test]
 fn a_shift_change_keeps_training_and_anything_else_restarts() {
-    let mut sb = Sandbox::from_settings("shift=rotate&severity=0");
+    let mut sb = Sandbox::from_settings("shift=rotate&severity=0", 1);
     sb.step(200);
     let m0: Value = serde_json::from_str(&sb.metrics_json()).unwrap();
-    let restarted = sb.reconfigure("shift=rotate&severity=1");
+    let restarted = sb.reconfigure("shift=rotate&severity=1", 2);
     assert!(!restarted, "a new severity must not restart the run");
     assert_eq!(sb.current_step(), 200);
     let m1: Value = serde_json::from_str(&sb.metrics_json()).unwrap();
@@ -231,18 +231,18 @@ fn a_shift_change_keeps_training_and_anything_else_restarts() {
     assert_ne!(m1["left"]["ood_acc"], m0["left"]["ood_acc"], "the OOD set moved");
     assert_eq!(sb.settings_query(), "severity=1");
 
-    assert!(sb.reconfigure("shift=rotate&severity=1&optimizer=adam"));
+    assert!(sb.reconfigure("shift=rotate&severity=1&optimizer=adam", 3));
     assert_eq!(sb.current_step(), 0);
-    assert!(!sb.reconfigure("shift=rotate&severity=1&optimizer=adam"), "same settings: nothing to do");
+    assert!(!sb.reconfigure("shift=rotate&severity=1&optimizer=adam", 4), "same settings: nothing to do");
 
     sb.step(10);
-    sb.reset();
+    sb.reset(5);
     assert_eq!(sb.current_step(), 0);
 }
 
 #[wasm_bindgen_test]
 fn train_for_stops_at_the_step_limit_and_at_its_budget() {
-    let mut sb = Sandbox::from_settings("steps=120");
+    let mut sb = Sandbox::from_settings("steps=120", 1);
     let mut total = 0;
     while !sb.finished() {
         total += sb.train_for(50, 5.0);
@@ -253,7 +253,7 @@ fn train_for_stops_at_the_step_limit_and_at_its_budget() {
     assert_eq!(sb.step(3), 3, "explicit steps go past the limit");
 
     // A huge step allowance with a small budget returns rather than training for minutes.
-    let mut sb = Sandbox::from_settings("steps=10000000");
+    let mut sb = Sandbox::from_settings("steps=10000000", 1);
     let done = sb.train_for(u32::MAX, 20.0);
     assert!(done > 0 && done < 1_000_000, "{done} steps in a 20 ms budget");
 }
@@ -264,8 +264,8 @@ fn a_big_batch_trained_in_pieces_matches_whole_steps_bit_for_bit() {
     // pieces of rows; a budget of 0 ms stops after each piece. Same bits as step(n),
     // and the metrics evaluated in pieces (metricsAdvance) equal an evaluation in one go.
     let settings = "hidden=64,64,64&points=600&batch-size=600&steps=3";
-    let mut whole = Sandbox::from_settings(settings);
-    let mut pieces = Sandbox::from_settings(settings);
+    let mut whole = Sandbox::from_settings(settings, 1);
+    let mut pieces = Sandbox::from_settings(settings, 1);
     // At step 0 the runs' own logged metrics are the snapshot's, with the bits of an evaluation.
     assert!(!whole.metrics_stale());
     let m: Value = serde_json::from_str(&whole.metrics_json()).unwrap();
@@ -294,7 +294,7 @@ fn a_big_batch_trained_in_pieces_matches_whole_steps_bit_for_bit() {
     assert_eq!(pieces.metrics_json(), whole.metrics_json());
     // A shift change re-evaluates only the OOD set of known metrics: still the bits of a full evaluation.
     let shifted = format!("{settings}&shift=rotate&severity=0.7");
-    assert!(!pieces.reconfigure(&shifted) && !whole.reconfigure(&shifted), "a shift change keeps the runs");
+    assert!(!pieces.reconfigure(&shifted, 2) && !whole.reconfigure(&shifted, 2), "a shift change keeps the runs");
     assert!(pieces.errors().is_empty() && pieces.pair().config.shift.severity == 0.7, "{:?}", pieces.errors());
     assert!(!pieces.metrics_stale(), "the OOD part was evaluated with the shift");
     let m: Value = serde_json::from_str(&pieces.metrics_json()).unwrap();
@@ -307,7 +307,7 @@ fn a_big_batch_trained_in_pieces_matches_whole_steps_bit_for_bit() {
 
 #[wasm_bindgen_test]
 fn a_diverging_side_stops_and_says_why() {
-    let mut sb = Sandbox::from_settings("lr=50&right=plain&right-optimizer=adam");
+    let mut sb = Sandbox::from_settings("lr=50&right=plain&right-optimizer=adam", 1);
     sb.step(300);
     let m: Value = serde_json::from_str(&sb.metrics_json()).unwrap();
     assert_eq!(m["left"]["diverged"], true, "{m}");
@@ -467,9 +467,58 @@ fn sharpness_is_measured_a_stage_at_a_time_and_reported_in_metrics() {
     sb.draw_sharpness(&lambda, &spectrum, 1.0).unwrap();
     assert!(inked(&lctx, 400, 220) > 1_000 && inked(&sctx, 400, 220) > 1_000);
     // A reset forgets the measurements.
-    sb.reset();
+    sb.reset(2);
     let m: Value = serde_json::from_str(&sb.metrics_json()).unwrap();
     assert!(m["left"]["sharpness"].is_null());
+}
+
+/// One revision says which runs a result belongs to: a GPU boundary asked before
+/// a reset (the element's next revision) is dropped, and the new runs are asked
+/// for; a surface asked for a landscape that was replaced meanwhile is dropped,
+/// and its side is asked again for the new one once that answer is in.
+#[wasm_bindgen_test]
+fn answers_for_replaced_runs_or_landscapes_are_dropped() {
+    use flatminima::backend::requests::{BoundaryRequest, SurfaceRequest};
+
+    let mut sb = Sandbox::from_settings("points=80&seed=2", 1);
+    sb.step(5);
+    sb.set_gpu("test adapter");
+    let old: BoundaryRequest = serde_json::from_str(&sb.boundary_request()).unwrap();
+    sb.reset(2);
+    assert_eq!(sb.boundary_answer(&old.run_cpu()), "", "dropped, not an error");
+    let new: BoundaryRequest = serde_json::from_str(&sb.boundary_request()).unwrap();
+    assert_ne!(new.params, old.params, "the field of the new runs (step 0) is still wanted");
+
+    // Surfaces: the CPU does everything but them.
+    let only_surfaces_left = |sb: &mut Sandbox| {
+        let (mut last, mut calls) = (-1.0, 0);
+        loop {
+            let progress = sb.landscape_advance(50.0);
+            if progress == last {
+                break;
+            }
+            (last, calls) = (progress, calls + 1);
+            assert!(calls < 1000);
+        }
+        assert!(last < 1.0);
+    };
+    sb.step(5);
+    assert_eq!(sb.landscape_configure("random", 9, 32), "");
+    only_surfaces_left(&mut sb);
+    let stale: SurfaceRequest = serde_json::from_str(&sb.surface_request()).unwrap();
+    assert_eq!(stale.side, 0);
+    assert_eq!(sb.landscape_configure("hessian", 9, 32), "", "a new plane: a new landscape");
+    only_surfaces_left(&mut sb);
+    let right: SurfaceRequest = serde_json::from_str(&sb.surface_request()).unwrap();
+    assert_eq!(right.side, 1, "side 0's old request is still out");
+    assert_eq!(sb.surface_request(), "");
+    assert_eq!(sb.surface_answer(0, &stale.run_cpu()), "", "the old plane's surface is dropped");
+    let left: SurfaceRequest = serde_json::from_str(&sb.surface_request()).unwrap();
+    assert_eq!(left.side, 0);
+    assert_ne!(left.plane, stale.plane, "asked for the new plane");
+    assert_eq!(sb.surface_answer(0, &left.run_cpu()), "");
+    assert_eq!(sb.surface_answer(1, &right.run_cpu()), "");
+    assert_eq!(sb.landscape_advance(50.0), 1.0, "the new landscape is complete");
 }
 
 /// The sandbox's side of the GPU backend, with the CPU answering in the GPU
@@ -480,8 +529,8 @@ fn sharpness_is_measured_a_stage_at_a_time_and_reported_in_metrics() {
 fn gpu_requests_and_answers_give_what_the_cpu_path_gives() {
     use flatminima::backend::requests::{BoundaryRequest, SurfaceRequest};
 
-    let mut sb = Sandbox::from_settings("points=80&seed=2");
-    let mut reference = Sandbox::from_settings("points=80&seed=2");
+    let mut sb = Sandbox::from_settings("points=80&seed=2", 1);
+    let mut reference = Sandbox::from_settings("points=80&seed=2", 1);
     for s in [&mut sb, &mut reference] {
         s.step(40);
         assert_eq!(s.landscape_configure("random", 9, 32), "");
@@ -528,12 +577,8 @@ fn gpu_requests_and_answers_give_what_the_cpu_path_gives() {
         }
         let request: SurfaceRequest = serde_json::from_str(&text).unwrap();
         let values = request.run_cpu();
-        assert_eq!(
-            sb.surface_answer(request.tag.generation + 1, request.tag.side as u32, &values),
-            "",
-            "stale: dropped"
-        );
-        assert_eq!(sb.surface_answer(request.tag.generation, request.tag.side as u32, &values), "");
+        assert_eq!(sb.surface_answer(request.side as u32, &values), "");
+        assert_eq!(sb.surface_answer(request.side as u32, &[f64::NAN]), "", "nothing out: a late answer is dropped");
         answered += 1;
     }
     assert_eq!(answered, 2);
@@ -568,8 +613,8 @@ fn gpu_requests_and_answers_give_what_the_cpu_path_gives() {
 #[wasm_bindgen_test]
 fn a_big_nets_field_is_computed_over_several_draws() {
     let settings = "hidden=64,64,64,64,64,64&points=50&seed=4";
-    let mut sb = Sandbox::from_settings(settings);
-    let mut reference = Sandbox::from_settings(settings);
+    let mut sb = Sandbox::from_settings(settings, 1);
+    let mut reference = Sandbox::from_settings(settings, 1);
     let (canvas, _) = canvas(200, 200);
     let mut draws = 1;
     while sb.draw_boundary(0, &canvas, false, 1.0).unwrap() {
@@ -586,11 +631,11 @@ fn a_big_nets_field_is_computed_over_several_draws() {
         field.update(&sandbox.pair().left);
         field.probs_at(40, 70).to_vec()
     };
-    assert_eq!(sb.field(0).probs_at(40, 70), at_once(&Sandbox::from_settings(settings)), "step 0's field, complete");
+    assert_eq!(sb.field(0).probs_at(40, 70), at_once(&Sandbox::from_settings(settings, 1)), "step 0's field, complete");
     // The next draws bring it to step 1.
     while sb.draw_boundary(0, &canvas, false, 1.0).unwrap() {}
     assert_eq!(sb.field(0).probs_at(40, 70), at_once(&reference), "then step 1's");
-    assert_ne!(at_once(&reference), at_once(&Sandbox::from_settings(settings)), "the step changed the field");
+    assert_ne!(at_once(&reference), at_once(&Sandbox::from_settings(settings, 1)), "the step changed the field");
 }
 
 #[wasm_bindgen_test]

@@ -26,7 +26,7 @@
 // (www/flatminima-worker.js, which loads the wasm module ./pkg/flatminima.js and,
 // where WebGPU has an adapter and backend is not cpu, the GPU module
 // ./pkg-gpu/flatminima.js). This file builds the DOM, turns controls into
-// attributes, sends the worker settings and commands (www/protocol.js declares
+// attributes, sends the worker settings and commands (src/protocol.rs declares
 // the messages), and shows what it sends back: pictures as ImageBitmaps on the
 // canvases, metrics and landscape snapshots as text. The main thread never
 // waits for a computation, so the page stays responsive however hard it trains.
@@ -517,7 +517,7 @@ class FlatminimaSandbox extends HTMLElement {
   /** Both runs back to step 0 (same data and initial weights). Resolves once done. */
   reset() {
     this.#flushSettings();
-    this.#post({ type: "reset" });
+    this.#post({ type: "reset", revision: ++this.#revision });
     return this.settled();
   }
 
@@ -612,7 +612,7 @@ class FlatminimaSandbox extends HTMLElement {
     this.#flushSettings();
     // Paused first: the imported run starts at step 0 and waits for Play or step().
     this.pause();
-    const imported = /** @type {import("./protocol.js").Imported} */ (await this.#request({ type: "import", record: String(text) }));
+    const imported = /** @type {import("./protocol.js").Imported} */ (await this.#request({ type: "import", revision: ++this.#revision, record: String(text) }));
     for (const name of SETTINGS) this.removeAttribute(name);
     for (const [name, value] of new URLSearchParams(imported.settings)) {
       if (SETTINGS.includes(name)) this.setAttribute(name, value);
@@ -624,7 +624,7 @@ class FlatminimaSandbox extends HTMLElement {
 
   /** Drops imported (pinned) initial weights and training points; the runs restart from the settings. */
   async clearPinned() {
-    await this.#request({ type: "clear-pinned" });
+    await this.#request({ type: "clear-pinned", revision: ++this.#revision });
     this.#showPinned([]);
   }
 
@@ -761,12 +761,16 @@ class FlatminimaSandbox extends HTMLElement {
     this.#pending.clear();
   }
 
-  /** @param {import("./protocol.js").ToWorker} message */
+  /** @param {import("./protocol.js").Request} message */
   #post(message) {
     if (this.#worker && !this.#fatal) this.#worker.postMessage(message);
   }
 
-  /** Sends a request that the worker answers with a reply of the same id. */
+  /**
+   * Sends a request that the worker answers with a reply of the same id.
+   * @param {import("./protocol.js").Ask} message
+   * @returns {Promise<any>}
+   */
   #request(message) {
     if (this.#fatal) return Promise.reject(new Error(this.#fatal));
     if (!this.#worker) return Promise.reject(abortError("the element is not on the page"));
@@ -777,14 +781,14 @@ class FlatminimaSandbox extends HTMLElement {
     });
   }
 
-  /** @param {Partial<import("./protocol.js").ViewState>} change */
+  /** @param {import("./protocol.js").ViewChange} change */
   #sendView(change) {
     const changed = Object.entries(change).some(([k, v]) => this.#view[k] !== v);
     Object.assign(this.#view, change);
     if (changed || change === this.#view) this.#post({ type: "view", view: { ...change } });
   }
 
-  /** @param {import("./protocol.js").FromWorker} m */
+  /** @param {import("./protocol.js").Reply} m */
   #receive(m) {
     if (this.#fatal) return;
     switch (m.type) {
@@ -1103,7 +1107,7 @@ class FlatminimaSandbox extends HTMLElement {
       const r = p.canvas.getBoundingClientRect();
       const x = ((ev.clientX - r.left) * p.canvas.width) / r.width, y = ((ev.clientY - r.top) * p.canvas.height) / r.height;
       try {
-        const points = await this.#pointsRequest({ type: "add-point", side, x, y, label: Number(e.mydataClass.value) });
+        const points = await this.#pointsRequest({ type: "add-point", revision: ++this.#revision, side, x, y, label: Number(e.mydataClass.value) });
         say(`${points.length} point${points.length === 1 ? "" : "s"} of your own; training on them from step 0.`);
       } catch (err) {
         say(errorText(err));
@@ -1131,7 +1135,7 @@ class FlatminimaSandbox extends HTMLElement {
     });
   }
 
-  /** Sends a points request; keeps and returns the worker's list. @param {any} message */
+  /** Sends a points request; keeps and returns the worker's list. @param {import("./protocol.js").Ask} message */
   async #pointsRequest(message) {
     const answer = await this.#request(message);
     this.#myPoints = answer.points;
@@ -1147,7 +1151,7 @@ class FlatminimaSandbox extends HTMLElement {
    */
   setPoints(points) {
     this.#flushSettings();
-    return this.#pointsRequest({ type: "set-points", points: points.map((p) => [Number(p[0]), Number(p[1]), Number(p[2])]) });
+    return this.#pointsRequest({ type: "set-points", revision: ++this.#revision, points: points.map((p) => [Number(p[0]), Number(p[1]), Number(p[2])]) });
   }
 
   /** Your own training points (a copy), `[x, y, class]` each; empty when training on the data set's. */

@@ -6,21 +6,24 @@
 //
 // It draws on OffscreenCanvases of its own, sized like the element's canvases,
 // and sends each new picture as an ImageBitmap (transferred, not copied). The
-// messages both ways are declared in www/protocol.js; the element's side is
+// messages both ways are declared in src/protocol.rs (www/protocol.js names them); the element's side is
 // www/flatminima-sandbox.js.
 //
 // One scheduler (`tick`) interleaves the work in a cycle of three tasks: a
 // training slice as long as the speed allows, then GPU answers, study and
 // landscape/sharpness pieces, then the pictures and snapshot that are due.
 // Every piece is bounded in time, so a message (pause, new settings) waits at
-// most one task. A settings change carries the element's `revision`; every
-// snapshot says which revision it shows. Work for runs that have since been
-// replaced is dropped (the Sandbox's own generations; `gpuEpoch` for GPU answers).
+// most one task. Every change of what the runs are (settings, a reset, pinned
+// weights or points) carries the element's next `revision`; the Sandbox tags what
+// it computes with the revision of its runs, and every snapshot and frame says
+// which revision it shows, so a result for replaced runs is told apart and
+// dropped. (`gpuEpoch` counts backend choices, not settings: a GPU answer from
+// kernels no longer in use is dropped.)
 
 import init, { Sandbox, metricFields, paletteJson, panicForTests, settingsSpecJson, wasmLiveBytes } from "./pkg/flatminima.js";
 
-/** @typedef {import("./protocol.js").ToWorker} ToWorker */
-/** @typedef {import("./protocol.js").FromWorker} FromWorker */
+/** @typedef {import("./protocol.js").Request} ToWorker */
+/** @typedef {import("./protocol.js").Reply} FromWorker */
 /** @typedef {import("./protocol.js").ViewState} ViewState */
 
 // plotters-canvas checks that it was given a <canvas> with a 2D context
@@ -122,12 +125,12 @@ function handle(m) {
       revision = m.revision;
       lastMetrics.metrics = null;
       if (sb) {
-        if (sb.reconfigure(m.query)) {
+        if (sb.reconfigure(m.query, revision)) {
           cancelStudy();
           cancelGrid("the settings changed, so the study was dropped; press Study again to study the new settings");
         }
       } else {
-        sb = Sandbox.fromSettings(m.query);
+        sb = Sandbox.fromSettings(m.query, revision);
         configureLandscape();
       }
       dirty.settings = true;
@@ -167,7 +170,8 @@ function handle(m) {
       sendState(false);
       break;
     case "reset":
-      if (sb) sb.reset();
+      revision = m.revision;
+      if (sb) sb.reset(revision);
       lastMetrics.metrics = null;
       redrawSoon();
       sendState();
@@ -196,17 +200,21 @@ function handle(m) {
       reply(m.id, () => (m.what === "record" ? JSON.stringify(runRecord()) : curvesCsv()));
       break;
     case "import":
+      revision = m.revision;
       reply(m.id, () => importRecord(m.record));
       break;
     case "add-point":
+      revision = m.revision;
       reply(m.id, () => addPoint(m.side, m.x, m.y, m.label));
       break;
     case "set-points":
+      revision = m.revision;
       reply(m.id, () => usePoints(m.points));
       break;
     case "clear-pinned":
+      revision = m.revision;
       myPoints = [];
-      sb.clearPinned();
+      sb.clearPinned(revision);
       cancelStudy();
       dirty.settings = true;
       redrawSoon();
@@ -250,8 +258,8 @@ function usePoints(/** @type {[number, number, number][]} */ points) {
   myPoints = points.map((p) => [p[0], p[1], p[2]]);
   const problems = myPoints.length
     ? sb.loadPinned(sb.settingsQuery(), new Float64Array(0), Float64Array.from(myPoints.flatMap((p) => [p[0], p[1]])),
-      Uint32Array.from(myPoints.map((p) => p[2]))).split("\n").filter(Boolean)
-    : (sb.clearPinned(), []);
+      Uint32Array.from(myPoints.map((p) => p[2])), revision).split("\n").filter(Boolean)
+    : (sb.clearPinned(revision), []);
   cancelStudy();
   dirty.settings = dirty.boundary = true;
   redrawSoon();
@@ -353,7 +361,7 @@ function importRecord(text) {
     throw new Error("not a run record: initial_params or data.train is missing");
   }
   const problems = sb.loadPinned(record.settings, Float64Array.from(record.initial_params),
-    Float64Array.from(train.points.flat()), Uint32Array.from(train.labels)).split("\n").filter(Boolean);
+    Float64Array.from(train.points.flat()), Uint32Array.from(train.labels), revision).split("\n").filter(Boolean);
   // Settings cannot say everything a config can (the CLI may have set more): compare the two.
   const strip = (/** @type {any} */ c) => JSON.stringify({ ...c, init: null, train_points: null });
   const now = JSON.parse(sb.configJson());
@@ -807,7 +815,11 @@ let gpuChoice = "";
 /** @type {Promise<any> | null} */
 let gpuOpening = null;
 const gpuBusy = { boundary: false, surfaces: 0 };
-/** Bumped whenever the backend is chosen again: answers to an older choice are dropped. */
+/**
+ * Bumped whenever the backend is chosen again: answers to an older choice are dropped.
+ * (Not a settings revision: the backend is not a setting of the runs, and `useGpu` resets
+ * the in-flight bookkeeping that an old answer would otherwise decrement.)
+ */
 let gpuEpoch = 0;
 
 const gpuCrash = () => scope.__flatminimaGpuPanic;
@@ -921,10 +933,10 @@ function gpuWork() {
   // Off screen, the surfaces wait, as the CPU's landscape work does.
   if (view.landscape && view.visible) {
     for (let request; (request = sb.surfaceRequest());) {
-      const { tag } = JSON.parse(request);
+      const { side } = JSON.parse(request);
       gpuBusy.surfaces++;
       const done = () => { gpuBusy.surfaces--; dirty.landscape = true; };
-      kernels.surface(request).then(answered(done, (values) => sb?.surfaceAnswer(tag.generation, tag.side, values)), failed(done));
+      kernels.surface(request).then(answered(done, (values) => sb?.surfaceAnswer(side, values)), failed(done));
     }
   }
   return gpuBusy.boundary || gpuBusy.surfaces > 0;

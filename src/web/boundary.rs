@@ -26,7 +26,7 @@ pub struct PanelOptions {
     pub show_ood: bool,
     /// Device pixels per CSS pixel: line widths, fonts and markers scale with it.
     pub scale: f64,
-    /// Which data the points are (the sandbox's generation): the cached layer
+    /// Which data the points are (the sandbox's settings revision): the cached layer
     /// of points is drawn again only when this, the options or the size change.
     pub data_version: u32,
 }

@@ -15,7 +15,7 @@ use crate::landscape::{
 };
 use crate::model::Architecture;
 use crate::pair::Pair;
-use crate::requests::{SurfaceRequest, SurfaceTag};
+use crate::requests::SurfaceRequest;
 use crate::sharpness::sample_rows;
 use crate::train::Run;
 
@@ -224,11 +224,10 @@ impl LiveLandscape {
     }
 
     /// What computing `side`'s surface elsewhere needs, or None if it is done.
-    /// `generation` is echoed in the answer's tag (see [`SurfaceRequest`]).
-    pub fn surface_request(&self, side: usize, generation: u32) -> Option<SurfaceRequest> {
+    pub fn surface_request(&self, side: usize) -> Option<SurfaceRequest> {
         let job = &self.sides.get(side)?.surface;
         (!job.is_done()).then(|| SurfaceRequest {
-            tag: SurfaceTag { generation, side },
+            side,
             architecture: Architecture::of(job.mlp()),
             plane: job.plane().clone(),
             grid: job.grid(),
@@ -402,17 +401,17 @@ mod tests {
         assert!(!live.is_done() && live.progress() < 1.0);
         assert_eq!(live.advance_cells(10), 0, "nothing left for advance");
         for side in 0..2 {
-            let request = live.surface_request(side, 3).expect("not done yet");
-            assert_eq!(request.tag.side, side);
+            let request = live.surface_request(side).expect("not done yet");
+            assert_eq!(request.side, side);
             assert!(live.fill_surface(side, &request.run_cpu()).is_ok());
-            assert!(live.surface_request(side, 3).is_none(), "done now");
+            assert!(live.surface_request(side).is_none(), "done now");
             assert_eq!(live.sides[side].surface(), reference.sides[side].surface());
         }
         assert!(live.is_done());
         assert_eq!(live.progress(), 1.0);
         // A surface of another grid is refused.
         let mut other = LiveLandscape::new(&pair, LiveSettings { grid: 5, ..small(DirectionKind::Random) });
-        let wrong = live.surface_request(0, 3);
+        let wrong = live.surface_request(0);
         assert!(wrong.is_none());
         let seven = vec![0.5; 2 * 49];
         assert_eq!(other.fill_surface(0, &seven).unwrap_err(), "98 values for 2 sets of 25 cells");

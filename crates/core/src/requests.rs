@@ -53,13 +53,13 @@ impl BoundaryRequest {
     }
 }
 
-/// One loss surface of the landscape view: `tag` says which (the page's
-/// landscape generation and side), so that a late answer is not taken for a
-/// newer surface. The answer is [`SurfaceRequest::values`].
+/// One loss surface of the landscape view, for side `side` of the landscape the
+/// page has in progress (the page keeps at most one out per side, and drops an
+/// answer whose landscape was replaced). The answer is [`SurfaceRequest::values`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SurfaceRequest {
-    /// Which landscape generation and side this surface belongs to.
-    pub tag: SurfaceTag,
+    /// Which side the surface is for (0 or 1, as the page orders the two sides).
+    pub side: usize,
     /// The network's shape; the plane's vectors must have its parameter count.
     pub architecture: Architecture,
     /// The 2D slice of parameter space: an origin and two directions.
@@ -68,15 +68,6 @@ pub struct SurfaceRequest {
     pub grid: Grid,
     /// The data sets to evaluate on, each with the split it stands for.
     pub sets: Vec<(Split, Dataset)>,
-}
-
-/// Which surface a request is about.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SurfaceTag {
-    /// The page's landscape generation; an answer from an older one is stale.
-    pub generation: u32,
-    /// Which side the surface is for (0 or 1, as the page orders the two sides).
-    pub side: usize,
 }
 
 impl SurfaceRequest {

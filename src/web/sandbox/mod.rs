@@ -44,13 +44,15 @@ pub struct Sandbox {
     /// old runs are freed before the new ones are allocated (see there).
     slot: Option<Pair>,
     errors: Vec<ConfigError>,
-    /// Bumped whenever the runs or their data are replaced, so caches keyed on
-    /// the step count notice.
-    generation: u32,
+    /// The element's settings revision these runs were built for: the runs, their
+    /// data and weights change only with a new one (new settings, a reset, pinned
+    /// weights or points). Every result the sandbox keeps or hands out is tagged
+    /// with (revision, step), so one computed for replaced runs is told apart.
+    revision: u32,
     fields: [Field; 2],
-    /// (step, generation) each field was last computed for.
+    /// (step, revision) each field was last computed for.
     fields_at: [Option<(usize, u32)>; 2],
-    /// (step, generation) of each side's field being computed on the CPU, if any.
+    /// (step, revision) of each side's field being computed on the CPU, if any.
     field_job: [Option<(usize, u32)>; 2],
     painter: Option<BoundaryPainter>,
     /// Where the last panel drawn of each side put its view.
@@ -59,9 +61,11 @@ pub struct Sandbox {
     slicers: Slicers,
     /// Steps at which the OOD set was changed in place.
     shift_marks: Vec<usize>,
-    metrics_cache: Option<((usize, usize, u32, u32), String)>,
+    /// The last metrics JSON, with the (left step, right step, revision) it shows;
+    /// dropped when a sharpness measurement finishes or the backend changes.
+    metrics_cache: Option<((usize, usize, u32), String)>,
     /// A big net's metrics evaluated a piece at a time (`metricsAdvance`), and
-    /// the last complete one per side with the generation it belongs to.
+    /// the last complete one per side with the revision it belongs to.
     evals: [Evaluation; 2],
     evaluated: [Option<(u32, MetricPoint)>; 2],
     clock: Clock,
@@ -75,9 +79,8 @@ pub struct Sandbox {
     landscape_painter: Option<LandscapePainter>,
     /// What each landscape and sharpness canvas shows now (see `views::DrawnPictures`).
     drawn: views::DrawnPictures,
-    /// Sharpness over training, per side; `sharpness_version` counts finished measurements.
+    /// Sharpness over training, per side.
     trackers: [SharpnessTracker; 2],
-    sharpness_version: u32,
     /// Alternates the sides' sharpness work.
     sharpness_turn: usize,
     /// Set while the page's GPU module computes boundaries, surfaces and
@@ -94,10 +97,11 @@ pub struct Sandbox {
 impl Sandbox {
     /// Builds a sandbox from settings given as a URL query (`dataset=spirals&rho=0.2`:
     /// the element's attribute names, as `URLSearchParams` writes them; the
-    /// format of `settingsQuery`). Bad settings fall back to their defaults and
-    /// are listed by [`Sandbox::errors_json`]; this never fails.
+    /// format of `settingsQuery`), the element's settings `revision`. Bad settings
+    /// fall back to their defaults and are listed by [`Sandbox::errors_json`];
+    /// this never fails.
     #[wasm_bindgen(js_name = fromSettings)]
-    pub fn from_settings(settings_query: &str) -> Sandbox {
+    pub fn from_settings(settings_query: &str, revision: u32) -> Sandbox {
         super::install_panic_hook();
         let (config, errors) = parse_settings(settings_query);
         let pair = new_pair(config);
@@ -105,7 +109,7 @@ impl Sandbox {
         let mut sandbox = Sandbox {
             slot: Some(pair),
             errors,
-            generation: 0,
+            revision,
             fields: [Field::new(), Field::new()],
             fields_at: [None, None],
             field_job: [None, None],
@@ -124,7 +128,6 @@ impl Sandbox {
             landscape_painter: None,
             drawn: views::DrawnPictures::default(),
             trackers,
-            sharpness_version: 0,
             sharpness_turn: 0,
             gpu: None,
             offload: offload::Offload::default(),
@@ -142,10 +145,12 @@ impl Sandbox {
         Value::Array(list).to_string()
     }
 
-    /// Applies new settings (same format as `fromSettings`). Only the shift
-    /// changed: the OOD test set is redrawn in place and training goes on.
-    /// Anything else changed: both runs restart. Returns whether they restarted.
-    pub fn reconfigure(&mut self, settings_query: &str) -> bool {
+    /// Applies new settings (same format as `fromSettings`) of settings revision
+    /// `revision`. Only the shift changed: the OOD test set is redrawn in place
+    /// and training goes on. Anything else changed: both runs restart. Nothing
+    /// changed: the runs, and the revision their results belong to, stay.
+    /// Returns whether they restarted.
+    pub fn reconfigure(&mut self, settings_query: &str, revision: u32) -> bool {
         let (config, mut errors) = parse_settings(settings_query);
         let config = self.pins.apply(config, &mut errors);
         self.errors = errors;
@@ -155,10 +160,10 @@ impl Sandbox {
         }
         let only_shift = RunConfig { shift: current.shift.clone(), ..config.clone() } == *current;
         if only_shift {
-            self.set_shift(config.shift);
+            self.set_shift(config.shift, revision);
             false
         } else {
-            self.rebuild(config);
+            self.rebuild(config, revision);
             true
         }
     }
@@ -207,20 +212,15 @@ impl Sandbox {
         training.taken() as u32
     }
 
-    /// Both runs back to step 0 (same data, same initial parameters).
-    pub fn reset(&mut self) {
-        self.rebuild(self.pair().config.clone());
+    /// Both runs back to step 0 (same data, same initial parameters), as the
+    /// element's settings revision `revision` (results from before are stale).
+    pub fn reset(&mut self, revision: u32) {
+        self.rebuild(self.pair().config.clone(), revision);
     }
 
     /// Both sides reached their configured steps (`Run::steps_budget`) or diverged.
     pub fn finished(&self) -> bool {
         self.pair().sides().iter().all(|r| r.diverged.is_some() || r.step >= r.steps_budget)
-    }
-
-    /// The larger of the two sides' step counts.
-    #[wasm_bindgen(js_name = currentStep)]
-    pub fn current_step(&self) -> u32 {
-        self.pair().left.step.max(self.pair().right.step) as u32
     }
 
     /// Metrics at the current parameters, as JSON:
@@ -230,7 +230,7 @@ impl Sandbox {
     /// A diverged side reports its last finite metrics.
     #[wasm_bindgen(js_name = metricsJson)]
     pub fn metrics_json(&mut self) -> String {
-        let key = (self.pair().left.step, self.pair().right.step, self.generation, self.sharpness_version);
+        let key = (self.pair().left.step, self.pair().right.step, self.revision);
         if let Some((k, text)) = &self.metrics_cache {
             if *k == key {
                 return text.clone();
@@ -247,7 +247,7 @@ impl Sandbox {
         });
         let pair = self.slot.as_mut().expect("a sandbox always holds a pair");
         for (i, (name, run)) in [("left", &mut pair.left), ("right", &mut pair.right)].into_iter().enumerate() {
-            let ready = self.evaluated[i].filter(|(g, p)| *g == self.generation && p.step == run.step).map(|(_, p)| p);
+            let ready = self.evaluated[i].filter(|(r, p)| *r == self.revision && p.step == run.step).map(|(_, p)| p);
             out[name] = side_metrics(run, ready);
             out[name]["sharpness"] = views::sharpness_metrics(&self.trackers[i], &run.live_side());
         }
@@ -279,11 +279,11 @@ impl Sandbox {
         let rows = PIECE_WORK / self.pair().left.mlp.num_params().max(1);
         for i in 0..2 {
             while self.needs_evaluation(i) {
-                let generation = self.generation;
+                let revision = self.revision;
                 let pair = self.slot.as_mut().expect("a sandbox always holds a pair");
                 let run = if i == 0 { &mut pair.left } else { &mut pair.right };
                 if let Some(point) = run.evaluate_piece(&mut self.evals[i], rows) {
-                    self.evaluated[i] = Some((generation, point));
+                    self.evaluated[i] = Some((revision, point));
                 } else if self.clock.now() - start >= budget_ms {
                     return true;
                 }
@@ -334,7 +334,7 @@ impl Sandbox {
         }
         let painter = self.painter.as_ref().expect("just set");
         let splits = &self.slot.as_ref().expect("a sandbox always holds a pair").splits;
-        let options = PanelOptions { show_train: true, show_ood, scale, data_version: self.generation };
+        let options = PanelOptions { show_train: true, show_ood, scale, data_version: self.revision };
         self.plot_rects[i] = painter.draw(canvas, &self.fields[i], &splits.train, &splits.ood_test, &options)?;
         Ok(self.fields[i].in_progress())
     }
@@ -398,6 +398,11 @@ impl Sandbox {
         self.slot.as_mut().expect("a sandbox always holds a pair")
     }
 
+    /// The larger of the two sides' step counts.
+    pub fn current_step(&self) -> u32 {
+        self.pair().left.step.max(self.pair().right.step) as u32
+    }
+
     /// The problems with the last settings (each fell back to its default).
     pub fn errors(&self) -> &[ConfigError] {
         &self.errors
@@ -420,16 +425,16 @@ impl Sandbox {
     /// yet (a diverged side shows its last logged ones).
     fn needs_evaluation(&self, i: usize) -> bool {
         let run = if i == 0 { &self.pair().left } else { &self.pair().right };
-        let evaluated = self.evaluated[i].filter(|(g, _)| *g == self.generation).map(|(_, p)| p.step);
+        let evaluated = self.evaluated[i].filter(|(r, _)| *r == self.revision).map(|(_, p)| p.step);
         run.diverged.is_none() && evaluated != Some(run.step)
     }
 
     /// New runs have just logged their metrics at step 0 (`Run::new`), with the
     /// same evaluation as `metricsJson`'s: the first snapshot need not compute them again.
     fn note_initial_metrics(&mut self) {
-        let generation = self.generation;
+        let revision = self.revision;
         let pair = self.pair();
-        self.evaluated = [&pair.left, &pair.right].map(|r| r.history.last().map(|p| (generation, *p)));
+        self.evaluated = [&pair.left, &pair.right].map(|r| r.history.last().map(|p| (revision, *p)));
     }
 
     /// Whether evaluating both runs' metrics takes long enough to be done in pieces.
@@ -440,7 +445,8 @@ impl Sandbox {
         points * pair.left.mlp.num_params() > PIECE_WORK
     }
 
-    fn rebuild(&mut self, config: RunConfig) {
+    /// New runs for `config`, as settings revision `revision`.
+    fn rebuild(&mut self, config: RunConfig, revision: u32) {
         // Drop the old runs first: the new ones then reuse their memory, and
         // the wasm heap stays the same size across any number of resets.
         self.slot = None;
@@ -449,7 +455,7 @@ impl Sandbox {
         self.landscape_start = None;
         self.trackers = new_trackers(&config);
         self.slot = Some(new_pair(config));
-        self.generation = self.generation.wrapping_add(1);
+        self.revision = revision;
         self.evals = Default::default();
         self.note_initial_metrics();
         self.shift_marks.clear();
@@ -458,13 +464,12 @@ impl Sandbox {
 
     /// Swaps in the OOD test set of `shift`. Train and ID sets come from their
     /// own random streams, so they stay exactly as they were.
-    fn set_shift(&mut self, shift: ShiftConfig) {
+    fn set_shift(&mut self, shift: ShiftConfig, revision: u32) {
         // Metrics known at each side's current step keep their train and ID
         // figures: only the OOD set changes, so only it is evaluated again below.
-        let generation = self.generation;
         let known: [Option<MetricPoint>; 2] = [0, 1].map(|i| {
             let run = if i == 0 { &self.pair().left } else { &self.pair().right };
-            self.evaluated[i].filter(|(g, p)| *g == generation && p.step == run.step).map(|(_, p)| p)
+            self.evaluated[i].filter(|(r, p)| *r == self.revision && p.step == run.step).map(|(_, p)| p)
         });
         let pair = self.pair_mut();
         let ood_test = make_splits(&pair.config.data, &shift, pair.config.seed).ood_test;
@@ -479,16 +484,15 @@ impl Sandbox {
         self.landscape_shown = None;
         self.landscape_pending = None;
         self.landscape_start = None;
-        self.generation = self.generation.wrapping_add(1);
+        self.revision = revision;
         self.evals = Default::default();
-        let generation = self.generation;
         let pair = self.slot.as_mut().expect("a sandbox always holds a pair");
         for (i, run) in [&mut pair.left, &mut pair.right].into_iter().enumerate() {
             self.evaluated[i] = known[i].map(|mut point| {
                 let splits = run.splits.clone();
                 // The same call, on the same set, as the OOD part of `Run::evaluate`.
                 (point.ood_loss, point.ood_acc) = run.evaluate_on(&splits.ood_test);
-                (generation, point)
+                (revision, point)
             });
         }
         let step = self.current_step() as usize;
@@ -504,12 +508,12 @@ impl Sandbox {
     fn update_field(&mut self, i: usize) {
         let pair = self.slot.as_ref().expect("a sandbox always holds a pair");
         let run = if i == 0 { &pair.left } else { &pair.right };
-        let key = Some((run.step, self.generation));
+        let key = Some((run.step, self.revision));
         // With the GPU on, its fields (a frame or so behind) are drawn; the CPU
         // computes one only where there is none for these runs yet.
-        let gpu_field = self.gpu.is_some() && self.fields_at[i].is_some_and(|(_, g)| g == self.generation);
+        let gpu_field = self.gpu.is_some() && self.fields_at[i].is_some_and(|(_, r)| r == self.revision);
         let field = &mut self.fields[i];
-        let stale_job = self.field_job[i].is_some_and(|(_, g)| g != self.generation);
+        let stale_job = self.field_job[i].is_some_and(|(_, r)| r != self.revision);
         if !field.in_progress() || stale_job {
             if self.fields_at[i] == key || gpu_field {
                 return;

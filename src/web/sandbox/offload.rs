@@ -6,9 +6,11 @@
 //! study needs only the settings: the GPU module builds it from them.) Training steps stay on the CPU: one step of a tiny net is far
 //! smaller than a GPU round trip.
 //!
-//! Answers arrive a frame or more after their request, so each carries what it
-//! was computed for; one about runs or a landscape that have since been
-//! replaced is dropped. Studies also run here on the CPU, a few steps per
+//! Answers arrive a frame or more after their request. A boundary is for the
+//! runs' (revision, steps) it was asked at, and dropped if the runs were
+//! replaced meanwhile; a surface is for the landscape in progress, and one
+//! asked for a landscape that has since been replaced is dropped (at most one
+//! surface per side is out at a time, so the sandbox knows which that is). Studies also run here on the CPU, a few steps per
 //! frame, when there is no GPU or it fails.
 
 use wasm_bindgen::prelude::*;
@@ -25,17 +27,30 @@ use super::Sandbox;
 /// What has been asked of the GPU module and not answered yet.
 #[derive(Default)]
 pub(super) struct Offload {
-    /// The runs' (left step, right step, generation) of the boundary request in flight.
+    /// The runs' (left step, right step, revision) of the boundary request in flight.
     boundary: Option<(usize, usize, u32)>,
-    /// Counts landscapes, so that a surface answer finds its own.
-    landscape_generation: u32,
-    surfaces_asked: [bool; 2],
+    /// Each side's surface request in flight, if any.
+    surfaces: [Asked; 2],
+}
+
+/// A side's surface request: none out, or out for the landscape in progress,
+/// or out for one that has since been replaced (its answer will be dropped).
+#[derive(Clone, Copy, Default, PartialEq)]
+enum Asked {
+    #[default]
+    Nothing,
+    Current,
+    Replaced,
 }
 
 impl Offload {
+    /// A new landscape is in progress: answers to surfaces asked before are not for it.
     pub(super) fn new_landscape(&mut self) {
-        self.landscape_generation = self.landscape_generation.wrapping_add(1);
-        self.surfaces_asked = [false; 2];
+        for asked in &mut self.surfaces {
+            if *asked == Asked::Current {
+                *asked = Asked::Replaced;
+            }
+        }
     }
 }
 
@@ -60,7 +75,7 @@ impl Sandbox {
     pub fn set_gpu(&mut self, description: &str) {
         self.gpu = (!description.is_empty()).then(|| description.to_string());
         self.offload.boundary = None;
-        self.offload.surfaces_asked = [false; 2];
+        self.offload.surfaces = [Asked::Nothing; 2];
         if let Some(pending) = &mut self.landscape_pending {
             pending.surfaces_elsewhere = self.gpu.is_some();
         }
@@ -75,7 +90,7 @@ impl Sandbox {
     #[wasm_bindgen(js_name = boundaryRequest)]
     pub fn boundary_request(&mut self) -> String {
         let pair = self.pair();
-        let key = (pair.left.step, pair.right.step, self.generation);
+        let key = (pair.left.step, pair.right.step, self.revision);
         let answered = self.fields_at[0] == Some((key.0, key.2)) && self.fields_at[1] == Some((key.1, key.2));
         if self.gpu.is_none() || self.offload.boundary.is_some() || answered {
             return String::new();
@@ -96,10 +111,10 @@ impl Sandbox {
     /// replaced, or `setGpu` forgot the request), else what is wrong with it.
     #[wasm_bindgen(js_name = boundaryAnswer)]
     pub fn boundary_answer(&mut self, probs: &[f32]) -> String {
-        let Some((left, right, generation)) = self.offload.boundary.take() else {
+        let Some((left, right, revision)) = self.offload.boundary.take() else {
             return String::new();
         };
-        if generation != self.generation {
+        if revision != self.revision {
             return String::new();
         }
         let classes = self.pair().left.mlp.classes;
@@ -111,7 +126,7 @@ impl Sandbox {
             if let Err(e) = self.fields[i].set_probabilities(part, classes) {
                 return e;
             }
-            self.fields_at[i] = Some((step, generation));
+            self.fields_at[i] = Some((step, revision));
         }
         String::new()
     }
@@ -124,26 +139,25 @@ impl Sandbox {
             return String::new();
         };
         for side in 0..2 {
-            if self.offload.surfaces_asked[side] {
-                continue;
+            if self.offload.surfaces[side] != Asked::Nothing {
+                continue; // asked already (or an answer for an old landscape is still out)
             }
-            if let Some(request) = pending.surface_request(side, self.offload.landscape_generation) {
-                self.offload.surfaces_asked[side] = true;
+            if let Some(request) = pending.surface_request(side) {
+                self.offload.surfaces[side] = Asked::Current;
                 return to_json(&request);
             }
         }
         String::new()
     }
 
-    /// Takes the answer to a `surfaceRequest` (its `tag`'s `generation` and
-    /// `side`, and the values). Returns "" when taken or stale (its landscape
-    /// was replaced), else what is wrong with it.
+    /// Takes the answer to a `surfaceRequest` (its `side`, and the values).
+    /// Returns "" when taken or stale (its landscape was replaced, or `setGpu`
+    /// forgot the request), else what is wrong with it.
     #[wasm_bindgen(js_name = surfaceAnswer)]
-    pub fn surface_answer(&mut self, generation: u32, side: u32, values: &[f64]) -> String {
-        let Some(pending) = self.landscape_pending.as_mut() else { return String::new() };
-        if generation != self.offload.landscape_generation {
-            return String::new();
-        }
+    pub fn surface_answer(&mut self, side: u32, values: &[f64]) -> String {
+        let Some(asked) = self.offload.surfaces.get_mut(side as usize) else { return String::new() };
+        let current = std::mem::take(asked) == Asked::Current;
+        let Some(pending) = self.landscape_pending.as_mut().filter(|_| current) else { return String::new() };
         match pending.fill_surface(side as usize, values) {
             Ok(()) => String::new(),
             Err(e) => format!("surface answer: {e}"),

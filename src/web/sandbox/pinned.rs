@@ -74,10 +74,17 @@ impl Pins {
 impl Sandbox {
     /// Restarts both runs from `settings_query` with pinned initial weights
     /// (`init`, empty: drawn from the seed) and training points (`points` as
-    /// x, y pairs and their `labels`; empty: generated). Returns the problems as
-    /// "setting: message" lines ("" when all fitted).
+    /// x, y pairs and their `labels`; empty: generated), as the element's settings
+    /// revision `revision`. Returns the problems as "setting: message" lines ("" when all fitted).
     #[wasm_bindgen(js_name = loadPinned)]
-    pub fn load_pinned(&mut self, settings_query: &str, init: &[f64], points: &[f64], labels: &[u32]) -> String {
+    pub fn load_pinned(
+        &mut self,
+        settings_query: &str,
+        init: &[f64],
+        points: &[f64],
+        labels: &[u32],
+        revision: u32,
+    ) -> String {
         let mut problems = Vec::new();
         if points.len() != 2 * labels.len() {
             problems.push(format!("train_points: {} coordinates for {} labels", points.len(), labels.len()));
@@ -94,17 +101,18 @@ impl Sandbox {
         let config = self.pins.apply(config, &mut errors);
         problems.extend(errors.iter().map(|e| e.to_string()));
         self.errors = errors;
-        self.rebuild(config);
+        self.rebuild(config, revision);
         problems.join("\n")
     }
 
-    /// Drops the pinned weights and points; the runs restart from the settings alone.
+    /// Drops the pinned weights and points; the runs restart from the settings
+    /// alone, as the element's settings revision `revision`.
     #[wasm_bindgen(js_name = clearPinned)]
-    pub fn clear_pinned(&mut self) {
+    pub fn clear_pinned(&mut self, revision: u32) {
         self.pins = Pins::default();
         let mut config = self.pair().config.clone();
         (config.init, config.train_points) = (None, None);
-        self.rebuild(config);
+        self.rebuild(config, revision);
     }
 
     /// What is pinned now: `[training points pinned (0: none), initial weights pinned (0/1)]`.

@@ -186,7 +186,7 @@ impl Sandbox {
         // What the pictures show; the page redraws a few times a second, and a
         // complete landscape (or the 3D view of one) rarely changes in between.
         let content =
-            (self.generation, l.steps(), l.settings.kind as u8, l.progress().to_bits(), split as u8, scale.to_bits());
+            (self.revision, l.steps(), l.settings.kind as u8, l.progress().to_bits(), split as u8, scale.to_bits());
         let painter = self.landscape_painter.as_ref().expect("just set");
         let mut drew = 0;
         if self.drawn.is_new(contour, &content) {
@@ -266,7 +266,7 @@ impl Sandbox {
             }
         }
         if finished {
-            self.sharpness_version = self.sharpness_version.wrapping_add(1);
+            self.metrics_cache = None; // the metrics show the measurements
         }
         finished
     }
@@ -293,7 +293,7 @@ impl Sandbox {
         scale: f64,
     ) -> Result<u32, JsValue> {
         // Only a finished measurement or spectrum (or new runs) changes these.
-        let content = (self.generation, self.sharpness_version, scale.to_bits());
+        let content = (self.revision, self.sharpness_shown(), scale.to_bits());
         let pair = self.slot.as_ref().expect("a sandbox always holds a pair");
         let [a, b] = &self.trackers;
         let mut drew = 0;
@@ -350,6 +350,22 @@ pub(super) fn sharpness_metrics(tracker: &SharpnessTracker, side: &crate::config
         "spectrum_max": tracker.spectrum.as_ref().and_then(|s| s.eigenvalues.first().copied()),
         "spectrum_min": tracker.spectrum.as_ref().and_then(|s| s.eigenvalues.last().copied()),
     })
+}
+
+/// Which sharpness measurements the sharpness pictures show: per side, the
+/// number kept, the newest one's step and the dense spectrum's step (`usize::MAX`:
+/// none). A measurement is only ever added at a later step than the newest, so
+/// with the runs' revision this names the trackers' content (no counter of its own).
+pub(super) type SharpnessShown = [[usize; 3]; 2];
+
+impl Sandbox {
+    /// What the sharpness trackers hold now (see [`SharpnessShown`]).
+    pub(super) fn sharpness_shown(&self) -> SharpnessShown {
+        let step = |s: Option<usize>| s.unwrap_or(usize::MAX);
+        self.trackers
+            .each_ref()
+            .map(|t| [t.history.len(), step(t.latest().map(|p| p.step)), step(t.spectrum.as_ref().map(|s| s.step))])
+    }
 }
 
 /// Remembers what each canvas last showed, so an unchanged picture is not
