@@ -60,6 +60,10 @@ const GRID_PROGRESS_EVERY_MS = 100;
 /** Landscape grid points per axis, and points per data set it is evaluated on. */
 const LANDSCAPE_GRID = 51;
 const LANDSCAPE_POINTS = 256;
+/** The extras (src/web/sandbox/extras.rs) work this long per tick (ms): more while an ensemble trains or a rescaling is measured. */
+const EXTRAS_SLICE_MS = { idle: 2, busy: 10 };
+/** Progress messages of the extras at most this often (ms). */
+const EXTRAS_PROGRESS_EVERY_MS = 100;
 /** Steps one step(n) call trains per tick, at most: the worker keeps answering meanwhile. */
 const STEP_SLICE_MS = 20;
 
@@ -213,11 +217,84 @@ function handle(m) {
       sendState();
       send({ type: "reply", id: m.id, value: null });
       break;
+    case "show":
+      if (sb) {
+        const problem = sb.showSolution(m.side, m.which);
+        if (problem) console.warn(`flatminima-sandbox: ${problem}`);
+      }
+      lastMetrics.metrics = null;
+      redrawSoon();
+      sendState();
+      break;
+    case "ensemble":
+      startExtra("ensemble", m.id, () => sb.ensembleStart(m.side, m.k), m.side);
+      break;
+    case "rescale":
+      // Training pauses while the weights are replaced (see rescaleStart for the optimiser's state).
+      playing = false;
+      startExtra("rescale", m.id, () => sb.rescaleStart(m.side, m.layer, m.alpha), m.side);
+      break;
     case "panic":
       panicForTests();
       break;
   }
   wake();
+}
+
+// ---------------------------------------------------------------------------
+// A side's other solutions (src/web/sandbox/extras.rs): the weight average, an
+// ensemble trained a piece at a time, Dinh's rescaling measured before and after.
+
+/** The ensemble and the rescaling under way: the request to answer when done. */
+/** @type {{ensemble: {id: number, side: number} | null, rescale: {id: number, side: number} | null}} */
+const extraRequests = { ensemble: null, rescale: null };
+let extrasToldAt = 0;
+
+/** Starts an ensemble or a rescaling; `start` returns "" or the problem. */
+function startExtra(/** @type {"ensemble" | "rescale"} */ kind, /** @type {number} */ id, /** @type {() => string} */ start, /** @type {number} */ side) {
+  if (!sb) return;
+  const problem = start();
+  if (problem) {
+    send({ type: "reply", id, error: `${kind}: ${problem}`, name: "RangeError" });
+    return;
+  }
+  const before = extraRequests[kind];
+  if (before) send({ type: "reply", id: before.id, error: `the ${kind} was replaced by a newer one`, name: "AbortError" });
+  extraRequests[kind] = { id, side };
+  if (kind === "rescale") redrawSoon();
+  sendState();
+}
+
+/** One slice of the extras' work; answers the requests that finished. Returns whether work is waiting. */
+function extrasWork() {
+  if (!sb) return false;
+  const long = extraRequests.ensemble || extraRequests.rescale;
+  const paused = !playing && !stepJobs.length;
+  const bits = sb.extrasAdvance(long ? EXTRAS_SLICE_MS.busy : EXTRAS_SLICE_MS.idle, paused);
+  if (bits & 2) {
+    dirty.boundary = dirty.curves = true;
+    lastMetrics.metrics = null;
+  }
+  const [ensemble, rescale] = sb.extrasProgress();
+  const now = performance.now();
+  if (long && now - extrasToldAt >= EXTRAS_PROGRESS_EVERY_MS) {
+    extrasToldAt = now;
+    send({ type: "extras", ensemble, rescale });
+  }
+  for (const [kind, progress] of /** @type {const} */ ([["ensemble", ensemble], ["rescale", rescale]])) {
+    const request = extraRequests[kind];
+    if (!request || progress >= 0) continue;
+    extraRequests[kind] = null;
+    const m = metrics();
+    const value = kind === "ensemble" ? m[request.side ? "right" : "left"].ensemble : (sb.rescaleJson() ? JSON.parse(sb.rescaleJson()) : null);
+    // None: new runs (settings, reset, data) dropped it before it finished.
+    if (value) send({ type: "reply", id: request.id, value });
+    else send({ type: "reply", id: request.id, error: `the runs were restarted, so the ${kind} was dropped`, name: "AbortError" });
+    send({ type: "extras", ensemble, rescale });
+    redrawSoon();
+    sendState();
+  }
+  return (bits & 1) === 1 || !!long;
 }
 
 /**
@@ -411,6 +488,7 @@ function tick() {
     busy = sb.metricsAdvance(METRICS_SLICE_MS) || busy;
     busy = studyWork() || busy;
     busy = gridWork() || busy;
+    busy = extrasWork() || busy;
     // The views take their turn only while under their share of the time (all of it when idle).
     if (viewsDue()) busy = landscapeWork() || busy;
     else busy = true;

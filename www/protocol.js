@@ -36,6 +36,9 @@
  *   | {type: "clear-pinned", id: number}
  *   | {type: "add-point", id: number, side: number, x: number, y: number, label: number}
  *   | {type: "set-points", id: number, points: [number, number, number][]}
+ *   | {type: "show", side: number, which: "weights" | "average" | "ensemble"}
+ *   | {type: "ensemble", id: number, side: number, k: number}
+ *   | {type: "rescale", id: number, side: number, layer: number, alpha: number}
  *   | {type: "panic"}} ToWorker
  */
 
@@ -92,6 +95,7 @@
  *   | {type: "backend", backend: "gpu" | "cpu", notice: string, note: string, description: string}
  *   | {type: "study", progress: number, backend: string, replicas: number}
  *   | {type: "grid", progress: number, runs: number, total: number}
+ *   | {type: "extras", ensemble: number, rescale: number}
  *   | {type: "reply", id: number, value?: any, error?: string, name?: string}
  *   | {type: "fatal", message: string}} FromWorker
  */

@@ -23,6 +23,7 @@ use super::boundary::{BoundaryPainter, PanelOptions, PlotRect};
 use super::curves::{self, CurveInput};
 use super::field::Field;
 
+mod extras;
 mod offload;
 mod pinned;
 mod views;
@@ -36,6 +37,9 @@ const PIECE_WORK: usize = 1 << 21;
 /// (thinned to every second one when full, so they span the whole run).
 const CHECKPOINTS: usize = 64;
 const CHECKPOINT_EVERY: usize = 5;
+
+/// What a metrics snapshot depends on: both steps, the generation, finished sharpness measurements, the extras.
+type MetricsKey = (usize, usize, u32, u32, u32);
 
 /// Two runs that differ only in their optimiser, trained and drawn for the page.
 #[wasm_bindgen]
@@ -59,7 +63,7 @@ pub struct Sandbox {
     slicers: Slicers,
     /// Steps at which the OOD set was changed in place.
     shift_marks: Vec<usize>,
-    metrics_cache: Option<((usize, usize, u32, u32), String)>,
+    metrics_cache: Option<(MetricsKey, String)>,
     /// A big net's metrics evaluated a piece at a time (`metricsAdvance`), and
     /// the last complete one per side with the generation it belongs to.
     evals: [Evaluation; 2],
@@ -88,6 +92,8 @@ pub struct Sandbox {
     study: Option<offload::CpuStudy>,
     /// Initial weights and training points that outlive settings changes (see `pinned.rs`).
     pins: pinned::Pins,
+    /// Each side's other solutions: weight average, ensemble, rescaling (see `extras.rs`).
+    extras: extras::Extras,
 }
 
 #[wasm_bindgen]
@@ -130,6 +136,7 @@ impl Sandbox {
             offload: offload::Offload::default(),
             study: None,
             pins: pinned::Pins::default(),
+            extras: extras::Extras::default(),
         };
         sandbox.note_initial_metrics();
         sandbox
@@ -230,7 +237,13 @@ impl Sandbox {
     /// A diverged side reports its last finite metrics.
     #[wasm_bindgen(js_name = metricsJson)]
     pub fn metrics_json(&mut self) -> String {
-        let key = (self.pair().left.step, self.pair().right.step, self.generation, self.sharpness_version);
+        let key = (
+            self.pair().left.step,
+            self.pair().right.step,
+            self.generation,
+            self.sharpness_version,
+            self.extras.version,
+        );
         if let Some((k, text)) = &self.metrics_cache {
             if *k == key {
                 return text.clone();
@@ -244,12 +257,18 @@ impl Sandbox {
             "finished": self.finished(),
             "classes": config.classes(),
             "shift": describe(&config.shift),
+            // What Dinh's rescaling needs: hidden layers that can be rescaled (ReLU only).
+            "activation": config.model.activation.name(),
+            "hidden_layers": config.model.hidden.len(),
         });
         let pair = self.slot.as_mut().expect("a sandbox always holds a pair");
         for (i, (name, run)) in [("left", &mut pair.left), ("right", &mut pair.right)].into_iter().enumerate() {
             let ready = self.evaluated[i].filter(|(g, p)| *g == self.generation && p.step == run.step).map(|(_, p)| p);
             out[name] = side_metrics(run, ready);
             out[name]["sharpness"] = views::sharpness_metrics(&self.trackers[i], &run.live_side());
+        }
+        for (i, name) in ["left", "right"].into_iter().enumerate() {
+            self.extras_json(i, &mut out[name]);
         }
         let text = out.to_string();
         self.metrics_cache = Some((key, text.clone()));
@@ -332,11 +351,16 @@ impl Sandbox {
         if self.painter.is_none() {
             self.painter = Some(BoundaryPainter::new()?);
         }
+        let generation = self.generation;
+        // The weight average's or the ensemble's field where the panel shows one.
+        let extra_in_progress = self.update_extra_field(i);
+        let field = self.extra_field(i).unwrap_or(&self.fields[i]);
+        let in_progress = field.in_progress();
         let painter = self.painter.as_ref().expect("just set");
         let splits = &self.slot.as_ref().expect("a sandbox always holds a pair").splits;
-        let options = PanelOptions { show_train: true, show_ood, scale, data_version: self.generation };
-        self.plot_rects[i] = painter.draw(canvas, &self.fields[i], &splits.train, &splits.ood_test, &options)?;
-        Ok(self.fields[i].in_progress())
+        let options = PanelOptions { show_train: true, show_ood, scale, data_version: generation };
+        self.plot_rects[i] = painter.draw(canvas, field, &splits.train, &splits.ood_test, &options)?;
+        Ok(in_progress || extra_in_progress || self.fields[i].in_progress())
     }
 
     /// Draws the loss curves on `loss` and the accuracy curves on `accuracy`.
@@ -454,6 +478,7 @@ impl Sandbox {
         self.note_initial_metrics();
         self.shift_marks.clear();
         self.slicers = Slicers::default();
+        self.extras.forget();
     }
 
     /// Swaps in the OOD test set of `shift`. Train and ID sets come from their
@@ -475,6 +500,7 @@ impl Sandbox {
         }
         pair.splits = splits;
         pair.config.shift = shift;
+        self.extras.forget();
         // The OOD surfaces were computed on the old OOD set.
         self.landscape_shown = None;
         self.landscape_pending = None;
