@@ -1582,6 +1582,11 @@ class FlatminimaSandbox extends HTMLElement {
   /** The header cells of a table's extra columns (after Left and Right). @param {HTMLElement} row @param {{title: string}[]} columns */
   #extraHeads(row, columns) {
     const want = columns.map((c) => c.title);
+    // A table with extra columns may scroll sideways on a phone: then it takes the keyboard's focus too.
+    const table = /** @type {HTMLElement} */ (row.closest("table"));
+    table.classList.toggle("fm-has-extras", want.length > 0);
+    if (want.length) table.tabIndex = 0;
+    else table.removeAttribute("tabindex");
     const have = [...row.querySelectorAll("th.fm-extra")];
     if (have.map((th) => th.textContent).join("\n") === want.join("\n")) return;
     have.forEach((th) => th.remove());

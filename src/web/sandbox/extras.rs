@@ -51,7 +51,7 @@ pub(super) struct AverageView {
     metrics: Option<(Key, MetricPoint)>,
     /// When (ms) the average was last evaluated: while training, at most every `EVALUATE_EVERY_MS`.
     evaluated_at: f64,
-    sharpness: Option<(usize, SharpnessReport)>,
+    sharpness: Option<(Key, SharpnessReport)>,
     job: Option<(Key, SharpnessJob)>,
 }
 
@@ -373,11 +373,12 @@ impl Sandbox {
         if view.job.as_ref().is_some_and(|(k, _)| k.1 != generation) {
             view.job = None;
         }
-        let measured = view.sharpness.as_ref().map(|(s, _)| *s);
-        let due = match measured {
+        // Like the sides' own measurements: about ten per decade of steps while
+        // training, the current weights when paused, at once after a rescaling.
+        let due = match view.sharpness.as_ref().map(|(k, _)| *k) {
             None => true,
-            Some(s) if heavy => s != run.step || view.metrics.as_ref().is_none_or(|(k, _)| k.1 != generation),
-            Some(s) => run.step >= s + 10.max(s / 10),
+            Some(k) if heavy || k.1 != generation => k != key,
+            Some((s, _)) => run.step >= s + 10.max(s / 10),
         };
         if view.job.is_none() && due && run.diverged.is_none() {
             view.job = Some((key, SharpnessJob::new(&run.mlp, &params, &run.splits.train, settings)));
@@ -386,7 +387,7 @@ impl Sandbox {
         if let Some((k, mut job)) = view.job.take() {
             let clock = &self.clock;
             if self.extras.slicers[0].work_for(&mut job, &mut (), budget_ms, &mut || clock.now()) == Stop::Done {
-                view.sharpness = Some((k.0, job.into_report()));
+                view.sharpness = Some((k, job.into_report()));
                 changed = true;
             } else {
                 view.job = Some((k, job));
@@ -466,13 +467,14 @@ impl Sandbox {
                     v["step"] = json!(step);
                     metric_fields(&mut v, m);
                 }
-                v["sharpness"] = view.sharpness.as_ref().filter(|_| a.n_averaged > 0).map_or(Value::Null, |(s, r)| {
-                    json!({
-                        "step": s, "lambda_max": r.lambda_max, "trace": r.trace, "eps_sharpness": r.eps_sharpness,
-                        "rho_sharpness": r.rho_sharpness, "adaptive_sharpness": r.adaptive_sharpness,
-                        "average_sharpness": r.average_sharpness,
-                    })
-                });
+                v["sharpness"] =
+                    view.sharpness.as_ref().filter(|_| a.n_averaged > 0).map_or(Value::Null, |((s, _), r)| {
+                        json!({
+                            "step": s, "lambda_max": r.lambda_max, "trace": r.trace, "eps_sharpness": r.eps_sharpness,
+                            "rho_sharpness": r.rho_sharpness, "adaptive_sharpness": r.adaptive_sharpness,
+                            "average_sharpness": r.average_sharpness,
+                        })
+                    });
                 v
             }
         };
