@@ -154,10 +154,12 @@ const TEMPLATE = `
       <summary>Your own data</summary>
       <div class="fm-share-menu">
         <label class="fm-inline">Class <select name="mydata-class"><option value="0">1</option><option value="1">2</option></select></label>
-        <button type="button" class="fm-mydata-add" aria-pressed="false" title="Then click a decision panel to place a training point of that class">Add points by clicking: off</button>
+        <label class="fm-inline">As <select name="mydata-split" title="A training point, or an OOD test point: the run's OOD set is then your OOD points (the shift no longer changes it)">
+          <option value="train">training point</option><option value="ood">OOD test point</option></select></label>
+        <button type="button" class="fm-mydata-add" aria-pressed="false" title="Then click a decision panel to place a point of that class, as a training or an OOD test point">Add points by clicking: off</button>
         <button type="button" class="fm-mydata-clear">Back to the data set</button>
         <button type="button" class="fm-mydata-save">Save as CSV</button>
-        <label class="fm-import">Load CSV (x,y,class) <input type="file" name="mydata-load" accept=".csv,text/csv"></label>
+        <label class="fm-import">Load CSV (x,y,class[,split]) <input type="file" name="mydata-load" accept=".csv,text/csv"></label>
         <output class="fm-mydata-out" aria-live="polite"></output>
       </div>
     </details>
@@ -328,23 +330,35 @@ function settingList(el, attr, problems) {
 }
 
 /**
- * Points from CSV text: `x,y,class` per line (a header line is skipped). Throws
- * naming the first line that is not two numbers and a class.
+ * Points from CSV text: `x,y,class` or `x,y,class,split` per line (split
+ * "train" or "ood"; missing: train; a header line is skipped). Throws naming
+ * the first line that is not two numbers, a class and a split.
  * @param {string} text
- * @returns {[number, number, number][]}
+ * @returns {import("./protocol.js").MyPoint[]}
  */
 function parsePointsCsv(text) {
+  /** @type {import("./protocol.js").MyPoint[]} */
   const points = [];
   text.split(/\r?\n/).forEach((line, i) => {
     const cells = line.split(",").map((c) => c.trim());
-    if (!line.trim() || (i === 0 && cells.some((c) => c !== "" && Number.isNaN(Number(c))))) return;
-    const [x, y, label] = cells.map(Number);
-    if (cells.length < 3 || ![x, y].every(Number.isFinite) || !Number.isInteger(label) || label < 0) {
-      throw new Error(`line ${i + 1} ("${line}"): expected x,y,class (two numbers and a class number from 0)`);
+    const header = i === 0 && cells.slice(0, 3).some((c) => c !== "" && Number.isNaN(Number(c)));
+    if (!line.trim() || header) return;
+    const [x, y, label] = cells.slice(0, 3).map(Number);
+    const split = (cells[3] ?? "").toLowerCase() || "train";
+    if (cells.length < 3 || ![x, y].every(Number.isFinite) || !Number.isInteger(label) || label < 0 || (split !== "train" && split !== "ood")) {
+      throw new Error(`line ${i + 1} ("${line}"): expected x,y,class[,split] (two numbers, a class number from 0, and train or ood)`);
     }
-    points.push(/** @type {[number, number, number]} */ ([x, y, label]));
+    points.push(split === "ood" ? [x, y, label, "ood"] : [x, y, label]);
   });
   return points;
+}
+
+/** "5 training points and 3 OOD test points of your own; …" @param {import("./protocol.js").MyPoint[]} points */
+function pointsSummary(points) {
+  const ood = points.filter((p) => p[3] === "ood").length, train = points.length - ood;
+  const n = (/** @type {number} */ k, /** @type {string} */ what) => `${k} ${what}${k === 1 ? "" : "s"}`;
+  return `${n(train, "training point")} and ${n(ood, "OOD test point")} of your own` +
+    `${train ? "" : " (training on the data set's points)"}${ood ? "" : " (scored on the shifted OOD set)"}; training from step 0.`;
 }
 
 const sideName = (/** @type {number} */ side) => (side ? "Right" : "Left");
@@ -414,7 +428,7 @@ class FlatminimaSandbox extends HTMLElement {
   #settingsPending = true;
   #flushQueued = false;
   #messages = { settings: [], ui: [], backend: [] };
-  /** Your own training points, as the worker last confirmed them. @type {[number, number, number][]} */
+  /** Your own training and OOD points, as the worker last confirmed them. @type {import("./protocol.js").MyPoint[]} */
   #myPoints = [];
   /** Classroom mode: settings whose controls are locked or hidden (attributes `locked`, `hidden-settings`). */
   #classroom = { locked: new Set(), hidden: new Set() };
@@ -486,7 +500,7 @@ class FlatminimaSandbox extends HTMLElement {
       exportCli: q(".fm-export-cli"), importFile: q('input[name="import"]'), clearPinned: q(".fm-clear-pinned"),
       shareOut: q(".fm-share-out"), pinned: q(".fm-pinned"),
       mydataClass: q('select[name="mydata-class"]'), mydataAdd: q(".fm-mydata-add"), mydataClear: q(".fm-mydata-clear"),
-      mydataSave: q(".fm-mydata-save"), mydataLoad: q('input[name="mydata-load"]'), mydataOut: q(".fm-mydata-out"),
+      mydataSplit: q('select[name="mydata-split"]'), mydataSave: q(".fm-mydata-save"), mydataLoad: q('input[name="mydata-load"]'), mydataOut: q(".fm-mydata-out"),
       studyRun: q(".fm-study-run"), studyProgress: q(".fm-study-progress"), studyResult: q(".fm-study-result"),
       grid: q(".fm-grid"), gridRun: q(".fm-grid-run"), gridCancel: q(".fm-grid-cancel"), gridProgress: q(".fm-grid-progress"),
       gridStatus: q(".fm-grid-status"), gridResults: q(".fm-grid-results"), gridScatter: q(".fm-grid-scatter-svg"),
@@ -1247,8 +1261,9 @@ class FlatminimaSandbox extends HTMLElement {
       const r = p.canvas.getBoundingClientRect();
       const x = ((ev.clientX - r.left) * p.canvas.width) / r.width, y = ((ev.clientY - r.top) * p.canvas.height) / r.height;
       try {
-        const points = await this.#pointsRequest({ type: "add-point", side, x, y, label: Number(e.mydataClass.value) });
-        say(`${points.length} point${points.length === 1 ? "" : "s"} of your own; training on them from step 0.`);
+        const split = e.mydataSplit.value === "ood" ? "ood" : "train";
+        const points = await this.#pointsRequest({ type: "add-point", side, x, y, label: Number(e.mydataClass.value), split });
+        say(pointsSummary(points));
       } catch (err) {
         say(errorText(err));
       }
@@ -1266,7 +1281,7 @@ class FlatminimaSandbox extends HTMLElement {
       if (!file) return;
       try {
         const points = await this.setPoints(parsePointsCsv(await file.text()));
-        say(`Loaded ${points.length} points from ${file.name}.`);
+        say(`Loaded from ${file.name}: ${pointsSummary(points)}`);
       } catch (err) {
         say(`Could not load ${file.name}: ${errorText(err)}`);
       } finally {
@@ -1284,24 +1299,29 @@ class FlatminimaSandbox extends HTMLElement {
   }
 
   /**
-   * Trains on your own training points, `[x, y, class]` each (the view spans -3..3
-   * on both axes); an empty list goes back to the data set's points. Resolves to
-   * the points in use; rejects naming a bad point.
-   * @param {[number, number, number][]} points
+   * Trains on your own points: `[x, y, class]` for a training point, `[x, y,
+   * class, "ood"]` for an OOD test point (the view spans -3..3 on both axes).
+   * With training points the runs train on them; with OOD points the runs are
+   * scored on them (the shift no longer changes the OOD set). An empty list goes
+   * back to the data set's points. Resolves to the points in use; rejects naming
+   * a bad point.
+   * @param {(number | string)[][]} points
    */
   setPoints(points) {
     this.#flushSettings();
-    return this.#pointsRequest({ type: "set-points", points: points.map((p) => [Number(p[0]), Number(p[1]), Number(p[2])]) });
+    /** @type {import("./protocol.js").MyPoint[]} */
+    const mine = points.map((p) => (p[3] === "ood" ? [Number(p[0]), Number(p[1]), Number(p[2]), "ood"] : [Number(p[0]), Number(p[1]), Number(p[2])]));
+    return this.#pointsRequest({ type: "set-points", points: mine });
   }
 
-  /** Your own training points (a copy), `[x, y, class]` each; empty when training on the data set's. */
+  /** Your own points (a copy): `[x, y, class]` (training) or `[x, y, class, "ood"]`; empty when using the data set's. */
   myPoints() {
     return this.#myPoints.map((p) => [...p]);
   }
 
-  /** Your own points as CSV: a header `x,y,class`, then a row per point. */
+  /** Your own points as CSV: a header `x,y,class,split`, then a row per point (split: train or ood). */
   pointsCsv() {
-    return ["x,y,class", ...this.#myPoints.map((p) => p.join(","))].join("\n") + "\n";
+    return ["x,y,class,split", ...this.#myPoints.map((p) => [p[0], p[1], p[2], p[3] === "ood" ? "ood" : "train"].join(","))].join("\n") + "\n";
   }
 
   /** The export / import menu: downloads, the command line, a run record file. */

@@ -203,7 +203,7 @@ function handle(m) {
       reply(m.id, () => importRecord(m.record));
       break;
     case "add-point":
-      reply(m.id, () => addPoint(m.side, m.x, m.y, m.label));
+      reply(m.id, () => addPoint(m.side, m.x, m.y, m.label, m.split));
       break;
     case "set-points":
       reply(m.id, () => usePoints(m.points));
@@ -297,10 +297,14 @@ function extrasWork() {
   return (bits & 1) === 1 || !!long;
 }
 
+/** @typedef {import("./protocol.js").MyPoint} MyPoint */
+
 /**
- * The student's own training points, `[x, y, class]` each (data coordinates),
- * placed by clicking a decision panel or loaded from CSV. Empty: the data set's own.
- * @type {[number, number, number][]}
+ * The student's own points, `[x, y, class]` each for a training point and
+ * `[x, y, class, "ood"]` for an OOD test point (data coordinates), placed by
+ * clicking a decision panel or loaded from CSV. No training points: the data
+ * set's own; no OOD points: the shifted set.
+ * @type {MyPoint[]}
  */
 let myPoints = [];
 
@@ -308,26 +312,32 @@ let myPoints = [];
 const PANEL_VIEW = 3;
 
 /**
- * Adds a point of class `label` where the student clicked side `side`'s panel
- * (`x`, `y` in the canvas's pixels), then trains on the points placed so far.
+ * Adds a point of class `label` to `split` ("train" or "ood") where the student
+ * clicked side `side`'s panel (`x`, `y` in the canvas's pixels), then trains
+ * on the points placed so far.
  */
-function addPoint(/** @type {number} */ side, /** @type {number} */ x, /** @type {number} */ y, /** @type {number} */ label) {
+function addPoint(/** @type {number} */ side, /** @type {number} */ x, /** @type {number} */ y, /** @type {number} */ label, /** @type {"train" | "ood"} */ split = "train") {
   const [rx, ry, size] = sb.plotRect(side);
   const [u, v] = [(x - rx) / size, (y - ry) / size];
   if (!(size > 0 && u >= 0 && u <= 1 && v >= 0 && v <= 1)) throw new Error("click inside the plot to add a point");
-  return usePoints([...myPoints, [PANEL_VIEW * (2 * u - 1), PANEL_VIEW * (1 - 2 * v), label]]);
+  /** @type {MyPoint} */
+  const point = split === "ood" ? [PANEL_VIEW * (2 * u - 1), PANEL_VIEW * (1 - 2 * v), label, "ood"] : [PANEL_VIEW * (2 * u - 1), PANEL_VIEW * (1 - 2 * v), label];
+  return usePoints([...myPoints, point]);
 }
 
-/** Trains on `points` (the student's own; empty: the data set's own again). */
-function usePoints(/** @type {[number, number, number][]} */ points) {
+/** Trains on `points` (the student's own training and OOD points; empty: the data set's own again). */
+function usePoints(/** @type {MyPoint[]} */ points) {
   // The last snapshot says how many classes; evaluating the runs again (tens of ms on a big net) would not.
   const classes = (lastMetrics.metrics ?? metrics()).classes;
-  const bad = points.findIndex((p) => p.length < 3 || !p.every(Number.isFinite) || !Number.isInteger(p[2]) || p[2] < 0 || p[2] >= classes);
-  if (bad >= 0) throw new Error(`point ${bad + 1} (${points[bad]}): expected x, y and a class from 0 to ${classes - 1}`);
-  myPoints = points.map((p) => [p[0], p[1], p[2]]);
+  const bad = points.findIndex((p) => p.length < 3 || !p.slice(0, 3).every(Number.isFinite) || !Number.isInteger(p[2]) || p[2] < 0 || p[2] >= classes ||
+    (p.length > 3 && p[3] !== "train" && p[3] !== "ood"));
+  if (bad >= 0) throw new Error(`point ${bad + 1} (${points[bad]}): expected x, y, a class from 0 to ${classes - 1} and optionally "train" or "ood"`);
+  myPoints = points.map((p) => (p[3] === "ood" ? [p[0], p[1], p[2], "ood"] : [p[0], p[1], p[2]]));
+  const train = myPoints.filter((p) => p[3] !== "ood"), ood = myPoints.filter((p) => p[3] === "ood");
+  const xy = (/** @type {MyPoint[]} */ ps) => Float64Array.from(ps.flatMap((p) => [p[0], p[1]]));
+  const labels = (/** @type {MyPoint[]} */ ps) => Uint32Array.from(ps.map((p) => p[2]));
   const problems = myPoints.length
-    ? sb.loadPinned(sb.settingsQuery(), new Float64Array(0), Float64Array.from(myPoints.flatMap((p) => [p[0], p[1]])),
-      Uint32Array.from(myPoints.map((p) => p[2]))).split("\n").filter(Boolean)
+    ? sb.loadPinned(sb.settingsQuery(), new Float64Array(0), xy(train), labels(train), xy(ood), labels(ood)).split("\n").filter(Boolean)
     : (sb.clearPinned(), []);
   cancelStudy();
   dirty.settings = dirty.boundary = true;
@@ -429,13 +439,16 @@ function importRecord(text) {
   if (!Array.isArray(record.initial_params) || !Array.isArray(train?.points) || !Array.isArray(train?.labels)) {
     throw new Error("not a run record: initial_params or data.train is missing");
   }
+  // A student's own OOD points are part of the record's config (its `ood_points`).
+  const ood = record.config?.ood_points;
   const problems = sb.loadPinned(record.settings, Float64Array.from(record.initial_params),
-    Float64Array.from(train.points.flat()), Uint32Array.from(train.labels)).split("\n").filter(Boolean);
+    Float64Array.from(train.points.flat()), Uint32Array.from(train.labels),
+    Float64Array.from(ood?.points?.flat() ?? []), Uint32Array.from(ood?.labels ?? [])).split("\n").filter(Boolean);
   // Settings cannot say everything a config can (the CLI may have set more): compare the two.
-  const strip = (/** @type {any} */ c) => JSON.stringify({ ...c, init: null, train_points: null });
+  const strip = (/** @type {any} */ c) => JSON.stringify({ ...c, init: null, train_points: null, ood_points: null });
   const now = JSON.parse(sb.configJson());
   if (strip(now) !== strip(record.config)) {
-    const differ = Object.keys(record.config).filter((k) => JSON.stringify(record.config[k]) !== JSON.stringify(now[k]) && k !== "init" && k !== "train_points");
+    const differ = Object.keys(record.config).filter((k) => JSON.stringify(record.config[k]) !== JSON.stringify(now[k]) && k !== "init" && k !== "train_points" && k !== "ood_points");
     problems.push(`config: the page cannot express all of this record's config (${differ.join(", ")} differ); the rest was imported`);
   }
   cancelStudy();

@@ -34,12 +34,18 @@
  *   | {type: "export", id: number, what: "record" | "curves"}
  *   | {type: "import", id: number, record: string}
  *   | {type: "clear-pinned", id: number}
- *   | {type: "add-point", id: number, side: number, x: number, y: number, label: number}
- *   | {type: "set-points", id: number, points: [number, number, number][]}
+ *   | {type: "add-point", id: number, side: number, x: number, y: number, label: number, split?: "train" | "ood"}
+ *   | {type: "set-points", id: number, points: MyPoint[]}
  *   | {type: "show", side: number, which: "weights" | "average" | "ensemble"}
  *   | {type: "ensemble", id: number, side: number, k: number}
  *   | {type: "rescale", id: number, side: number, layer: number, alpha: number}
  *   | {type: "panic"}} ToWorker
+ */
+
+/**
+ * One of the student's own points ("Your own data"): x, y, class, and which set
+ * it joins ("train", the default, or "ood": the OOD test set the run is scored on).
+ * @typedef {[number, number, number] | [number, number, number, "train" | "ood"]} MyPoint
  */
 
 /**

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::config::{RunConfig, TrainingConfig};
-use crate::data::{make_splits, Dataset, Splits};
+use crate::data::{Dataset, Splits};
 use crate::error::ConfigError;
 use crate::job::{self, Job};
 use crate::metrics::MetricPoint;
@@ -127,10 +127,7 @@ impl EnsembleJob {
         if !(1..=MAX_MEMBERS).contains(&k) {
             return Err(ConfigError::new("members", format!("must be in [1, {MAX_MEMBERS}], got {k}")));
         }
-        let mut splits = make_splits(&config.data, &config.shift, config.seed);
-        if let Some(points) = &config.train_points {
-            splits.train = points.clone();
-        }
+        let splits = config.splits();
         let side_config = if side == 0 { &config.left } else { &config.right };
         let plan = config.plan(side_config);
         let training = TrainingConfig { batch_size: plan.batch_size, steps: plan.steps, ..config.training.clone() };

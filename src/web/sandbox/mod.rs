@@ -492,7 +492,11 @@ impl Sandbox {
             self.evaluated[i].filter(|(g, p)| *g == generation && p.step == run.step).map(|(_, p)| p)
         });
         let pair = self.pair_mut();
-        let ood_test = make_splits(&pair.config.data, &shift, pair.config.seed).ood_test;
+        // A student's own OOD points stay: the shift only moves the drawn OOD set.
+        let ood_test = match &pair.config.ood_points {
+            Some(points) => points.clone(),
+            None => make_splits(&pair.config.data, &shift, pair.config.seed).ood_test,
+        };
         let old = &pair.splits;
         let splits = Arc::new(Splits { train: old.train.clone(), id_test: old.id_test.clone(), ood_test });
         for run in pair.sides_mut() {
