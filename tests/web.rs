@@ -630,3 +630,43 @@ fn the_page_s_grid_study_equals_the_native_one_byte_for_byte() {
         panic!("wasm differs from the native study at byte {at}:\n wasm:   {}\n native: {}", window(got), window(want));
     }
 }
+
+#[wasm_bindgen_test]
+fn an_ensembles_field_is_the_mean_of_its_members_probabilities() {
+    use flatminima::config::RunConfig;
+    use flatminima::ensemble::{ensemble_proba, train_ensemble};
+    use flatminima::model::{Mlp, Workspace};
+    use flatminima::web::field::grid_to_data;
+    let mut config = RunConfig::default();
+    config.training.steps = 40;
+    let (_, members) = train_ensemble(&config, 1, 3).unwrap();
+    let mlp = Mlp::new(2, &config.model, config.classes());
+    let mut field = Field::new();
+    let refs: Vec<&[f64]> = members.iter().map(Vec::as_slice).collect();
+    field.begin_members(&mlp, &refs);
+    flatminima::job::finish(&mut field, &mut ());
+    let points: Vec<f64> = (0..GRID * GRID)
+        .flat_map(|c| {
+            let (x, y) = grid_to_data((c % GRID) as f64 + 0.5, (c / GRID) as f64 + 0.5);
+            [x, y]
+        })
+        .collect();
+    let k = mlp.classes;
+    let mut exact = vec![0.0; GRID * GRID * k];
+    ensemble_proba(&mlp, &members, &points, &mut exact, &mut Workspace::new());
+    let mut worst = 0.0f64;
+    for c in 0..GRID * GRID {
+        for (a, b) in field.probs_at(c % GRID, c / GRID).iter().zip(&exact[c * k..(c + 1) * k]) {
+            worst = worst.max((a - b).abs());
+        }
+    }
+    // A single member's field is not the ensemble's (so the test can tell them apart).
+    let mut one = Field::new();
+    one.begin_members(&mlp, &refs[..1]);
+    flatminima::job::finish(&mut one, &mut ());
+    let apart =
+        (0..GRID * GRID).map(|c| (one.probs_at(c % GRID, c / GRID)[0] - exact[c * k]).abs()).fold(0.0, f64::max);
+    console_log!("ensemble field: max |fast - exact| {worst:.1e}; one member differs by up to {apart:.2}");
+    assert!(worst < 1e-4, "the ensemble's heatmap differs from the core's mean probabilities by {worst}");
+    assert!(apart > 1e-2, "one member's field should differ from the ensemble's ({apart})");
+}

@@ -44,7 +44,8 @@ type Key = (usize, u32);
 /// A side's weight average as the page shows it.
 #[derive(Default)]
 pub(super) struct AverageView {
-    field: Field,
+    /// Allocated when a panel first shows the average (a field's buffers are ~200 KB).
+    field: Option<Field>,
     /// The key of the field shown, and of the one being computed.
     field_at: Option<Key>,
     field_job: Option<Key>,
@@ -97,10 +98,17 @@ pub(super) struct Extras {
 
 impl Extras {
     /// The runs were replaced (new settings, data or a shift): what was computed
-    /// for the old ones goes; the panels' choices stay.
+    /// for the old ones goes (the averages' field buffers stay, for reuse); the
+    /// panels' choices stay.
     pub(super) fn forget(&mut self) {
-        let shown = self.shown;
-        *self = Extras { shown, version: self.version.wrapping_add(1), ..Extras::default() };
+        for view in &mut self.average {
+            (view.field_at, view.field_job, view.metrics, view.sharpness, view.job) = (None, None, None, None, None);
+        }
+        self.ensemble = [None, None];
+        self.ensemble_job = None;
+        self.rescale = None;
+        self.rescaled = None;
+        self.version = self.version.wrapping_add(1);
     }
 }
 
@@ -408,14 +416,15 @@ impl Sandbox {
         let key = Some((run.step, generation));
         let view = &mut self.extras.average[i];
         let stale_job = view.field_job.is_some_and(|(_, g)| g != generation);
-        if !view.field.in_progress() || stale_job {
+        let field = view.field.get_or_insert_with(Field::new);
+        if !field.in_progress() || stale_job {
             if view.field_at == key {
                 return true;
             }
-            view.field.begin_members(&run.mlp, &[params]);
+            field.begin_members(&run.mlp, &[params]);
             view.field_job = key;
         }
-        if view.field.advance(&mut ()) {
+        if field.advance(&mut ()) {
             view.field_at = view.field_job.take();
         }
         true
@@ -427,7 +436,7 @@ impl Sandbox {
     pub(super) fn update_extra_field(&mut self, i: usize) -> bool {
         self.extras.shown[i] == Shown::Average
             && self.update_average_field(i)
-            && self.extras.average[i].field.in_progress()
+            && self.extras.average[i].field.as_ref().is_some_and(Field::in_progress)
     }
 
     /// The field side `i`'s panel shows, if not the weights' own: the weight
@@ -438,7 +447,8 @@ impl Sandbox {
             Shown::Average => {
                 let has = self.pair().sides()[i].average.as_ref().is_some_and(|a| a.n_averaged > 0);
                 let view = &self.extras.average[i];
-                (has && view.field_at.is_some_and(|(_, g)| g == self.generation)).then_some(&view.field)
+                let current = has && view.field_at.is_some_and(|(_, g)| g == self.generation);
+                view.field.as_ref().filter(|_| current)
             }
             Shown::Ensemble => self.extras.ensemble[i].as_ref().filter(|v| !v.field.in_progress()).map(|v| &v.field),
         }
