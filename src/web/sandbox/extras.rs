@@ -12,7 +12,7 @@
 //! Everything here is done in bounded pieces by `extrasAdvance`, so the worker
 //! stays responsive while an ensemble trains.
 
-use serde_json::{json, Value};
+use serde_json::Value;
 use wasm_bindgen::prelude::*;
 
 use crate::averaging::Averaging;
@@ -317,23 +317,27 @@ impl Sandbox {
         let [before, after] = work.jobs.map(SharpnessJob::into_report);
         let [m0, m1] = work.metrics.map(|m| m.expect("done"));
         let side = |m: &MetricPoint, r: &SharpnessReport| {
-            json!({
-                "train_loss": m.train_loss, "train_acc": m.train_acc, "id_acc": m.id_acc, "ood_acc": m.ood_acc,
-                "ood_loss": m.ood_loss, "lambda_max": r.lambda_max, "trace": r.trace,
-                "adaptive_sharpness": r.adaptive_sharpness, "eps_sharpness": r.eps_sharpness,
-                "rho_sharpness": r.rho_sharpness, "average_sharpness": r.average_sharpness,
-            })
+            let mut v = numbers(&[
+                ("train_loss", m.train_loss),
+                ("ood_loss", m.ood_loss),
+                ("train_acc", m.train_acc),
+                ("id_acc", m.id_acc),
+                ("ood_acc", m.ood_acc),
+            ]);
+            sharpness_fields(&mut v, r);
+            v
         };
-        self.extras.rescaled = Some(json!({
-            "side": if work.side == 0 { "left" } else { "right" },
-            "label": label,
-            "layer": work.layer,
-            "alpha": work.alpha,
-            "step": work.step,
-            "max_logit_change": work.max_logit_change,
-            "before": side(&m0, &before),
-            "after": side(&m1, &after),
-        }));
+        let mut v = numbers(&[
+            ("layer", work.layer as f64),
+            ("alpha", work.alpha),
+            ("step", work.step as f64),
+            ("max_logit_change", work.max_logit_change),
+        ]);
+        v["side"] = Value::from(if work.side == 0 { "left" } else { "right" });
+        v["label"] = Value::from(label);
+        v["before"] = side(&m0, &before);
+        v["after"] = side(&m1, &after);
+        self.extras.rescaled = Some(v);
         // The rescaled weights' sharpness joins the side's measurements (a jump in the lambda_max chart).
         self.trackers[work.side].record(work.step, work.lr, after);
         self.sharpness_version = self.sharpness_version.wrapping_add(1);
@@ -459,7 +463,7 @@ impl Sandbox {
     pub(super) fn extras_json(&self, i: usize, out: &mut Value) {
         let run = self.pair().sides()[i];
         let e = &self.extras;
-        out["shown"] = json!(match e.shown[i] {
+        out["shown"] = Value::from(match e.shown[i] {
             Shown::Weights => "weights",
             Shown::Average => "average",
             Shown::Ensemble => "ensemble",
@@ -468,23 +472,24 @@ impl Sandbox {
             None => Value::Null,
             Some(a) => {
                 let view = &e.average[i];
-                let mut v = json!({
-                    "kind": a.config.name(),
-                    "n_averaged": a.n_averaged,
-                    "starts_at": match a.config { Averaging::Swa { start, .. } => start, Averaging::Ema { .. } => 1 },
-                });
+                let starts_at = match a.config {
+                    Averaging::Swa { start, .. } => start,
+                    Averaging::Ema { .. } => 1,
+                };
+                let mut v = numbers(&[("n_averaged", a.n_averaged as f64), ("starts_at", starts_at as f64)]);
+                v["kind"] = Value::from(a.config.name());
                 if let Some(((step, _), m)) = view.metrics.as_ref().filter(|_| a.n_averaged > 0) {
-                    v["step"] = json!(step);
+                    v["step"] = Value::from(*step);
                     metric_fields(&mut v, m);
                 }
-                v["sharpness"] =
-                    view.sharpness.as_ref().filter(|_| a.n_averaged > 0).map_or(Value::Null, |((s, _), r)| {
-                        json!({
-                            "step": s, "lambda_max": r.lambda_max, "trace": r.trace, "eps_sharpness": r.eps_sharpness,
-                            "rho_sharpness": r.rho_sharpness, "adaptive_sharpness": r.adaptive_sharpness,
-                            "average_sharpness": r.average_sharpness,
-                        })
-                    });
+                v["sharpness"] = match view.sharpness.as_ref().filter(|_| a.n_averaged > 0) {
+                    None => Value::Null,
+                    Some(((step, _), r)) => {
+                        let mut s = numbers(&[("step", *step as f64)]);
+                        sharpness_fields(&mut s, r);
+                        s
+                    }
+                };
                 v
             }
         };
@@ -495,21 +500,48 @@ impl Sandbox {
                 let mean = |f: fn(&MetricPoint) -> f64| {
                     r.member_metrics.iter().map(f).sum::<f64>() / r.member_metrics.len().max(1) as f64
                 };
-                let ood: Vec<f64> = r.member_metrics.iter().map(|m| m.ood_acc).collect();
-                json!({
-                    "members": r.members,
-                    "steps": view.steps,
-                    "diverged": r.diverged,
-                    "train_loss": r.train_loss, "train_acc": r.train_acc, "id_loss": r.id_loss, "id_acc": r.id_acc,
-                    "ood_loss": r.ood_loss, "ood_acc": r.ood_acc, "ood_gap": r.id_acc - r.ood_acc,
-                    "member_mean": {
-                        "train_acc": mean(|m| m.train_acc), "id_acc": mean(|m| m.id_acc), "ood_acc": mean(|m| m.ood_acc),
-                        "ood_loss": mean(|m| m.ood_loss),
-                    },
-                    "member_ood_acc": ood,
-                })
+                let mut v = numbers(&[
+                    ("members", r.members as f64),
+                    ("steps", view.steps as f64),
+                    ("diverged", r.diverged as f64),
+                    ("train_loss", r.train_loss),
+                    ("train_acc", r.train_acc),
+                    ("id_loss", r.id_loss),
+                    ("id_acc", r.id_acc),
+                    ("ood_loss", r.ood_loss),
+                    ("ood_acc", r.ood_acc),
+                    ("ood_gap", r.id_acc - r.ood_acc),
+                ]);
+                v["member_mean"] = numbers(&[
+                    ("train_acc", mean(|m| m.train_acc)),
+                    ("id_acc", mean(|m| m.id_acc)),
+                    ("ood_acc", mean(|m| m.ood_acc)),
+                    ("ood_loss", mean(|m| m.ood_loss)),
+                ]);
+                v["member_ood_acc"] = r.member_metrics.iter().map(|m| Value::from(m.ood_acc)).collect();
+                v
             }
         };
+    }
+}
+
+/// A JSON object of named numbers (non-finite ones as null), built by one
+/// small loop rather than a `json!` expansion per object (the page's module stays smaller).
+fn numbers(pairs: &[(&str, f64)]) -> Value {
+    Value::Object(pairs.iter().map(|&(k, x)| (k.to_string(), Value::from(x))).collect())
+}
+
+/// A sharpness report's measures as the metrics snapshot names them.
+fn sharpness_fields(v: &mut Value, r: &SharpnessReport) {
+    for (k, x) in [
+        ("lambda_max", r.lambda_max),
+        ("trace", r.trace),
+        ("eps_sharpness", r.eps_sharpness),
+        ("rho_sharpness", r.rho_sharpness),
+        ("adaptive_sharpness", r.adaptive_sharpness),
+        ("average_sharpness", r.average_sharpness),
+    ] {
+        v[k] = Value::from(x);
     }
 }
 
@@ -524,6 +556,6 @@ fn metric_fields(v: &mut Value, m: &MetricPoint) {
         ("ood_acc", m.ood_acc),
         ("ood_gap", m.id_acc - m.ood_acc),
     ] {
-        v[k] = json!(x);
+        v[k] = Value::from(x);
     }
 }
