@@ -670,3 +670,51 @@ fn an_ensembles_field_is_the_mean_of_its_members_probabilities() {
     assert!(worst < 1e-4, "the ensemble's heatmap differs from the core's mean probabilities by {worst}");
     assert!(apart > 1e-2, "one member's field should differ from the ensemble's ({apart})");
 }
+
+#[wasm_bindgen_test]
+fn rescaling_a_side_keeps_its_function_clears_its_optimiser_and_is_measured() {
+    let mut sb = Sandbox::from_settings("activation=relu&steps=100&points=64&average=swa&average-start=10");
+    sb.step(40);
+    let before = sb.pair().left.params.clone();
+    let average_before = sb.pair().left.average.as_ref().unwrap().params.clone();
+    let right_before = sb.pair().right.params.clone();
+    assert_eq!(sb.rescale_start(0, 0, 3.0), "");
+    let left = &sb.pair().left;
+    assert_eq!(left.optimizer.steps, 0, "the optimiser's state is cleared");
+    assert_eq!(sb.pair().right.optimizer.steps, 40, "the other side is untouched");
+    assert_eq!(sb.pair().right.params, right_before);
+    // Layer 0 of 2-16-16-2: 32 weights and 16 biases times 3, layer 1's 256 weights divided by 3.
+    for k in 0..48 {
+        assert_eq!(left.params[k], before[k] * 3.0, "param {k}");
+        assert_eq!(left.average.as_ref().unwrap().params[k], average_before[k] * 3.0, "average param {k}");
+    }
+    for k in 48..48 + 256 {
+        assert_eq!(left.params[k], before[k] / 3.0, "param {k}");
+    }
+    assert_eq!(left.params[48 + 256..], before[48 + 256..]);
+    // Measured a piece at a time, then the comparison.
+    let mut calls = 0;
+    while sb.rescale_json().is_empty() {
+        sb.extras_advance(5.0, true);
+        calls += 1;
+        assert!(calls < 10_000, "the rescaling's measurements never finished");
+    }
+    let r: Value = serde_json::from_str(&sb.rescale_json()).unwrap();
+    assert!(r["max_logit_change"].as_f64().unwrap() < 1e-9, "{r}");
+    for k in ["train_acc", "id_acc", "ood_acc"] {
+        assert_eq!(r["before"][k], r["after"][k], "{k}");
+    }
+    let (b, a) = (r["before"]["lambda_max"].as_f64().unwrap(), r["after"]["lambda_max"].as_f64().unwrap());
+    assert!((a / b).ln().abs() > 0.1, "lambda_max {b} -> {a}");
+    // The rescaled weights' measurement is the side's newest; training goes on from them.
+    let m: Value = serde_json::from_str(&sb.metrics_json()).unwrap();
+    assert_eq!(m["left"]["sharpness"]["lambda_max"].as_f64(), Some(a));
+    assert_eq!(sb.step(5), 5);
+    // Not for tanh: the function would change.
+    let mut tanh = Sandbox::from_settings("activation=tanh");
+    assert!(tanh.rescale_start(1, 0, 2.0).contains("only for ReLU"), "{}", tanh.rescale_start(1, 0, 2.0));
+    assert!(tanh.rescale_start(1, 5, 2.0).contains("ReLU"));
+    let mut relu = Sandbox::from_settings("activation=relu");
+    assert!(relu.rescale_start(1, 2, 2.0).contains("no next layer"), "the output layer has none to compensate");
+    assert!(relu.rescale_start(1, 0, -1.0).contains("positive"));
+}
