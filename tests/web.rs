@@ -688,8 +688,8 @@ fn rescaling_a_side_keeps_its_function_clears_its_optimiser_and_is_measured() {
         assert_eq!(left.params[k], before[k] * 3.0, "param {k}");
         assert_eq!(left.average.as_ref().unwrap().params[k], average_before[k] * 3.0, "average param {k}");
     }
-    for k in 48..48 + 256 {
-        assert_eq!(left.params[k], before[k] / 3.0, "param {k}");
+    for (k, (now, was)) in left.params.iter().zip(&before).enumerate().take(48 + 256).skip(48) {
+        assert_eq!(*now, was / 3.0, "param {k}");
     }
     assert_eq!(left.params[48 + 256..], before[48 + 256..]);
     // Measured a piece at a time, then the comparison.
