@@ -171,12 +171,6 @@ impl Sandbox {
         }
     }
 
-    /// Drops the ensemble under way (a trained one stays).
-    #[wasm_bindgen(js_name = ensembleCancel)]
-    pub fn ensemble_cancel(&mut self) {
-        self.extras.ensemble_job = None;
-    }
-
     /// Dinh et al.'s rescaling of side `side`'s weights now: hidden layer
     /// `layer` (0 = the first) times `alpha`, the next layer's weights divided
     /// by it. The function is unchanged (ReLU nets only); the side's weight
