@@ -130,7 +130,7 @@ pub enum Request {
         /// The element's next settings revision (the runs are replaced).
         revision: u32,
     },
-    /// Add a training point where the student clicked a decision panel.
+    /// Add a point of the student's own where they clicked a decision panel.
     AddPoint {
         /// The request's id.
         id: u32,
@@ -144,6 +144,10 @@ pub enum Request {
         y: f64,
         /// The point's class.
         label: u32,
+        /// Which set it joins (absent: training).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(target_arch = "wasm32", tsify(optional))]
+        split: Option<Split>,
     },
     /// Train on these points (empty: the data set's own again).
     SetPoints {
@@ -151,8 +155,36 @@ pub enum Request {
         id: u32,
         /// The element's next settings revision (the runs are replaced).
         revision: u32,
-        /// `[x, y, class]` each, in data coordinates.
-        points: Vec<(f64, f64, u32)>,
+        /// `[x, y, class]` (training) or `[x, y, class, "ood"]` each, in data coordinates.
+        points: Vec<MyPoint>,
+    },
+    /// Show a side's current weights, its weight average or its ensemble in its panel.
+    Show {
+        /// Which side: 0 left, 1 right.
+        side: u32,
+        /// Which of the side's solutions.
+        which: Solution,
+    },
+    /// Train an ensemble of `k` members of a side (seeds seed + i); answered when trained.
+    Ensemble {
+        /// The request's id.
+        id: u32,
+        /// Which side: 0 left, 1 right.
+        side: u32,
+        /// Members.
+        k: u32,
+    },
+    /// Dinh et al.'s rescaling of a side's current weights: layer `layer` times
+    /// `alpha`, the next one divided by it; answered with the before/after measures.
+    Rescale {
+        /// The request's id.
+        id: u32,
+        /// Which side: 0 left, 1 right.
+        side: u32,
+        /// The hidden layer multiplied by `alpha` (0: the first).
+        layer: u32,
+        /// The factor.
+        alpha: f64,
     },
     /// Panic in the worker's wasm on purpose (tests of the error path).
     Panic,
@@ -208,6 +240,13 @@ pub enum Reply {
         runs: u32,
         /// Runs in all (0 until known).
         total: u32,
+    },
+    /// The progress of a side's ensemble and of a rescaling's measurements (0 to 1 each).
+    Extras {
+        /// The ensemble's training, done from 0 to 1.
+        ensemble: f64,
+        /// The rescaling's measurements, done from 0 to 1.
+        rescale: f64,
     },
     /// The answer to the request with this `id`: a value, or an error.
     #[serde(rename = "reply")]
@@ -415,6 +454,42 @@ pub enum Export {
     Record,
     /// The curves (CSV).
     Curves,
+}
+
+/// Which set a point of the student's own joins.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(target_arch = "wasm32", derive(Tsify))]
+#[serde(rename_all = "lowercase")]
+pub enum Split {
+    /// The training set.
+    Train,
+    /// The OOD test set the run is scored on.
+    Ood,
+}
+
+/// One of the student's own points ("Your own data"): `[x, y, class]` (a
+/// training point) or `[x, y, class, split]`.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(target_arch = "wasm32", derive(Tsify))]
+#[serde(untagged)]
+pub enum MyPoint {
+    /// A training point.
+    Train(f64, f64, u32),
+    /// A point with the set it joins.
+    With(f64, f64, u32, Split),
+}
+
+/// Which of a side's solutions its panel shows.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(target_arch = "wasm32", derive(Tsify))]
+#[serde(rename_all = "lowercase")]
+pub enum Solution {
+    /// The weights the side is training.
+    Weights,
+    /// Its weight average (SWA or EMA).
+    Average,
+    /// Its ensemble.
+    Ensemble,
 }
 
 /// A browser object moved with a message (an `ImageBitmap`): Rust never holds

@@ -28,10 +28,13 @@ fn request_index(r: &Request) -> usize {
         Request::ClearPinned { .. } => 14,
         Request::AddPoint { .. } => 15,
         Request::SetPoints { .. } => 16,
-        Request::Panic => 17,
+        Request::Show { .. } => 17,
+        Request::Ensemble { .. } => 18,
+        Request::Rescale { .. } => 19,
+        Request::Panic => 20,
     }
 }
-const REQUEST_VARIANTS: usize = 18;
+const REQUEST_VARIANTS: usize = 21;
 
 /// Same for replies.
 fn reply_index(r: &Reply) -> usize {
@@ -42,11 +45,12 @@ fn reply_index(r: &Reply) -> usize {
         Reply::Backend { .. } => 3,
         Reply::Study { .. } => 4,
         Reply::Grid { .. } => 5,
-        Reply::Answer { .. } => 6,
-        Reply::Fatal { .. } => 7,
+        Reply::Extras { .. } => 6,
+        Reply::Answer { .. } => 7,
+        Reply::Fatal { .. } => 8,
     }
 }
-const REPLY_VARIANTS: usize = 8;
+const REPLY_VARIANTS: usize = 9;
 
 fn requests() -> Vec<Request> {
     let sizes = BTreeMap::from([("loss".to_string(), (320.0, 180.0)), ("left".to_string(), (240.0, 240.0))]);
@@ -73,8 +77,15 @@ fn requests() -> Vec<Request> {
         Request::Export { id: 5, what: Export::Curves },
         Request::Import { id: 6, revision: 5, record: "{}".into() },
         Request::ClearPinned { id: 7, revision: 6 },
-        Request::AddPoint { id: 8, revision: 7, side: 1, x: 12.5, y: 40.0, label: 1 },
-        Request::SetPoints { id: 9, revision: 8, points: vec![(0.5, -1.25, 0), (1.0, 2.0, 1)] },
+        Request::AddPoint { id: 8, revision: 7, side: 1, x: 12.5, y: 40.0, label: 1, split: Some(Split::Ood) },
+        Request::SetPoints {
+            id: 9,
+            revision: 8,
+            points: vec![MyPoint::Train(0.5, -1.25, 0), MyPoint::With(1.0, 2.0, 1, Split::Ood)],
+        },
+        Request::Show { side: 0, which: Solution::Average },
+        Request::Ensemble { id: 10, side: 1, k: 5 },
+        Request::Rescale { id: 11, side: 0, layer: 0, alpha: 10.0 },
         Request::Panic,
     ]
 }
@@ -113,6 +124,7 @@ fn replies() -> Vec<Reply> {
         },
         Reply::Study { progress: 0.25, backend: "CPU".into(), replicas: 4 },
         Reply::Grid { progress: 0.5, runs: 6, total: 12 },
+        Reply::Extras { ensemble: 0.5, rescale: 0.0 },
         Reply::Answer { id: 1, value: Some(json!({"settings": "lr=0.1", "problems": []})), error: None, name: None },
         Reply::Fatal { message: "the module crashed".into() },
     ]
@@ -161,6 +173,14 @@ fn messages_have_the_javascript_shapes() {
     same(
         json!({"type": "view", "view": {"showOod": false}}),
         Request::View { view: ViewChange { show_ood: Some(false), ..ViewChange::default() } },
+    );
+    same(
+        json!({"type": "set-points", "id": 2, "revision": 5, "points": [[0.5, 1.0, 1], [0.0, -2.0, 0, "ood"]]}),
+        Request::SetPoints {
+            id: 2,
+            revision: 5,
+            points: vec![MyPoint::Train(0.5, 1.0, 1), MyPoint::With(0.0, -2.0, 0, Split::Ood)],
+        },
     );
     let answer = |js: Value, r: Reply| {
         assert_eq!(serde_json::to_value(&r).unwrap(), js);

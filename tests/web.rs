@@ -675,3 +675,91 @@ fn the_page_s_grid_study_equals_the_native_one_byte_for_byte() {
         panic!("wasm differs from the native study at byte {at}:\n wasm:   {}\n native: {}", window(got), window(want));
     }
 }
+
+#[wasm_bindgen_test]
+fn an_ensembles_field_is_the_mean_of_its_members_probabilities() {
+    use flatminima::config::RunConfig;
+    use flatminima::ensemble::{ensemble_proba, train_ensemble};
+    use flatminima::model::{Mlp, Workspace};
+    use flatminima::web::field::grid_to_data;
+    let mut config = RunConfig::default();
+    config.training.steps = 40;
+    let (_, members) = train_ensemble(&config, 1, 3).unwrap();
+    let mlp = Mlp::new(2, &config.model, config.classes());
+    let mut field = Field::new();
+    let refs: Vec<&[f64]> = members.iter().map(Vec::as_slice).collect();
+    field.begin_members(&mlp, &refs);
+    flatminima::job::finish(&mut field, &mut ());
+    let points: Vec<f64> = (0..GRID * GRID)
+        .flat_map(|c| {
+            let (x, y) = grid_to_data((c % GRID) as f64 + 0.5, (c / GRID) as f64 + 0.5);
+            [x, y]
+        })
+        .collect();
+    let k = mlp.classes;
+    let mut exact = vec![0.0; GRID * GRID * k];
+    ensemble_proba(&mlp, &members, &points, &mut exact, &mut Workspace::new());
+    let mut worst = 0.0f64;
+    for c in 0..GRID * GRID {
+        for (a, b) in field.probs_at(c % GRID, c / GRID).iter().zip(&exact[c * k..(c + 1) * k]) {
+            worst = worst.max((a - b).abs());
+        }
+    }
+    // A single member's field is not the ensemble's (so the test can tell them apart).
+    let mut one = Field::new();
+    one.begin_members(&mlp, &refs[..1]);
+    flatminima::job::finish(&mut one, &mut ());
+    let apart =
+        (0..GRID * GRID).map(|c| (one.probs_at(c % GRID, c / GRID)[0] - exact[c * k]).abs()).fold(0.0, f64::max);
+    console_log!("ensemble field: max |fast - exact| {worst:.1e}; one member differs by up to {apart:.2}");
+    assert!(worst < 1e-4, "the ensemble's heatmap differs from the core's mean probabilities by {worst}");
+    assert!(apart > 1e-2, "one member's field should differ from the ensemble's ({apart})");
+}
+
+#[wasm_bindgen_test]
+fn rescaling_a_side_keeps_its_function_clears_its_optimiser_and_is_measured() {
+    let mut sb = Sandbox::from_settings("activation=relu&steps=100&points=64&average=swa&average-start=10", 1);
+    sb.step(40);
+    let before = sb.pair().left.params.clone();
+    let average_before = sb.pair().left.average.as_ref().unwrap().params.clone();
+    let right_before = sb.pair().right.params.clone();
+    assert_eq!(sb.rescale_start(0, 0, 3.0), "");
+    let left = &sb.pair().left;
+    assert_eq!(left.optimizer.steps, 0, "the optimiser's state is cleared");
+    assert_eq!(sb.pair().right.optimizer.steps, 40, "the other side is untouched");
+    assert_eq!(sb.pair().right.params, right_before);
+    // Layer 0 of 2-16-16-2: 32 weights and 16 biases times 3, layer 1's 256 weights divided by 3.
+    for k in 0..48 {
+        assert_eq!(left.params[k], before[k] * 3.0, "param {k}");
+        assert_eq!(left.average.as_ref().unwrap().params[k], average_before[k] * 3.0, "average param {k}");
+    }
+    for (k, (now, was)) in left.params.iter().zip(&before).enumerate().take(48 + 256).skip(48) {
+        assert_eq!(*now, was / 3.0, "param {k}");
+    }
+    assert_eq!(left.params[48 + 256..], before[48 + 256..]);
+    // Measured a piece at a time, then the comparison.
+    let mut calls = 0;
+    while sb.rescale_json().is_empty() {
+        sb.extras_advance(5.0, true);
+        calls += 1;
+        assert!(calls < 10_000, "the rescaling's measurements never finished");
+    }
+    let r: Value = serde_json::from_str(&sb.rescale_json()).unwrap();
+    assert!(r["max_logit_change"].as_f64().unwrap() < 1e-9, "{r}");
+    for k in ["train_acc", "id_acc", "ood_acc"] {
+        assert_eq!(r["before"][k], r["after"][k], "{k}");
+    }
+    let (b, a) = (r["before"]["lambda_max"].as_f64().unwrap(), r["after"]["lambda_max"].as_f64().unwrap());
+    assert!((a / b).ln().abs() > 0.1, "lambda_max {b} -> {a}");
+    // The rescaled weights' measurement is the side's newest; training goes on from them.
+    let m: Value = serde_json::from_str(&sb.metrics_json()).unwrap();
+    assert_eq!(m["left"]["sharpness"]["lambda_max"].as_f64(), Some(a));
+    assert_eq!(sb.step(5), 5);
+    // Not for tanh: the function would change.
+    let mut tanh = Sandbox::from_settings("activation=tanh", 1);
+    assert!(tanh.rescale_start(1, 0, 2.0).contains("only for ReLU"), "{}", tanh.rescale_start(1, 0, 2.0));
+    assert!(tanh.rescale_start(1, 5, 2.0).contains("ReLU"));
+    let mut relu = Sandbox::from_settings("activation=relu", 1);
+    assert!(relu.rescale_start(1, 2, 2.0).contains("no next layer"), "the output layer has none to compensate");
+    assert!(relu.rescale_start(1, 0, -1.0).contains("positive"));
+}

@@ -71,6 +71,10 @@ const GRID_CHECK_EVERY = 10;
 /** Sharpness measures of a grid study's runs (src/study_grid.rs RunSharpness) and their labels. */
 const GRID_MEASURES = [["lambda_max", "λ_max"], ["trace", "Hessian trace"], ["eps_sharpness", "ε-sharpness"],
   ["rho_sharpness", "ρ-sharpness"], ["adaptive_sharpness", "adaptive sharpness"], ["average_sharpness", "average sharpness"]];
+/** The ensemble button's default and largest number of members, and the rescaling's default factor. */
+const ENSEMBLE_K = 5;
+const ENSEMBLE_MAX = 16;
+const RESCALE_ALPHA = 5;
 /** Most steps one step(n) call takes. */
 const MAX_STEP_CALL = 100_000;
 /** Steps the Step button takes. */
@@ -150,10 +154,12 @@ const TEMPLATE = `
       <summary>Your own data</summary>
       <div class="fm-share-menu">
         <label class="fm-inline">Class <select name="mydata-class"><option value="0">1</option><option value="1">2</option></select></label>
-        <button type="button" class="fm-mydata-add" aria-pressed="false" title="Then click a decision panel to place a training point of that class">Add points by clicking: off</button>
+        <label class="fm-inline">As <select name="mydata-split" title="A training point, or an OOD test point: the run's OOD set is then your OOD points (the shift no longer changes it)">
+          <option value="train">training point</option><option value="ood">OOD test point</option></select></label>
+        <button type="button" class="fm-mydata-add" aria-pressed="false" title="Then click a decision panel to place a point of that class, as a training or an OOD test point">Add points by clicking: off</button>
         <button type="button" class="fm-mydata-clear">Back to the data set</button>
         <button type="button" class="fm-mydata-save">Save as CSV</button>
-        <label class="fm-import">Load CSV (x,y,class) <input type="file" name="mydata-load" accept=".csv,text/csv"></label>
+        <label class="fm-import">Load CSV (x,y,class[,split]) <input type="file" name="mydata-load" accept=".csv,text/csv"></label>
         <output class="fm-mydata-out" aria-live="polite"></output>
       </div>
     </details>
@@ -171,6 +177,10 @@ const TEMPLATE = `
             <div class="fm-diverged" hidden><p class="fm-diverged-text"></p><p class="fm-diverged-hint">Lower the learning rate, then Reset.</p></div>
           </div>
           <div class="fm-quick"></div>
+          <label class="fm-inline fm-show">Panel shows
+            <select name="show-${i}" title="The weights now, the side's weight average (set Weight average in the settings) or its ensemble (train one below)">
+              <option value="weights">the weights now</option><option value="average">the weight average</option><option value="ensemble">the ensemble</option>
+            </select></label>
         </figure>`).join("")}
       </div>
       <div class="fm-legend"></div>
@@ -192,6 +202,18 @@ const TEMPLATE = `
         <thead><tr><th scope="col"><span class="fm-sr">Metric</span></th><th scope="col" class="fm-th-left">Left</th><th scope="col" class="fm-th-right">Right</th></tr></thead>
         <tbody></tbody>
       </table>
+      <section class="fm-extras" aria-label="Other solutions of a side: ensemble and rescaling">
+        <div class="fm-extras-form">
+          <label class="fm-inline">Side <select name="extra-side"><option value="0">Left</option><option value="1">Right</option></select></label>
+          <label class="fm-inline">Members <input type="number" name="ensemble-k" min="2" max="${ENSEMBLE_MAX}" value="${ENSEMBLE_K}"></label>
+          <button type="button" class="fm-ensemble-run" title="Train this side again from seeds seed+1, seed+2, ... (each for the side's steps) and average the members' predicted probabilities (a deep ensemble)">Train an ensemble</button>
+          <progress class="fm-ensemble-progress" max="1" value="0" hidden aria-label="ensemble progress"></progress>
+          <label class="fm-inline">Layer <select name="rescale-layer"></select></label>
+          <label class="fm-inline">α <input type="number" name="rescale-alpha" min="0.001" max="1000" step="any" value="${RESCALE_ALPHA}"></label>
+          <button type="button" class="fm-rescale-run">Rescale (Dinh)</button>
+        </div>
+        <p class="fm-extras-out" aria-live="polite"></p>
+      </section>
       <div class="fm-study">
         <button type="button" class="fm-study-run" title="Train both sides from ${STUDY_REPLICAS} seeds each (same data; seed i shares its initial weights and batches across sides) and compare their OOD accuracy">Study: ${STUDY_REPLICAS} seeds per side</button>
         <progress class="fm-study-progress" max="1" value="0" hidden aria-label="study progress"></progress>
@@ -308,23 +330,78 @@ function settingList(el, attr, problems) {
 }
 
 /**
- * Points from CSV text: `x,y,class` per line (a header line is skipped). Throws
- * naming the first line that is not two numbers and a class.
+ * Points from CSV text: `x,y,class` or `x,y,class,split` per line (split
+ * "train" or "ood"; missing: train; a header line is skipped). Throws naming
+ * the first line that is not two numbers, a class and a split.
  * @param {string} text
- * @returns {[number, number, number][]}
+ * @returns {import("./protocol.js").MyPoint[]}
  */
 function parsePointsCsv(text) {
+  /** @type {import("./protocol.js").MyPoint[]} */
   const points = [];
   text.split(/\r?\n/).forEach((line, i) => {
     const cells = line.split(",").map((c) => c.trim());
-    if (!line.trim() || (i === 0 && cells.some((c) => c !== "" && Number.isNaN(Number(c))))) return;
-    const [x, y, label] = cells.map(Number);
-    if (cells.length < 3 || ![x, y].every(Number.isFinite) || !Number.isInteger(label) || label < 0) {
-      throw new Error(`line ${i + 1} ("${line}"): expected x,y,class (two numbers and a class number from 0)`);
+    const header = i === 0 && cells.slice(0, 3).some((c) => c !== "" && Number.isNaN(Number(c)));
+    if (!line.trim() || header) return;
+    const [x, y, label] = cells.slice(0, 3).map(Number);
+    const split = (cells[3] ?? "").toLowerCase() || "train";
+    if (cells.length < 3 || ![x, y].every(Number.isFinite) || !Number.isInteger(label) || label < 0 || (split !== "train" && split !== "ood")) {
+      throw new Error(`line ${i + 1} ("${line}"): expected x,y,class[,split] (two numbers, a class number from 0, and train or ood)`);
     }
-    points.push(/** @type {[number, number, number]} */ ([x, y, label]));
+    points.push(split === "ood" ? [x, y, label, "ood"] : [x, y, label]);
   });
   return points;
+}
+
+/** "5 training points and 3 OOD test points of your own; …" @param {import("./protocol.js").MyPoint[]} points */
+function pointsSummary(points) {
+  const ood = points.filter((p) => p[3] === "ood").length, train = points.length - ood;
+  const n = (/** @type {number} */ k, /** @type {string} */ what) => `${k} ${what}${k === 1 ? "" : "s"}`;
+  return `${n(train, "training point")} and ${n(ood, "OOD test point")} of your own` +
+    `${train ? "" : " (training on the data set's points)"}${ood ? "" : " (scored on the shifted OOD set)"}; training from step 0.`;
+}
+
+const sideName = (/** @type {number} */ side) => (side ? "Right" : "Left");
+const pct = (/** @type {number} */ v) => (100 * v).toFixed(1);
+
+/** The sentence the ensemble button leaves: the ensemble's numbers beside its members' mean. */
+function ensembleText(/** @type {number} */ side, /** @type {any} */ r) {
+  const mean = r.member_mean;
+  return `${sideName(side)}: an ensemble of ${r.members} members (${r.steps} steps each${r.diverged ? `, ${r.diverged} diverged` : ""}): ` +
+    `ID accuracy ${pct(r.id_acc)}%, OOD accuracy ${pct(r.ood_acc)}% (OOD loss ${formatLoss(r.ood_loss)}); ` +
+    `its members alone: ID ${pct(mean.id_acc)}%, OOD ${pct(mean.ood_acc)}% on average ` +
+    `(OOD from ${pct(Math.min(...r.member_ood_acc))}% to ${pct(Math.max(...r.member_ood_acc))}%). The panel shows the ensemble's boundary.`;
+}
+
+/** The sentence Dinh's rescaling leaves: the function (same) and the sharpness (changed), from the measured numbers. */
+function rescaleText(/** @type {any} */ r) {
+  const [b, a] = [r.before, r.after];
+  const ratio = (/** @type {number} */ x, /** @type {number} */ y) => (x > 0 && y > 0 ? ` (×${formatNumber(y / x)})` : "");
+  const same = ["train_acc", "id_acc", "ood_acc"].every((k) => b[k] === a[k]);
+  return `${r.side === "left" ? "Left" : "Right"} (${r.label}) at step ${r.step}: layer ${r.layer + 1} × ${r.alpha}, layer ${r.layer + 2} ÷ ${r.alpha}. ` +
+    `The function: largest logit change ${formatNumber(r.max_logit_change)}; train / ID / OOD accuracy ${pct(b.train_acc)} / ${pct(b.id_acc)} / ${pct(b.ood_acc)}% before, ` +
+    `${pct(a.train_acc)} / ${pct(a.id_acc)} / ${pct(a.ood_acc)}% after${same ? " (the same)" : ""}. ` +
+    `λ_max ${formatNumber(b.lambda_max)} → ${formatNumber(a.lambda_max)}${ratio(b.lambda_max, a.lambda_max)}, ` +
+    `trace ${formatNumber(b.trace)} → ${formatNumber(a.trace)}${ratio(b.trace, a.trace)}, ` +
+    `adaptive sharpness ${formatNumber(b.adaptive_sharpness)} → ${formatNumber(a.adaptive_sharpness)}. ` +
+    "Training goes on from the rescaled weights with the optimiser's state cleared.";
+}
+
+/**
+ * The solutions the tables show besides the two sides: each side's weight
+ * average (once it has metrics) and ensemble (once trained), as
+ * `{title, m, sharpness}` columns.
+ * @param {any} m a metrics snapshot
+ */
+function extraColumns(m) {
+  const columns = [];
+  for (const [i, name] of ["left", "right"].entries()) {
+    const a = m[name].average;
+    if (a && a.n_averaged > 0 && a.train_loss != null) columns.push({ title: `${sideName(i)}: ${a.kind} average (${a.n_averaged} weights)`, m: a, sharpness: a.sharpness });
+    const en = m[name].ensemble;
+    if (en) columns.push({ title: `${sideName(i)}: ensemble of ${en.members}`, m: en, sharpness: null });
+  }
+  return columns;
 }
 
 const escapeHtml = (s) => String(s).replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]);
@@ -351,7 +428,7 @@ class FlatminimaSandbox extends HTMLElement {
   #settingsPending = true;
   #flushQueued = false;
   #messages = { settings: [], ui: [], backend: [] };
-  /** Your own training points, as the worker last confirmed them. @type {[number, number, number][]} */
+  /** Your own training and OOD points, as the worker last confirmed them. @type {import("./protocol.js").MyPoint[]} */
   #myPoints = [];
   /** Classroom mode: settings whose controls are locked or hidden (attributes `locked`, `hidden-settings`). */
   #classroom = { locked: new Set(), hidden: new Set() };
@@ -423,12 +500,16 @@ class FlatminimaSandbox extends HTMLElement {
       exportCli: q(".fm-export-cli"), importFile: q('input[name="import"]'), clearPinned: q(".fm-clear-pinned"),
       shareOut: q(".fm-share-out"), pinned: q(".fm-pinned"),
       mydataClass: q('select[name="mydata-class"]'), mydataAdd: q(".fm-mydata-add"), mydataClear: q(".fm-mydata-clear"),
-      mydataSave: q(".fm-mydata-save"), mydataLoad: q('input[name="mydata-load"]'), mydataOut: q(".fm-mydata-out"),
+      mydataSplit: q('select[name="mydata-split"]'), mydataSave: q(".fm-mydata-save"), mydataLoad: q('input[name="mydata-load"]'), mydataOut: q(".fm-mydata-out"),
       studyRun: q(".fm-study-run"), studyProgress: q(".fm-study-progress"), studyResult: q(".fm-study-result"),
       grid: q(".fm-grid"), gridRun: q(".fm-grid-run"), gridCancel: q(".fm-grid-cancel"), gridProgress: q(".fm-grid-progress"),
       gridStatus: q(".fm-grid-status"), gridResults: q(".fm-grid-results"), gridScatter: q(".fm-grid-scatter-svg"),
       gridScatterTitle: q(".fm-grid-scatter-title"), gridLegend: q(".fm-grid-legend"), gridHist: q(".fm-grid-hist-svg"),
       gridHistTitle: q(".fm-grid-hist-title"), gridVerdict: q(".fm-grid-verdict"), gridWarnings: q(".fm-grid-warnings"),
+      shows: [q('select[name="show-0"]'), q('select[name="show-1"]')], extraSide: q('select[name="extra-side"]'),
+      ensembleK: q('input[name="ensemble-k"]'), ensembleRun: q(".fm-ensemble-run"), ensembleProgress: q(".fm-ensemble-progress"),
+      rescaleLayer: q('select[name="rescale-layer"]'), rescaleAlpha: q('input[name="rescale-alpha"]'), rescaleRun: q(".fm-rescale-run"),
+      extrasOut: q(".fm-extras-out"), metricsHead: q(".fm-metrics-table thead tr"), sharpHead: q(".fm-sharp-table thead tr"),
     };
     const e = this.#els;
     const named = [e.panels[0].canvas, e.panels[1].canvas, e.loss, e.acc,
@@ -818,6 +899,10 @@ class FlatminimaSandbox extends HTMLElement {
       case "grid":
         if (this.#pending.has(this.#gridId)) this.#showGridProgress(m);
         break;
+      case "extras":
+        this.#els.ensembleProgress.hidden = m.ensemble < 0;
+        this.#els.ensembleProgress.value = Math.max(0, m.ensemble);
+        break;
       case "reply": {
         const waiting = this.#pending.get(m.id);
         if (!waiting) break;
@@ -1089,6 +1174,79 @@ class FlatminimaSandbox extends HTMLElement {
     this.#wireGrid();
     this.#wireShare();
     this.#wireMyData();
+    this.#wireExtras();
+  }
+
+  /** A side's other solutions: what each panel shows, the ensemble button, Dinh's rescaling. */
+  #wireExtras() {
+    const e = this.#els;
+    const say = (/** @type {string} */ text) => { e.extrasOut.textContent = text; };
+    e.shows.forEach((select, side) => select.addEventListener("change", () => this.showSolution(side, select.value)));
+    e.ensembleRun.addEventListener("click", async () => {
+      const side = Number(e.extraSide.value), k = Number(e.ensembleK.value);
+      say(`Training ${k} members of the ${side ? "right" : "left"} side…`);
+      try {
+        const r = await this.ensemble({ side, k });
+        e.shows[side].value = "ensemble";
+        this.showSolution(side, "ensemble");
+        say(ensembleText(side, r));
+      } catch (err) {
+        say(errorText(err));
+      }
+    });
+    e.rescaleRun.addEventListener("click", async () => {
+      const side = Number(e.extraSide.value);
+      say(`Rescaling the ${side ? "right" : "left"} side and measuring it before and after…`);
+      try {
+        say(rescaleText(await this.rescale({ side, layer: Number(e.rescaleLayer.value), alpha: Number(e.rescaleAlpha.value) })));
+      } catch (err) {
+        say(errorText(err));
+      }
+    });
+  }
+
+  /**
+   * What side `side`'s decision panel shows: "weights" (now), "average" (its
+   * SWA / EMA weights, where the settings keep one) or "ensemble" (once
+   * `ensemble()` trained one). The metrics table shows every one that exists.
+   * @param {number} side @param {"weights" | "average" | "ensemble" | string} which
+   */
+  showSolution(side, which) {
+    const w = which === "average" || which === "ensemble" ? which : "weights";
+    const s = side ? 1 : 0;
+    this.#els.shows[s].value = w;
+    this.#post({ type: "show", side: s, which: w });
+  }
+
+  /**
+   * Trains an ensemble of `k` members of one side (the side's settings with seeds
+   * seed + i, each for the side's steps; member 0 is the side itself) in the
+   * worker, a piece at a time. Resolves to its metrics (the `ensemble` field of
+   * that side's metrics()); rejects naming a bad `k` or when the runs restart.
+   * @param {{side?: number, k?: number}} [options]
+   */
+  ensemble({ side = 1, k = ENSEMBLE_K } = {}) {
+    this.#flushSettings();
+    this.#els.ensembleProgress.hidden = false;
+    this.#els.ensembleProgress.value = 0;
+    return this.#request({ type: "ensemble", side: side ? 1 : 0, k: Number(k) })
+      .finally(() => { this.#els.ensembleProgress.hidden = true; });
+  }
+
+  /**
+   * Dinh et al.'s rescaling of one side's current weights: hidden layer `layer`
+   * (0 = the first) times `alpha`, the next layer divided by it (ReLU nets only).
+   * Training pauses; the optimiser's state is cleared (training goes on from the
+   * rescaled weights as from a fresh start); the side's weight average is
+   * rescaled too. Resolves to the comparison: accuracies and every sharpness
+   * measure before and after, and the largest change of any logit.
+   * @param {{side?: number, layer?: number, alpha?: number}} [options]
+   */
+  rescale({ side = 0, layer = 0, alpha = RESCALE_ALPHA } = {}) {
+    this.#flushSettings();
+    this.#playing = false;
+    this.#updatePlayButton();
+    return this.#request({ type: "rescale", side: side ? 1 : 0, layer: Number(layer), alpha: Number(alpha) });
   }
 
   /** "Your own data": click a panel to place points, clear them, save or load them as CSV. */
@@ -1107,8 +1265,9 @@ class FlatminimaSandbox extends HTMLElement {
       const r = p.canvas.getBoundingClientRect();
       const x = ((ev.clientX - r.left) * p.canvas.width) / r.width, y = ((ev.clientY - r.top) * p.canvas.height) / r.height;
       try {
-        const points = await this.#pointsRequest({ type: "add-point", revision: ++this.#revision, side, x, y, label: Number(e.mydataClass.value) });
-        say(`${points.length} point${points.length === 1 ? "" : "s"} of your own; training on them from step 0.`);
+        const split = e.mydataSplit.value === "ood" ? "ood" : "train";
+        const points = await this.#pointsRequest({ type: "add-point", revision: ++this.#revision, side, x, y, label: Number(e.mydataClass.value), split });
+        say(pointsSummary(points));
       } catch (err) {
         say(errorText(err));
       }
@@ -1126,7 +1285,7 @@ class FlatminimaSandbox extends HTMLElement {
       if (!file) return;
       try {
         const points = await this.setPoints(parsePointsCsv(await file.text()));
-        say(`Loaded ${points.length} points from ${file.name}.`);
+        say(`Loaded from ${file.name}: ${pointsSummary(points)}`);
       } catch (err) {
         say(`Could not load ${file.name}: ${errorText(err)}`);
       } finally {
@@ -1144,24 +1303,29 @@ class FlatminimaSandbox extends HTMLElement {
   }
 
   /**
-   * Trains on your own training points, `[x, y, class]` each (the view spans -3..3
-   * on both axes); an empty list goes back to the data set's points. Resolves to
-   * the points in use; rejects naming a bad point.
-   * @param {[number, number, number][]} points
+   * Trains on your own points: `[x, y, class]` for a training point, `[x, y,
+   * class, "ood"]` for an OOD test point (the view spans -3..3 on both axes).
+   * With training points the runs train on them; with OOD points the runs are
+   * scored on them (the shift no longer changes the OOD set). An empty list goes
+   * back to the data set's points. Resolves to the points in use; rejects naming
+   * a bad point.
+   * @param {(number | string)[][]} points
    */
   setPoints(points) {
     this.#flushSettings();
-    return this.#pointsRequest({ type: "set-points", revision: ++this.#revision, points: points.map((p) => [Number(p[0]), Number(p[1]), Number(p[2])]) });
+    /** @type {import("./protocol.js").MyPoint[]} */
+    const mine = points.map((p) => (p[3] === "ood" ? [Number(p[0]), Number(p[1]), Number(p[2]), "ood"] : [Number(p[0]), Number(p[1]), Number(p[2])]));
+    return this.#pointsRequest({ type: "set-points", revision: ++this.#revision, points: mine });
   }
 
-  /** Your own training points (a copy), `[x, y, class]` each; empty when training on the data set's. */
+  /** Your own points (a copy): `[x, y, class]` (training) or `[x, y, class, "ood"]`; empty when using the data set's. */
   myPoints() {
     return this.#myPoints.map((p) => [...p]);
   }
 
-  /** Your own points as CSV: a header `x,y,class`, then a row per point. */
+  /** Your own points as CSV: a header `x,y,class,split`, then a row per point (split: train or ood). */
   pointsCsv() {
-    return ["x,y,class", ...this.#myPoints.map((p) => p.join(","))].join("\n") + "\n";
+    return ["x,y,class,split", ...this.#myPoints.map((p) => [p[0], p[1], p[2], p[3] === "ood" ? "ood" : "train"].join(","))].join("\n") + "\n";
   }
 
   /** The export / import menu: downloads, the command line, a run record file. */
@@ -1377,14 +1541,18 @@ class FlatminimaSandbox extends HTMLElement {
     const progress = land ? land.progress : 0;
     e.landStatus.textContent = !land ? "" :
       `${progress < 1 ? `computing ${(100 * progress).toFixed(0)}% · ` : ""}showing step ${land.steps[0]} / ${land.steps[1]}${land.note ? " · " + land.note : ""}`;
+    // The weight averages' sharpness (an ensemble has no single weights to measure).
+    const averages = extraColumns(m).filter((c) => c.m.kind);
     e.sharpBody.innerHTML = [...SHARP_ROWS, ["measured at step", "step"]].map(([title, key]) => {
       const [a, b] = [m.left.sharpness, m.right.sharpness].map((s) => (s ? s[key] : null));
       const fmt = key === "step" ? (v) => (v == null ? "–" : String(v)) : formatNumber;
       const lower = key !== "step" && key !== "edge_of_stability" && a != null && b != null && a !== b ? (a < b ? 0 : 1) : -1;
       // The threshold's formula and source (from the core) as a tooltip; "–" where none applies.
       const notes = [m.left.sharpness, m.right.sharpness].map((s) => (key === "edge_of_stability" && s && s.edge_of_stability_label) || "");
-      return `<tr><th scope="row">${title}</th>${[a, b].map((v, i) => `<td class="${lower === i ? "fm-better" : ""}"${notes[i] ? ` title="${escapeHtml(notes[i])}"` : ""}>${fmt(v)}</td>`).join("")}</tr>`;
+      const more = averages.map((c) => `<td class="fm-extra">${fmt(c.sharpness ? c.sharpness[key] : null)}</td>`).join("");
+      return `<tr><th scope="row">${title}</th>${[a, b].map((v, i) => `<td class="${lower === i ? "fm-better" : ""}"${notes[i] ? ` title="${escapeHtml(notes[i])}"` : ""}>${fmt(v)}</td>`).join("")}${more}</tr>`;
     }).join("");
+    this.#extraHeads(e.sharpHead, averages);
   }
 
 
@@ -1397,21 +1565,33 @@ class FlatminimaSandbox extends HTMLElement {
     sides.forEach((s, i) => {
       const p = e.panels[i];
       p.label.textContent = s.label;
-      p.quick.innerHTML = `train <b>${formatAcc(s.train_acc)}</b> · ID <b>${formatAcc(s.id_acc)}</b> · OOD <b>${formatAcc(s.ood_acc)}</b>`;
+      // The solution the panel shows: the weights now, or the weight average or ensemble where chosen and there.
+      const shown = e.shows[i].value;
+      const extra = shown === "average" && s.average && s.average.n_averaged > 0 && s.average.train_loss != null ? s.average
+        : shown === "ensemble" && s.ensemble ? s.ensemble : null;
+      const q = extra ?? s;
+      const what = !extra ? "" : extra === s.average ? `<i>${s.average.kind} average:</i> ` : `<i>ensemble of ${s.ensemble.members}:</i> `;
+      const waiting = shown === "average" && !extra ? (s.average ? ` <i>(averaging starts after step ${s.average.starts_at})</i>` : " <i>(no weight average: set one in the settings)</i>")
+        : shown === "ensemble" && !extra ? " <i>(no ensemble yet: train one below)</i>" : "";
+      p.quick.innerHTML = `${what}train <b>${formatAcc(q.train_acc)}</b> · ID <b>${formatAcc(q.id_acc)}</b> · OOD <b>${formatAcc(q.ood_acc)}</b>${waiting}`;
       p.diverged.hidden = !s.diverged;
       if (s.diverged) p.divergedText.textContent = `Diverged at step ${s.diverged_step}: ${s.diverged_reason}`;
     });
     e.thLeft.textContent = e.legendLeft.textContent = `Left: ${m.left.label}`;
     e.thRight.textContent = e.legendRight.textContent = `Right: ${m.right.label}`;
 
+    const extras = extraColumns(m);
     e.tbody.innerHTML = ROWS.map(([title, key, kind]) => {
       const [a, b] = sides.map((s) => s[key]);
       const fmt = kind === "loss" ? formatLoss : kind === "acc" ? formatAcc : formatGap;
       // Mark the better side: lower loss or gap, higher accuracy.
       const better = a == null || b == null || a === b ? -1 : (kind === "acc" ? a > b : a < b) ? 0 : 1;
       const cell = (v, i) => `<td class="${better === i ? "fm-better" : ""}">${fmt(v)}</td>`;
-      return `<tr class="fm-row-${kind}${key.startsWith("ood") ? " fm-ood" : ""}"><th scope="row">${title}</th>${cell(a, 0)}${cell(b, 1)}</tr>`;
+      const more = extras.map((c) => `<td class="fm-extra">${fmt(c.m[key])}</td>`).join("");
+      return `<tr class="fm-row-${kind}${key.startsWith("ood") ? " fm-ood" : ""}"><th scope="row">${title}</th>${cell(a, 0)}${cell(b, 1)}${more}</tr>`;
     }).join("");
+    this.#extraHeads(e.metricsHead, extras);
+    this.#updateExtrasControls(m);
 
     const classes = this.#palette.classes.slice(0, m.classes);
     const legend = `${classes.map((c, k) => `<span><span class="fm-dot" style="background:${c}"></span>class ${k}</span>`).join("")}
@@ -1421,6 +1601,41 @@ class FlatminimaSandbox extends HTMLElement {
       <span class="fm-shift">OOD set: ${escapeHtml(m.shift)}</span>`;
     if (legend !== this.#legendHtml) e.legend.innerHTML = this.#legendHtml = legend;
     this.#setStatus(m.finished ? this.#finishedText(m) : `step ${m.step.toLocaleString("en-US")} / ${m.steps.toLocaleString("en-US")}`);
+  }
+
+  /** The header cells of a table's extra columns (after Left and Right). @param {HTMLElement} row @param {{title: string}[]} columns */
+  #extraHeads(row, columns) {
+    const want = columns.map((c) => c.title);
+    // A table with extra columns may scroll sideways on a phone: then it takes the keyboard's focus too.
+    const table = /** @type {HTMLElement} */ (row.closest("table"));
+    table.classList.toggle("fm-has-extras", want.length > 0);
+    if (want.length) table.tabIndex = 0;
+    else table.removeAttribute("tabindex");
+    const have = [...row.querySelectorAll("th.fm-extra")];
+    if (have.map((th) => th.textContent).join("\n") === want.join("\n")) return;
+    have.forEach((th) => th.remove());
+    for (const title of want) {
+      const th = document.createElement("th");
+      th.scope = "col";
+      th.className = "fm-extra";
+      th.textContent = title;
+      row.append(th);
+    }
+  }
+
+  /** The rescaling's layer choice and whether it applies (ReLU only); each panel's "shows" choice. @param {any} m */
+  #updateExtrasControls(m) {
+    const e = this.#els;
+    const n = m.hidden_layers ?? 0;
+    if (e.rescaleLayer.options.length !== n) {
+      e.rescaleLayer.innerHTML = Array.from({ length: n }, (_, l) =>
+        `<option value="${l}">hidden layer ${l + 1} × α, ${l + 1 < n ? `hidden layer ${l + 2}` : "output layer"} ÷ α</option>`).join("");
+    }
+    const relu = m.activation === "relu";
+    e.rescaleRun.disabled = !relu || n === 0;
+    e.rescaleRun.title = relu
+      ? "Multiply one ReLU layer's weights and biases by α and the next layer's weights by 1/α: the same function (ReLU is positively homogeneous), different sharpness (Dinh et al. 2017)"
+      : `Only for ReLU networks: relu(αx) = α·relu(x) for α > 0, so the next layer can undo the factor; ${m.activation} is not positively homogeneous, so the function would change (set Activation to relu)`;
   }
 
   #finishedText(m = this.#metrics) {

@@ -63,6 +63,10 @@ const GRID_PROGRESS_EVERY_MS = 100;
 /** Landscape grid points per axis, and points per data set it is evaluated on. */
 const LANDSCAPE_GRID = 51;
 const LANDSCAPE_POINTS = 256;
+/** The extras (src/web/sandbox/extras.rs) work this long per tick (ms): more while an ensemble trains or a rescaling is measured. */
+const EXTRAS_SLICE_MS = { idle: 2, busy: 10 };
+/** Progress messages of the extras at most this often (ms). */
+const EXTRAS_PROGRESS_EVERY_MS = 100;
 /** Steps one step(n) call trains per tick, at most: the worker keeps answering meanwhile. */
 const STEP_SLICE_MS = 20;
 
@@ -205,7 +209,7 @@ function handle(m) {
       break;
     case "add-point":
       revision = m.revision;
-      reply(m.id, () => addPoint(m.side, m.x, m.y, m.label));
+      reply(m.id, () => addPoint(m.side, m.x, m.y, m.label, m.split));
       break;
     case "set-points":
       revision = m.revision;
@@ -221,6 +225,23 @@ function handle(m) {
       sendState();
       send({ type: "reply", id: m.id, value: null });
       break;
+    case "show":
+      if (sb) {
+        const problem = sb.showSolution(m.side, m.which);
+        if (problem) console.warn(`flatminima-sandbox: ${problem}`);
+      }
+      lastMetrics.metrics = null;
+      redrawSoon();
+      sendState();
+      break;
+    case "ensemble":
+      startExtra("ensemble", m.id, () => sb.ensembleStart(m.side, m.k), m.side);
+      break;
+    case "rescale":
+      // Training pauses while the weights are replaced (see rescaleStart for the optimiser's state).
+      playing = false;
+      startExtra("rescale", m.id, () => sb.rescaleStart(m.side, m.layer, m.alpha), m.side);
+      break;
     case "panic":
       panicForTests();
       break;
@@ -228,10 +249,70 @@ function handle(m) {
   wake();
 }
 
+// ---------------------------------------------------------------------------
+// A side's other solutions (src/web/sandbox/extras.rs): the weight average, an
+// ensemble trained a piece at a time, Dinh's rescaling measured before and after.
+
+/** The ensemble and the rescaling under way: the request to answer when done. */
+/** @type {{ensemble: {id: number, side: number} | null, rescale: {id: number, side: number} | null}} */
+const extraRequests = { ensemble: null, rescale: null };
+let extrasToldAt = 0;
+
+/** Starts an ensemble or a rescaling; `start` returns "" or the problem. */
+function startExtra(/** @type {"ensemble" | "rescale"} */ kind, /** @type {number} */ id, /** @type {() => string} */ start, /** @type {number} */ side) {
+  if (!sb) return;
+  const problem = start();
+  if (problem) {
+    send({ type: "reply", id, error: `${kind}: ${problem}`, name: "RangeError" });
+    return;
+  }
+  const before = extraRequests[kind];
+  if (before) send({ type: "reply", id: before.id, error: `the ${kind} was replaced by a newer one`, name: "AbortError" });
+  extraRequests[kind] = { id, side };
+  if (kind === "rescale") redrawSoon();
+  sendState();
+}
+
+/** One slice of the extras' work; answers the requests that finished. Returns whether work is waiting. */
+function extrasWork() {
+  if (!sb) return false;
+  const long = extraRequests.ensemble || extraRequests.rescale;
+  const paused = !playing && !stepJobs.length;
+  const bits = sb.extrasAdvance(long ? EXTRAS_SLICE_MS.busy : EXTRAS_SLICE_MS.idle, paused);
+  if (bits & 2) {
+    dirty.boundary = dirty.curves = true;
+    lastMetrics.metrics = null;
+  }
+  const [ensemble, rescale] = sb.extrasProgress();
+  const now = performance.now();
+  if (long && now - extrasToldAt >= EXTRAS_PROGRESS_EVERY_MS) {
+    extrasToldAt = now;
+    send({ type: "extras", ensemble, rescale });
+  }
+  for (const [kind, progress] of /** @type {const} */ ([["ensemble", ensemble], ["rescale", rescale]])) {
+    const request = extraRequests[kind];
+    if (!request || progress >= 0) continue;
+    extraRequests[kind] = null;
+    const m = metrics();
+    const value = kind === "ensemble" ? m[request.side ? "right" : "left"].ensemble : (sb.rescaleJson() ? JSON.parse(sb.rescaleJson()) : null);
+    // None: new runs (settings, reset, data) dropped it before it finished.
+    if (value) send({ type: "reply", id: request.id, value });
+    else send({ type: "reply", id: request.id, error: `the runs were restarted, so the ${kind} was dropped`, name: "AbortError" });
+    send({ type: "extras", ensemble, rescale });
+    redrawSoon();
+    sendState();
+  }
+  return (bits & 1) === 1 || !!long;
+}
+
+/** @typedef {import("./protocol.js").MyPoint} MyPoint */
+
 /**
- * The student's own training points, `[x, y, class]` each (data coordinates),
- * placed by clicking a decision panel or loaded from CSV. Empty: the data set's own.
- * @type {[number, number, number][]}
+ * The student's own points, `[x, y, class]` each for a training point and
+ * `[x, y, class, "ood"]` for an OOD test point (data coordinates), placed by
+ * clicking a decision panel or loaded from CSV. No training points: the data
+ * set's own; no OOD points: the shifted set.
+ * @type {MyPoint[]}
  */
 let myPoints = [];
 
@@ -239,26 +320,32 @@ let myPoints = [];
 const PANEL_VIEW = 3;
 
 /**
- * Adds a point of class `label` where the student clicked side `side`'s panel
- * (`x`, `y` in the canvas's pixels), then trains on the points placed so far.
+ * Adds a point of class `label` to `split` ("train" or "ood") where the student
+ * clicked side `side`'s panel (`x`, `y` in the canvas's pixels), then trains
+ * on the points placed so far.
  */
-function addPoint(/** @type {number} */ side, /** @type {number} */ x, /** @type {number} */ y, /** @type {number} */ label) {
+function addPoint(/** @type {number} */ side, /** @type {number} */ x, /** @type {number} */ y, /** @type {number} */ label, /** @type {"train" | "ood"} */ split = "train") {
   const [rx, ry, size] = sb.plotRect(side);
   const [u, v] = [(x - rx) / size, (y - ry) / size];
   if (!(size > 0 && u >= 0 && u <= 1 && v >= 0 && v <= 1)) throw new Error("click inside the plot to add a point");
-  return usePoints([...myPoints, [PANEL_VIEW * (2 * u - 1), PANEL_VIEW * (1 - 2 * v), label]]);
+  /** @type {MyPoint} */
+  const point = split === "ood" ? [PANEL_VIEW * (2 * u - 1), PANEL_VIEW * (1 - 2 * v), label, "ood"] : [PANEL_VIEW * (2 * u - 1), PANEL_VIEW * (1 - 2 * v), label];
+  return usePoints([...myPoints, point]);
 }
 
-/** Trains on `points` (the student's own; empty: the data set's own again). */
-function usePoints(/** @type {[number, number, number][]} */ points) {
+/** Trains on `points` (the student's own training and OOD points; empty: the data set's own again). */
+function usePoints(/** @type {MyPoint[]} */ points) {
   // The last snapshot says how many classes; evaluating the runs again (tens of ms on a big net) would not.
   const classes = (lastMetrics.metrics ?? metrics()).classes;
-  const bad = points.findIndex((p) => p.length < 3 || !p.every(Number.isFinite) || !Number.isInteger(p[2]) || p[2] < 0 || p[2] >= classes);
-  if (bad >= 0) throw new Error(`point ${bad + 1} (${points[bad]}): expected x, y and a class from 0 to ${classes - 1}`);
-  myPoints = points.map((p) => [p[0], p[1], p[2]]);
+  const bad = points.findIndex((p) => p.length < 3 || !p.slice(0, 3).every(Number.isFinite) || !Number.isInteger(p[2]) || p[2] < 0 || p[2] >= classes ||
+    (p.length > 3 && p[3] !== "train" && p[3] !== "ood"));
+  if (bad >= 0) throw new Error(`point ${bad + 1} (${points[bad]}): expected x, y, a class from 0 to ${classes - 1} and optionally "train" or "ood"`);
+  myPoints = points.map((p) => (p[3] === "ood" ? [p[0], p[1], p[2], "ood"] : [p[0], p[1], p[2]]));
+  const train = myPoints.filter((p) => p[3] !== "ood"), ood = myPoints.filter((p) => p[3] === "ood");
+  const xy = (/** @type {MyPoint[]} */ ps) => Float64Array.from(ps.flatMap((p) => [p[0], p[1]]));
+  const labels = (/** @type {MyPoint[]} */ ps) => Uint32Array.from(ps.map((p) => p[2]));
   const problems = myPoints.length
-    ? sb.loadPinned(sb.settingsQuery(), new Float64Array(0), Float64Array.from(myPoints.flatMap((p) => [p[0], p[1]])),
-      Uint32Array.from(myPoints.map((p) => p[2])), revision).split("\n").filter(Boolean)
+    ? sb.loadPinned(sb.settingsQuery(), new Float64Array(0), xy(train), labels(train), xy(ood), labels(ood), revision).split("\n").filter(Boolean)
     : (sb.clearPinned(revision), []);
   cancelStudy();
   dirty.settings = dirty.boundary = true;
@@ -360,13 +447,16 @@ function importRecord(text) {
   if (!Array.isArray(record.initial_params) || !Array.isArray(train?.points) || !Array.isArray(train?.labels)) {
     throw new Error("not a run record: initial_params or data.train is missing");
   }
+  // A student's own OOD points are part of the record's config (its `ood_points`).
+  const ood = record.config?.ood_points;
   const problems = sb.loadPinned(record.settings, Float64Array.from(record.initial_params),
-    Float64Array.from(train.points.flat()), Uint32Array.from(train.labels), revision).split("\n").filter(Boolean);
+    Float64Array.from(train.points.flat()), Uint32Array.from(train.labels),
+    Float64Array.from(ood?.points?.flat() ?? []), Uint32Array.from(ood?.labels ?? []), revision).split("\n").filter(Boolean);
   // Settings cannot say everything a config can (the CLI may have set more): compare the two.
-  const strip = (/** @type {any} */ c) => JSON.stringify({ ...c, init: null, train_points: null });
+  const strip = (/** @type {any} */ c) => JSON.stringify({ ...c, init: null, train_points: null, ood_points: null });
   const now = JSON.parse(sb.configJson());
   if (strip(now) !== strip(record.config)) {
-    const differ = Object.keys(record.config).filter((k) => JSON.stringify(record.config[k]) !== JSON.stringify(now[k]) && k !== "init" && k !== "train_points");
+    const differ = Object.keys(record.config).filter((k) => JSON.stringify(record.config[k]) !== JSON.stringify(now[k]) && k !== "init" && k !== "train_points" && k !== "ood_points");
     problems.push(`config: the page cannot express all of this record's config (${differ.join(", ")} differ); the rest was imported`);
   }
   cancelStudy();
@@ -419,6 +509,7 @@ function tick() {
     busy = sb.metricsAdvance(METRICS_SLICE_MS) || busy;
     busy = studyWork() || busy;
     busy = gridWork() || busy;
+    busy = extrasWork() || busy;
     // The views take their turn only while under their share of the time (all of it when idle).
     if (viewsDue()) busy = landscapeWork() || busy;
     else busy = true;

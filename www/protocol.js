@@ -16,6 +16,7 @@
 /** What a revision's settings turned into. @typedef {import("./pkg/flatminima.js").SettingsEcho} SettingsEcho */
 /** The answer to an "import" request. @typedef {import("./pkg/flatminima.js").Imported} Imported */
 /** A snapshot of the worker's runs. @typedef {Extract<Reply, {type: "state"}>} State */
+/** One of the student's own points: `[x, y, class]` or `[x, y, class, "train" | "ood"]`. @typedef {import("./pkg/flatminima.js").MyPoint} MyPoint */
 /** A grid study request. @typedef {Extract<Request, {type: "grid"}>} GridRequest */
 /**
  * A request answered by a reply of the same id, as the element writes it (the id is added when it is sent).

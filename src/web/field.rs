@@ -34,7 +34,11 @@ const MACS_PER_CALL: usize = 8_000_000;
 pub struct Field {
     /// x of each column's centre (the same for every row).
     xs: Vec<f64>,
-    net: GridNet,
+    /// One fast copy per member: a run's field has one; an ensemble's field
+    /// averages the members' class probabilities (Lakshminarayanan et al. 2017).
+    nets: Vec<GridNet>,
+    /// Scratch: one member's probabilities for a row.
+    member_row: Vec<f64>,
     /// `GRID * GRID x classes` probabilities, row-major from the top-left cell.
     probs: Vec<f64>,
     /// The field being computed: rows `..next_row` of `back` are done.
@@ -65,7 +69,8 @@ impl Field {
         let cells = GRID * GRID;
         Field {
             xs: (0..GRID).map(|i| grid_to_data(i as f64 + 0.5, 0.0).0).collect(),
-            net: GridNet::default(),
+            nets: vec![GridNet::default()],
+            member_row: Vec::new(),
             probs: Vec::new(),
             back: Vec::new(),
             next_row: None,
@@ -88,9 +93,20 @@ impl Field {
     /// Starts computing the field of `run`'s current parameters (a snapshot:
     /// the run may train on meanwhile), replacing any under way.
     pub fn begin(&mut self, run: &Run) {
-        self.net.load(&run.mlp, &run.params);
-        self.back_classes = run.mlp.classes;
-        self.back_params = run.mlp.num_params();
+        self.begin_members(&run.mlp, &[&run.params]);
+    }
+
+    /// Starts computing the field of the mean class probabilities of `members`
+    /// (parameter vectors of `mlp`; one member: that model's own field), as
+    /// [`Field::begin`] does for a run. Used for a side's weight average and
+    /// its ensemble.
+    pub fn begin_members(&mut self, mlp: &crate::model::Mlp, members: &[&[f64]]) {
+        self.nets.resize_with(members.len().max(1), GridNet::default);
+        for (net, params) in self.nets.iter_mut().zip(members) {
+            net.load(mlp, params);
+        }
+        self.back_classes = mlp.classes;
+        self.back_params = mlp.num_params() * self.nets.len();
         self.back.resize(GRID * GRID * self.back_classes, 0.0);
         self.next_row = Some(0);
     }
@@ -166,7 +182,18 @@ impl Job for Field {
         let last = (first + rows).min(GRID);
         for j in first..last {
             let y = grid_to_data(0.0, j as f64 + 0.5).1;
-            self.net.row_probs(&self.xs, y, &mut self.back[j * GRID * k..(j + 1) * GRID * k]);
+            let row = &mut self.back[j * GRID * k..(j + 1) * GRID * k];
+            let (first_net, others) = self.nets.split_first_mut().expect("at least one net");
+            first_net.row_probs(&self.xs, y, row);
+            if !others.is_empty() {
+                self.member_row.resize(row.len(), 0.0);
+                for net in others.iter_mut() {
+                    net.row_probs(&self.xs, y, &mut self.member_row);
+                    row.iter_mut().zip(&self.member_row).for_each(|(a, b)| *a += b);
+                }
+                let n = (others.len() + 1) as f64;
+                row.iter_mut().for_each(|a| *a /= n);
+            }
         }
         if last < GRID {
             self.next_row = Some(last);

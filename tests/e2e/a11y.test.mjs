@@ -1,5 +1,6 @@
 // Accessibility: an axe-core audit (the npm package, pinned in package.json) of
-// the student page with its settings panel and of a lesson after its run, at a
+// the student page with its settings panel and of two lessons after their run (one
+// with a side's other solutions in its tables and panels), at a
 // desktop's and a phone's width; no serious or critical violation may remain.
 // Then the keyboard: Tab alone reaches every control of the sandbox, and each
 // shows a visible focus ring.
@@ -40,6 +41,15 @@ for (const width of [1280, 375]) {
     await poll(() => page.evaluate(() => document.querySelector(".check-text")?.textContent.length > 0),
       { ms: 60_000, every: 250, what: "the lesson's check" });
     assert.deepEqual(await seriousViolations(page), [], "a lesson after its run");
+
+    // A lesson whose sandbox shows a side's other solutions (SWA columns, an ensemble's panel and column).
+    await page.goto(env.server.url + "lessons/averaging.html", { waitUntil: "load" });
+    await page.locator('input[name="prediction"]').first().check();
+    await page.getByRole("button", { name: "Commit my prediction" }).click();
+    await page.getByRole("button", { name: /Run the experiment/ }).click();
+    await poll(() => page.evaluate(() => document.querySelector(".check-text")?.textContent.length > 0),
+      { ms: 90_000, every: 250, what: "the averaging lesson's check" });
+    assert.deepEqual(await seriousViolations(page), [], "the averaging lesson after its run");
     assert.deepEqual(problems, [], "console errors or page errors");
     await page.close();
   });

@@ -5,7 +5,7 @@
 // what the paper found.
 
 /**
- * @typedef {{ label: string, metrics: any, study?: any }} RunResult  one sandbox's final metrics (el.metrics()), and its grid study's result for a study lesson
+ * @typedef {{ label: string, metrics: any, study?: any, extra?: any }} RunResult  one sandbox's final metrics (el.metrics()), its grid study's result for a study lesson, and what `after` measured (`extra.ensemble`: el.ensemble()'s answer; `extra.rescale`: el.rescale()'s)
  * @typedef {{
  *   id: string, title: string, claim: string[], source: string,
  *   question: string, choices: { id: string, text: string }[],
@@ -15,6 +15,7 @@
  *   check: (results: RunResult[], prediction: string) => string[],
  *   many?: { replicas: number, sandbox?: number },
  *   study?: { axes: string, dataSeeds: number, seeds: number },
+ *   after?: { ensemble?: { side: number, k: number }, rescale?: { side: number, layer: number, alpha: number } },
  *   next: string[],
  * }} Lesson
  */
@@ -279,6 +280,66 @@ export const LESSONS = [
     ],
   },
   {
+    id: "rescaling",
+    title: "Dinh's rescaling: same function, different sharpness",
+    claim: [
+      "In a ReLU network, multiply one layer's weights and biases by α > 0 and the next layer's weights by 1/α: " +
+        "since relu(αx) = α·relu(x), the network computes **exactly the same function**, so its loss is the same " +
+        "everywhere, yet the curvature at the solution changes. \"Flat\" as λmax measures it depends on how the " +
+        "same function is written down, so flatness alone cannot be what makes a solution generalise.",
+      "Adaptive sharpness (ASAM's), which measures each perturbation relative to the size of its weight, is not " +
+        "changed by this rescaling.",
+    ],
+    source: "Dinh et al. 2017, \"Sharp Minima Can Generalize For Deep Nets\" (ICML): for every α > 0 the rescaled " +
+      "network is the same function, and λmax can be made as large as one likes. Kwon et al. 2021, \"ASAM\" (ICML): " +
+      "adaptive sharpness is invariant to such rescalings.",
+    question: "After training, SAM's solution (right) gets its first hidden layer multiplied by 5 and the second " +
+      "divided by 5. What happens?",
+    choices: [
+      { id: "only λmax changes", text: "Accuracies stay exactly the same; λmax changes by more than 10%" },
+      { id: "nothing changes", text: "Nothing changes: same accuracies, λmax within 10%" },
+      { id: "the accuracies change", text: "The accuracies change too" },
+    ],
+    setup: ["Two moons with a rotated OOD set; a ReLU network (the rescaling needs a positively homogeneous " +
+      "activation). Left: SGD, right: SAM. After training, the right side is rescaled with the page's " +
+      "\"Rescale (Dinh)\" (under the metrics table), which pauses training and measures it before and after."],
+    runs: [{ label: "SGD (left) vs SAM (right), ReLU", attrs: { dataset: "moons", activation: "relu", shift: "rotate", severity: "0.5", rho: "0.2" } }],
+    steps: 2000,
+    after: { rescale: { side: 1, layer: 0, alpha: 5 } },
+    check: (results, prediction) => {
+      const m = results[0].metrics;
+      const lines = divergence(m);
+      if (lines.length) return lines;
+      const r = results[0].extra?.rescale;
+      if (!r) return ["The rescaling did not run; run again."];
+      const [b, a] = [r.before, r.after];
+      const same = ["train_acc", "id_acc", "ood_acc"].every((k) => a[k] === b[k]);
+      const ratio = a.lambda_max / b.lambda_max;
+      const outcome = !same ? "the accuracies change" : Math.abs(Math.log(ratio)) > Math.log(1.1) ? "only λmax changes" : "nothing changes";
+      lines.push(`In your run SAM's solution at step ${r.step} was rescaled: layer ${r.layer + 1} × ${r.alpha}, ` +
+        `layer ${r.layer + 2} ÷ ${r.alpha}. The largest change of any output (logit) was ${num(r.max_logit_change)}; ` +
+        `train / ID / OOD accuracy ${pct(b.train_acc)} / ${pct(b.id_acc)} / ${pct(b.ood_acc)} before and ` +
+        `${pct(a.train_acc)} / ${pct(a.id_acc)} / ${pct(a.ood_acc)} after${same ? ": the same function" : ""}.`);
+      lines.push(`Its λmax went from **${num(b.lambda_max)}** to **${num(a.lambda_max)}** (×${num(ratio)}), ` +
+        `its Hessian trace from ${num(b.trace)} to ${num(a.trace)}, its adaptive sharpness from ` +
+        `${num(b.adaptive_sharpness)} to ${num(a.adaptive_sharpness)}.`);
+      const sgd = lambda(m.left);
+      lines.push(`Against SGD (left, not rescaled): before, ${compareLambda("SAM", b.lambda_max, "SGD", sgd)} ` +
+        `After, ${compareLambda("the rescaled SAM", a.lambda_max, "SGD", sgd)}`);
+      lines.push(answer(prediction, outcome, "this run"));
+      if (outcome === "only λmax changes") {
+        lines.push("The function, and so every accuracy and loss, did not move; only the way it is written down did. " +
+          "A flatness measure that moves with it says as much about the parametrisation as about the solution.");
+      }
+      return lines;
+    },
+    next: [
+      "Rescale again with α = 0.2 (Layer and α under the metrics table): which way does λmax move?",
+      "Rescale the SGD side (Side: Left): can you make either side look the flatter one?",
+      "Set the activation to tanh: the Rescale button is disabled. Why?",
+    ],
+  },
+  {
     id: "adam-vs-sgd",
     title: "Adam vs SGD: curvature",
     claim: [
@@ -313,6 +374,68 @@ export const LESSONS = [
     },
     many: { replicas: 32 },
     next: ["Use SAM over Adam on the right (right = sam): does it lower Adam's λmax?"],
+  },
+  {
+    id: "averaging",
+    title: "Weight averaging and ensembles",
+    claim: [
+      "Averaging the weights visited at the end of SGD training (stochastic weight averaging, SWA) lands near the " +
+        "centre of a wide, flat region, and is reported to generalise better than SGD's last weights.",
+      "Averaging the *predictions* of networks trained from different seeds (a deep ensemble) is reported to be " +
+        "more accurate than one network and to stay better calibrated when the data shift.",
+    ],
+    source: "Izmailov et al. 2018, \"Averaging Weights Leads to Wider Optima and Better Generalization\" (UAI): " +
+      "CIFAR-100, PreResNet-164, test accuracy 78.49% (SGD) vs 80.35% (SWA, 1.5 budgets). Lakshminarayanan et al. " +
+      "2017, \"Simple and Scalable Predictive Uncertainty Estimation using Deep Ensembles\" (NeurIPS): error and " +
+      "log-likelihood improve as members are added, on MNIST, SVHN and ImageNet.",
+    question: "SGD on moons with a rotated OOD set. At the end: its last weights, their SWA average over the last " +
+      "quarter of training, and an ensemble of 5 SGD networks (seeds seed to seed + 4). Which has the highest OOD accuracy?",
+    choices: [
+      { id: "the last weights", text: "SGD's last weights" },
+      { id: "the SWA average", text: "The SWA average" },
+      { id: "the ensemble", text: "The ensemble of 5" },
+      { id: "all within 1 point", text: "All three within 1 point of each other" },
+    ],
+    setup: ["Left: SGD, right: SAM, both keeping an SWA average of their weights after step 1500 (the table and the " +
+      "panels show it: \"Panel shows\"). After training, the page trains four more SGD networks from other seeds and " +
+      "averages the five networks' predicted probabilities."],
+    runs: [{ label: "SGD (left) vs SAM (right), with SWA", attrs: { dataset: "moons", shift: "rotate", severity: "0.5", average: "swa", steps: "2000" } }],
+    steps: 2000,
+    after: { ensemble: { side: 0, k: 5 } },
+    check: (results, prediction) => {
+      const m = results[0].metrics;
+      const lines = divergence(m);
+      if (lines.length) return lines;
+      const l = m.left;
+      const avg = l.average;
+      const en = results[0].extra?.ensemble;
+      if (!avg || avg.train_loss == null || !en) return ["The average or the ensemble was not ready; run again."];
+      const solutions = [["the last weights", l], ["the SWA average", avg], ["the ensemble", en]];
+      lines.push(`In your run (SGD, the left side, step ${l.step}): OOD accuracy **${pct(l.ood_acc)}** (last weights), ` +
+        `**${pct(avg.ood_acc)}** (SWA average of ${avg.n_averaged} weights), **${pct(en.ood_acc)}** (ensemble of ` +
+        `${en.members}); in-distribution ${pct(l.id_acc)} / ${pct(avg.id_acc)} / ${pct(en.id_acc)}; OOD loss ` +
+        `${num(l.ood_loss)} / ${num(avg.ood_loss)} / ${num(en.ood_loss)}.`);
+      lines.push(`Flatness: ${compareLambda("SWA", avg.sharpness?.lambda_max ?? NaN, "SGD (last weights)", lambda(l))}`);
+      const ood = en.member_ood_acc;
+      lines.push(`The ensemble's ${en.members} members alone reached OOD accuracy ${pct(Math.min(...ood))} to ` +
+        `${pct(Math.max(...ood))} (mean ${pct(en.member_mean.ood_acc)}): that spread is what one seed hides; ` +
+        `the ensemble is ${pts(100 * (en.ood_acc - en.member_mean.ood_acc))} against its members' mean.`);
+      const accs = solutions.map(([, s]) => 100 * s.ood_acc);
+      const best = accs.indexOf(Math.max(...accs));
+      const outcome = Math.max(...accs) - Math.min(...accs) <= 1 ? "all within 1 point" : solutions[best][0];
+      lines.push(answer(prediction, outcome, "this run"));
+      if (m.right.average?.ood_acc != null) {
+        lines.push(`SAM (right) for comparison: ${pct(m.right.ood_acc)} with its last weights, ` +
+          `${pct(m.right.average.ood_acc)} with its SWA average.`);
+      }
+      lines.push("One data draw: the members' spread is over seeds only. Change the seed to draw other data.");
+      return lines;
+    },
+    next: [
+      "Set the weight average to EMA (and its decay) and compare it with SWA.",
+      "Train an ensemble of the SAM side (Side: Right, under the metrics table) and compare it with SGD's.",
+      "Start SWA earlier (SWA start 500): is the average better or worse?",
+    ],
   },
   {
     id: "regularisers",

@@ -49,7 +49,11 @@ async function sharpnessNow(el, ms) {
   const start = performance.now();
   for (;;) {
     const m = el.metrics();
-    const fresh = m && ["left", "right"].every((s) => m[s].diverged || m[s].sharpness?.step === m[s].step);
+    // A side's weight average, where it keeps one, is measured at the same step too.
+    const averaged = (/** @type {any} */ a, /** @type {number} */ step) =>
+      !a || a.n_averaged === 0 || (a.step === step && a.sharpness?.step === step);
+    const fresh = m && ["left", "right"].every((s) => m[s].diverged ||
+      (m[s].sharpness?.step === m[s].step && averaged(m[s].average, m[s].step)));
     if (fresh || performance.now() - start > ms) return m;
     await new Promise((r) => setTimeout(r, 150));
   }
@@ -161,7 +165,20 @@ function render(lesson, index) {
         await el.step(lesson.steps);
         runStatus.textContent = "Measuring the sharpness of the final solutions…";
         const metrics = await sharpnessNow(el, SHARPNESS_WAIT_MS);
-        results.push({ label: run.label, metrics });
+        // What some lessons do to the trained solutions, through the element's API.
+        /** @type {any} */
+        const extra = {};
+        if (lesson.after?.ensemble) {
+          runStatus.textContent = `Training an ensemble of ${lesson.after.ensemble.k} networks…`;
+          extra.ensemble = await el.ensemble(lesson.after.ensemble);
+          // Its decision boundary in that side's panel.
+          el.showSolution(lesson.after.ensemble.side, "ensemble");
+        }
+        if (lesson.after?.rescale) {
+          runStatus.textContent = "Rescaling the solution and measuring it before and after…";
+          extra.rescale = await el.rescale(lesson.after.rescale);
+        }
+        results.push({ label: run.label, metrics, extra });
       }
       // For scripts (and the e2e tests): what the check was written from.
       /** @type {any} */ (main).lessonResults = results;

@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::averaging::Averaging;
-use crate::data::{DataConfig, Dataset, ShiftConfig};
+use crate::data::{make_splits, DataConfig, Dataset, ShiftConfig, Splits};
 use crate::error::{check_count, ConfigError};
 use crate::model::{Mlp, ModelConfig};
 use crate::optim::OptimizerConfig;
@@ -41,6 +41,10 @@ pub struct RunConfig {
     /// Optional: the exact training points, replacing the generated ones.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub train_points: Option<Dataset>,
+    /// Optional: the exact OOD test points (a student's own), replacing the
+    /// shifted set; the shift then no longer changes the OOD set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ood_points: Option<Dataset>,
 }
 
 /// Training settings shared by both sides of the pair.
@@ -221,6 +225,7 @@ impl Default for RunConfig {
             right: sam,
             init: None,
             train_points: None,
+            ood_points: None,
         }
     }
 }
@@ -284,24 +289,25 @@ impl RunConfig {
                 return Err(ConfigError::new(format!("init[{i}]"), "must be a finite number"));
             }
         }
-        if let Some(points) = &self.train_points {
-            if points.points.len() != points.labels.len() || points.is_empty() {
-                return Err(ConfigError::new("train_points", "needs as many labels as points, and at least one"));
-            }
-            if points.classes != classes {
-                return Err(ConfigError::new(
-                    "train_points.classes",
-                    format!("is {} but the dataset has {classes} classes", points.classes),
-                ));
-            }
-            if let Some(i) = points.labels.iter().position(|&y| y >= classes) {
-                return Err(ConfigError::new(format!("train_points.labels[{i}]"), format!("must be < {classes}")));
-            }
-            if let Some(i) = points.points.iter().position(|p| !(p[0].is_finite() && p[1].is_finite())) {
-                return Err(ConfigError::new(format!("train_points.points[{i}]"), "must be finite"));
+        for (name, points) in [("train_points", &self.train_points), ("ood_points", &self.ood_points)] {
+            if let Some(points) = points {
+                check_points(name, points, classes)?;
             }
         }
         Ok(())
+    }
+
+    /// The train / ID / OOD sets of this config: drawn from the seed, with the
+    /// pinned training and OOD points (if any) in place of the drawn ones.
+    pub fn splits(&self) -> Splits {
+        let mut splits = make_splits(&self.data, &self.shift, self.seed);
+        if let Some(points) = &self.train_points {
+            splits.train = points.clone();
+        }
+        if let Some(points) = &self.ood_points {
+            splits.ood_test = points.clone();
+        }
+        splits
     }
 
     /// The number of training points (the pinned ones, if any).
@@ -367,6 +373,27 @@ fn from_json_with_path<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, 
     Ok(value)
 }
 
+/// Checks pinned points (`train_points` or `ood_points`): as many labels as
+/// points, at least one, the config's classes, finite coordinates.
+fn check_points(name: &str, points: &Dataset, classes: usize) -> Result<(), ConfigError> {
+    if points.points.len() != points.labels.len() || points.is_empty() {
+        return Err(ConfigError::new(name, "needs as many labels as points, and at least one"));
+    }
+    if points.classes != classes {
+        return Err(ConfigError::new(
+            format!("{name}.classes"),
+            format!("is {} but the dataset has {classes} classes", points.classes),
+        ));
+    }
+    if let Some(i) = points.labels.iter().position(|&y| y >= classes) {
+        return Err(ConfigError::new(format!("{name}.labels[{i}]"), format!("must be < {classes}")));
+    }
+    if let Some(i) = points.points.iter().position(|p| !(p[0].is_finite() && p[1].is_finite())) {
+        return Err(ConfigError::new(format!("{name}.points[{i}]"), "must be finite"));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -414,5 +441,26 @@ mod tests {
         let c = RunConfig::default();
         assert_eq!(c.left.label(), "SGD");
         assert_eq!(c.right.label(), "SAM(rho=0.2)+SGD");
+    }
+
+    #[test]
+    fn ood_points_replace_the_shifted_set_and_bad_ones_are_named() {
+        let ood = Dataset { points: vec![[0.5, -1.0], [2.0, 2.0]], labels: vec![1, 0], classes: 2 };
+        let config = RunConfig { ood_points: Some(ood.clone()), ..RunConfig::default() };
+        let splits = config.splits();
+        assert_eq!(splits.ood_test, ood);
+        // Train and ID sets stay the drawn ones.
+        let drawn = RunConfig::default().splits();
+        assert_eq!(splits.train, drawn.train);
+        assert_eq!(splits.id_test, drawn.id_test);
+        // Through JSON (a run record's config) and into a pair's runs.
+        let back = RunConfig::from_json(&config.to_json_pretty()).unwrap();
+        assert_eq!(back, config);
+        let pair = crate::pair::Pair::new(back).unwrap();
+        assert_eq!(pair.left.splits.ood_test, ood);
+        // Without them the field is left out of the JSON, as before.
+        assert!(!RunConfig::default().to_json_pretty().contains("ood_points"));
+        let bad = RunConfig { ood_points: Some(Dataset { labels: vec![1, 5], ..ood }), ..RunConfig::default() };
+        assert_eq!(bad.validate().unwrap_err().field, "ood_points.labels[1]");
     }
 }

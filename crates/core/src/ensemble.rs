@@ -14,8 +14,9 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::config::{RunConfig, TrainingConfig};
-use crate::data::{make_splits, Dataset, Splits};
+use crate::data::{Dataset, Splits};
 use crate::error::ConfigError;
+use crate::job::{self, Job};
 use crate::metrics::MetricPoint;
 use crate::model::{Mlp, Workspace};
 use crate::rng::Rng;
@@ -81,52 +82,158 @@ pub struct EnsembleReport {
 }
 
 /// Trains `k` members of side 0 (left) or 1 (right) of `config` for that
-/// side's steps (its [`RunConfig::plan`]) and measures the ensemble.
+/// side's steps (its [`RunConfig::plan`]) and measures the ensemble: an
+/// [`EnsembleJob`] run to its end.
 pub fn train_ensemble(
     config: &RunConfig,
     side: usize,
     k: usize,
 ) -> Result<(EnsembleReport, Vec<Vec<f64>>), ConfigError> {
-    config.validate()?;
-    if !(1..=MAX_MEMBERS).contains(&k) {
-        return Err(ConfigError::new("members", format!("must be in [1, {MAX_MEMBERS}], got {k}")));
+    let mut job = EnsembleJob::new(config, side, k, None)?;
+    job::finish(&mut job, &mut ());
+    Ok(job.into_parts().expect("a finished job has its report"))
+}
+
+/// [`train_ensemble`] a bounded piece per [`Job::advance`] call, for the page:
+/// a training step of the member under way (or a piece of rows of it, for a
+/// big batch), a member's evaluation, or the ensemble's. The members, their
+/// order and every number are those of `train_ensemble`, bit for bit.
+pub struct EnsembleJob {
+    label: String,
+    k: usize,
+    seed: u64,
+    init: Option<Vec<f64>>,
+    mlp: Mlp,
+    splits: Arc<Splits>,
+    side: crate::config::SideConfig,
+    training: TrainingConfig,
+    steps: usize,
+    /// Rows of the batch per piece of a step (None: whole steps).
+    piece_rows: Option<usize>,
+    /// The member being trained, and whether its training is over (then it is evaluated next).
+    current: Option<Run>,
+    members: Vec<Vec<f64>>,
+    member_metrics: Vec<MetricPoint>,
+    diverged: usize,
+    report: Option<EnsembleReport>,
+}
+
+impl EnsembleJob {
+    /// Prepares `k` members of side 0 (left) or 1 (right) of `config`; names
+    /// the bad field when the config or `k` is out of range. `piece_rows`: at
+    /// most this many rows of a batch per piece (None: a whole step per piece).
+    pub fn new(config: &RunConfig, side: usize, k: usize, piece_rows: Option<usize>) -> Result<Self, ConfigError> {
+        config.validate()?;
+        if !(1..=MAX_MEMBERS).contains(&k) {
+            return Err(ConfigError::new("members", format!("must be in [1, {MAX_MEMBERS}], got {k}")));
+        }
+        let splits = config.splits();
+        let side_config = if side == 0 { &config.left } else { &config.right };
+        let plan = config.plan(side_config);
+        let training = TrainingConfig { batch_size: plan.batch_size, steps: plan.steps, ..config.training.clone() };
+        Ok(EnsembleJob {
+            label: side_config.label(),
+            k,
+            seed: config.seed,
+            init: config.init.clone(),
+            mlp: Mlp::new(2, &config.model, config.classes()),
+            splits: Arc::new(splits),
+            side: plan.side.clone(),
+            training,
+            steps: plan.steps,
+            piece_rows,
+            current: None,
+            members: Vec::with_capacity(k),
+            member_metrics: Vec::with_capacity(k),
+            diverged: 0,
+            report: None,
+        })
     }
-    let mut splits = make_splits(&config.data, &config.shift, config.seed);
-    if let Some(points) = &config.train_points {
-        splits.train = points.clone();
+
+    /// The members trained so far (member i used seed `seed + i`).
+    pub fn members(&self) -> &[Vec<f64>] {
+        &self.members
     }
-    let splits: Arc<Splits> = Arc::new(splits);
-    let mlp = Mlp::new(2, &config.model, config.classes());
-    let side_config = if side == 0 { &config.left } else { &config.right };
-    let plan = config.plan(side_config);
-    let training = TrainingConfig { batch_size: plan.batch_size, steps: plan.steps, ..config.training.clone() };
-    let mut members = Vec::with_capacity(k);
-    let (mut member_metrics, mut diverged) = (Vec::with_capacity(k), 0);
-    for i in 0..k {
-        let seed = config.seed.wrapping_add(i as u64);
-        let init = config.init.clone().unwrap_or_else(|| mlp.init_params(&mut Rng::derive(seed, "init")));
-        let mut run = Run::new(plan.side.clone(), mlp.clone(), splits.clone(), init, &training, seed);
-        run.train(plan.steps);
-        diverged += usize::from(run.diverged.is_some());
-        member_metrics.push(run.evaluate());
-        members.push(run.params);
+
+    /// The model all members share.
+    pub fn mlp(&self) -> &Mlp {
+        &self.mlp
     }
-    let mut ws = Workspace::new();
-    let [(train_loss, train_acc), (id_loss, id_acc), (ood_loss, ood_acc)] =
-        [&splits.train, &splits.id_test, &splits.ood_test].map(|d| ensemble_evaluate(&mlp, &members, d, &mut ws));
-    let report = EnsembleReport {
-        label: side_config.label(),
-        members: k,
-        member_metrics,
-        diverged,
-        train_loss,
-        train_acc,
-        id_loss,
-        id_acc,
-        ood_loss,
-        ood_acc,
-    };
-    Ok((report, members))
+
+    /// The report, once every member is trained and the ensemble measured.
+    pub fn report(&self) -> Option<&EnsembleReport> {
+        self.report.as_ref()
+    }
+
+    /// The report and the members' parameters, once done.
+    pub fn into_parts(self) -> Option<(EnsembleReport, Vec<Vec<f64>>)> {
+        Some((self.report?, self.members))
+    }
+}
+
+/// A piece: one step (or a piece of rows of one) of the member under way, the
+/// evaluation of a member that finished, or the ensemble's evaluation.
+impl Job for EnsembleJob {
+    fn advance(&mut self, _: &mut ()) -> bool {
+        if self.report.is_some() {
+            return true;
+        }
+        let i = self.members.len();
+        if i == self.k {
+            let mut ws = Workspace::new();
+            let s = &self.splits;
+            let [(train_loss, train_acc), (id_loss, id_acc), (ood_loss, ood_acc)] =
+                [&s.train, &s.id_test, &s.ood_test].map(|d| ensemble_evaluate(&self.mlp, &self.members, d, &mut ws));
+            self.report = Some(EnsembleReport {
+                label: self.label.clone(),
+                members: self.k,
+                member_metrics: std::mem::take(&mut self.member_metrics),
+                diverged: self.diverged,
+                train_loss,
+                train_acc,
+                id_loss,
+                id_acc,
+                ood_loss,
+                ood_acc,
+            });
+            return true;
+        }
+        let Some(run) = self.current.as_mut() else {
+            let seed = self.seed.wrapping_add(i as u64);
+            let init = self.init.clone().unwrap_or_else(|| self.mlp.init_params(&mut Rng::derive(seed, "init")));
+            let run = Run::new(self.side.clone(), self.mlp.clone(), self.splits.clone(), init, &self.training, seed);
+            self.current = Some(run);
+            return false;
+        };
+        if run.step < self.steps && run.diverged.is_none() {
+            // As `Run::train`: whole steps; a piece of rows at a time gives the same bits.
+            match self.piece_rows {
+                Some(rows) => {
+                    run.step_piece(rows);
+                }
+                None => run.step(),
+            }
+            return false;
+        }
+        let mut run = self.current.take().expect("checked above");
+        self.diverged += usize::from(run.diverged.is_some());
+        self.member_metrics.push(run.evaluate());
+        self.members.push(run.params);
+        false
+    }
+
+    /// Members done (a member under way counts by its steps), as a fraction of all.
+    fn progress(&self) -> f64 {
+        if self.report.is_some() {
+            return 1.0;
+        }
+        let within = self.current.as_ref().map_or(0.0, |r| r.step as f64 / self.steps.max(1) as f64);
+        ((self.members.len() as f64 + within.min(0.99)) / (self.k as f64 + 0.01)).min(0.999)
+    }
+
+    fn is_done(&self) -> bool {
+        self.report.is_some()
+    }
 }
 
 #[cfg(test)]
@@ -177,5 +284,26 @@ mod tests {
         assert_eq!(report.member_metrics[0], pair.right.evaluate());
         assert_eq!(report.label, "SAM(rho=0.2)+SGD");
         assert_eq!(train_ensemble(&config, 0, 0).unwrap_err().field, "members");
+    }
+
+    #[test]
+    fn the_job_in_pieces_gives_the_bits_of_train_ensemble() {
+        let mut config = RunConfig::default();
+        config.training.steps = 12;
+        config.training.batch_size = 16;
+        let (report, members) = train_ensemble(&config, 0, 3).unwrap();
+        // Pieces of 5 rows split every step of every member.
+        let mut job = EnsembleJob::new(&config, 0, 3, Some(5)).unwrap();
+        let mut pieces = 0;
+        while !job.advance(&mut ()) {
+            assert!(job.progress() < 1.0);
+            pieces += 1;
+        }
+        assert!(pieces > 3 * 12 * 3, "{pieces} pieces: steps were split into rows");
+        assert_eq!(job.progress(), 1.0);
+        let (r2, m2) = job.into_parts().unwrap();
+        assert_eq!(m2, members);
+        assert_eq!(r2, report);
+        assert_eq!(EnsembleJob::new(&config, 0, MAX_MEMBERS + 1, None).err().unwrap().field, "members");
     }
 }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use crate::config::{RunConfig, TrainingConfig};
-use crate::data::{make_splits, Splits};
+use crate::data::Splits;
 use crate::error::ConfigError;
 use crate::job::Job;
 use crate::model::Mlp;
@@ -35,11 +35,7 @@ impl Pair {
     /// and builds both runs from them.
     pub fn new(config: RunConfig) -> Result<Pair, ConfigError> {
         config.validate()?;
-        let mut splits = make_splits(&config.data, &config.shift, config.seed);
-        if let Some(points) = &config.train_points {
-            splits.train = points.clone();
-        }
-        let splits = Arc::new(splits);
+        let splits = Arc::new(config.splits());
         let mlp = Mlp::new(2, &config.model, config.classes());
         let initial_params = match &config.init {
             Some(p) => p.clone(),

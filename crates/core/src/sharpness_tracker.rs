@@ -111,6 +111,19 @@ impl SharpnessTracker {
         true
     }
 
+    /// The settings every measurement uses (the quick budget, the run's seed and radius).
+    pub fn settings(&self) -> &SharpnessSettings {
+        &self.settings
+    }
+
+    /// Adds a measurement taken elsewhere at `step` (the page's rescaling
+    /// measures the rescaled weights with [`Self::settings`]) and drops the one
+    /// under way, which measured weights that are gone.
+    pub fn record(&mut self, step: usize, lr: f64, report: SharpnessReport) {
+        self.job = None;
+        self.history.push(SharpnessPoint { step, lr, report });
+    }
+
     /// The newest finished measurement.
     pub fn latest(&self) -> Option<&SharpnessPoint> {
         self.history.last()

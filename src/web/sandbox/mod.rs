@@ -23,6 +23,7 @@ use super::boundary::{BoundaryPainter, PanelOptions, PlotRect};
 use super::curves::{self, CurveInput};
 use super::field::Field;
 
+mod extras;
 mod offload;
 mod pinned;
 mod views;
@@ -36,6 +37,9 @@ const PIECE_WORK: usize = 1 << 21;
 /// (thinned to every second one when full, so they span the whole run).
 const CHECKPOINTS: usize = 64;
 const CHECKPOINT_EVERY: usize = 5;
+
+/// What a metrics snapshot depends on: both steps, the settings revision, the extras' version.
+type MetricsKey = (usize, usize, u32, u32);
 
 /// Two runs that differ only in their optimiser, trained and drawn for the page.
 #[wasm_bindgen]
@@ -61,9 +65,9 @@ pub struct Sandbox {
     slicers: Slicers,
     /// Steps at which the OOD set was changed in place.
     shift_marks: Vec<usize>,
-    /// The last metrics JSON, with the (left step, right step, revision) it shows;
-    /// dropped when a sharpness measurement finishes or the backend changes.
-    metrics_cache: Option<((usize, usize, u32), String)>,
+    /// The last metrics JSON, with the (left step, right step, revision, extras
+    /// version) it shows; dropped when a sharpness measurement finishes or the backend changes.
+    metrics_cache: Option<(MetricsKey, String)>,
     /// A big net's metrics evaluated a piece at a time (`metricsAdvance`), and
     /// the last complete one per side with the revision it belongs to.
     evals: [Evaluation; 2],
@@ -91,6 +95,8 @@ pub struct Sandbox {
     study: Option<offload::CpuStudy>,
     /// Initial weights and training points that outlive settings changes (see `pinned.rs`).
     pins: pinned::Pins,
+    /// Each side's other solutions: weight average, ensemble, rescaling (see `extras.rs`).
+    extras: extras::Extras,
 }
 
 #[wasm_bindgen]
@@ -133,6 +139,7 @@ impl Sandbox {
             offload: offload::Offload::default(),
             study: None,
             pins: pinned::Pins::default(),
+            extras: extras::Extras::default(),
         };
         sandbox.note_initial_metrics();
         sandbox
@@ -230,7 +237,7 @@ impl Sandbox {
     /// A diverged side reports its last finite metrics.
     #[wasm_bindgen(js_name = metricsJson)]
     pub fn metrics_json(&mut self) -> String {
-        let key = (self.pair().left.step, self.pair().right.step, self.revision);
+        let key = (self.pair().left.step, self.pair().right.step, self.revision, self.extras.version);
         if let Some((k, text)) = &self.metrics_cache {
             if *k == key {
                 return text.clone();
@@ -244,12 +251,18 @@ impl Sandbox {
             "finished": self.finished(),
             "classes": config.classes(),
             "shift": describe(&config.shift),
+            // What Dinh's rescaling needs: hidden layers that can be rescaled (ReLU only).
+            "activation": config.model.activation.name(),
+            "hidden_layers": config.model.hidden.len(),
         });
         let pair = self.slot.as_mut().expect("a sandbox always holds a pair");
         for (i, (name, run)) in [("left", &mut pair.left), ("right", &mut pair.right)].into_iter().enumerate() {
             let ready = self.evaluated[i].filter(|(r, p)| *r == self.revision && p.step == run.step).map(|(_, p)| p);
             out[name] = side_metrics(run, ready);
             out[name]["sharpness"] = views::sharpness_metrics(&self.trackers[i], &run.live_side());
+        }
+        for (i, name) in ["left", "right"].into_iter().enumerate() {
+            self.extras_json(i, &mut out[name]);
         }
         let text = out.to_string();
         self.metrics_cache = Some((key, text.clone()));
@@ -332,11 +345,16 @@ impl Sandbox {
         if self.painter.is_none() {
             self.painter = Some(BoundaryPainter::new()?);
         }
+        let revision = self.revision;
+        // The weight average's or the ensemble's field where the panel shows one.
+        let extra_in_progress = self.update_extra_field(i);
+        let field = self.extra_field(i).unwrap_or(&self.fields[i]);
+        let in_progress = field.in_progress();
         let painter = self.painter.as_ref().expect("just set");
         let splits = &self.slot.as_ref().expect("a sandbox always holds a pair").splits;
-        let options = PanelOptions { show_train: true, show_ood, scale, data_version: self.revision };
-        self.plot_rects[i] = painter.draw(canvas, &self.fields[i], &splits.train, &splits.ood_test, &options)?;
-        Ok(self.fields[i].in_progress())
+        let options = PanelOptions { show_train: true, show_ood, scale, data_version: revision };
+        self.plot_rects[i] = painter.draw(canvas, field, &splits.train, &splits.ood_test, &options)?;
+        Ok(in_progress || extra_in_progress || self.fields[i].in_progress())
     }
 
     /// Draws the loss curves on `loss` and the accuracy curves on `accuracy`.
@@ -460,6 +478,7 @@ impl Sandbox {
         self.note_initial_metrics();
         self.shift_marks.clear();
         self.slicers = Slicers::default();
+        self.extras.forget();
     }
 
     /// Swaps in the OOD test set of `shift`. Train and ID sets come from their
@@ -472,7 +491,11 @@ impl Sandbox {
             self.evaluated[i].filter(|(r, p)| *r == self.revision && p.step == run.step).map(|(_, p)| p)
         });
         let pair = self.pair_mut();
-        let ood_test = make_splits(&pair.config.data, &shift, pair.config.seed).ood_test;
+        // A student's own OOD points stay: the shift only moves the drawn OOD set.
+        let ood_test = match &pair.config.ood_points {
+            Some(points) => points.clone(),
+            None => make_splits(&pair.config.data, &shift, pair.config.seed).ood_test,
+        };
         let old = &pair.splits;
         let splits = Arc::new(Splits { train: old.train.clone(), id_test: old.id_test.clone(), ood_test });
         for run in pair.sides_mut() {
@@ -480,6 +503,7 @@ impl Sandbox {
         }
         pair.splits = splits;
         pair.config.shift = shift;
+        self.extras.forget();
         // The OOD surfaces were computed on the old OOD set.
         self.landscape_shown = None;
         self.landscape_pending = None;

@@ -28,7 +28,7 @@ use super::Sandbox;
 #[derive(Default)]
 pub(super) struct Offload {
     /// The runs' (left step, right step, revision) of the boundary request in flight.
-    boundary: Option<(usize, usize, u32)>,
+    pub(super) boundary: Option<(usize, usize, u32)>,
     /// Each side's surface request in flight, if any.
     surfaces: [Asked; 2],
 }

@@ -1,6 +1,6 @@
-//! What a run can carry besides its settings: initial weights and training
-//! points pinned from outside (an imported run record, or points a student
-//! placed by hand), and the numbers the worker writes a run record from
+//! What a run can carry besides its settings: initial weights, training
+//! points and OOD test points pinned from outside (an imported run record, or
+//! points a student placed by hand), and the numbers the worker writes a run record from
 //! (`flatminima train --out`'s JSON; the worker assembles it, so that the page's
 //! module needs no serialiser for it: tests/e2e/export.test.mjs checks the page's
 //! record against one the CLI wrote).
@@ -19,11 +19,12 @@ use crate::model::Mlp;
 
 use super::Sandbox;
 
-/// Initial parameters and training points that replace the generated ones.
+/// Initial parameters, training points and OOD test points that replace the generated ones.
 #[derive(Clone, Debug, Default)]
 pub struct Pins {
     init: Option<Vec<f64>>,
     train: Option<Dataset>,
+    ood: Option<Dataset>,
 }
 
 impl Pins {
@@ -66,6 +67,14 @@ impl Pins {
                 Err(e) => errors.push(ConfigError::new("train_points", format!("{e}; the generated points are used"))),
             }
         }
+        if let Some(ood) = &self.ood {
+            let mut pinned = config.clone();
+            pinned.ood_points = Some(Dataset { classes: config.classes(), ..ood.clone() });
+            match pinned.validate() {
+                Ok(()) => config = pinned,
+                Err(e) => errors.push(ConfigError::new("ood_points", format!("{e}; the shifted set is used"))),
+            }
+        }
         config
     }
 }
@@ -73,30 +82,39 @@ impl Pins {
 #[wasm_bindgen]
 impl Sandbox {
     /// Restarts both runs from `settings_query` with pinned initial weights
-    /// (`init`, empty: drawn from the seed) and training points (`points` as
-    /// x, y pairs and their `labels`; empty: generated), as the element's settings
-    /// revision `revision`. Returns the problems as "setting: message" lines ("" when all fitted).
+    /// (`init`, empty: drawn from the seed), training points (`points` as x, y
+    /// pairs and their `labels`; empty: generated) and OOD test points
+    /// (`ood_points`, `ood_labels`; empty: the shifted set), as the element's
+    /// settings revision `revision`. Returns the problems as "setting: message"
+    /// lines ("" when all fitted).
     #[wasm_bindgen(js_name = loadPinned)]
+    // Flat typed arrays cross the wasm boundary without a (de)serialiser in the module.
+    #[allow(clippy::too_many_arguments)]
     pub fn load_pinned(
         &mut self,
         settings_query: &str,
         init: &[f64],
         points: &[f64],
         labels: &[u32],
+        ood_points: &[f64],
+        ood_labels: &[u32],
         revision: u32,
     ) -> String {
         let mut problems = Vec::new();
-        if points.len() != 2 * labels.len() {
-            problems.push(format!("train_points: {} coordinates for {} labels", points.len(), labels.len()));
-        }
-        self.pins = Pins {
-            init: (!init.is_empty()).then(|| init.to_vec()),
-            train: (!labels.is_empty() && problems.is_empty()).then(|| Dataset {
+        let mut dataset = |name: &str, points: &[f64], labels: &[u32]| {
+            if points.len() != 2 * labels.len() {
+                problems.push(format!("{name}: {} coordinates for {} labels", points.len(), labels.len()));
+                return None;
+            }
+            (!labels.is_empty()).then(|| Dataset {
                 points: points.chunks_exact(2).map(|p| [p[0], p[1]]).collect(),
                 labels: labels.iter().map(|&l| l as usize).collect(),
                 classes: 0, // set from the config by `Pins::apply`
-            }),
+            })
         };
+        let train = dataset("train_points", points, labels);
+        let ood = dataset("ood_points", ood_points, ood_labels);
+        self.pins = Pins { init: (!init.is_empty()).then(|| init.to_vec()), train, ood };
         let (config, mut errors) = super::parse_settings(settings_query);
         let config = self.pins.apply(config, &mut errors);
         problems.extend(errors.iter().map(|e| e.to_string()));
@@ -111,15 +129,17 @@ impl Sandbox {
     pub fn clear_pinned(&mut self, revision: u32) {
         self.pins = Pins::default();
         let mut config = self.pair().config.clone();
-        (config.init, config.train_points) = (None, None);
+        (config.init, config.train_points, config.ood_points) = (None, None, None);
         self.rebuild(config, revision);
     }
 
-    /// What is pinned now: `[training points pinned (0: none), initial weights pinned (0/1)]`.
+    /// What is pinned now: `[training points pinned (0: none), initial weights
+    /// pinned (0/1), OOD test points pinned (0: none)]`.
     #[wasm_bindgen(js_name = pinned)]
     pub fn pinned(&self) -> Vec<u32> {
         let config = &self.pair().config;
-        vec![config.train_points.as_ref().map_or(0, |d| d.len() as u32), u32::from(config.init.is_some())]
+        let count = |d: &Option<Dataset>| d.as_ref().map_or(0, |d| d.len() as u32);
+        vec![count(&config.train_points), u32::from(config.init.is_some()), count(&config.ood_points)]
     }
 
     /// The parameters both sides started from (the run record's `initial_params`).
