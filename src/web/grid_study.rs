@@ -1,70 +1,27 @@
 //! The study panel's grid study (`crate::study_grid`): settings as axes over
 //! the page's current settings, K data draws x S seeds, fixed steps (the
 //! page's) or the matched-loss rule, trained and measured on the CPU a
-//! bounded piece at a time (`GridJob`, then the statistics' `StatsJob`, as one
-//! [`Job`] run by the one driver, `Slicer::work_for`), so that no worker task
-//! runs long and pause, cancel and new settings still take effect between pieces. The answer is the CLI's study JSON, byte for byte
+//! bounded piece at a time (`GridJob`, then the statistics' `StatsJob`), so
+//! that no worker task runs long and pause, cancel and new settings still take
+//! effect between pieces. The answer is the CLI's study JSON, byte for byte
 //! (`tests/web.rs` against the native fixture). Plain Rust: `study_page.rs`
 //! exports it to the worker (feature `study-page`); tests call it directly.
 
-use crate::job::{Job, Slicer};
 use crate::settings::{config_from_settings, parse_query};
 use crate::study_grid::{Grid, GridJob, GridSpec, StopRule, PAGE_MAX_PAIRS};
-use crate::study_stats::{StatsInput, StatsJob};
+use crate::study_stats::StatsJob;
 
 /// Training steps per piece: about 2 ms of SAM on the reference net in wasm.
 pub const STEPS_PER_PIECE: usize = 64;
 
 /// A grid study under way in the page.
 pub struct PageGrid {
-    work: GridWork,
-    slicer: Slicer,
-    /// The longest stretch between two clock readings so far (ms): one piece, or
-    /// a few cheap ones the slicer ran between readings. How long a message may
-    /// wait behind the study.
-    longest_piece_ms: f64,
-}
-
-/// The page's grid study as one job: the grid's runs, then their statistics
-/// (a bootstrap resample per piece), then the CLI's JSON.
-struct GridWork {
     job: GridJob,
     stats: Option<StatsJob>,
     /// The finished study's JSON.
     output: Option<String>,
-}
-
-impl Job for GridWork {
-    fn advance(&mut self, _: &mut ()) -> bool {
-        if self.output.is_some() {
-            return true;
-        }
-        if !self.job.is_done() {
-            self.job.advance(&mut ());
-            return false;
-        }
-        let (job, runs) = (&self.job, self.job.runs());
-        let stats = self.stats.get_or_insert_with(|| StatsJob::new(job.grid(), runs));
-        if stats.advance(&mut StatsInput { grid: job.grid(), runs }) {
-            let stats = self.stats.take().expect("just advanced").finish();
-            let value = serde_json::to_value(self.job.output_with(stats)).expect("plain data serialises");
-            self.output = Some(value.to_string());
-        }
-        self.output.is_some()
-    }
-
-    /// Training and measuring, then the statistics (a few percent).
-    fn progress(&self) -> f64 {
-        match (&self.output, &self.stats) {
-            (Some(_), _) => 1.0,
-            (None, Some(stats)) => 0.97 + 0.03 * stats.progress().min(0.99),
-            (None, None) => 0.97 * self.job.progress(),
-        }
-    }
-
-    fn is_done(&self) -> bool {
-        self.output.is_some()
-    }
+    /// The longest piece so far (ms): how long a message may wait behind one.
+    longest_piece_ms: f64,
 }
 
 impl PageGrid {
@@ -100,46 +57,54 @@ impl PageGrid {
                 grid.pairs()
             ));
         }
-        let job = GridJob::new(grid, None).in_pieces(STEPS_PER_PIECE);
-        Ok(PageGrid {
-            work: GridWork { job, stats: None, output: None },
-            slicer: Slicer::default(),
-            longest_piece_ms: 0.0,
-        })
+        Ok(PageGrid { job: GridJob::new(grid, None), stats: None, output: None, longest_piece_ms: 0.0 })
     }
 
     /// Works for about `budget_ms` (pieces of at most [`STEPS_PER_PIECE`]
     /// training steps, one evaluation, one sharpness piece or one bootstrap
     /// resample); returns the progress in [0, 1]. `now` reads a clock in ms.
     pub fn advance(&mut self, budget_ms: f64, now: impl Fn() -> f64) -> f64 {
-        let longest = &mut self.longest_piece_ms;
-        let mut last: Option<f64> = None;
-        let mut clock = || {
-            let t = now();
-            if let Some(before) = last {
-                *longest = longest.max(t - before);
+        let start = now();
+        while self.output.is_none() {
+            let t0 = now();
+            if !self.job.is_done() {
+                self.job.advance(STEPS_PER_PIECE);
+            } else {
+                let (job, runs) = (&self.job, self.job.runs());
+                let stats = self.stats.get_or_insert_with(|| StatsJob::new(job.grid(), runs));
+                if stats.advance(job.grid(), runs) {
+                    let stats = self.stats.take().expect("just advanced").finish();
+                    let value = serde_json::to_value(self.job.output_with(stats)).expect("plain data serialises");
+                    self.output = Some(value.to_string());
+                }
             }
-            last = Some(t);
-            t
-        };
-        self.slicer.work_for(&mut self.work, &mut (), budget_ms, &mut clock);
+            let t1 = now();
+            self.longest_piece_ms = self.longest_piece_ms.max(t1 - t0);
+            if t1 - start >= budget_ms {
+                break;
+            }
+        }
         self.progress()
     }
 
     /// Fraction done: training and measuring, then the statistics (a few percent).
     pub fn progress(&self) -> f64 {
-        self.work.progress()
+        match (&self.output, &self.stats) {
+            (Some(_), _) => 1.0,
+            (None, Some(stats)) => 0.97 + 0.03 * stats.progress().min(0.99),
+            (None, None) => 0.97 * self.job.progress(),
+        }
     }
 
     /// `[runs done, runs in all, longest piece so far in ms]`.
     pub fn counts(&self) -> Vec<f64> {
-        let (done, all) = self.work.job.counts();
+        let (done, all) = self.job.counts();
         vec![done as f64, all as f64, self.longest_piece_ms]
     }
 
     /// The finished study as JSON (`flatminima study`'s output: spec, cells,
     /// evaluations, runs, stats), or None while it runs.
     pub fn result_json(&self) -> Option<&str> {
-        self.work.output.as_deref()
+        self.output.as_deref()
     }
 }

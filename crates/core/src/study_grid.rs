@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{RunConfig, DEFAULT_RHO};
 use crate::data::{ood_test_set, Dataset, ShiftConfig, ShiftKind};
 use crate::error::{check_count, ConfigError};
-use crate::job::{self, Job};
+use crate::job::Job;
 use crate::pair::Pair;
 use crate::settings::{apply_settings, SETTINGS};
 use crate::sharpness::{SharpnessJob, SharpnessReport, SharpnessSettings};
@@ -261,7 +261,7 @@ impl Grid {
     /// its end: the page runs the same job a piece at a time.)
     pub fn run_unit(&self, unit: usize) -> Vec<RunResult> {
         let mut job = UnitJob::new(self, unit);
-        job::finish(&mut job, &mut ());
+        while !job.advance(usize::MAX) {}
         job.runs
     }
 
@@ -380,10 +380,9 @@ impl Grid {
 }
 
 /// A grid study trained and measured a bounded piece per
-/// [`Job::advance`] call, unit after unit (see [`UnitJob`]), so that a
-/// page can spread it over many short tasks (with [`crate::job::Slicer`])
-/// and drop it to cancel. Its output equals [`Grid::run`]'s bit for bit,
-/// whatever the pieces.
+/// [`GridJob::advance`] call, unit after unit (see [`UnitJob`]), so that a
+/// page can spread it over many short tasks and drop it to cancel. Its
+/// output equals [`Grid::run`]'s bit for bit.
 pub struct GridJob {
     grid: Grid,
     shard: Option<Shard>,
@@ -392,28 +391,45 @@ pub struct GridJob {
     done: usize,
     unit: Option<UnitJob>,
     runs: Vec<RunResult>,
-    /// Training steps per piece at most (see [`UnitJob::in_pieces`]).
-    max_steps: usize,
 }
 
 impl GridJob {
-    /// A job over the units of `shard` (every unit for None), a run's whole
-    /// training in one piece (see [`GridJob::in_pieces`]).
+    /// A job over the units of `shard` (every unit for None).
     pub fn new(grid: Grid, shard: Option<Shard>) -> GridJob {
         let units = grid.shard_units(shard.unwrap_or(Shard { index: 0, count: 1 })).collect();
-        GridJob { grid, shard, units, done: 0, unit: None, runs: Vec::new(), max_steps: usize::MAX }
-    }
-
-    /// The same job training at most `max_steps` steps per piece (for the
-    /// matched-loss rule, whole check intervals, at least one).
-    pub fn in_pieces(mut self, max_steps: usize) -> GridJob {
-        self.max_steps = max_steps.max(1);
-        self
+        GridJob { grid, shard, units, done: 0, unit: None, runs: Vec::new() }
     }
 
     /// The grid it trains.
     pub fn grid(&self) -> &Grid {
         &self.grid
+    }
+
+    /// One piece of work (at most `max_steps` training steps, an evaluation,
+    /// or a piece of a sharpness measure); returns whether the job is done.
+    pub fn advance(&mut self, max_steps: usize) -> bool {
+        let Some(&u) = self.units.get(self.done) else { return true };
+        let unit = self.unit.get_or_insert_with(|| UnitJob::new(&self.grid, u));
+        if unit.advance(max_steps) {
+            let unit = self.unit.take().expect("just advanced");
+            self.runs.extend(unit.runs);
+            self.done += 1;
+        }
+        self.is_done()
+    }
+
+    /// Whether every unit of the grid has been trained and measured.
+    pub fn is_done(&self) -> bool {
+        self.done >= self.units.len()
+    }
+
+    /// Fraction done, in [0, 1] (by runs, a run's training and measures weighted by their usual cost).
+    pub fn progress(&self) -> f64 {
+        if self.units.is_empty() {
+            return 1.0;
+        }
+        let within = self.unit.as_ref().map_or(0.0, UnitJob::progress);
+        ((self.done as f64 + within) / self.units.len() as f64).min(1.0)
     }
 
     /// The runs of the finished units, in unit order.
@@ -439,42 +455,12 @@ impl GridJob {
     }
 }
 
-impl Job for GridJob {
-    /// One piece of work (at most `max_steps` training steps, an evaluation,
-    /// or a piece of a sharpness measure); returns whether the job is done.
-    fn advance(&mut self, _: &mut ()) -> bool {
-        let Some(&u) = self.units.get(self.done) else { return true };
-        let max_steps = self.max_steps;
-        let unit = self.unit.get_or_insert_with(|| UnitJob::new(&self.grid, u).in_pieces(max_steps));
-        if unit.advance(&mut ()) {
-            let unit = self.unit.take().expect("just advanced");
-            self.runs.extend(unit.runs);
-            self.done += 1;
-        }
-        self.is_done()
-    }
-
-    /// Fraction done (by runs, a run's training and measures weighted by their usual cost).
-    fn progress(&self) -> f64 {
-        if self.units.is_empty() {
-            return 1.0;
-        }
-        let within = self.unit.as_ref().map_or(0.0, UnitJob::progress);
-        ((self.done as f64 + within) / self.units.len() as f64).min(1.0)
-    }
-
-    /// Whether every unit of the grid has been trained and measured.
-    fn is_done(&self) -> bool {
-        self.done >= self.units.len()
-    }
-}
-
 /// The runs of one unit (cell, draw), trained and measured a piece per
-/// [`Job::advance`] call: the next run is set up and trained up to
-/// `max_steps` steps ([`UnitJob::in_pieces`]; for the matched-loss rule, whole
-/// check intervals, at least one), then evaluated (one piece), then its
-/// sharpness measured a [`SharpnessJob`] piece per call. Run to its end it is
-/// [`Grid::run_unit`] (which runs it so).
+/// [`UnitJob::advance`] call: the next run is set up and trained up to
+/// `max_steps` steps (for the matched-loss rule, whole check intervals, at
+/// least one), then evaluated (one piece), then its sharpness measured a
+/// [`SharpnessJob`] piece per call. Run to its end it is [`Grid::run_unit`]
+/// (which runs it so).
 pub struct UnitJob {
     cell: usize,
     draw: usize,
@@ -491,8 +477,6 @@ pub struct UnitJob {
     next: usize,
     phase: Phase,
     runs: Vec<RunResult>,
-    /// Training steps per piece at most.
-    max_steps: usize,
 }
 
 /// Where a [`UnitJob`]'s current run is. (One per job, moved once per piece:
@@ -540,29 +524,11 @@ impl UnitJob {
             next: 0,
             phase: Phase::Idle,
             runs: Vec::with_capacity(2 * grid.spec.seeds),
-            max_steps: usize::MAX,
         }
     }
 
-    /// The same job training at most `max_steps` steps per piece (for the
-    /// matched-loss rule, whole check intervals, at least one); the default
-    /// trains a run in one piece. The results do not depend on it.
-    pub fn in_pieces(mut self, max_steps: usize) -> UnitJob {
-        self.max_steps = max_steps.max(1);
-        self
-    }
-
-    fn finish_run(&mut self, result: RunResult) -> Phase {
-        self.runs.push(result);
-        self.next += 1;
-        Phase::Idle
-    }
-}
-
-impl Job for UnitJob {
     /// One piece (see [`UnitJob`]); returns whether the unit is done.
-    fn advance(&mut self, _: &mut ()) -> bool {
-        let max_steps = self.max_steps;
+    pub fn advance(&mut self, max_steps: usize) -> bool {
         if let Phase::Idle = self.phase {
             if self.next >= 2 * self.study.seeds.len() {
                 flag_underfit(&mut self.runs, self.classes, self.label_noise);
@@ -638,9 +604,15 @@ impl Job for UnitJob {
         false
     }
 
+    fn finish_run(&mut self, result: RunResult) -> Phase {
+        self.runs.push(result);
+        self.next += 1;
+        Phase::Idle
+    }
+
     /// Fraction of the unit done: each run counts 1, its training 0.6 and its measures 0.4
     /// (about their shares of the time for the reference net).
-    fn progress(&self) -> f64 {
+    pub fn progress(&self) -> f64 {
         let total = (2 * self.study.seeds.len()).max(1) as f64;
         let within = match &self.phase {
             Phase::Training { run, .. } => 0.6 * (run.step() as f64 / self.steps.max(1) as f64).min(1.0),
@@ -649,11 +621,6 @@ impl Job for UnitJob {
             Phase::Idle => 0.0,
         };
         ((self.next as f64 + within) / total).min(1.0)
-    }
-
-    /// Whether every run of the unit is trained, measured and flagged.
-    fn is_done(&self) -> bool {
-        matches!(self.phase, Phase::Done)
     }
 }
 
