@@ -183,7 +183,8 @@ async function studyFigures(context, url) {
     const r = await el.study({ dataSeeds: 64, seeds: 4 });
     const ev = r.stats.evaluations[0];
     const tau = ev.tau.find((t) => t.predictor === "lambda_max" && t.target === "ood_acc" && t.mode === "raw");
-    return { runs: r.runs.length, ms: r.ms, longest_piece_ms: r.longest_piece_ms, verdict: ev.verdict, tau, long_tasks: window.__longTasks.slice() };
+    const measures = r.spec.sharpness.spectrum ? "dense spectrum" : `lambda_max by ${r.spec.sharpness.lanczos_steps} Lanczos steps, ${r.spec.sharpness.exact_trace ? "exact trace (Hessian diagonal)" : "Hutchinson trace"}`;
+    return { runs: r.runs.length, ms: r.ms, longest_piece_ms: r.longest_piece_ms, workers: r.workers, helper_longest_piece_ms: r.helper_longest_piece_ms, measures, verdict: ev.verdict, tau, long_tasks: window.__longTasks.slice() };
   }), 600_000, "the grid study");
   runs.push({ backend: "cpu", grid: true, ...g });
   await page.close();
@@ -395,7 +396,7 @@ async function main() {
     }
     for (const r of study || []) {
       if (r.grid) {
-        line("grid study (study panel), CPU", fmt(r.ms / 1000, 1) + " s", `  ${r.runs} runs (256 per side), 1000 steps, 256 points, all measures; longest worker piece ${fmt(r.longest_piece_ms, 1)} ms; main-thread long tasks ${r.long_tasks.length}${mark(r.ms <= 10_000)}`);
+        line("grid study (study panel), CPU", fmt(r.ms / 1000, 1) + " s", `  ${r.runs} runs (256 per side), 1000 steps, 256 points, all measures (${r.measures}); ${r.workers} worker(s); longest piece in the element's worker ${fmt(r.longest_piece_ms, 1)} ms${r.workers > 1 ? ` (in the study helper ${fmt(r.helper_longest_piece_ms, 1)} ms)` : ""}; main-thread long tasks ${r.long_tasks.length}${mark(r.ms <= 10_000)}`);
         console.log(`      tau(lambda_max, OOD acc) = ${fmt(r.tau.tau, 3)} [${fmt(r.tau.lo, 3)}, ${fmt(r.tau.hi, 3)}]; ${r.verdict}`);
         continue;
       }

@@ -55,6 +55,28 @@
  */
 
 /**
+ * To the study helper (www/flatminima-study-helper.js, a second worker on a second core):
+ * train shard `index` of `count` of a grid study's units and answer with their runs.
+ * @typedef {object} StudyHelperRequest
+ * @property {string} query         the page's settings as a URL query
+ * @property {string} axes
+ * @property {number} dataSeeds
+ * @property {number} seeds
+ * @property {number | null} untilTrainLoss
+ * @property {number} checkEvery
+ * @property {number} index         the shard, from 0
+ * @property {number} count         shards in all
+ */
+
+/**
+ * From the study helper: progress (its shard's runs done, in all, its longest piece in ms),
+ * its shard's runs as numbers when done (GridStudy.partRuns, for GridStudy.addPart), or why it failed.
+ * @typedef {{type: "progress", progress: number, runs: number, total: number, longest: number}
+ *   | {type: "done", index: number, numbers: Float64Array, runs: number, total: number, longest: number}
+ *   | {type: "error", message: string}} StudyHelperMessage
+ */
+
+/**
  * What the settings of a revision turned into (sent when they changed).
  * @typedef {object} SettingsEcho
  * @property {{setting: string, message: string}[]} errors  rejected settings (their defaults are used)

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use clap::Args;
 use flatminima_backend::BackendChoice;
-use flatminima_core::study_grid::{Axis, Grid, GridSpec, Shard, StopRule, StudyOutput};
+use flatminima_core::study_grid::{fast_study_sharpness, Axis, Grid, GridSpec, Shard, StopRule, StudyOutput};
 use flatminima_core::study_stats::{format_p, PairedMeasure, TARGETS};
 
 use super::report::config_summary;
@@ -40,6 +40,12 @@ pub struct GridArgs {
     /// With --until-train-loss: steps between two checks of the training loss
     #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub check_every: u64,
+    /// How lambda_max and the Hessian trace are taken: `exact` from the dense Hessian's spectrum
+    /// (where the net has at most 2048 parameters), or `fast` as the page's study panel does
+    /// (lambda_max by 20 Lanczos steps, the exact trace from the Hessian's diagonal; about half
+    /// the time per run of the reference net) [default: exact]
+    #[arg(long, value_name = "exact|fast", value_parser = ["exact", "fast"])]
+    pub measures: Option<String>,
     /// Every run's measures as CSV (one row per run and OOD evaluation)
     #[arg(long, value_name = "FILE")]
     pub csv: Option<PathBuf>,
@@ -59,6 +65,7 @@ impl GridArgs {
             || self.seeds.is_some()
             || self.until_train_loss.is_some()
             || self.csv.is_some()
+            || self.measures.is_some()
             || self.shard.is_some()
             || !self.merge.is_empty()
     }
@@ -108,6 +115,9 @@ pub fn run(args: StudyArgs) -> Result<(), Failure> {
     let seeds = g.seeds.or(args.replicas.map(u64::from)).unwrap_or(1) as usize;
     let mut spec = GridSpec::new(base, g.data_seeds.unwrap_or(1) as usize, seeds);
     spec.axes = axes;
+    if g.measures.as_deref() == Some("fast") {
+        spec.sharpness = fast_study_sharpness();
+    }
     if let Some(target) = g.until_train_loss {
         spec.stop = StopRule::TrainLoss { target, check_every: g.check_every as usize };
     }
@@ -138,7 +148,8 @@ fn merge(args: &StudyArgs) -> Result<(), Failure> {
         || g.grid.is_some()
         || g.data_seeds.is_some()
         || g.seeds.is_some()
-        || g.until_train_loss.is_some();
+        || g.until_train_loss.is_some()
+        || g.measures.is_some();
     if settings_given {
         return Err(Failure::bad_input(
             "--merge takes the shard files (and --out, --csv) only: the study's settings are in them",

@@ -128,6 +128,17 @@ pub fn study_sharpness() -> SharpnessSettings {
     }
 }
 
+/// The study panel's measures: those of [`study_sharpness`] but for lambda_max
+/// by 20 Lanczos steps (the reference net's to ~1e-15, measured against the
+/// dense spectrum: `crates/core/benches/study.rs`) and the exact trace from the
+/// Hessian's diagonal, without the dense Hessian and its eigenvalues (which
+/// took most of a study's time: ~15 ms of ~30 ms per run natively). The spec
+/// records the settings, so `flatminima study --measures fast` gives the
+/// page's numbers.
+pub fn fast_study_sharpness() -> SharpnessSettings {
+    SharpnessSettings { spectrum: false, lanczos_steps: 20, exact_trace: true, ..study_sharpness() }
+}
+
 /// One cell: the training axes' values and the config they give.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Cell {
@@ -289,7 +300,9 @@ impl Grid {
         self.output_with(shard, runs, stats)
     }
 
-    fn output_with(
+    /// The output of `runs` (this shard's, or all of them for None) with
+    /// statistics computed elsewhere (a `StatsJob` spread over many calls).
+    pub fn output_with(
         &self,
         shard: Option<Shard>,
         runs: Vec<RunResult>,
@@ -317,6 +330,13 @@ impl Grid {
     /// Joins the shards of one study into the output one unsharded run gives.
     /// Errors say which shard is missing, repeated or from another study.
     pub fn merge(parts: Vec<StudyOutput>) -> Result<StudyOutput, ConfigError> {
+        let (grid, runs) = Grid::merge_runs(parts)?;
+        Ok(grid.output(None, runs))
+    }
+
+    /// [`Grid::merge`] without the statistics: the study's grid and all its
+    /// runs in unit order, checked (the page computes the statistics in pieces).
+    pub fn merge_runs(parts: Vec<StudyOutput>) -> Result<(Grid, Vec<RunResult>), ConfigError> {
         let Some(first) = parts.first() else {
             return Err(ConfigError::new("merge", "needs the shard files of one study"));
         };
@@ -375,7 +395,7 @@ impl Grid {
                 ));
             }
         }
-        Ok(grid.output(None, runs))
+        Ok((grid, runs))
     }
 }
 
@@ -796,6 +816,72 @@ impl RunResult {
     /// The OOD result of evaluation `e`.
     pub fn ood(&self, e: usize) -> OodResult {
         self.ood[e]
+    }
+
+    /// Numbers per run with `evaluations` OOD sets in [`RunResult::to_numbers`].
+    pub fn numbers_len(evaluations: usize) -> usize {
+        27 + 3 * evaluations
+    }
+
+    /// The run as plain numbers, appended to `out`: how the page's second
+    /// worker hands its runs over without JSON (whose parser would double the
+    /// study module). Every f64 keeps its bits; counts are exact below 2^53;
+    /// the u64 seeds go as two 32-bit halves. [`RunResult::from_numbers`] reads it back.
+    pub fn to_numbers(&self, out: &mut Vec<f64>) {
+        let halves = |x: u64| [(x >> 32) as f64, (x & 0xffff_ffff) as f64];
+        let flag = |b: bool| if b { 1.0 } else { 0.0 };
+        let s = &self.sharpness;
+        out.extend([self.cell as f64, self.draw as f64, self.seed_index as f64, self.side as f64]);
+        out.extend(halves(self.data_seed));
+        out.extend(halves(self.seed));
+        out.extend([self.steps as f64, self.reached_target.map_or(-1.0, flag)]);
+        out.extend([self.train_loss, self.train_acc, self.id_loss, self.id_acc, self.param_norm]);
+        out.extend([s.lambda_max, flag(s.lambda_max_exact), s.trace, s.trace_std_error, flag(s.trace_exact)]);
+        out.extend([s.eps_sharpness, s.rho_sharpness, s.adaptive_sharpness, s.average_sharpness, s.average_std_error]);
+        out.extend([flag(self.diverged), flag(self.underfit)]);
+        out.extend(self.ood.iter().flat_map(|o| [o.loss, o.acc, o.gap]));
+    }
+
+    /// A run from the [`RunResult::numbers_len`] numbers `to_numbers` wrote.
+    pub fn from_numbers(n: &[f64], evaluations: usize) -> Result<RunResult, ConfigError> {
+        if n.len() != RunResult::numbers_len(evaluations) {
+            return Err(ConfigError::new(
+                "runs",
+                format!("expected {} numbers per run", Self::numbers_len(evaluations)),
+            ));
+        }
+        let count = |x: f64| x as usize;
+        let seed = |hi: f64, lo: f64| ((hi as u64) << 32) | lo as u64;
+        Ok(RunResult {
+            cell: count(n[0]),
+            draw: count(n[1]),
+            seed_index: count(n[2]),
+            side: count(n[3]),
+            data_seed: seed(n[4], n[5]),
+            seed: seed(n[6], n[7]),
+            steps: count(n[8]),
+            reached_target: (n[9] >= 0.0).then_some(n[9] == 1.0),
+            train_loss: n[10],
+            train_acc: n[11],
+            id_loss: n[12],
+            id_acc: n[13],
+            param_norm: n[14],
+            sharpness: RunSharpness {
+                lambda_max: n[15],
+                lambda_max_exact: n[16] == 1.0,
+                trace: n[17],
+                trace_std_error: n[18],
+                trace_exact: n[19] == 1.0,
+                eps_sharpness: n[20],
+                rho_sharpness: n[21],
+                adaptive_sharpness: n[22],
+                average_sharpness: n[23],
+                average_std_error: n[24],
+            },
+            diverged: n[25] == 1.0,
+            underfit: n[26] == 1.0,
+            ood: n[27..].chunks_exact(3).map(|o| OodResult { loss: o[0], acc: o[1], gap: o[2] }).collect(),
+        })
     }
 }
 
