@@ -8,7 +8,8 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::Args;
-use flatminima_backend::BackendChoice;
+use flatminima_backend::gpu::block_on;
+use flatminima_backend::{BackendChoice, GpuBackend};
 use flatminima_core::study_grid::{fast_study_sharpness, Axis, Grid, GridSpec, Shard, StopRule, StudyOutput};
 use flatminima_core::study_stats::{format_p, PairedMeasure, TARGETS};
 
@@ -101,8 +102,9 @@ pub fn run(args: StudyArgs) -> Result<(), Failure> {
     if !g.merge.is_empty() {
         return merge(&args);
     }
-    if args.backend.backend != BackendChoice::Auto {
-        eprintln!("notice: a grid study trains on the CPU (f64, reproducible bit for bit); --backend is ignored");
+    let on_gpu = args.backend.backend == BackendChoice::Gpu;
+    if args.backend.backend == BackendChoice::Cpu || (on_gpu && g.shard.is_some()) {
+        eprintln!("notice: a grid study trains on the CPU (f64, reproducible bit for bit) unless --backend gpu (without --shard)");
     }
     let mut base = args.config.load()?;
     if let Some(steps) = args.steps {
@@ -127,14 +129,46 @@ pub fn run(args: StudyArgs) -> Result<(), Failure> {
     }
     let start = Instant::now();
     let mut last_report = Instant::now();
-    let output = grid.run(g.shard, |done, total| {
+    let mut report = |done: usize, total: usize| {
         if last_report.elapsed().as_secs_f64() >= 5.0 || done == total {
             eprintln!("progress: {done}/{total} units (cell x data draw), {:.0} s", start.elapsed().as_secs_f64());
             last_report = Instant::now();
         }
-    });
+    };
+    let on_gpu = if on_gpu && g.shard.is_none() { train_on_gpu(&grid, &mut report) } else { None };
+    let output = match on_gpu {
+        Some(output) => output,
+        None => grid.run(g.shard, report),
+    };
     let seconds = start.elapsed().as_secs_f64();
     finish(&args, &grid, &output, Some(seconds))
+}
+
+/// `--backend gpu`: the runs trained on the GPU's replica kernels and measured
+/// on the CPU (`GpuBackend::run_grid`); None, with a notice, where there is no
+/// GPU or it fails (the caller trains on the CPU).
+fn train_on_gpu(grid: &Grid, progress: &mut impl FnMut(usize, usize)) -> Option<StudyOutput> {
+    super::backend::quiet_mesa();
+    let result = match block_on(GpuBackend::open()) {
+        Ok(gpu) => {
+            eprintln!("backend: {} (training; the measures on the CPU)", gpu.description());
+            block_on(gpu.run_grid(grid, progress))
+        }
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(done) => {
+            for notice in &done.notices {
+                eprintln!("notice: {notice}");
+            }
+            eprintln!("backend: {} of {} units trained on the GPU (f32)", done.gpu_units, done.units);
+            Some(done.output)
+        }
+        Err(e) => {
+            eprintln!("notice: the GPU failed ({e}); the study trains on the CPU");
+            None
+        }
+    }
 }
 
 fn merge(args: &StudyArgs) -> Result<(), Failure> {

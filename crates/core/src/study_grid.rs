@@ -31,7 +31,7 @@ use crate::job::Job;
 use crate::pair::Pair;
 use crate::settings::{apply_settings, SETTINGS};
 use crate::sharpness::{SharpnessJob, SharpnessReport, SharpnessSettings};
-use crate::study::{ReplicaRun, Study};
+use crate::study::{Replica, ReplicaRun, Study};
 
 /// Version tag of a study's JSON (the unsharded output, a shard, a merge).
 pub const STUDY_FORMAT: &str = "flatminima-study-grid/1";
@@ -497,6 +497,9 @@ pub struct UnitJob {
     next: usize,
     phase: Phase,
     runs: Vec<RunResult>,
+    /// Parameters trained elsewhere (the GPU's replica kernels), one per run
+    /// in run order: measured instead of trained.
+    trained: Option<Vec<Vec<f64>>>,
 }
 
 /// Where a [`UnitJob`]'s current run is. (One per job, moved once per piece:
@@ -544,7 +547,42 @@ impl UnitJob {
             next: 0,
             phase: Phase::Idle,
             runs: Vec::with_capacity(2 * grid.spec.seeds),
+            trained: None,
         }
+    }
+
+    /// Every run of the unit as a [`Replica`] (both sides' configs, initial
+    /// weights and batch-order seed), in run order: seed index j's left, then
+    /// right. What another trainer (the GPU's) needs to train them.
+    pub fn replicas(&self) -> Vec<Replica> {
+        (0..2 * self.study.seeds.len()).map(|i| self.study.replica(&self.mlp, i % 2, i / 2)).collect()
+    }
+
+    /// The unit's network (shapes only), training data, batch size and steps per run.
+    pub fn training(&self) -> (&crate::model::Mlp, &Arc<crate::data::Splits>, usize, usize) {
+        (&self.mlp, &self.study.splits, self.study.batch_size, self.steps)
+    }
+
+    /// The unit's runs, once [`UnitJob::advance`] has returned true (with their underfit flags).
+    pub fn into_runs(self) -> Vec<RunResult> {
+        self.runs
+    }
+
+    /// Whether the unit stops at a target loss (then only a step-by-step trainer can run it).
+    pub fn stops_at_a_loss(&self) -> bool {
+        matches!(self.stop, StopRule::TrainLoss { .. })
+    }
+
+    /// The unit with its runs trained elsewhere: `params[i]` are run i's
+    /// weights after the unit's steps (run order as [`UnitJob::replicas`]);
+    /// each is evaluated and measured as a run trained here would be (its
+    /// divergence judged from the loss at its initial weights, as here). For
+    /// fixed steps only; panics on another number of runs.
+    pub fn with_trained(mut self, params: Vec<Vec<f64>>) -> UnitJob {
+        assert_eq!(params.len(), 2 * self.study.seeds.len(), "one set of weights per run");
+        assert!(!self.stops_at_a_loss(), "runs trained elsewhere have fixed steps");
+        self.trained = Some(params);
+        self
     }
 
     /// One piece (see [`UnitJob`]); returns whether the unit is done.
@@ -557,7 +595,13 @@ impl UnitJob {
             }
             let (j, side) = (self.next / 2, self.next % 2);
             let replica = self.study.replica(&self.mlp, side, j);
-            let run = ReplicaRun::new(&replica, &self.mlp, &self.study.splits, self.study.batch_size);
+            let mut run = ReplicaRun::new(&replica, &self.mlp, &self.study.splits, self.study.batch_size);
+            if let Some(trained) = &mut self.trained {
+                // Trained elsewhere: its final weights, its steps taken.
+                let r = run.run_mut();
+                r.params = std::mem::take(&mut trained[self.next]);
+                r.step = self.steps;
+            }
             self.phase = Phase::Training { run, seed: replica.seed, reached: None };
         }
         let at = [self.cell, self.draw, self.next / 2, self.next % 2];
