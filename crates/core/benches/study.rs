@@ -3,17 +3,20 @@
 //! side, evaluating it, and each per-run measure of `study_grid` on the
 //! trained parameters (`study_sharpness()`'s budget: 256 points, 20 power
 //! iterations, 8 Hutchinson samples, 3 ascent steps, 8 Gaussian samples).
+//! No timing is asserted: these are figures for the README.
 //!
 //! `cargo bench -p flatminima-core --bench study` (about a minute on two cores).
 //!
 //! - `study_run/train_sgd_1000`, `train_sam_1000`: one replica trained 1000 steps.
 //! - `study_run/evaluate`: train, ID and OOD loss and accuracy of one run.
 //! - `study_measure/*`: the Hessian operator's set-up (a forward and backward
-//!   pass over the points), lambda_max by power iteration, the trace by
-//!   Hutchinson, the dense Hessian and its eigenvalues, and the four
-//!   loss-based sharpness measures.
+//!   pass over the points), lambda_max by power iteration and by 20 Lanczos
+//!   steps, the trace by Hutchinson and exactly from the Hessian's diagonal,
+//!   the dense Hessian and its eigenvalues, and the four loss-based sharpness
+//!   measures.
 //! - `study_unit/*`: one (cell, draw) unit of one seed (both sides trained
-//!   and measured), with the study's measures as configured.
+//!   and measured) with the CLI's default measures (the dense spectrum) and
+//!   with the page's (`fast_study_sharpness`), and a unit's set-up (data).
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -21,7 +24,7 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, Criterion};
 use flatminima_core::config::RunConfig;
 use flatminima_core::data::ood_test_set;
-use flatminima_core::hessian::{hutchinson_trace, power_iteration, spectrum, HessianOperator};
+use flatminima_core::hessian::{hutchinson_trace, power_iteration, spectrum, top_eigenpairs, HessianOperator};
 use flatminima_core::pair::Pair;
 use flatminima_core::rng::Rng;
 use flatminima_core::settings::apply_settings;
@@ -29,7 +32,7 @@ use flatminima_core::sharpness::{
     adaptive_sharpness, average_sharpness, eps_sharpness, rho_sharpness, sample_rows, Objective,
 };
 use flatminima_core::study::{ReplicaRun, Study};
-use flatminima_core::study_grid::{study_sharpness, Grid, GridSpec, UnitJob};
+use flatminima_core::study_grid::{fast_study_sharpness, study_sharpness, Grid, GridSpec, UnitJob};
 
 const STEPS: usize = 1000;
 
@@ -81,6 +84,10 @@ fn study_run(c: &mut Criterion) {
     group.bench_function("trace_hutchinson_8", |b| {
         b.iter(|| black_box(hutchinson_trace(&mut op, s.hutchinson_samples, &mut Rng::new(2))))
     });
+    group.bench_function("lambda_max_lanczos_20", |b| {
+        b.iter(|| black_box(top_eigenpairs(&mut op, 1, 20, &mut Rng::new(1)).values[0]))
+    });
+    group.bench_function("trace_exact_diagonal", |b| b.iter(|| black_box(op.exact_trace())));
     group.bench_function("dense_hessian", |b| b.iter(|| black_box(op.dense())));
     let h = op.dense();
     group.bench_function("dense_spectrum", |b| b.iter(|| black_box(spectrum(&h))));
@@ -101,9 +108,11 @@ fn study_run(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("study_unit");
     group.sample_size(10).warm_up_time(Duration::from_millis(300)).measurement_time(Duration::from_secs(3));
-    for (spectrum, name) in [(true, "pair_dense_spectrum"), (false, "pair_power_hutchinson")] {
+    for (sharpness, name) in
+        [(study_sharpness(), "pair_dense_spectrum"), (fast_study_sharpness(), "pair_page_measures")]
+    {
         let mut spec = GridSpec::new(bench_config(), 1, 1);
-        spec.sharpness.spectrum = spectrum;
+        spec.sharpness = sharpness;
         let grid = Grid::new(spec).expect("valid");
         group.bench_function(name, |b| b.iter(|| black_box(grid.run_unit(0))));
     }
