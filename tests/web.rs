@@ -671,6 +671,37 @@ fn the_page_s_grid_study_in_two_shards_equals_the_native_one_byte_for_byte() {
     assert!(first.result_json().unwrap() == id::FIXTURE.trim_end(), "two shards differ from one study");
 }
 
+/// Units trained elsewhere (the GPU module): the study waits for each unit in
+/// turn; units marked for the CPU give the one-worker study's bytes, and
+/// weights that do not fit are refused by name.
+#[wasm_bindgen_test]
+fn a_grid_study_waits_for_units_trained_elsewhere() {
+    use flatminima::web::grid_study::PageGrid;
+    use study_identity as id;
+    let mut grid =
+        PageGrid::new(id::QUERY, id::AXES, id::DATA_SEEDS, id::SEEDS, id::UNTIL_TRAIN_LOSS, id::CHECK_EVERY).unwrap();
+    grid.train_elsewhere();
+    let clock = std::cell::Cell::new(0.0);
+    let now = || {
+        clock.set(clock.get() + 1.0);
+        clock.get()
+    };
+    let mut expected = 0;
+    while grid.advance(5.0, now).unwrap() < 1.0 {
+        if let Some(u) = grid.wanted_unit() {
+            assert_eq!(u, expected, "units in order");
+            assert!(grid.set_trained(u, &[0.5; 7]).unwrap_err().contains("weights"), "not whole runs");
+            // This grid stops at a target loss: weights trained elsewhere do not fit it.
+            grid.set_trained(u, &vec![0.1; 4 * 354]).unwrap();
+            assert!(grid.advance(5.0, now).unwrap_err().contains("do not fit"));
+            grid.train_here(u);
+            expected += 1;
+        }
+    }
+    assert_eq!(expected, 4, "every (cell, draw) unit was asked for (2 lr x 2 draws)");
+    assert!(grid.result_json().unwrap() == id::FIXTURE.trim_end(), "units trained here give the one-worker bytes");
+}
+
 /// The CLI's default measures (the dense Hessian and its eigenvalues) give
 /// the native bits in wasm too (the page's own measures are checked above).
 #[wasm_bindgen_test]

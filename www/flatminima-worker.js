@@ -87,7 +87,11 @@ let study = null;
  * GridStudy (null while that loads; shard 0 of `shards`), and the study helper training shard 1
  * on a second core (its last progress message; done once its runs were added).
  * @typedef {{runs: number, total: number, longest: number, progress: number, done: boolean}} HelperState
- * @type {{id: number, started: number, told: number, study: any, shards: number, helper: Worker | null, waiting: boolean, helperState: HelperState} | null}
+ * With the GPU backend active, the GPU module trains each unit's runs (`gpuTrain`) and the
+ * study module measures them.
+ * @typedef {{busy: boolean, gpuUnits: number, cpuUnits: number, notices: string[]}} GpuTrainState
+ * @type {{id: number, started: number, told: number, study: any, shards: number, helper: Worker | null, waiting: boolean,
+ *   helperState: HelperState, request: import("./protocol.js").StudyHelperRequest, gpuTrain: GpuTrainState | null} | null}
  */
 let grid = null;
 const last = { boundary: -Infinity, curves: -Infinity, landscape: -Infinity, frame: -Infinity };
@@ -741,11 +745,14 @@ function startGrid(m) {
   cancelGrid("the study was replaced by a newer one");
   // The study module builds the run from the same settings as the sandbox's.
   const query = sb.settingsQuery();
-  const shards = GRID_SHARDS;
+  // On the GPU the kernels train, this worker measures: one shard.
+  const shards = gpu ? 1 : GRID_SHARDS;
+  const request = { query, axes: m.axes, dataSeeds: m.dataSeeds, seeds: m.seeds, untilTrainLoss: m.untilTrainLoss, checkEvery: m.checkEvery, index: 1, count: shards };
   /** @type {NonNullable<typeof grid>} */
   const mine = {
     id: m.id, started: performance.now(), told: performance.now(), study: null, shards, helper: null, waiting: false,
-    helperState: { runs: 0, total: 0, longest: 0, progress: 0, done: shards < 2 },
+    helperState: { runs: 0, total: 0, longest: 0, progress: 0, done: shards < 2 }, request,
+    gpuTrain: gpu ? { busy: false, gpuUnits: 0, cpuUnits: 0, notices: [] } : null,
   };
   grid = mine;
   send({ type: "grid", progress: 0, runs: 0, total: 0 });
@@ -766,7 +773,8 @@ function startGrid(m) {
       send({ type: "reply", id: m.id, error: errorText(e), name: "RangeError" });
       return;
     }
-    if (shards > 1) startHelper(mine, { query, axes: m.axes, dataSeeds: m.dataSeeds, seeds: m.seeds, untilTrainLoss: m.untilTrainLoss, checkEvery: m.checkEvery, index: 1, count: shards });
+    if (mine.gpuTrain) mine.study.trainElsewhere();
+    if (shards > 1) startHelper(mine, request);
     wake();
   }, (e) => {
     if (grid !== mine) return;
@@ -818,12 +826,65 @@ function startHelper(g, r) {
   helper.postMessage(r);
 }
 
+/**
+ * The GPU module trains unit `u` of the study `g`; its weights go to the study module, which
+ * measures them. A unit the kernels cannot train (or a GPU failure) trains on the CPU, with a
+ * notice in the result (`training`).
+ * @param {NonNullable<typeof grid>} g
+ * @param {number} u
+ */
+function trainUnitOnGpu(g, u) {
+  const t = /** @type {GpuTrainState} */ (g.gpuTrain);
+  const r = g.request;
+  /** @param {string} why */
+  const onCpu = (why) => {
+    g.study.trainHere(u);
+    t.cpuUnits++;
+    const notice = `trained on the CPU: ${why}`;
+    if (!t.notices.includes(notice)) t.notices.push(notice);
+  };
+  if (!gpu) {
+    onCpu("the GPU backend is no longer active");
+    return;
+  }
+  t.busy = true;
+  gpu.gridUnit(r.query, r.axes, r.dataSeeds, r.seeds, r.untilTrainLoss ?? NaN, r.checkEvery, u).then(
+    (/** @type {Float64Array} */ weights) => {
+      if (grid !== g) return;
+      try {
+        g.study.setTrained(u, weights);
+        t.gpuUnits++;
+      } catch (e) {
+        onCpu(errorText(e));
+      }
+    },
+    (/** @type {unknown} */ e) => {
+      if (grid !== g) return;
+      onCpu(errorText(e).replace(/^unsupported: /, "the GPU kernels do not implement "));
+    },
+  ).finally(() => {
+    t.busy = false;
+    g.waiting = false;
+    wake();
+  });
+}
+
 /** One slice of the grid study; returns whether one is under way. */
 function gridWork() {
   if (!grid) return false;
   if (!grid.study) return false; // the module is loading: its arrival wakes the scheduler
   const g = grid;
-  if (g.waiting) return false; // shard 0 is done: the helper's runs wake the scheduler
+  if (g.waiting) return false; // the helper's runs or the GPU's weights wake the scheduler
+  if (g.gpuTrain) {
+    const u = g.study.wantedUnit();
+    if (u >= 0) {
+      if (!g.gpuTrain.busy) trainUnitOnGpu(g, u);
+      if (g.gpuTrain.busy) {
+        g.waiting = true;
+        return false;
+      }
+    }
+  }
   let progress, counts;
   try {
     progress = g.study.advance(GRID_SLICE_MS);
@@ -854,6 +915,8 @@ function gridWork() {
     result.ms = now - g.started;
     result.longest_piece_ms = longest;
     result.workers = g.shards;
+    // Where the runs were trained: on the GPU (f32; the measures on the CPU) or the CPU.
+    if (g.gpuTrain) result.training = { gpu_units: g.gpuTrain.gpuUnits, cpu_units: g.gpuTrain.cpuUnits, notices: g.gpuTrain.notices };
     result.helper_longest_piece_ms = g.shards > 1 ? h.longest : null;
     grid = null;
     g.study.free();

@@ -12,10 +12,7 @@
 //! shards' runs (`add_part`, as plain numbers), merges them in unit order and
 //! computes the statistics: the same JSON as one worker's, byte for byte.
 
-use crate::settings::{config_from_settings, parse_query};
-use crate::study_grid::{
-    fast_study_sharpness, Grid, GridJob, GridSpec, RunResult, Shard, StopRule, StudyOutput, PAGE_MAX_PAIRS,
-};
+use crate::study_grid::{page_grid, Grid, GridJob, RunResult, Shard, StudyOutput};
 use crate::study_stats::StatsJob;
 
 /// Training steps per piece: about 2 ms of SAM on the reference net in wasm.
@@ -29,6 +26,11 @@ pub struct PageGrid {
     parts: Vec<StudyOutput>,
     /// Every run of the study in unit order, once all shards are in.
     merged: Option<(Grid, Vec<RunResult>)>,
+    /// Whether units are trained elsewhere (the GPU module) and handed in
+    /// ([`PageGrid::set_trained`]) or marked for the CPU, unit by unit.
+    external: bool,
+    /// Units handed in: their runs' weights, or None to train them here.
+    handed: Vec<(usize, Option<Vec<Vec<f64>>>)>,
     stats: Option<StatsJob>,
     /// The finished study's JSON.
     output: Option<String>,
@@ -66,32 +68,15 @@ impl PageGrid {
         check_every: usize,
         shard: Option<Shard>,
     ) -> Result<PageGrid, String> {
-        let pairs = parse_query(settings_query);
-        let (base, errors) = config_from_settings(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        if let Some(e) = errors.first() {
-            return Err(e.to_string());
-        }
-        let stop = if until_train_loss.is_nan() {
-            StopRule::Steps
-        } else {
-            StopRule::TrainLoss { target: until_train_loss, check_every }
-        };
-        let mut spec = GridSpec::with_axes(base, axes, data_seeds, seeds, stop).map_err(|e| e.to_string())?;
-        spec.sharpness = fast_study_sharpness();
-        let grid = Grid::new(spec).map_err(|e| e.to_string())?;
-        if grid.pairs() > PAGE_MAX_PAIRS {
-            return Err(format!(
-                "grid: {} pairs (cells x data draws x seeds) is more than the page's {PAGE_MAX_PAIRS}; use the CLI \
-                 (flatminima study --vary ...) for bigger grids",
-                grid.pairs()
-            ));
-        }
+        let grid = page_grid(settings_query, axes, data_seeds, seeds, until_train_loss, check_every)?;
         let shard = shard.filter(|s| s.count > 1);
         Ok(PageGrid {
             job: GridJob::new(grid, shard),
             shard,
             parts: Vec::new(),
             merged: None,
+            external: false,
+            handed: Vec::new(),
             stats: None,
             output: None,
             longest_piece_ms: 0.0,
@@ -136,6 +121,37 @@ impl PageGrid {
         self.output.is_none() && self.merged.is_none() && self.job.is_done() && self.shard.is_some_and(|s| s.index == 0)
     }
 
+    /// From now on each unit waits until its runs' weights are handed in
+    /// ([`PageGrid::set_trained`], trained on the GPU) or it is marked for
+    /// the CPU ([`PageGrid::train_here`]); [`PageGrid::wanted_unit`] says which.
+    pub fn train_elsewhere(&mut self) {
+        self.external = true;
+    }
+
+    /// The unit the study waits for (see [`PageGrid::train_elsewhere`]).
+    pub fn wanted_unit(&self) -> Option<usize> {
+        let u = self.job.next_unit().filter(|_| self.external)?;
+        (!self.handed.iter().any(|(h, _)| *h == u)).then_some(u)
+    }
+
+    /// Unit `unit`'s runs trained elsewhere: every run's weights, run after
+    /// run (`UnitJob::replicas`' order), as one flat list. Errors if they do not fit.
+    pub fn set_trained(&mut self, unit: usize, weights: &[f64]) -> Result<(), String> {
+        let grid = self.job.grid();
+        let runs = 2 * grid.spec.seeds;
+        let p = weights.len() / runs;
+        if unit >= grid.units() || p == 0 || weights.len() != runs * p {
+            return Err(format!("unit {unit}: expected the weights of {runs} runs, got {} numbers", weights.len()));
+        }
+        self.handed.push((unit, Some(weights.chunks_exact(p).map(<[f64]>::to_vec).collect())));
+        Ok(())
+    }
+
+    /// Unit `unit` trains here (the GPU cannot train it, or failed).
+    pub fn train_here(&mut self, unit: usize) {
+        self.handed.push((unit, None));
+    }
+
     /// Merges every shard's runs in unit order once all are in; returns whether they are.
     fn merge_if_ready(&mut self) -> Result<bool, String> {
         if self.merged.is_none() {
@@ -161,7 +177,13 @@ impl PageGrid {
         let start = now();
         while self.output.is_none() {
             let t0 = now();
-            if !self.job.is_done() {
+            if let Some(u) = self.job.next_unit().filter(|_| self.external) {
+                let Some(at) = self.handed.iter().position(|(h, _)| *h == u) else {
+                    break; // waiting for the unit's weights
+                };
+                let (_, weights) = self.handed.swap_remove(at);
+                self.job.start_next_unit(weights)?;
+            } else if !self.job.is_done() {
                 self.job.advance(STEPS_PER_PIECE);
             } else if self.shard.is_some_and(|s| s.index > 0) {
                 // Another shard's part: its runs (`part_numbers`) go to shard 0.

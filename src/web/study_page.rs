@@ -72,6 +72,31 @@ impl GridStudy {
         self.grid.part_numbers()
     }
 
+    /// From now on each unit is trained on the GPU (`setTrained`) or marked
+    /// for the CPU (`trainHere`) before it starts; `wantedUnit` says which.
+    #[wasm_bindgen(js_name = trainElsewhere)]
+    pub fn train_elsewhere(&mut self) {
+        self.grid.train_elsewhere();
+    }
+
+    /// The unit the study waits for (after `trainElsewhere`), or -1.
+    #[wasm_bindgen(js_name = wantedUnit)]
+    pub fn wanted_unit(&self) -> i32 {
+        self.grid.wanted_unit().map_or(-1, |u| u as i32)
+    }
+
+    /// Unit `unit`'s runs' final weights (the GPU module's `gridUnit`), run after run.
+    #[wasm_bindgen(js_name = setTrained)]
+    pub fn set_trained(&mut self, unit: u32, weights: &[f64]) -> Result<(), JsError> {
+        self.grid.set_trained(unit as usize, weights).map_err(|e| JsError::new(&e))
+    }
+
+    /// Unit `unit` trains on the CPU here.
+    #[wasm_bindgen(js_name = trainHere)]
+    pub fn train_here(&mut self, unit: u32) {
+        self.grid.train_here(unit as usize);
+    }
+
     /// Whether this shard's own runs are done and it waits for the other shards' parts.
     #[wasm_bindgen(js_name = isWaiting)]
     pub fn is_waiting(&self) -> bool {

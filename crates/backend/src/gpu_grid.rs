@@ -55,6 +55,22 @@ fn unsupported(unit: &UnitJob, replicas: &[Replica]) -> Option<String> {
 }
 
 impl GpuBackend {
+    /// Trains unit `u` of `grid` on the replica kernels and returns every
+    /// run's final weights in run order (`UnitJob::replicas`), for
+    /// `UnitJob::with_trained`; `GpuError::Unsupported` says why a unit must
+    /// train on the CPU instead.
+    pub async fn train_grid_unit(&self, grid: &Grid, u: usize) -> Result<Vec<Vec<f64>>, GpuError> {
+        let unit = UnitJob::new(grid, u);
+        let replicas = unit.replicas();
+        if let Some(why) = unsupported(&unit, &replicas) {
+            return Err(GpuError::Unsupported(why));
+        }
+        let (mlp, splits, batch_size, steps) = unit.training();
+        let mut trainer = ReplicaTrainer::new(self.context(), mlp, &splits.train, batch_size, &replicas)?;
+        trainer.train(steps).await?;
+        trainer.params().await
+    }
+
     /// Trains and measures every unit of `grid` (see the module docs), calling
     /// `progress(done, units)` after each; the statistics as `Grid::run`'s.
     /// A GPU failure other than an unsupported unit ends it with the error
@@ -65,20 +81,10 @@ impl GpuBackend {
         let (mut gpu_units, mut notices) = (0, Vec::new());
         for u in 0..units {
             let unit = UnitJob::new(grid, u);
-            let replicas = unit.replicas();
-            let trained = match unsupported(&unit, &replicas) {
-                Some(why) => Err(why),
-                None => {
-                    let (mlp, splits, batch_size, steps) = unit.training();
-                    match ReplicaTrainer::new(self.context(), mlp, &splits.train, batch_size, &replicas) {
-                        Ok(mut trainer) => {
-                            trainer.train(steps).await?;
-                            Ok(trainer.params().await?)
-                        }
-                        Err(GpuError::Unsupported(why)) => Err(why),
-                        Err(e) => return Err(e),
-                    }
-                }
+            let trained = match self.train_grid_unit(grid, u).await {
+                Ok(params) => Ok(params),
+                Err(GpuError::Unsupported(why)) => Err(why),
+                Err(e) => return Err(e),
             };
             let mut job = match trained {
                 Ok(params) => {

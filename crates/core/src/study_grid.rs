@@ -139,6 +139,43 @@ pub fn fast_study_sharpness() -> SharpnessSettings {
     SharpnessSettings { spectrum: false, lanczos_steps: 20, exact_trace: true, ..study_sharpness() }
 }
 
+/// The study panel's grid: the page's settings (`settings_query`, a URL
+/// query), `axes` as the panel writes them, `data_seeds` x `seeds`, the
+/// settings' steps or, for a number `until_train_loss`, the matched-loss rule
+/// checked every `check_every` steps; the page's measures. The study module
+/// and the GPU module both build it from the same inputs. Errors name what is
+/// wrong, including a grid over [`PAGE_MAX_PAIRS`].
+pub fn page_grid(
+    settings_query: &str,
+    axes: &str,
+    data_seeds: usize,
+    seeds: usize,
+    until_train_loss: f64,
+    check_every: usize,
+) -> Result<Grid, String> {
+    let pairs = crate::settings::parse_query(settings_query);
+    let (base, errors) = crate::settings::config_from_settings(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    if let Some(e) = errors.first() {
+        return Err(e.to_string());
+    }
+    let stop = if until_train_loss.is_nan() {
+        StopRule::Steps
+    } else {
+        StopRule::TrainLoss { target: until_train_loss, check_every }
+    };
+    let mut spec = GridSpec::with_axes(base, axes, data_seeds, seeds, stop).map_err(|e| e.to_string())?;
+    spec.sharpness = fast_study_sharpness();
+    let grid = Grid::new(spec).map_err(|e| e.to_string())?;
+    if grid.pairs() > PAGE_MAX_PAIRS {
+        return Err(format!(
+            "grid: {} pairs (cells x data draws x seeds) is more than the page's {PAGE_MAX_PAIRS}; use the CLI \
+             (flatminima study --vary ...) for bigger grids",
+            grid.pairs()
+        ));
+    }
+    Ok(grid)
+}
+
 /// One cell: the training axes' values and the config they give.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Cell {
@@ -436,6 +473,31 @@ impl GridJob {
             self.done += 1;
         }
         self.is_done()
+    }
+
+    /// The unit the next [`GridJob::advance`] starts, when none is under way.
+    pub fn next_unit(&self) -> Option<usize> {
+        self.unit.is_none().then(|| self.units.get(self.done).copied()).flatten()
+    }
+
+    /// Starts the next unit with its runs trained elsewhere (`params`, see
+    /// [`UnitJob::with_trained`]), or trained here for None. Errors (and
+    /// starts nothing) when the weights do not fit the unit's runs, or the
+    /// unit stops at a target loss (only a step-by-step trainer can run it).
+    pub fn start_next_unit(&mut self, params: Option<Vec<Vec<f64>>>) -> Result<(), String> {
+        let Some(u) = self.next_unit() else { return Ok(()) };
+        let unit = UnitJob::new(&self.grid, u);
+        self.unit = Some(match params {
+            Some(p) => {
+                let (runs, n) = (2 * self.grid.spec.seeds, unit.training().0.num_params());
+                if p.len() != runs || p.iter().any(|w| w.len() != n) || unit.stops_at_a_loss() {
+                    return Err(format!("unit {u}: the trained weights do not fit its {runs} runs of {n} parameters"));
+                }
+                unit.with_trained(p)
+            }
+            None => unit,
+        });
+        Ok(())
     }
 
     /// Whether every unit of the grid has been trained and measured.
