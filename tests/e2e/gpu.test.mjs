@@ -135,6 +135,12 @@ describe("with WebGPU (SwiftShader)", () => {
     assert.deepEqual([g.training.gpu_units, g.training.cpu_units], [2, 2], JSON.stringify(g.training));
     assert.match(g.training.notices.join(" "), /Adam/);
     assert.equal(c.training, undefined, "the CPU element trains every run itself");
+    // The panel says where the runs were trained, and why some were not on the GPU.
+    const said = await poll(async () => {
+      const t = await page.evaluate(() => document.querySelector("#s0").shadowRoot.querySelector(".fm-grid-warnings").textContent);
+      return /2 of 4 units .* trained on the GPU/.test(t) && /Some units were trained on the CPU: .*Adam/.test(t) && t;
+    }, { ms: 10_000, what: "the panel's note on the GPU training" });
+    assert.ok(said);
     assert.equal(g.runs.length, c.runs.length);
     g.runs.forEach((r, i) => {
       const q = c.runs[i];
