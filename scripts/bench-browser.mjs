@@ -27,7 +27,8 @@
 // (50 steps on a software adapter, 1000 on a hardware one). Then the study panel's grid study,
 // issue 11's target: 256 runs per side (64 data draws x 4 seeds) of the reference net, 1000 steps,
 // 256 points, every per-run measure, on the CPU in the worker (target <= 10 s), with the longest
-// piece of work the worker did in one go and the main thread's long tasks meanwhile.
+// piece of work the worker did in one go and the main thread's long tasks meanwhile; with --webgpu
+// also trained on the GPU replica kernels (on a software adapter 16 draws x 4 seeds x 50 steps).
 // --two-workers: issue 10's question, measured in bench.html: the two sides of a pair trained by
 // one worker in turns (as the page does) and by two workers, one side each, in parallel (the
 // core's step loop only), for the reference net and the 6x64 full-batch net: steps/s per side.
@@ -183,10 +184,38 @@ async function studyFigures(context, url) {
     const r = await el.study({ dataSeeds: 64, seeds: 4 });
     const ev = r.stats.evaluations[0];
     const tau = ev.tau.find((t) => t.predictor === "lambda_max" && t.target === "ood_acc" && t.mode === "raw");
-    return { runs: r.runs.length, ms: r.ms, longest_piece_ms: r.longest_piece_ms, verdict: ev.verdict, tau, long_tasks: window.__longTasks.slice() };
+    const measures = r.spec.sharpness.spectrum ? "dense spectrum" : `lambda_max by ${r.spec.sharpness.lanczos_steps} Lanczos steps, ${r.spec.sharpness.exact_trace ? "exact trace (Hessian diagonal)" : "Hutchinson trace"}`;
+    return { runs: r.runs.length, ms: r.ms, longest_piece_ms: r.longest_piece_ms, workers: r.workers, helper_longest_piece_ms: r.helper_longest_piece_ms, measures, verdict: ev.verdict, tau, long_tasks: window.__longTasks.slice() };
   }), 600_000, "the grid study");
   runs.push({ backend: "cpu", grid: true, ...g });
   await page.close();
+  if (args.webgpu) {
+    // The same grid study trained on the GPU's replica kernels (measured on the CPU): on a software
+    // adapter 64 pairs x 50 steps (a CPU emulation is slow; figures for comparison only), on a
+    // hardware one the full study.
+    const gp = await context.newPage();
+    await gp.goto(`${url}index.html?backend=gpu&landscape=off&points=256&steps=1000`, { waitUntil: "load" });
+    const ready = await gp.waitForFunction(() => {
+      const el = document.querySelector("flatminima-sandbox");
+      const m = el && el.metrics && el.metrics();
+      const badge = el && el.shadowRoot.querySelector(".fm-backend").textContent;
+      return m && (m.backend === "gpu" || badge.startsWith("CPU (")) && badge;
+    }, null, { timeout: 30_000 }).then((h) => h.jsonValue());
+    if (ready !== "GPU") runs.push({ backend: "gpu", grid: true, error: `no GPU backend (${ready})` });
+    else {
+      const software = await gp.evaluate(() => navigator.gpu.requestAdapter().then((a) => !!(a && a.info && a.info.isFallbackAdapter)));
+      const [draws, steps] = software ? [16, 50] : [64, 1000];
+      if (software) await gp.evaluate(() => document.querySelector("flatminima-sandbox").setAttribute("steps", "50"));
+      const r = await withTimeout(gp.evaluate(async (draws) => {
+        const el = document.querySelector("flatminima-sandbox");
+        await el.pause();
+        const r = await el.study({ dataSeeds: draws, seeds: 4 });
+        return { runs: r.runs.length, ms: r.ms, training: r.training, verdict: r.stats.evaluations[0].verdict };
+      }, draws), 600_000, "the GPU grid study");
+      runs.push({ backend: "gpu", grid: true, software, steps, ...r });
+    }
+    await gp.close();
+  }
   return runs;
 }
 
@@ -394,8 +423,13 @@ async function main() {
       line("GPU kernels", "n/a", `  ${G ? G.error : "no navigator.gpu"}`);
     }
     for (const r of study || []) {
+      if (r.grid && r.backend === "gpu") {
+        if (r.error) line("grid study (study panel), GPU", "n/a", `  ${r.error}`);
+        else line("grid study (study panel), GPU", fmt(r.ms / 1000, 1) + " s", `  ${r.runs} runs, ${r.steps} steps, 256 points${r.software ? " (software adapter: for comparison only)" : ""}; units trained on the GPU ${r.training.gpu_units}, on the CPU ${r.training.cpu_units}; measures on the CPU${r.software ? "" : mark(r.ms <= 1_000)}`);
+        continue;
+      }
       if (r.grid) {
-        line("grid study (study panel), CPU", fmt(r.ms / 1000, 1) + " s", `  ${r.runs} runs (256 per side), 1000 steps, 256 points, all measures; longest worker piece ${fmt(r.longest_piece_ms, 1)} ms; main-thread long tasks ${r.long_tasks.length}${mark(r.ms <= 10_000)}`);
+        line("grid study (study panel), CPU", fmt(r.ms / 1000, 1) + " s", `  ${r.runs} runs (256 per side), 1000 steps, 256 points, all measures (${r.measures}); ${r.workers} worker(s); longest piece in the element's worker ${fmt(r.longest_piece_ms, 1)} ms${r.workers > 1 ? ` (in the study helper ${fmt(r.helper_longest_piece_ms, 1)} ms)` : ""}; main-thread long tasks ${r.long_tasks.length}${mark(r.ms <= 10_000)}`);
         console.log(`      tau(lambda_max, OOD acc) = ${fmt(r.tau.tau, 3)} [${fmt(r.tau.lo, 3)}, ${fmt(r.tau.hi, 3)}]; ${r.verdict}`);
         continue;
       }

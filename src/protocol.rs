@@ -456,6 +456,68 @@ pub enum Export {
     Curves,
 }
 
+/// The element's worker -> its study helper (`www/flatminima-study-helper.js`,
+/// a second worker on a second core): train shard `index` of `count` of a grid
+/// study's units and answer with their runs.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[cfg_attr(target_arch = "wasm32", derive(Tsify))]
+#[serde(rename_all = "camelCase")]
+pub struct StudyHelperRequest {
+    /// The page's settings as a URL query.
+    pub query: String,
+    /// The study's axes, `lr=0.01,0.1; batch-size=8,32` ("" for none).
+    pub axes: String,
+    /// Data draws.
+    pub data_seeds: u32,
+    /// Init/batch-order seeds per draw.
+    pub seeds: u32,
+    /// The matched-loss target, or null for fixed steps.
+    pub until_train_loss: Option<f64>,
+    /// Steps between two checks of the train loss.
+    pub check_every: u32,
+    /// The shard, from 0.
+    pub index: u32,
+    /// Shards in all.
+    pub count: u32,
+}
+
+/// The study helper -> the element's worker.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[cfg_attr(target_arch = "wasm32", derive(Tsify))]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum StudyHelperMessage {
+    /// How far its shard is.
+    Progress {
+        /// Done, from 0 to 1.
+        progress: f64,
+        /// Its shard's runs done.
+        runs: u32,
+        /// Its shard's runs in all.
+        total: u32,
+        /// Its longest piece so far (ms).
+        longest: f64,
+    },
+    /// Its shard's runs as plain numbers (`GridStudy.partRuns`, for `GridStudy.addPart`).
+    Done {
+        /// The shard.
+        index: u32,
+        /// The runs, `RunResult::to_numbers` each, moved with the message.
+        #[cfg_attr(target_arch = "wasm32", tsify(type = "Float64Array"))]
+        numbers: Vec<f64>,
+        /// Its shard's runs done.
+        runs: u32,
+        /// Its shard's runs in all.
+        total: u32,
+        /// Its longest piece (ms).
+        longest: f64,
+    },
+    /// Why it stopped.
+    Error {
+        /// What happened.
+        message: String,
+    },
+}
+
 /// Which set a point of the student's own joins.
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq)]
 #[cfg_attr(target_arch = "wasm32", derive(Tsify))]

@@ -30,12 +30,17 @@ use flatminima::train::predict_proba;
 mod adapter;
 
 /// One GPU backend for the whole file, or None (with a printed reason) where there is no adapter.
-fn gpu() -> Option<Backend> {
+fn gpu_backend() -> Option<GpuBackend> {
     static GPU: OnceLock<Option<GpuBackend>> = OnceLock::new();
     let gpu =
         GPU.get_or_init(|| adapter::device("GPU backend tests", block_on(GpuBackend::open()), GpuBackend::description));
-    // A fresh Backend each time: its own notices and fallback state over the shared device.
-    gpu.clone().map(Backend::gpu)
+    gpu.clone()
+}
+
+/// [`gpu_backend`] as a `Backend`: a fresh one each time, with its own notices
+/// and fallback state over the shared device.
+fn gpu() -> Option<Backend> {
+    gpu_backend().map(Backend::gpu)
 }
 
 fn mlp(hidden: &[usize], activation: Activation, classes: usize) -> Mlp {
@@ -271,4 +276,78 @@ fn gpu_failures_in_a_call_fall_back_to_the_cpu_for_that_call() {
     assert!(notices[0].contains("loss surface") && notices[0].contains("7 hidden layers"), "{notices:?}");
     // Refusals are per call: the backend stays on the GPU.
     assert_eq!(gpu.name(), "gpu");
+}
+
+/// A grid study trained on the GPU's replica kernels and measured on the CPU
+/// (`GpuBackend::run_grid`) against the same study on the CPU: every run's
+/// steps and flags equal, losses within f32 rounding of 80 steps, every
+/// measure close; the Adam cell and the matched-loss rule fall back to the
+/// CPU with a notice, and those runs are the CPU's bit for bit.
+#[test]
+fn a_grid_study_trained_on_the_gpu_agrees_with_the_cpu() {
+    use flatminima::settings::apply_settings;
+    use flatminima::study_grid::{fast_study_sharpness, parse_axes, GridSpec, StopRule};
+    let Some(gpu) = gpu_backend() else { return };
+    let base = apply_settings(
+        &RunConfig::default(),
+        [("points", "100"), ("hidden", "8,8"), ("steps", "80"), ("batch-size", "16"), ("seed", "4")],
+    )
+    .unwrap();
+    let mut spec = GridSpec::new(base, 2, 2);
+    spec.axes = parse_axes("lr=0.05,0.2; optimizer=sgd,adam").unwrap();
+    spec.sharpness = fast_study_sharpness();
+    let grid = flatminima::study_grid::Grid::new(spec.clone()).unwrap();
+    let mut calls = 0;
+    let on_gpu = block_on(gpu.run_grid(&grid, |done, all| {
+        calls += 1;
+        assert!(done <= all);
+    }))
+    .unwrap();
+    let on_cpu = grid.run(None, |_, _| {});
+    assert_eq!(calls, grid.units());
+    assert_eq!((on_gpu.gpu_units, on_gpu.units), (4, 8), "the SGD/SAM cells' units on the GPU");
+    assert_eq!(on_gpu.notices.len(), 2, "{:?}", on_gpu.notices);
+    assert!(on_gpu.notices.iter().all(|n| n.contains("optimizer=adam") && n.contains("Adam")), "{:?}", on_gpu.notices);
+    let (g, c) = (&on_gpu.output.runs, &on_cpu.runs);
+    assert_eq!(g.len(), c.len());
+    for (g, c) in g.iter().zip(c) {
+        let what = format!("cell {} draw {} seed {} side {}", c.cell, c.draw, c.seed_index, c.side);
+        assert_eq!(
+            (g.cell, g.draw, g.seed_index, g.side, g.steps, g.diverged),
+            (c.cell, c.draw, c.seed_index, c.side, c.steps, c.diverged),
+            "{what}"
+        );
+        if on_gpu.output.cells[c.cell].settings.iter().any(|(_, v)| v == "adam") {
+            assert_eq!(serde_json::to_string(g).unwrap(), serde_json::to_string(c).unwrap(), "{what}: CPU fallback");
+            continue;
+        }
+        assert!(!c.diverged && c.train_acc > 0.6, "{what}: a study that trains");
+        for (gv, cv, name) in [
+            (g.train_loss, c.train_loss, "train loss"),
+            (g.id_loss, c.id_loss, "ID loss"),
+            (g.ood[0].loss, c.ood[0].loss, "OOD loss"),
+        ] {
+            assert_close(gv, cv, 1e-3, 1e-6, &format!("{what}: {name}"));
+        }
+        for (gv, cv) in [(g.train_acc, c.train_acc), (g.id_acc, c.id_acc), (g.ood[0].acc, c.ood[0].acc)] {
+            assert_close(gv, cv, 0.0, 0.03, &format!("{what}: accuracy"));
+        }
+        let (gs, cs) = (&g.sharpness, &c.sharpness);
+        assert_close(g.param_norm, c.param_norm, 1e-4, 1e-6, &format!("{what}: norm"));
+        assert_close(gs.lambda_max, cs.lambda_max, 1e-2, 1e-6, &format!("{what}: lambda_max"));
+        assert_close(gs.trace, cs.trace, 1e-2, 1e-6, &format!("{what}: trace"));
+        assert_close(gs.rho_sharpness, cs.rho_sharpness, 2e-2, 1e-6, &format!("{what}: rho-sharpness"));
+    }
+    // The matched-loss rule is the CPU's for every unit, with the notice.
+    let matched = flatminima::study_grid::Grid::new(GridSpec {
+        stop: StopRule::TrainLoss { target: 0.3, check_every: 10 },
+        axes: vec![],
+        ..spec
+    })
+    .unwrap();
+    let out = block_on(gpu.run_grid(&matched, |_, _| {})).unwrap();
+    assert_eq!(out.gpu_units, 0);
+    assert!(out.notices[0].contains("matched-loss"), "{:?}", out.notices);
+    let cpu = matched.run(None, |_, _| {});
+    assert_eq!(serde_json::to_string(&out.output).unwrap(), serde_json::to_string(&cpu).unwrap());
 }

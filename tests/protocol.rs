@@ -156,6 +156,37 @@ fn every_reply_round_trips_through_json() {
     assert!(seen.iter().all(|&s| s), "a reply variant has no example: {seen:?}");
 }
 
+/// The study helper's messages (a second channel, worker to worker).
+#[test]
+fn the_study_helper_messages_round_trip() {
+    let request = StudyHelperRequest {
+        query: "lr=0.1".into(),
+        axes: "rho=0.05,0.2".into(),
+        data_seeds: 4,
+        seeds: 2,
+        until_train_loss: None,
+        check_every: 25,
+        index: 1,
+        count: 2,
+    };
+    let js = json!({"query": "lr=0.1", "axes": "rho=0.05,0.2", "dataSeeds": 4, "seeds": 2, "untilTrainLoss": null,
+                    "checkEvery": 25, "index": 1, "count": 2});
+    assert_eq!(serde_json::to_value(&request).unwrap(), js);
+    assert_eq!(serde_json::from_value::<StudyHelperRequest>(js).unwrap(), request);
+    for m in [
+        StudyHelperMessage::Progress { progress: 0.5, runs: 8, total: 16, longest: 3.5 },
+        StudyHelperMessage::Done { index: 1, numbers: vec![0.25, 1.0], runs: 16, total: 16, longest: 4.0 },
+        StudyHelperMessage::Error { message: "panicked".into() },
+    ] {
+        let text = serde_json::to_string(&m).unwrap();
+        assert_eq!(serde_json::from_str::<StudyHelperMessage>(&text).unwrap(), m, "{text}");
+    }
+    assert_eq!(
+        serde_json::to_value(StudyHelperMessage::Error { message: "x".into() }).unwrap(),
+        json!({"type": "error", "message": "x"})
+    );
+}
+
 /// The shapes the JavaScript writes (literals copied from www/flatminima-sandbox.js and
 /// www/flatminima-worker.js) read as the variants they mean, and write back the same.
 #[test]

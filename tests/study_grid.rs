@@ -343,32 +343,83 @@ fn a_grid_job_in_small_pieces_equals_the_whole_study() {
 }
 
 /// The page's grid study (`tests/web.rs`) must give this native JSON byte for
-/// byte. `FLATMINIMA_UPDATE_FIXTURES=1` rewrites it (say why in the commit).
+/// byte, with the page's measures and with the dense spectrum's.
+/// `FLATMINIMA_UPDATE_FIXTURES=1` rewrites them (say why in the commit).
 #[test]
-fn the_identity_fixture_is_what_the_core_computes_natively() {
-    let pairs = flatminima::settings::parse_query(study_identity::QUERY);
-    let (base, errors) =
-        flatminima::settings::config_from_settings(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-    assert!(errors.is_empty(), "{errors:?}");
-    let stop =
-        StopRule::TrainLoss { target: study_identity::UNTIL_TRAIN_LOSS, check_every: study_identity::CHECK_EVERY };
-    let spec = GridSpec::with_axes(base, study_identity::AXES, study_identity::DATA_SEEDS, study_identity::SEEDS, stop)
-        .unwrap();
-    let out = Grid::new(spec).unwrap().run(None, |_, _| {});
-    let stats = out.stats.as_ref().unwrap();
-    // Both outcomes of the matched-loss rule occur, so both code paths are pinned.
-    let reached: Vec<bool> = out.runs.iter().filter_map(|r| r.reached_target).collect();
-    assert!(reached.contains(&true) && reached.contains(&false), "{reached:?}");
-    assert!(stats.evaluations[0].tau.iter().any(|t| t.mode == "matched"));
-    // The page writes it through serde_json::Value (src/web/sandbox/offload.rs: to_json).
-    let text = serde_json::to_value(&out).unwrap().to_string();
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/study_grid_identity.json");
-    if std::env::var_os("FLATMINIMA_UPDATE_FIXTURES").is_some() {
-        std::fs::write(path, &text).unwrap();
+fn the_identity_fixtures_are_what_the_core_computes_natively() {
+    for (exact, name, fixture) in [
+        (false, "study_grid_identity.json", study_identity::FIXTURE),
+        (true, "study_grid_identity_exact.json", study_identity::FIXTURE_EXACT),
+    ] {
+        let out = Grid::new(study_identity::spec(exact)).unwrap().run(None, |_, _| {});
+        let stats = out.stats.as_ref().unwrap();
+        // Both outcomes of the matched-loss rule occur, so both code paths are pinned.
+        let reached: Vec<bool> = out.runs.iter().filter_map(|r| r.reached_target).collect();
+        assert!(reached.contains(&true) && reached.contains(&false), "{reached:?}");
+        assert!(stats.evaluations[0].tau.iter().any(|t| t.mode == "matched"));
+        // The page's measures: Lanczos lambda_max and the diagonal's exact trace; else the spectrum's.
+        assert!(out.runs.iter().all(|r| r.sharpness.trace_exact && r.sharpness.lambda_max_exact == exact));
+        // The page writes it through serde_json::Value (src/web/grid_study.rs).
+        let text = serde_json::to_value(&out).unwrap().to_string();
+        let path = format!("{}/tests/data/{name}", env!("CARGO_MANIFEST_DIR"));
+        if std::env::var_os("FLATMINIMA_UPDATE_FIXTURES").is_some() {
+            std::fs::write(&path, &text).unwrap();
+        }
+        assert_eq!(
+            text,
+            fixture.trim_end(),
+            "{name}: rerun with FLATMINIMA_UPDATE_FIXTURES=1 if this change is intended"
+        );
     }
-    assert_eq!(
-        text,
-        study_identity::FIXTURE.trim_end(),
-        "rerun with FLATMINIMA_UPDATE_FIXTURES=1 if this change is intended"
-    );
+}
+
+/// The page's measures against the dense spectrum's on the same runs: the
+/// same training, every loss-based measure equal, lambda_max by Lanczos within
+/// 1e-9 of the exact one and the trace from the diagonal within 1e-12.
+#[test]
+fn the_page_s_measures_agree_with_the_dense_spectrum() {
+    let fast = Grid::new(study_identity::spec(false)).unwrap().run(None, |_, _| {});
+    let exact = Grid::new(study_identity::spec(true)).unwrap().run(None, |_, _| {});
+    assert_eq!(fast.runs.len(), exact.runs.len());
+    for (f, e) in fast.runs.iter().zip(&exact.runs) {
+        assert_eq!((f.steps, f.train_loss, f.ood.clone()), (e.steps, e.train_loss, e.ood.clone()));
+        let (f, e) = (&f.sharpness, &e.sharpness);
+        assert_eq!(
+            (f.rho_sharpness, f.adaptive_sharpness, f.average_sharpness),
+            (e.rho_sharpness, e.adaptive_sharpness, e.average_sharpness)
+        );
+        assert!(
+            (f.lambda_max - e.lambda_max).abs() <= 1e-9 * e.lambda_max.abs(),
+            "{} vs {}",
+            f.lambda_max,
+            e.lambda_max
+        );
+        assert!((f.trace - e.trace).abs() <= 1e-12 * e.trace.abs().max(1.0), "{} vs {}", f.trace, e.trace);
+        assert_eq!(f.trace_std_error, 0.0);
+    }
+}
+
+/// The page's second worker hands its runs over as numbers: every run comes
+/// back with the same bits (the JSON of both is the same bytes), NaN and
+/// matched-loss flags included.
+#[test]
+fn runs_survive_the_trip_through_plain_numbers() {
+    let out = Grid::new(study_identity::spec(false)).unwrap().run(None, |_, _| {});
+    let e = out.evaluations.len();
+    let mut numbers = Vec::new();
+    for r in &out.runs {
+        r.to_numbers(&mut numbers);
+    }
+    assert_eq!(numbers.len(), out.runs.len() * RunResult::numbers_len(e));
+    let back: Vec<RunResult> =
+        numbers.chunks_exact(RunResult::numbers_len(e)).map(|n| RunResult::from_numbers(n, e).unwrap()).collect();
+    assert_eq!(serde_json::to_string(&back).unwrap(), serde_json::to_string(&out.runs).unwrap());
+    let mut nan = out.runs[0].clone();
+    (nan.train_loss, nan.sharpness.lambda_max, nan.diverged, nan.seed) = (f64::NAN, f64::NAN, true, u64::MAX - 5);
+    let mut n = Vec::new();
+    nan.to_numbers(&mut n);
+    let again = RunResult::from_numbers(&n, e).unwrap();
+    assert!(again.train_loss.is_nan() && again.sharpness.lambda_max.is_nan() && again.diverged);
+    assert_eq!(again.seed, u64::MAX - 5);
+    assert!(RunResult::from_numbers(&n[1..], e).is_err(), "a short run is refused");
 }

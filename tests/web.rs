@@ -659,7 +659,7 @@ fn the_page_s_grid_study_equals_the_native_one_byte_for_byte() {
     };
     let (mut calls, mut last) = (0, 0.0);
     while last < 1.0 {
-        let p = grid.advance(1.0, now);
+        let p = grid.advance(1.0, now).unwrap();
         assert!(p >= last && p <= 1.0, "progress {last} -> {p}");
         assert_eq!(grid.result_json().is_some(), p >= 1.0);
         last = p;
@@ -762,4 +762,85 @@ fn rescaling_a_side_keeps_its_function_clears_its_optimiser_and_is_measured() {
     let mut relu = Sandbox::from_settings("activation=relu", 1);
     assert!(relu.rescale_start(1, 2, 2.0).contains("no next layer"), "the output layer has none to compensate");
     assert!(relu.rescale_start(1, 0, -1.0).contains("positive"));
+}
+
+/// Two shards (one per worker), shard 0 merging shard 1's JSON: the same
+/// bytes as one worker's study.
+#[wasm_bindgen_test]
+fn the_page_s_grid_study_in_two_shards_equals_the_native_one_byte_for_byte() {
+    use flatminima::study_grid::Shard;
+    use flatminima::web::grid_study::PageGrid;
+    use study_identity as id;
+    let shard = |index| {
+        PageGrid::sharded(
+            id::QUERY,
+            id::AXES,
+            id::DATA_SEEDS,
+            id::SEEDS,
+            id::UNTIL_TRAIN_LOSS,
+            id::CHECK_EVERY,
+            Some(Shard { index, count: 2 }),
+        )
+        .unwrap()
+    };
+    let clock = std::cell::Cell::new(0.0);
+    let now = || {
+        clock.set(clock.get() + 1.0);
+        clock.get()
+    };
+    let (mut first, mut second) = (shard(0), shard(1));
+    while second.advance(5.0, now).unwrap() < 1.0 {}
+    let part = second.part_numbers().expect("shard 1 is done");
+    // Shard 0 does its own units, then waits for shard 1's.
+    while !first.is_waiting() {
+        assert!(first.advance(5.0, now).unwrap() < 1.0);
+        assert!(first.add_part(0, &part).is_err(), "not a second shard 0");
+    }
+    assert!(first.advance(5.0, now).unwrap() < 1.0 && first.result_json().is_none(), "it waits");
+    assert!(first.add_part(1, &part[1..]).is_err(), "not whole runs");
+    first.add_part(1, &part).unwrap();
+    assert!(first.add_part(1, &part).unwrap_err().contains("twice"));
+    while first.advance(5.0, now).unwrap() < 1.0 {}
+    assert!(first.result_json().unwrap() == id::FIXTURE.trim_end(), "two shards differ from one study");
+}
+
+/// Units trained elsewhere (the GPU module): the study waits for each unit in
+/// turn; units marked for the CPU give the one-worker study's bytes, and
+/// weights that do not fit are refused by name.
+#[wasm_bindgen_test]
+fn a_grid_study_waits_for_units_trained_elsewhere() {
+    use flatminima::web::grid_study::PageGrid;
+    use study_identity as id;
+    let mut grid =
+        PageGrid::new(id::QUERY, id::AXES, id::DATA_SEEDS, id::SEEDS, id::UNTIL_TRAIN_LOSS, id::CHECK_EVERY).unwrap();
+    grid.train_elsewhere();
+    let clock = std::cell::Cell::new(0.0);
+    let now = || {
+        clock.set(clock.get() + 1.0);
+        clock.get()
+    };
+    let mut expected = 0;
+    while grid.advance(5.0, now).unwrap() < 1.0 {
+        if let Some(u) = grid.wanted_unit() {
+            assert_eq!(u, expected, "units in order");
+            assert!(grid.set_trained(u, &[0.5; 7]).unwrap_err().contains("weights"), "not whole runs");
+            // This grid stops at a target loss: weights trained elsewhere do not fit it.
+            grid.set_trained(u, &vec![0.1; 4 * 354]).unwrap();
+            assert!(grid.advance(5.0, now).unwrap_err().contains("do not fit"));
+            grid.train_here(u);
+            expected += 1;
+        }
+    }
+    assert_eq!(expected, 4, "every (cell, draw) unit was asked for (2 lr x 2 draws)");
+    assert!(grid.result_json().unwrap() == id::FIXTURE.trim_end(), "units trained here give the one-worker bytes");
+}
+
+/// The CLI's default measures (the dense Hessian and its eigenvalues) give
+/// the native bits in wasm too (the page's own measures are checked above).
+#[wasm_bindgen_test]
+fn a_grid_study_with_the_dense_spectrum_equals_the_native_one_byte_for_byte() {
+    use flatminima::study_grid::Grid;
+    let out = Grid::new(study_identity::spec(true)).unwrap().run(None, |_, _| {});
+    let got = serde_json::to_value(&out).unwrap().to_string();
+    assert!(got == study_identity::FIXTURE_EXACT.trim_end(), "wasm differs from the native study (dense spectrum)");
 }

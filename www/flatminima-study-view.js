@@ -150,6 +150,10 @@ export function renderGrid(e, out, palette) {
   const diverged = out.stats.diverged[0] + out.stats.diverged[1];
   const rest = out.stats.warnings.filter((w) => w !== underfit);
   if (diverged) rest.push(`${diverged} runs diverged (${out.stats.diverged[0]} left, ${out.stats.diverged[1]} right) and are not plotted`);
+  // Where the runs were trained, on the GPU backend (f32 training; the measures on the CPU).
+  const t = out.training;
+  if (t && t.gpu_units) rest.push(`${t.gpu_units} of ${t.gpu_units + t.cpu_units} units (cell × data draw) trained on the GPU (f32; the measures on the CPU)`);
+  if (t) rest.push(...t.notices.map((n) => `Some units were ${n}`));
   e.gridWarnings.replaceChildren(...rest.map((w) => Object.assign(document.createElement("li"), { textContent: w })));
 }
 

@@ -89,8 +89,17 @@ let lastTrainAt = 0;
 const stepJobs = [];
 /** @type {{id: number, replicas: number, steps: number, started: boolean, note?: string} | null} */
 let study = null;
-/** The grid study under way: its request id, start time, last progress message, and the study module's GridStudy (null while that loads). */
-/** @type {{id: number, started: number, told: number, study: any} | null} */
+/**
+ * The grid study under way: its request id, start time, last progress message, the study module's
+ * GridStudy (null while that loads; shard 0 of `shards`), and the study helper training shard 1
+ * on a second core (its last progress message; done once its runs were added).
+ * @typedef {{runs: number, total: number, longest: number, progress: number, done: boolean}} HelperState
+ * With the GPU backend active, the GPU module trains each unit's runs (`gpuTrain`) and the
+ * study module measures them.
+ * @typedef {{busy: boolean, gpuUnits: number, cpuUnits: number, notices: string[]}} GpuTrainState
+ * @type {{id: number, started: number, told: number, study: any, shards: number, helper: Worker | null, waiting: boolean,
+ *   helperState: HelperState, request: import("./protocol.js").StudyHelperRequest, gpuTrain: GpuTrainState | null} | null}
+ */
 let grid = null;
 const last = { boundary: -Infinity, curves: -Infinity, landscape: -Infinity, frame: -Infinity };
 /** Time (ms) spent on the views and on everything, decayed so that the share follows the recent past. */
@@ -519,7 +528,7 @@ function tick() {
   } else {
     draw(start, viewsDue());
     turn = 0;
-    if (stepJobs.length || (playing && view.speed === "max") || (study && !gpu) || grid?.study) wake();
+    if (stepJobs.length || (playing && view.speed === "max") || (study && !gpu) || (grid?.study && !grid.waiting)) wake();
     else if (playing) sleep(FRAME_MS / 2);
     else if (busy || dirty.boundary || dirty.curves || (dirty.landscape && view.landscape && view.visible)) sleep(busy ? 0 : FRAME_MS);
   }
@@ -815,8 +824,15 @@ function cancelStudy() {
 
 // ---------------------------------------------------------------------------
 // Grid studies (the study panel): on the CPU, a slice per tick, in bounded pieces, in
-// the study module (www/pkg-study), loaded when the first one starts. (The GPU replica
+// the study module (www/pkg-study), loaded when the first one starts. With two cores or
+// more the study is split in two shards of its (cell, data draw) units: this worker trains
+// shard 0 between its other work, a study helper (www/flatminima-study-helper.js, a worker
+// of its own) trains shard 1 and sends its runs, and shard 0 merges them in unit order and
+// computes the statistics: the same JSON as one worker's (tests/web.rs). (The GPU replica
 // kernels are not used for them: see the README.)
+
+/** Shards of a grid study: one per core, at most two (this worker and one helper). */
+const GRID_SHARDS = Math.min(2, Math.max(1, (typeof navigator !== "undefined" && navigator.hardwareConcurrency) || 1));
 
 /** @type {Promise<any> | null} the study module's GridStudy class */
 let studyModule = null;
@@ -828,7 +844,15 @@ function startGrid(m) {
   cancelGrid("the study was replaced by a newer one");
   // The study module builds the run from the same settings as the sandbox's.
   const query = sb.settingsQuery();
-  const mine = { id: m.id, started: performance.now(), told: performance.now(), study: null };
+  // On the GPU the kernels train, this worker measures: one shard.
+  const shards = gpu ? 1 : GRID_SHARDS;
+  const request = { query, axes: m.axes, dataSeeds: m.dataSeeds, seeds: m.seeds, untilTrainLoss: m.untilTrainLoss, checkEvery: m.checkEvery, index: 1, count: shards };
+  /** @type {NonNullable<typeof grid>} */
+  const mine = {
+    id: m.id, started: performance.now(), told: performance.now(), study: null, shards, helper: null, waiting: false,
+    helperState: { runs: 0, total: 0, longest: 0, progress: 0, done: shards < 2 }, request,
+    gpuTrain: gpu ? { busy: false, gpuUnits: 0, cpuUnits: 0, notices: [] } : null,
+  };
   grid = mine;
   send({ type: "grid", progress: 0, runs: 0, total: 0 });
   studyModule ??= (async () => {
@@ -842,12 +866,14 @@ function startGrid(m) {
   studyModule.then((GridStudy) => {
     if (grid !== mine) return;
     try {
-      mine.study = new GridStudy(query, m.axes, m.dataSeeds, m.seeds, m.untilTrainLoss ?? NaN, m.checkEvery);
+      mine.study = new GridStudy(query, m.axes, m.dataSeeds, m.seeds, m.untilTrainLoss ?? NaN, m.checkEvery, 0, shards);
     } catch (e) {
       grid = null;
       send({ type: "reply", id: m.id, error: errorText(e), name: "RangeError" });
       return;
     }
+    if (mine.gpuTrain) mine.study.trainElsewhere();
+    if (shards > 1) startHelper(mine, request);
     wake();
   }, (e) => {
     if (grid !== mine) return;
@@ -856,23 +882,129 @@ function startGrid(m) {
   });
 }
 
+/**
+ * Starts the study helper on shard `r.index` of the study `g`: its progress joins this
+ * worker's, its runs go to shard 0 (`addPart`); a failure fails the study.
+ * @param {NonNullable<typeof grid>} g
+ * @param {import("./protocol.js").StudyHelperRequest} r
+ */
+function startHelper(g, r) {
+  /** @param {string} why */
+  const fail = (why) => {
+    if (grid !== g) return;
+    cancelGrid(`the study's second worker failed: ${why}`, "Error");
+  };
+  let helper;
+  try {
+    helper = new Worker(new URL("./flatminima-study-helper.js", import.meta.url), { type: "module" });
+  } catch (e) {
+    fail(errorText(e));
+    return;
+  }
+  g.helper = helper;
+  helper.onerror = (e) => fail(e.message || "it could not start");
+  /** @param {MessageEvent<import("./protocol.js").StudyHelperMessage>} e */
+  helper.onmessage = (e) => {
+    const h = e.data;
+    if (grid !== g) return;
+    if (h.type === "error") return fail(h.message);
+    Object.assign(g.helperState, { runs: h.runs, total: h.total, longest: h.longest, progress: h.type === "done" ? 1 : h.progress });
+    if (h.type === "done") {
+      try {
+        g.study.addPart(h.index, h.numbers);
+      } catch (err) {
+        return fail(errorText(err));
+      }
+      g.helperState.done = true;
+      g.waiting = false;
+      helper.terminate();
+      g.helper = null;
+    }
+    wake();
+  };
+  helper.postMessage(r);
+}
+
+/**
+ * The GPU module trains unit `u` of the study `g`; its weights go to the study module, which
+ * measures them. A unit the kernels cannot train (or a GPU failure) trains on the CPU, with a
+ * notice in the result (`training`).
+ * @param {NonNullable<typeof grid>} g
+ * @param {number} u
+ */
+function trainUnitOnGpu(g, u) {
+  const t = /** @type {GpuTrainState} */ (g.gpuTrain);
+  const r = g.request;
+  /** @param {string} why */
+  const onCpu = (why) => {
+    g.study.trainHere(u);
+    t.cpuUnits++;
+    const notice = `trained on the CPU: ${why}`;
+    if (!t.notices.includes(notice)) t.notices.push(notice);
+  };
+  if (!gpu) {
+    onCpu("the GPU backend is no longer active");
+    return;
+  }
+  t.busy = true;
+  gpu.gridUnit(r.query, r.axes, r.dataSeeds, r.seeds, r.untilTrainLoss ?? NaN, r.checkEvery, u).then(
+    (/** @type {Float64Array} */ weights) => {
+      if (grid !== g) return;
+      try {
+        g.study.setTrained(u, weights);
+        t.gpuUnits++;
+      } catch (e) {
+        onCpu(errorText(e));
+      }
+    },
+    (/** @type {unknown} */ e) => {
+      if (grid !== g) return;
+      onCpu(errorText(e).replace(/^unsupported: /, "the GPU kernels do not implement "));
+    },
+  ).finally(() => {
+    t.busy = false;
+    g.waiting = false;
+    wake();
+  });
+}
+
 /** One slice of the grid study; returns whether one is under way. */
 function gridWork() {
   if (!grid) return false;
   if (!grid.study) return false; // the module is loading: its arrival wakes the scheduler
   const g = grid;
+  if (g.waiting) return false; // the helper's runs or the GPU's weights wake the scheduler
+  if (g.gpuTrain) {
+    const u = g.study.wantedUnit();
+    if (u >= 0) {
+      if (!g.gpuTrain.busy) trainUnitOnGpu(g, u);
+      if (g.gpuTrain.busy) {
+        g.waiting = true;
+        return false;
+      }
+    }
+  }
   let progress, counts;
   try {
     progress = g.study.advance(GRID_SLICE_MS);
     counts = g.study.counts();
+    g.waiting = !g.helperState.done && g.study.isWaiting();
   } catch (e) {
     // A crash in the study module fails the study; the element goes on.
     grid = null;
     studyModule = null;
+    g.helper?.terminate();
     send({ type: "reply", id: g.id, error: `the study crashed: ${studyCrash() || errorText(e)}` });
     return false;
   }
-  const [runs, total, longest] = counts;
+  // Both shards' runs. (The helper's longest piece is reported apart: it runs without
+  // pauses and delays no message, since Cancel terminates it.)
+  const h = g.helperState;
+  const [runs, total, longest] = [counts[0] + h.runs, counts[1] + h.total, counts[2]];
+  if (g.shards > 1 && progress < 1) {
+    // Each shard's training and measures are 0.97 of its progress; shard 0's statistics the rest.
+    progress = (Math.min(progress, 0.97) + Math.min(h.progress, 0.97)) / 2 + Math.max(0, progress - 0.97);
+  }
   const now = performance.now();
   if (progress < 1 && now - g.told < GRID_PROGRESS_EVERY_MS) return true;
   g.told = now;
@@ -881,6 +1013,10 @@ function gridWork() {
     const result = JSON.parse(g.study.resultJson());
     result.ms = now - g.started;
     result.longest_piece_ms = longest;
+    result.workers = g.shards;
+    // Where the runs were trained: on the GPU (f32; the measures on the CPU) or the CPU.
+    if (g.gpuTrain) result.training = { gpu_units: g.gpuTrain.gpuUnits, cpu_units: g.gpuTrain.cpuUnits, notices: g.gpuTrain.notices };
+    result.helper_longest_piece_ms = g.shards > 1 ? h.longest : null;
     grid = null;
     g.study.free();
     send({ type: "reply", id: g.id, value: result });
@@ -888,13 +1024,18 @@ function gridWork() {
   return true;
 }
 
-/** The Cancel button, a newer study or new runs end the grid study under way. */
-function cancelGrid(why) {
+/**
+ * The Cancel button, a newer study or new runs end the grid study under way (its helper too).
+ * @param {string} why
+ * @param {string} [name] the error's name: AbortError for a cancelled study
+ */
+function cancelGrid(why, name = "AbortError") {
   if (!grid) return;
-  const { id, study } = grid;
+  const { id, study, helper } = grid;
   grid = null;
+  helper?.terminate();
   study?.free();
-  send({ type: "reply", id, error: why, name: "AbortError" });
+  send({ type: "reply", id, error: why, name });
 }
 
 // ---------------------------------------------------------------------------

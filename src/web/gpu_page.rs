@@ -15,6 +15,7 @@ use crate::gpu::GpuError;
 use crate::requests::{BoundaryRequest, SurfaceRequest};
 use crate::settings::parse_query;
 use crate::study::Study;
+use crate::study_grid::page_grid;
 
 use super::now_ms;
 
@@ -87,6 +88,49 @@ impl GpuKernels {
             .map_err(|e| JsError::new(&e.to_string()))?;
             let answer = gpu.run_study(&study, now_ms).await.map_err(js_error)?;
             Ok(serde_json::to_string(&answer).expect("answers serialise").into())
+        })
+    }
+}
+
+#[wasm_bindgen]
+impl GpuKernels {
+    /// Trains unit `unit` of the study panel's grid (the same inputs as the
+    /// study module's `GridStudy`, so the same grid: `study_grid::page_grid`)
+    /// on the replica kernels and resolves to every run's final weights, run
+    /// after run, for the study module's `setTrained`. Rejects with
+    /// "unsupported: ..." for a unit the kernels cannot train (the study
+    /// module trains it on the CPU), or the GPU's error.
+    #[wasm_bindgen(js_name = gridUnit)]
+    #[allow(clippy::too_many_arguments)]
+    pub fn grid_unit(
+        &self,
+        settings_query: String,
+        axes: String,
+        data_seeds: u32,
+        seeds: u32,
+        until_train_loss: f64,
+        check_every: u32,
+        unit: u32,
+    ) -> js_sys::Promise {
+        let gpu = self.gpu.clone();
+        future_to_promise(async move {
+            let grid = page_grid(
+                &settings_query,
+                &axes,
+                data_seeds as usize,
+                seeds as usize,
+                until_train_loss,
+                check_every as usize,
+            )
+            .map_err(|e| JsError::new(&e))?;
+            if unit as usize >= grid.units() {
+                return Err(JsError::new(&format!("unit {unit}: the grid has {} units", grid.units())).into());
+            }
+            match gpu.train_grid_unit(&grid, unit as usize).await {
+                Ok(weights) => Ok(js_sys::Float64Array::from(&weights.concat()[..]).into()),
+                Err(GpuError::Unsupported(why)) => Err(JsError::new(&format!("unsupported: {why}")).into()),
+                Err(e) => Err(js_error(e).into()),
+            }
         })
     }
 }

@@ -8,6 +8,7 @@ use wasm_bindgen::prelude::*;
 
 use super::grid_study::PageGrid;
 use super::{install_panic_hook, performance};
+use crate::study_grid::Shard;
 
 /// A grid study for the worker (see `grid_study.rs`).
 #[wasm_bindgen]
@@ -18,10 +19,12 @@ pub struct GridStudy {
 
 #[wasm_bindgen]
 impl GridStudy {
-    /// Starts a study of `settingsQuery`'s settings (see `PageGrid::new`);
-    /// `untilTrainLoss` NaN for the settings' steps. Throws a message naming
-    /// what is wrong.
+    /// Starts a study of `settingsQuery`'s settings (see `PageGrid::sharded`);
+    /// `untilTrainLoss` NaN for the settings' steps; shard `shardIndex` of
+    /// `shardCount` of its units (one worker each; count 1 for the whole
+    /// study). Throws a message naming what is wrong.
     #[wasm_bindgen(constructor)]
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         settings_query: &str,
         axes: &str,
@@ -29,24 +32,75 @@ impl GridStudy {
         seeds: u32,
         until_train_loss: f64,
         check_every: u32,
+        shard_index: u32,
+        shard_count: u32,
     ) -> Result<GridStudy, JsError> {
         install_panic_hook();
-        let grid = PageGrid::new(
+        let shard = (shard_count > 1 && shard_index < shard_count)
+            .then_some(Shard { index: shard_index as usize, count: shard_count as usize });
+        let grid = PageGrid::sharded(
             settings_query,
             axes,
             data_seeds as usize,
             seeds as usize,
             until_train_loss,
             check_every as usize,
+            shard,
         )
         .map_err(|e| JsError::new(&e))?;
         Ok(GridStudy { grid, clock: performance() })
     }
 
-    /// Works for about `budgetMs`; returns the progress in [0, 1].
-    pub fn advance(&mut self, budget_ms: f64) -> f64 {
+    /// Works for about `budgetMs`; returns the progress in [0, 1]. Shard 0
+    /// returns at once while it waits for the other shards (`isWaiting`).
+    pub fn advance(&mut self, budget_ms: f64) -> Result<f64, JsError> {
         let clock = self.clock.clone();
-        self.grid.advance(budget_ms, move || clock.as_ref().map_or_else(js_sys::Date::now, |p| p.now()))
+        self.grid
+            .advance(budget_ms, move || clock.as_ref().map_or_else(js_sys::Date::now, |p| p.now()))
+            .map_err(|e| JsError::new(&e))
+    }
+
+    /// Shard 0: shard `index`'s finished runs (its `partRuns`). Throws if they do not fit.
+    #[wasm_bindgen(js_name = addPart)]
+    pub fn add_part(&mut self, index: u32, runs: &[f64]) -> Result<(), JsError> {
+        self.grid.add_part(index as usize, runs).map_err(|e| JsError::new(&e))
+    }
+
+    /// Another shard, once its progress is 1: its runs as numbers (for shard 0's `addPart`).
+    #[wasm_bindgen(js_name = partRuns)]
+    pub fn part_runs(&self) -> Option<Vec<f64>> {
+        self.grid.part_numbers()
+    }
+
+    /// From now on each unit is trained on the GPU (`setTrained`) or marked
+    /// for the CPU (`trainHere`) before it starts; `wantedUnit` says which.
+    #[wasm_bindgen(js_name = trainElsewhere)]
+    pub fn train_elsewhere(&mut self) {
+        self.grid.train_elsewhere();
+    }
+
+    /// The unit the study waits for (after `trainElsewhere`), or -1.
+    #[wasm_bindgen(js_name = wantedUnit)]
+    pub fn wanted_unit(&self) -> i32 {
+        self.grid.wanted_unit().map_or(-1, |u| u as i32)
+    }
+
+    /// Unit `unit`'s runs' final weights (the GPU module's `gridUnit`), run after run.
+    #[wasm_bindgen(js_name = setTrained)]
+    pub fn set_trained(&mut self, unit: u32, weights: &[f64]) -> Result<(), JsError> {
+        self.grid.set_trained(unit as usize, weights).map_err(|e| JsError::new(&e))
+    }
+
+    /// Unit `unit` trains on the CPU here.
+    #[wasm_bindgen(js_name = trainHere)]
+    pub fn train_here(&mut self, unit: u32) {
+        self.grid.train_here(unit as usize);
+    }
+
+    /// Whether this shard's own runs are done and it waits for the other shards' parts.
+    #[wasm_bindgen(js_name = isWaiting)]
+    pub fn is_waiting(&self) -> bool {
+        self.grid.is_waiting()
     }
 
     /// `[runs done, runs in all, longest piece so far in ms]`.

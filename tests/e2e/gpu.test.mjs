@@ -124,6 +124,38 @@ describe("with WebGPU (SwiftShader)", () => {
     assert.deepEqual(problems, [], "console errors or page errors");
   });
 
+  test("backend=gpu: a grid study trains on the replica kernels, measures on the CPU, and matches the CPU element", { timeout: 150_000 }, async () => {
+    const settings = { points: "64", hidden: "8,8", steps: "30", "batch-size": "16" };
+    const { page, problems } = await open(env, [{ backend: "gpu", ...settings }, { backend: "cpu", ...settings }]);
+    await poll(async () => (await metrics(page, "#s0")).backend === "gpu", { ms: 30_000, what: "backend=gpu" });
+    const grid = (sel) => page.evaluate((sel) => document.querySelector(sel).study({ axes: "optimizer=sgd,adam", dataSeeds: 2, seeds: 2 }), sel);
+    const g = await withTimeout(grid("#s0"), 90_000, "the GPU grid study");
+    const c = await withTimeout(grid("#s1"), 60_000, "the CPU grid study");
+    // The SGD/SAM cell's 2 units on the GPU; Adam's on the CPU, with the reason.
+    assert.deepEqual([g.training.gpu_units, g.training.cpu_units], [2, 2], JSON.stringify(g.training));
+    assert.match(g.training.notices.join(" "), /Adam/);
+    assert.equal(c.training, undefined, "the CPU element trains every run itself");
+    // The panel says where the runs were trained, and why some were not on the GPU.
+    const said = await poll(async () => {
+      const t = await page.evaluate(() => document.querySelector("#s0").shadowRoot.querySelector(".fm-grid-warnings").textContent);
+      return /2 of 4 units .* trained on the GPU/.test(t) && /Some units were trained on the CPU: .*Adam/.test(t) && t;
+    }, { ms: 10_000, what: "the panel's note on the GPU training" });
+    assert.ok(said);
+    assert.equal(g.runs.length, c.runs.length);
+    g.runs.forEach((r, i) => {
+      const q = c.runs[i];
+      assert.deepEqual([r.cell, r.draw, r.seed_index, r.side, r.steps], [q.cell, q.draw, q.seed_index, q.side, q.steps]);
+      if (g.cells[r.cell].settings.some(([, v]) => v === "adam")) {
+        assert.deepEqual(r, q, `run ${i}: the CPU fallback is the CPU's run`);
+      } else {
+        assert.ok(Math.abs(r.train_loss - q.train_loss) <= 1e-3 * Math.abs(q.train_loss) + 1e-6, `run ${i}: train loss ${r.train_loss} vs ${q.train_loss}`);
+        assert.ok(Math.abs(r.lambda_max - q.lambda_max) <= 2e-2 * Math.abs(q.lambda_max) + 1e-6, `run ${i}: lambda_max ${r.lambda_max} vs ${q.lambda_max}`);
+      }
+    });
+    await page.close();
+    assert.deepEqual(problems, [], "console errors or page errors");
+  });
+
   test("backend=auto passes a software adapter over, and says why", { timeout: 60_000 }, async () => {
     const { page, problems, gpuModule } = await open(env, [{}]);
     const text = await poll(async () => {

@@ -29,6 +29,7 @@
 
 pub mod gpu;
 mod gpu_backend;
+mod gpu_grid;
 mod gpu_requests;
 
 use std::fmt;
@@ -39,6 +40,7 @@ use std::sync::{Arc, Mutex};
 use serde::{Deserialize, Serialize};
 
 pub use self::gpu_backend::GpuBackend;
+pub use self::gpu_grid::GridOnGpu;
 use crate::gpu::GpuError;
 pub use flatminima_core::cpu::{CpuBackend, ModelRef};
 use flatminima_core::data::{Dataset, Splits};

@@ -37,7 +37,7 @@ impl BackendArgs {
 /// invalid or not set" when probed without that variable (containers, CI, ssh
 /// sessions); nothing is wrong, so give them a directory rather than alarm the
 /// user. Runs before wgpu starts any thread.
-fn quiet_mesa() {
+pub fn quiet_mesa() {
     if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
         // SAFETY: called from the CLI's main thread before any other thread exists.
         #[allow(unused_unsafe)]

@@ -8,8 +8,9 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::Args;
-use flatminima_backend::BackendChoice;
-use flatminima_core::study_grid::{Axis, Grid, GridSpec, Shard, StopRule, StudyOutput};
+use flatminima_backend::gpu::block_on;
+use flatminima_backend::{BackendChoice, GpuBackend};
+use flatminima_core::study_grid::{fast_study_sharpness, Axis, Grid, GridSpec, Shard, StopRule, StudyOutput};
 use flatminima_core::study_stats::{format_p, PairedMeasure, TARGETS};
 
 use super::report::config_summary;
@@ -40,6 +41,12 @@ pub struct GridArgs {
     /// With --until-train-loss: steps between two checks of the training loss
     #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub check_every: u64,
+    /// How lambda_max and the Hessian trace are taken: `exact` from the dense Hessian's spectrum
+    /// (where the net has at most 2048 parameters), or `fast` as the page's study panel does
+    /// (lambda_max by 20 Lanczos steps, the exact trace from the Hessian's diagonal; about half
+    /// the time per run of the reference net) [default: exact]
+    #[arg(long, value_name = "exact|fast", value_parser = ["exact", "fast"])]
+    pub measures: Option<String>,
     /// Every run's measures as CSV (one row per run and OOD evaluation)
     #[arg(long, value_name = "FILE")]
     pub csv: Option<PathBuf>,
@@ -59,6 +66,7 @@ impl GridArgs {
             || self.seeds.is_some()
             || self.until_train_loss.is_some()
             || self.csv.is_some()
+            || self.measures.is_some()
             || self.shard.is_some()
             || !self.merge.is_empty()
     }
@@ -94,8 +102,9 @@ pub fn run(args: StudyArgs) -> Result<(), Failure> {
     if !g.merge.is_empty() {
         return merge(&args);
     }
-    if args.backend.backend != BackendChoice::Auto {
-        eprintln!("notice: a grid study trains on the CPU (f64, reproducible bit for bit); --backend is ignored");
+    let on_gpu = args.backend.backend == BackendChoice::Gpu;
+    if args.backend.backend == BackendChoice::Cpu || (on_gpu && g.shard.is_some()) {
+        eprintln!("notice: a grid study trains on the CPU (f64, reproducible bit for bit) unless --backend gpu (without --shard)");
     }
     let mut base = args.config.load()?;
     if let Some(steps) = args.steps {
@@ -108,6 +117,9 @@ pub fn run(args: StudyArgs) -> Result<(), Failure> {
     let seeds = g.seeds.or(args.replicas.map(u64::from)).unwrap_or(1) as usize;
     let mut spec = GridSpec::new(base, g.data_seeds.unwrap_or(1) as usize, seeds);
     spec.axes = axes;
+    if g.measures.as_deref() == Some("fast") {
+        spec.sharpness = fast_study_sharpness();
+    }
     if let Some(target) = g.until_train_loss {
         spec.stop = StopRule::TrainLoss { target, check_every: g.check_every as usize };
     }
@@ -117,14 +129,46 @@ pub fn run(args: StudyArgs) -> Result<(), Failure> {
     }
     let start = Instant::now();
     let mut last_report = Instant::now();
-    let output = grid.run(g.shard, |done, total| {
+    let mut report = |done: usize, total: usize| {
         if last_report.elapsed().as_secs_f64() >= 5.0 || done == total {
             eprintln!("progress: {done}/{total} units (cell x data draw), {:.0} s", start.elapsed().as_secs_f64());
             last_report = Instant::now();
         }
-    });
+    };
+    let on_gpu = if on_gpu && g.shard.is_none() { train_on_gpu(&grid, &mut report) } else { None };
+    let output = match on_gpu {
+        Some(output) => output,
+        None => grid.run(g.shard, report),
+    };
     let seconds = start.elapsed().as_secs_f64();
     finish(&args, &grid, &output, Some(seconds))
+}
+
+/// `--backend gpu`: the runs trained on the GPU's replica kernels and measured
+/// on the CPU (`GpuBackend::run_grid`); None, with a notice, where there is no
+/// GPU or it fails (the caller trains on the CPU).
+fn train_on_gpu(grid: &Grid, progress: &mut impl FnMut(usize, usize)) -> Option<StudyOutput> {
+    super::backend::quiet_mesa();
+    let result = match block_on(GpuBackend::open()) {
+        Ok(gpu) => {
+            eprintln!("backend: {} (training; the measures on the CPU)", gpu.description());
+            block_on(gpu.run_grid(grid, progress))
+        }
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(done) => {
+            for notice in &done.notices {
+                eprintln!("notice: {notice}");
+            }
+            eprintln!("backend: {} of {} units trained on the GPU (f32)", done.gpu_units, done.units);
+            Some(done.output)
+        }
+        Err(e) => {
+            eprintln!("notice: the GPU failed ({e}); the study trains on the CPU");
+            None
+        }
+    }
 }
 
 fn merge(args: &StudyArgs) -> Result<(), Failure> {
@@ -138,7 +182,8 @@ fn merge(args: &StudyArgs) -> Result<(), Failure> {
         || g.grid.is_some()
         || g.data_seeds.is_some()
         || g.seeds.is_some()
-        || g.until_train_loss.is_some();
+        || g.until_train_loss.is_some()
+        || g.measures.is_some();
     if settings_given {
         return Err(Failure::bad_input(
             "--merge takes the shard files (and --out, --csv) only: the study's settings are in them",

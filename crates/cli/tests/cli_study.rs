@@ -123,3 +123,38 @@ fn bad_grid_input_is_refused_with_exit_code_2() {
         assert!(stderr(&o).contains(expected), "{args:?}: {}", stderr(&o));
     }
 }
+
+/// `--measures fast` is the page's study panel's (lambda_max by Lanczos, the
+/// exact trace from the Hessian's diagonal), recorded in the spec; the default
+/// is the dense spectrum. The training and the loss-based measures are the same.
+#[test]
+fn fast_measures_are_recorded_and_agree_with_the_dense_spectrum() {
+    let run = |extra: &[&str], name: &str| {
+        let out = scratch(name);
+        let mut args = GRID.to_vec();
+        args.push("1");
+        args.extend(extra);
+        args.extend(["--out", out.to_str().unwrap()]);
+        let o = flatminima(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        serde_json::from_slice::<serde_json::Value>(&std::fs::read(&out).unwrap()).unwrap()
+    };
+    let (exact, fast) = (run(&[], "exact.json"), run(&["--measures", "fast"], "fast.json"));
+    assert_eq!(fast["spec"]["sharpness"]["lanczos_steps"], 20);
+    assert_eq!(fast["spec"]["sharpness"]["exact_trace"], true);
+    assert_eq!(fast["spec"]["sharpness"]["spectrum"], false);
+    assert!(exact["spec"]["sharpness"].get("lanczos_steps").is_none(), "the default's JSON is unchanged");
+    let runs = |v: &serde_json::Value| v["runs"].as_array().unwrap().clone();
+    for (e, f) in runs(&exact).iter().zip(&runs(&fast)) {
+        assert_eq!((&e["train_loss"], &e["rho_sharpness"]), (&f["train_loss"], &f["rho_sharpness"]));
+        assert_eq!((e["trace_exact"].as_bool(), f["trace_exact"].as_bool()), (Some(true), Some(true)));
+        let close = |k: &str| {
+            let (a, b) = (e[k].as_f64().unwrap(), f[k].as_f64().unwrap());
+            assert!((a - b).abs() <= 1e-9 * a.abs().max(1e-12), "{k}: {a} vs {b}");
+        };
+        close("lambda_max");
+        close("trace");
+    }
+    let o = flatminima(&["study", "--measures", "slow"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+}

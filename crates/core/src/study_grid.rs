@@ -31,7 +31,7 @@ use crate::job::Job;
 use crate::pair::Pair;
 use crate::settings::{apply_settings, SETTINGS};
 use crate::sharpness::{SharpnessJob, SharpnessReport, SharpnessSettings};
-use crate::study::{ReplicaRun, Study};
+use crate::study::{Replica, ReplicaRun, Study};
 
 /// Version tag of a study's JSON (the unsharded output, a shard, a merge).
 pub const STUDY_FORMAT: &str = "flatminima-study-grid/1";
@@ -126,6 +126,54 @@ pub fn study_sharpness() -> SharpnessSettings {
         adaptive_rho: 10.0 * DEFAULT_RHO,
         ..SharpnessSettings::quick()
     }
+}
+
+/// The study panel's measures: those of [`study_sharpness`] but for lambda_max
+/// by 20 Lanczos steps (the reference net's to ~1e-15, measured against the
+/// dense spectrum: `crates/core/benches/study.rs`) and the exact trace from the
+/// Hessian's diagonal, without the dense Hessian and its eigenvalues (which
+/// took most of a study's time: ~15 ms of ~30 ms per run natively). The spec
+/// records the settings, so `flatminima study --measures fast` gives the
+/// page's numbers.
+pub fn fast_study_sharpness() -> SharpnessSettings {
+    SharpnessSettings { spectrum: false, lanczos_steps: 20, exact_trace: true, ..study_sharpness() }
+}
+
+/// The study panel's grid: the page's settings (`settings_query`, a URL
+/// query), `axes` as the panel writes them, `data_seeds` x `seeds`, the
+/// settings' steps or, for a number `until_train_loss`, the matched-loss rule
+/// checked every `check_every` steps; the page's measures. The study module
+/// and the GPU module both build it from the same inputs. Errors name what is
+/// wrong, including a grid over [`PAGE_MAX_PAIRS`].
+pub fn page_grid(
+    settings_query: &str,
+    axes: &str,
+    data_seeds: usize,
+    seeds: usize,
+    until_train_loss: f64,
+    check_every: usize,
+) -> Result<Grid, String> {
+    let pairs = crate::settings::parse_query(settings_query);
+    let (base, errors) = crate::settings::config_from_settings(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    if let Some(e) = errors.first() {
+        return Err(e.to_string());
+    }
+    let stop = if until_train_loss.is_nan() {
+        StopRule::Steps
+    } else {
+        StopRule::TrainLoss { target: until_train_loss, check_every }
+    };
+    let mut spec = GridSpec::with_axes(base, axes, data_seeds, seeds, stop).map_err(|e| e.to_string())?;
+    spec.sharpness = fast_study_sharpness();
+    let grid = Grid::new(spec).map_err(|e| e.to_string())?;
+    if grid.pairs() > PAGE_MAX_PAIRS {
+        return Err(format!(
+            "grid: {} pairs (cells x data draws x seeds) is more than the page's {PAGE_MAX_PAIRS}; use the CLI \
+             (flatminima study --vary ...) for bigger grids",
+            grid.pairs()
+        ));
+    }
+    Ok(grid)
 }
 
 /// One cell: the training axes' values and the config they give.
@@ -289,7 +337,9 @@ impl Grid {
         self.output_with(shard, runs, stats)
     }
 
-    fn output_with(
+    /// The output of `runs` (this shard's, or all of them for None) with
+    /// statistics computed elsewhere (a `StatsJob` spread over many calls).
+    pub fn output_with(
         &self,
         shard: Option<Shard>,
         runs: Vec<RunResult>,
@@ -317,6 +367,13 @@ impl Grid {
     /// Joins the shards of one study into the output one unsharded run gives.
     /// Errors say which shard is missing, repeated or from another study.
     pub fn merge(parts: Vec<StudyOutput>) -> Result<StudyOutput, ConfigError> {
+        let (grid, runs) = Grid::merge_runs(parts)?;
+        Ok(grid.output(None, runs))
+    }
+
+    /// [`Grid::merge`] without the statistics: the study's grid and all its
+    /// runs in unit order, checked (the page computes the statistics in pieces).
+    pub fn merge_runs(parts: Vec<StudyOutput>) -> Result<(Grid, Vec<RunResult>), ConfigError> {
         let Some(first) = parts.first() else {
             return Err(ConfigError::new("merge", "needs the shard files of one study"));
         };
@@ -375,7 +432,7 @@ impl Grid {
                 ));
             }
         }
-        Ok(grid.output(None, runs))
+        Ok((grid, runs))
     }
 }
 
@@ -416,6 +473,31 @@ impl GridJob {
             self.done += 1;
         }
         self.is_done()
+    }
+
+    /// The unit the next [`GridJob::advance`] starts, when none is under way.
+    pub fn next_unit(&self) -> Option<usize> {
+        self.unit.is_none().then(|| self.units.get(self.done).copied()).flatten()
+    }
+
+    /// Starts the next unit with its runs trained elsewhere (`params`, see
+    /// [`UnitJob::with_trained`]), or trained here for None. Errors (and
+    /// starts nothing) when the weights do not fit the unit's runs, or the
+    /// unit stops at a target loss (only a step-by-step trainer can run it).
+    pub fn start_next_unit(&mut self, params: Option<Vec<Vec<f64>>>) -> Result<(), String> {
+        let Some(u) = self.next_unit() else { return Ok(()) };
+        let unit = UnitJob::new(&self.grid, u);
+        self.unit = Some(match params {
+            Some(p) => {
+                let (runs, n) = (2 * self.grid.spec.seeds, unit.training().0.num_params());
+                if p.len() != runs || p.iter().any(|w| w.len() != n) || unit.stops_at_a_loss() {
+                    return Err(format!("unit {u}: the trained weights do not fit its {runs} runs of {n} parameters"));
+                }
+                unit.with_trained(p)
+            }
+            None => unit,
+        });
+        Ok(())
     }
 
     /// Whether every unit of the grid has been trained and measured.
@@ -477,6 +559,9 @@ pub struct UnitJob {
     next: usize,
     phase: Phase,
     runs: Vec<RunResult>,
+    /// Parameters trained elsewhere (the GPU's replica kernels), one per run
+    /// in run order: measured instead of trained.
+    trained: Option<Vec<Vec<f64>>>,
 }
 
 /// Where a [`UnitJob`]'s current run is. (One per job, moved once per piece:
@@ -524,7 +609,42 @@ impl UnitJob {
             next: 0,
             phase: Phase::Idle,
             runs: Vec::with_capacity(2 * grid.spec.seeds),
+            trained: None,
         }
+    }
+
+    /// Every run of the unit as a [`Replica`] (both sides' configs, initial
+    /// weights and batch-order seed), in run order: seed index j's left, then
+    /// right. What another trainer (the GPU's) needs to train them.
+    pub fn replicas(&self) -> Vec<Replica> {
+        (0..2 * self.study.seeds.len()).map(|i| self.study.replica(&self.mlp, i % 2, i / 2)).collect()
+    }
+
+    /// The unit's network (shapes only), training data, batch size and steps per run.
+    pub fn training(&self) -> (&crate::model::Mlp, &Arc<crate::data::Splits>, usize, usize) {
+        (&self.mlp, &self.study.splits, self.study.batch_size, self.steps)
+    }
+
+    /// The unit's runs, once [`UnitJob::advance`] has returned true (with their underfit flags).
+    pub fn into_runs(self) -> Vec<RunResult> {
+        self.runs
+    }
+
+    /// Whether the unit stops at a target loss (then only a step-by-step trainer can run it).
+    pub fn stops_at_a_loss(&self) -> bool {
+        matches!(self.stop, StopRule::TrainLoss { .. })
+    }
+
+    /// The unit with its runs trained elsewhere: `params[i]` are run i's
+    /// weights after the unit's steps (run order as [`UnitJob::replicas`]);
+    /// each is evaluated and measured as a run trained here would be (its
+    /// divergence judged from the loss at its initial weights, as here). For
+    /// fixed steps only; panics on another number of runs.
+    pub fn with_trained(mut self, params: Vec<Vec<f64>>) -> UnitJob {
+        assert_eq!(params.len(), 2 * self.study.seeds.len(), "one set of weights per run");
+        assert!(!self.stops_at_a_loss(), "runs trained elsewhere have fixed steps");
+        self.trained = Some(params);
+        self
     }
 
     /// One piece (see [`UnitJob`]); returns whether the unit is done.
@@ -537,7 +657,13 @@ impl UnitJob {
             }
             let (j, side) = (self.next / 2, self.next % 2);
             let replica = self.study.replica(&self.mlp, side, j);
-            let run = ReplicaRun::new(&replica, &self.mlp, &self.study.splits, self.study.batch_size);
+            let mut run = ReplicaRun::new(&replica, &self.mlp, &self.study.splits, self.study.batch_size);
+            if let Some(trained) = &mut self.trained {
+                // Trained elsewhere: its final weights, its steps taken.
+                let r = run.run_mut();
+                r.params = std::mem::take(&mut trained[self.next]);
+                r.step = self.steps;
+            }
             self.phase = Phase::Training { run, seed: replica.seed, reached: None };
         }
         let at = [self.cell, self.draw, self.next / 2, self.next % 2];
@@ -796,6 +922,72 @@ impl RunResult {
     /// The OOD result of evaluation `e`.
     pub fn ood(&self, e: usize) -> OodResult {
         self.ood[e]
+    }
+
+    /// Numbers per run with `evaluations` OOD sets in [`RunResult::to_numbers`].
+    pub fn numbers_len(evaluations: usize) -> usize {
+        27 + 3 * evaluations
+    }
+
+    /// The run as plain numbers, appended to `out`: how the page's second
+    /// worker hands its runs over without JSON (whose parser would double the
+    /// study module). Every f64 keeps its bits; counts are exact below 2^53;
+    /// the u64 seeds go as two 32-bit halves. [`RunResult::from_numbers`] reads it back.
+    pub fn to_numbers(&self, out: &mut Vec<f64>) {
+        let halves = |x: u64| [(x >> 32) as f64, (x & 0xffff_ffff) as f64];
+        let flag = |b: bool| if b { 1.0 } else { 0.0 };
+        let s = &self.sharpness;
+        out.extend([self.cell as f64, self.draw as f64, self.seed_index as f64, self.side as f64]);
+        out.extend(halves(self.data_seed));
+        out.extend(halves(self.seed));
+        out.extend([self.steps as f64, self.reached_target.map_or(-1.0, flag)]);
+        out.extend([self.train_loss, self.train_acc, self.id_loss, self.id_acc, self.param_norm]);
+        out.extend([s.lambda_max, flag(s.lambda_max_exact), s.trace, s.trace_std_error, flag(s.trace_exact)]);
+        out.extend([s.eps_sharpness, s.rho_sharpness, s.adaptive_sharpness, s.average_sharpness, s.average_std_error]);
+        out.extend([flag(self.diverged), flag(self.underfit)]);
+        out.extend(self.ood.iter().flat_map(|o| [o.loss, o.acc, o.gap]));
+    }
+
+    /// A run from the [`RunResult::numbers_len`] numbers `to_numbers` wrote.
+    pub fn from_numbers(n: &[f64], evaluations: usize) -> Result<RunResult, ConfigError> {
+        if n.len() != RunResult::numbers_len(evaluations) {
+            return Err(ConfigError::new(
+                "runs",
+                format!("expected {} numbers per run", Self::numbers_len(evaluations)),
+            ));
+        }
+        let count = |x: f64| x as usize;
+        let seed = |hi: f64, lo: f64| ((hi as u64) << 32) | lo as u64;
+        Ok(RunResult {
+            cell: count(n[0]),
+            draw: count(n[1]),
+            seed_index: count(n[2]),
+            side: count(n[3]),
+            data_seed: seed(n[4], n[5]),
+            seed: seed(n[6], n[7]),
+            steps: count(n[8]),
+            reached_target: (n[9] >= 0.0).then_some(n[9] == 1.0),
+            train_loss: n[10],
+            train_acc: n[11],
+            id_loss: n[12],
+            id_acc: n[13],
+            param_norm: n[14],
+            sharpness: RunSharpness {
+                lambda_max: n[15],
+                lambda_max_exact: n[16] == 1.0,
+                trace: n[17],
+                trace_std_error: n[18],
+                trace_exact: n[19] == 1.0,
+                eps_sharpness: n[20],
+                rho_sharpness: n[21],
+                adaptive_sharpness: n[22],
+                average_sharpness: n[23],
+                average_std_error: n[24],
+            },
+            diverged: n[25] == 1.0,
+            underfit: n[26] == 1.0,
+            ood: n[27..].chunks_exact(3).map(|o| OodResult { loss: o[0], acc: o[1], gap: o[2] }).collect(),
+        })
     }
 }
 
