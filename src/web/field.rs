@@ -16,7 +16,7 @@
 use crate::job::{self, Job};
 use crate::train::Run;
 
-use super::grid_net::GridNet;
+use crate::grid_net::GridNet;
 use super::palette;
 
 /// The view is the square [-VIEW, VIEW]^2 in data coordinates.
