@@ -7,8 +7,8 @@
 # wasm-page profile (Cargo.toml: the page's code for size, the core at opt-level 3); the GPU and
 # study modules the release profile. Then esbuild (from npm, pinned in package.json) minifies the
 # element, its worker, the study view and the stylesheet into www/*.min.js / www/flatminima.min.css
-# (with source maps; the pages and tests load these, the unminified sources stay as they are) and
-# the wasm-bindgen glue of every module in place.
+# (with source maps; the pages and tests load these, the unminified sources stay as they are), the
+# lesson engine into www/lessons/lesson.min.js, and the wasm-bindgen glue of every module in place.
 #
 # Env knobs:
 #   WASM_OPT=0            skip wasm-opt (debugging)
@@ -85,6 +85,9 @@ echo "==> $("$ESBUILD" --version | sed 's/^/esbuild /') -> www/*.min.js, www/fla
 "$ESBUILD" www/flatminima-sandbox.js www/flatminima-worker.js www/flatminima-study-view.js \
   --minify --sourcemap --format=esm --log-level=warning --outdir=www --out-extension:.js=.min.js
 "$ESBUILD" www/flatminima.css --minify --sourcemap --log-level=warning --outfile=www/flatminima.min.css
+# The lesson engine with its catalogue and statistics, one file (the lesson pages load it).
+"$ESBUILD" www/lessons/lesson.js --bundle --minify --sourcemap --format=esm --log-level=warning \
+  --outfile=www/lessons/lesson.min.js
 
 # gzip -9 size of the files named, one line each, and their total.
 sizes() {
@@ -104,8 +107,7 @@ sizes "$OUT/${CRATE}_bg.wasm" "$OUT/$CRATE.js" www/flatminima-sandbox.min.js www
   www/flatminima.min.css www/index.html
 echo "==> ... and for a lesson page (www/lessons/sgd-vs-sam.html)"
 sizes "$OUT/${CRATE}_bg.wasm" "$OUT/$CRATE.js" www/flatminima-sandbox.min.js www/flatminima-worker.min.js \
-  www/flatminima.min.css www/lessons/sgd-vs-sam.html www/lessons/lesson.js www/lessons/catalogue.js \
-  www/lessons/stats.js www/lessons/lessons.css
+  www/flatminima.min.css www/lessons/sgd-vs-sam.html www/lessons/lesson.min.js www/lessons/lessons.css
 echo "==> fetched only where WebGPU has an adapter"
 sizes "$GPU_OUT/${CRATE}_bg.wasm" "$GPU_OUT/$CRATE.js"
 echo "==> fetched when the study panel's Study is first pressed"
