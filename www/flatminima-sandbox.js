@@ -41,7 +41,7 @@
  * scripts/build-wasm.sh and loaded by the pages): it then loads the minified worker,
  * stylesheet and study view beside it; this source file loads the sources.
  */
-const MIN = import.meta.url.endsWith(".min.js") ? ".min" : "";
+const MIN = new URL(import.meta.url).pathname.endsWith(".min.js") ? ".min" : "";
 const CSS_URL = new URL(`./flatminima${MIN}.css`, import.meta.url);
 const WORKER_URL = new URL(`./flatminima-worker${MIN}.js`, import.meta.url);
 /** The study panel's plots and sentence, loaded when the first grid study starts (the page loads faster without them). */

@@ -59,7 +59,7 @@ pub struct Sandbox {
     slicers: Slicers,
     /// Steps at which the OOD set was changed in place.
     shift_marks: Vec<usize>,
-    metrics_cache: Option<((usize, usize, u32, u32, [bool; 2]), String)>,
+    metrics_cache: Option<(MetricsKey, String)>,
     /// A big net's metrics evaluated a piece at a time (`metricsAdvance`), and
     /// the last complete one per side with the generation it belongs to.
     evals: [Evaluation; 2],
@@ -612,6 +612,10 @@ fn parse_settings(query: &str) -> (RunConfig, Vec<ConfigError>) {
     let pairs = parse_query(query);
     config_from_settings(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
 }
+
+/// What `metricsJson`'s text depends on: both sides' steps, the generation of
+/// runs, the sharpness measured, and which side still owes its step-0 metrics.
+type MetricsKey = (usize, usize, u32, u32, [bool; 2]);
 
 /// One [`Slicer`] per kind of time-sliced work.
 #[derive(Default)]
