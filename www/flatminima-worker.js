@@ -266,6 +266,8 @@ function usePoints(/** @type {[number, number, number][]} */ points) {
  * CLI wrote, field by field.
  */
 function runRecord() {
+  // A big net's metrics owed at this step (worked in pieces) go into the history first.
+  sb.settleLogs();
   const fields = metricFields();
   const point = (/** @type {Float64Array} */ v, /** @type {number} */ at) =>
     Object.fromEntries(fields.map((name, k) => [name, v[at + k]]));

@@ -285,6 +285,23 @@ mod tests {
             assert_eq!((a.step, &a.params), (7, &b.params), "same bits");
             assert_eq!(a.history.points, b.history.points, "the same metrics at the same steps");
         }
+        // A step's owed metrics settled from outside (a run record while paused): the
+        // step still counts once, as the first of the next job's, as a step under way does.
+        let mut paused = Pair::unlogged(at_once.config.clone()).unwrap();
+        while paused.left.step < 2 || !paused.left.log_owed() {
+            Training::new(1, false).in_pieces(Some(100)).advance(&mut paused);
+        }
+        paused.left.settle_log();
+        assert!(paused.step_under_way(), "the step is done but not yet reported");
+        let before = paused.right.step;
+        let mut job = Training::new(3, false).in_pieces(Some(100));
+        finish(&mut job, &mut paused);
+        assert_eq!((job.taken(), paused.left.step, paused.right.step), (3, 4, before + 3));
+        let mut whole = Pair::new(at_once.config.clone()).unwrap();
+        whole.train(4);
+        assert_eq!(paused.left.history.points, whole.left.history.points);
+        assert_eq!(paused.left.params, whole.left.params);
+
         // Owed metrics settled at once (Run::step, the CLI's way) give the same bits too.
         let mut settled = Pair::unlogged(at_once.config.clone()).unwrap();
         settled.train(7);

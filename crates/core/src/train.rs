@@ -164,6 +164,9 @@ pub struct Run {
     /// step 0's of [`Run::unlogged`], or those of a step that
     /// [`Run::step_piece`] finished. None: nothing owed.
     log_owed: Option<Evaluation>,
+    /// A step's owed metrics were settled from outside ([`Run::settle_log`]):
+    /// the next [`Run::step_piece`] reports that step complete.
+    step_done_unreported: bool,
 }
 
 /// An evaluation of a run's metrics under way (see [`Run::evaluate_piece`]):
@@ -247,6 +250,7 @@ impl Run {
             splits,
             under_way: StepUnderWay::default(),
             log_owed: Some(Evaluation::default()),
+            step_done_unreported: false,
         }
     }
 
@@ -313,6 +317,9 @@ impl Run {
     /// bits of [`Run::log`]), and metrics owed at step 0 ([`Run::unlogged`])
     /// its first.
     pub fn step_piece(&mut self, max_rows: usize) -> bool {
+        if std::mem::take(&mut self.step_done_unreported) {
+            return true;
+        }
         if self.log_owed.is_some() {
             // Step 0's metrics come before the first step; a later step's
             // metrics are the end of that step.
@@ -392,7 +399,7 @@ impl Run {
     /// Whether a step is part-way through (see [`Run::step_piece`]), its
     /// metrics included.
     pub fn step_under_way(&self) -> bool {
-        self.under_way.gradient != 0 || (self.step > 0 && self.log_owed.is_some())
+        self.under_way.gradient != 0 || (self.step > 0 && self.log_owed.is_some()) || self.step_done_unreported
     }
 
     /// Whether metrics at the current step are owed (see [`Run::unlogged`]).
@@ -425,10 +432,17 @@ impl Run {
         }
     }
 
-    /// Logs the metrics owed at the current step, if any, all at once.
+    /// Logs the metrics owed at the current step, if any, all at once (for a
+    /// reader that needs the history complete, such as a run record). Where
+    /// they were a step's last pieces, that step is complete: the next
+    /// [`Run::step_piece`] says so without starting another.
     pub fn settle_log(&mut self) {
+        if self.log_owed.is_none() {
+            return;
+        }
         let rows = self.splits.train.len() + self.splits.id_test.len() + self.splits.ood_test.len();
         while !self.log_piece(rows) {}
+        self.step_done_unreported = self.step > 0;
     }
 
     /// The end of a step, once its gradient is complete: the optimiser's update,

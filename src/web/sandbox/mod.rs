@@ -214,9 +214,20 @@ impl Sandbox {
         self.rebuild(self.pair().config.clone());
     }
 
-    /// Both sides reached their configured steps (`Run::steps_budget`) or diverged.
+    /// Both sides reached their configured steps (`Run::steps_budget`), the
+    /// last one's metrics logged, or diverged.
     pub fn finished(&self) -> bool {
-        self.pair().sides().iter().all(|r| r.diverged.is_some() || r.step >= r.steps_budget)
+        self.pair().sides().iter().all(|r| r.diverged.is_some() || (r.step >= r.steps_budget && !r.step_under_way()))
+    }
+
+    /// Logs any metrics the runs still owe (a big net's, worked in pieces) at
+    /// once, so that their histories are complete (a run record).
+    #[wasm_bindgen(js_name = settleLogs)]
+    pub fn settle_logs(&mut self) {
+        for run in self.pair_mut().sides_mut() {
+            run.settle_log();
+        }
+        self.note_logged_start();
     }
 
     /// The larger of the two sides' step counts.
