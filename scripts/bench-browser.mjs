@@ -450,7 +450,9 @@ async function main() {
       line("  main-thread long tasks", `${r.long_tasks.count}`, `  ${fmt(r.long_tasks.total_ms)} ms in all, longest ${fmt(r.long_tasks.max_ms)} ms${mark(r.long_tasks.count === 0)}`);
       const maxSpeed = r.query.includes("speed=max");
       const share = maxSpeed && !r.query.includes("hidden") ? `, ${fmt((100 * r.steps_per_s) / corePairPerS, 0)}% of the core alone (${fmt(corePairPerS)} pairs/s)` : "";
-      line("  training steps/s per side", fmt(r.steps_per_s), `  ${fmt(r.steps_per_s * 32)} examples/s at batch 32${share}${share ? mark(r.steps_per_s >= 5000 && r.steps_per_s >= 0.5 * corePairPerS) : ""}`);
+      // The scenario's own batch (the 6x64 net trains on a full batch of 5000), else the default 32.
+      const batch = Number(new URLSearchParams(r.query).get("batch-size") ?? 32);
+      line("  training steps/s per side", fmt(r.steps_per_s), `  ${fmt(r.steps_per_s * batch)} examples/s at batch ${batch}${share}${share ? mark(r.steps_per_s >= 5000 && r.steps_per_s >= 0.5 * corePairPerS) : ""}`);
       line("  Pause/Play click to effect", `p95 ${fmt(c.p95, 1)} ms`, `  median ${fmt(c.median, 1)} ms, max ${fmt(c.max, 1)} ms (${c.n} clicks)${mark(c.p95 <= 50)}`);
       for (const [kind, what] of [["restart", "lr changed (runs restart)"], ["shift", "severity changed (OOD set moves)"]]) {
         const q = r.settings_to_effect[kind];

@@ -3,7 +3,12 @@
 # the GPU module the element fetches where WebGPU exists (www/pkg-gpu, feature gpu-page without the
 # sandbox), the study module the worker fetches when the study panel's Study is first pressed
 # (www/pkg-study, feature study-page without the sandbox), and the benchmark page's module
-# (www/pkg-bench, with the bench-page feature).
+# (www/pkg-bench, with the bench-page feature). The page's module and its benchmark copy use the
+# wasm-page profile (Cargo.toml: the page's code for size, the core at opt-level 3); the GPU and
+# study modules the release profile. Then esbuild (from npm, pinned in package.json) minifies the
+# element, its worker, the study view and the stylesheet into www/*.min.js / www/flatminima.min.css
+# (with source maps; the pages and tests load these, the unminified sources stay as they are), the
+# lesson engine into www/lessons/lesson.min.js, and the wasm-bindgen glue of every module in place.
 #
 # Env knobs:
 #   WASM_OPT=0            skip wasm-opt (debugging)
@@ -37,16 +42,23 @@ WASM_OPT_FEATURES=(
   --enable-simd
 )
 
-# One wasm module: cargo build -> wasm-bindgen into $2 -> wasm-opt. $1: extra cargo flags.
+ESBUILD="$ROOT/node_modules/.bin/esbuild"
+[ -x "$ESBUILD" ] || { echo "build-wasm.sh: $ESBUILD missing; run scripts/setup.sh --build-only" >&2; exit 1; }
+
+# One wasm module: cargo build -> wasm-bindgen into $3 -> wasm-opt -> minified glue.
+# $1: cargo profile, $2: extra cargo flags.
 build_module() {
-  local cargo_flags="$1" out="$2"
-  echo "==> cargo build --lib --release --target $TARGET $cargo_flags"
+  local profile="$1" cargo_flags="$2" out="$3"
+  echo "==> cargo build --lib --profile $profile --target $TARGET $cargo_flags"
   # shellcheck disable=SC2086
-  cargo build --lib --release --target "$TARGET" $cargo_flags
+  cargo build --lib --profile "$profile" --target "$TARGET" $cargo_flags
 
   echo "==> wasm-bindgen $(wasm-bindgen --version | awk '{print $2}') -> $out"
   rm -rf "$out"
-  wasm-bindgen --target web --out-dir "$out" "target/$TARGET/release/$CRATE.wasm"
+  wasm-bindgen --target web --out-dir "$out" "target/$TARGET/$profile/$CRATE.wasm"
+  # The glue minified in place; its source map keeps wasm-bindgen's text for the debugger.
+  "$ESBUILD" "$out/$CRATE.js" --minify --sourcemap --format=esm --log-level=warning \
+    --allow-overwrite --outfile="$out/$CRATE.js"
 
   local wasm="$out/${CRATE}_bg.wasm"
   if [ "${WASM_OPT:-1}" != 0 ]; then
@@ -62,28 +74,42 @@ build_module() {
 
 # The module the page ships; the GPU module (the kernels and the core they need, no sandbox);
 # the benchmark page's own (the page's code plus the timing exports of src/web/bench.rs).
-build_module "" "$OUT"
-build_module "--no-default-features --features gpu-page" "$GPU_OUT"
-build_module "--no-default-features --features study-page" "$STUDY_OUT"
-build_module "--features bench-page" "$BENCH_OUT"
+build_module wasm-page "" "$OUT"
+build_module release "--no-default-features --features gpu-page" "$GPU_OUT"
+build_module release "--no-default-features --features study-page" "$STUDY_OUT"
+build_module wasm-page "--features bench-page" "$BENCH_OUT"
 
-echo "==> shipped files (raw / gzip -9)"
-total_raw=0
-total_gz=0
-shopt -s nullglob
-for f in "$OUT"/*.wasm "$OUT"/*.js www/*.js www/*.mjs www/*.css www/*.html; do
-  raw=$(wc -c <"$f")
-  gz=$(gzip -9 -c "$f" | wc -c)
-  total_raw=$((total_raw + raw))
-  total_gz=$((total_gz + gz))
-  printf '  %-34s %9d B %9d B gz\n' "$f" "$raw" "$gz"
-done
-printf '  %-34s %9d B %9d B gz\n' "total" "$total_raw" "$total_gz"
+# The element, its worker, the study view and the study helper minified beside their sources (x.js -> x.min.js,
+# x.min.js.map); the minified element loads the minified siblings (see MIN in flatminima-sandbox.js).
+echo "==> $("$ESBUILD" --version | sed 's/^/esbuild /') -> www/*.min.js, www/flatminima.min.css"
+"$ESBUILD" www/flatminima-sandbox.js www/flatminima-worker.js www/flatminima-study-view.js www/flatminima-study-helper.js \
+  --minify --sourcemap --format=esm --log-level=warning --outdir=www --out-extension:.js=.min.js
+"$ESBUILD" www/flatminima.css --minify --sourcemap --log-level=warning --outfile=www/flatminima.min.css
+# The lesson engine with its catalogue and statistics, one file (the lesson pages load it).
+"$ESBUILD" www/lessons/lesson.js --bundle --minify --sourcemap --format=esm --log-level=warning \
+  --outfile=www/lessons/lesson.min.js
+
+# gzip -9 size of the files named, one line each, and their total.
+sizes() {
+  local total_raw=0 total_gz=0 f raw gz
+  for f in "$@"; do
+    raw=$(wc -c <"$f")
+    gz=$(gzip -9 -c "$f" | wc -c)
+    total_raw=$((total_raw + raw))
+    total_gz=$((total_gz + gz))
+    printf '  %-36s %9d B %9d B gz\n' "$f" "$raw" "$gz"
+  done
+  printf '  %-36s %9d B %9d B gz (%s KB)\n' "total" "$total_raw" "$total_gz" "$(awk "BEGIN { printf \"%.1f\", $total_gz / 1000 }")"
+}
+
+echo "==> what a reader without WebGPU downloads for the element (raw / gzip -9; target <= 300 KB gz;"
+echo "    index.html itself: $(gzip -9 -c www/index.html | wc -c) B gz more)"
+sizes "$OUT/${CRATE}_bg.wasm" "$OUT/$CRATE.js" www/flatminima-sandbox.min.js www/flatminima-worker.min.js \
+  www/flatminima.min.css
+echo "==> ... and for a lesson page (www/lessons/sgd-vs-sam.html)"
+sizes "$OUT/${CRATE}_bg.wasm" "$OUT/$CRATE.js" www/flatminima-sandbox.min.js www/flatminima-worker.min.js \
+  www/flatminima.min.css www/lessons/sgd-vs-sam.html www/lessons/lesson.min.js www/lessons/lessons.css
 echo "==> fetched only where WebGPU has an adapter"
-for f in "$GPU_OUT"/*.wasm "$GPU_OUT"/*.js; do
-  printf '  %-34s %9d B %9d B gz\n' "$f" "$(wc -c <"$f")" "$(gzip -9 -c "$f" | wc -c)"
-done
+sizes "$GPU_OUT/${CRATE}_bg.wasm" "$GPU_OUT/$CRATE.js"
 echo "==> fetched when the study panel's Study is first pressed"
-for f in "$STUDY_OUT"/*.wasm "$STUDY_OUT"/*.js; do
-  printf '  %-34s %9d B %9d B gz\n' "$f" "$(wc -c <"$f")" "$(gzip -9 -c "$f" | wc -c)"
-done
+sizes "$STUDY_OUT/${CRATE}_bg.wasm" "$STUDY_OUT/$CRATE.js" www/flatminima-study-view.min.js

@@ -4,7 +4,7 @@
 #   scripts/setup.sh               everything: wasm toolchain, npm tools, wasm-pack, geckodriver,
 #                                  Chromium, Firefox ESR + lavapipe (apt)
 #   scripts/setup.sh --build-only  only what `make build` / `make demo` need: wasm32 target,
-#                                  wasm-bindgen CLI, npm tools (binaryen's wasm-opt). Same as SETUP_BUILD_ONLY=1.
+#                                  wasm-bindgen CLI, npm tools (binaryen's wasm-opt, esbuild). Same as SETUP_BUILD_ONLY=1.
 #   scripts/setup.sh --no-apt      everything except apt packages (no root needed). Same as SETUP_NO_APT=1.
 #
 # Never installs Debian's `binaryen`: its wasm-opt 108 silently breaks current wasm-bindgen output.
@@ -83,7 +83,7 @@ else
   cargo install wasm-bindgen-cli --version "$WB_VERSION" --force
 fi
 
-# --- npm tools: binaryen (wasm-opt) + playwright-core, pinned by package-lock.json ---------------
+# --- npm tools: binaryen (wasm-opt), esbuild (minifies the page's JS and CSS) + playwright-core, pinned by package-lock.json ---
 # The stamp records the sha256 of package-lock.json that node_modules was installed from.
 STAMP="node_modules/.flatminima-lock.sha256"
 lock_sha="$(sha256sum package-lock.json | awk '{print $1}')"

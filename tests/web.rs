@@ -266,8 +266,19 @@ fn a_big_batch_trained_in_pieces_matches_whole_steps_bit_for_bit() {
     let settings = "hidden=64,64,64&points=600&batch-size=600&steps=3";
     let mut whole = Sandbox::from_settings(settings, 1);
     let mut pieces = Sandbox::from_settings(settings, 1);
-    // At step 0 the runs' own logged metrics are the snapshot's, with the bits of an evaluation.
-    assert!(!whole.metrics_stale());
+    // New runs of a net this big owe their metrics at step 0 (the worker answers at once):
+    // the snapshot shows them as null until metricsAdvance has worked them out in pieces,
+    // then the runs' own logged metrics, with the bits of an evaluation.
+    assert!(whole.metrics_stale(), "step 0's metrics are owed");
+    let pending: Value = serde_json::from_str(&whole.metrics_json()).unwrap();
+    assert!(pending["right"]["train_loss"].is_null() && pending["right"]["step"] == 0, "{pending}");
+    let mut advances = 0;
+    while whole.metrics_advance(0.0) {
+        advances += 1;
+        assert!(advances < 1000);
+    }
+    assert!(advances > 1 && !whole.metrics_stale(), "in pieces ({advances} calls)");
+    assert_eq!(whole.pair().right.history.points.len(), 1, "logged by the run itself");
     let m: Value = serde_json::from_str(&whole.metrics_json()).unwrap();
     let e = whole.pair().right.clone().evaluate();
     assert_eq!(m["right"]["train_loss"].as_f64().map(f64::to_bits), Some(e.train_loss.to_bits()));
@@ -280,6 +291,8 @@ fn a_big_batch_trained_in_pieces_matches_whole_steps_bit_for_bit() {
         assert!(calls < 1000);
     }
     assert!(calls > 6, "each step should take several pieces ({calls} calls)");
+    // The other sandbox's step-0 metrics came first, in pieces of the training job: the same bits.
+    assert_eq!(pieces.pair().right.history.points[0], whole.pair().right.history.points[0]);
     assert!(!pieces.step_under_way());
     let bits = |p: &[f64]| p.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
     assert_eq!(bits(&whole.pair().left.params), bits(&pieces.pair().left.params));

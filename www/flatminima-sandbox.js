@@ -2,7 +2,10 @@
 // on shifted 2D data, live in the page. One module script is all an embedding
 // page needs:
 //
-//   <script type="module" src="flatminima-sandbox.js"></script>
+//   <script type="module" src="flatminima-sandbox.min.js"></script>
+//
+// (flatminima-sandbox.min.js is this file minified by scripts/build-wasm.sh, with a
+// source map; the pages load it, and this file works the same unminified.)
 //   <flatminima-sandbox dataset="spirals" rho="0.2" autoplay></flatminima-sandbox>
 //
 // Attributes: every setting of crates/core/src/settings.rs (dataset, noise, points, classes,
@@ -33,10 +36,16 @@
 
 // @ts-check
 
-const CSS_URL = new URL("./flatminima.css", import.meta.url);
-const WORKER_URL = new URL("./flatminima-worker.js", import.meta.url);
+/**
+ * ".min" when this is the minified build (flatminima-sandbox.min.js, written by
+ * scripts/build-wasm.sh and loaded by the pages): it then loads the minified worker,
+ * stylesheet and study view beside it; this source file loads the sources.
+ */
+const MIN = new URL(import.meta.url).pathname.endsWith(".min.js") ? ".min" : "";
+const CSS_URL = new URL(`./flatminima${MIN}.css`, import.meta.url);
+const WORKER_URL = new URL(`./flatminima-worker${MIN}.js`, import.meta.url);
 /** The study panel's plots and sentence, loaded when the first grid study starts (the page loads faster without them). */
-const STUDY_VIEW_URL = new URL("./flatminima-study-view.js", import.meta.url);
+const STUDY_VIEW_URL = new URL(`./flatminima-study-view${MIN}.js`, import.meta.url);
 
 /**
  * The settings' names (crates/core/src/settings.rs declares them; observedAttributes needs

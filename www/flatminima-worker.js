@@ -35,6 +35,8 @@ scope.HTMLCanvasElement ??= OffscreenCanvas;
 scope.CanvasRenderingContext2D ??= OffscreenCanvasRenderingContext2D;
 
 /** A display frame (ms): pictures and snapshots are sent at most this often. */
+/** ".min" when this is the minified worker (it then starts the minified study helper). */
+const MIN = new URL(import.meta.url).pathname.endsWith(".min.js") ? ".min" : "";
 const FRAME_MS = 1000 / 60;
 /** Redraw intervals (ms): boundaries; curves and the metrics snapshot; landscape views. */
 const BOUNDARY_EVERY_MS = 50;
@@ -370,6 +372,8 @@ function usePoints(/** @type {MyPoint[]} */ points) {
  * CLI wrote, field by field.
  */
 function runRecord() {
+  // A big net's metrics owed at this step (worked in pieces) go into the history first.
+  sb.settleLogs();
   const fields = metricFields();
   const point = (/** @type {Float64Array} */ v, /** @type {number} */ at) =>
     Object.fromEntries(fields.map((name, k) => [name, v[at + k]]));
@@ -896,7 +900,7 @@ function startHelper(g, r) {
   };
   let helper;
   try {
-    helper = new Worker(new URL("./flatminima-study-helper.js", import.meta.url), { type: "module" });
+    helper = new Worker(new URL(`./flatminima-study-helper${MIN}.js`, import.meta.url), { type: "module" });
   } catch (e) {
     fail(errorText(e));
     return;

@@ -16,8 +16,8 @@
 use crate::job::{self, Job};
 use crate::train::Run;
 
-use super::grid_net::GridNet;
 use super::palette;
+use crate::grid_net::GridNet;
 
 /// The view is the square [-VIEW, VIEW]^2 in data coordinates.
 pub const VIEW: f64 = 3.0;

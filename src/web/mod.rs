@@ -5,7 +5,6 @@
 //! - [`sandbox`]: the exported `Sandbox` (a pair of runs, time-sliced training, metrics JSON;
 //!   `sandbox/views.rs`: its landscape and sharpness work and drawing)
 //! - [`field`]: decision probabilities on a grid -> pixel buffer + boundary segments
-//! - [`grid_net`]: the fast f32 forward pass behind the field
 //! - [`boundary`]: one decision-boundary panel on a canvas
 //! - [`canvas`]: canvases that work in a window and in the page's Web Worker
 //! - [`chart`]: the look the line charts share (margins, grid, labels)
@@ -39,8 +38,6 @@ pub mod curves;
 pub mod field;
 #[cfg(feature = "gpu-page")]
 mod gpu_page;
-#[cfg(feature = "page")]
-pub mod grid_net;
 pub mod grid_study;
 #[cfg(feature = "page")]
 pub mod landscape_view;

@@ -12,7 +12,7 @@ const env = useServerAndBrowser();
 const PAGE = "classroom/lesson.html";
 const HTML = `<!doctype html><html lang="en"><head><meta charset="utf-8"><link rel="icon" href="data:,"><title>A class</title></head>
 <body><flatminima-sandbox controls lr="0.05" rho="0.5" locked="lr, rho" hidden-settings="momentum,schedule,weight-decay,label-smoothing,warp"></flatminima-sandbox>
-<script type="module" src="/flatminima-sandbox.js"></script></body></html>`;
+<script type="module" src="/flatminima-sandbox.min.js"></script></body></html>`;
 
 test("classroom: locked settings keep the author's values, hidden ones have no control, unknown names are named", { timeout: 30_000 }, async () => {
   const { page, problems } = await newWatchedPage(env.browser.context);

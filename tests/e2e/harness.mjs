@@ -60,8 +60,11 @@ export function useServerAndBrowser(launchOptions = {}) {
 }
 
 export async function startServer({ dir } = {}) {
-  if (!existsSync(path.join(dir || path.join(ROOT, "www"), "pkg", "flatminima_bg.wasm"))) {
-    throw new Error(`${dir || "www"}/pkg/flatminima_bg.wasm is missing: run \`make build\` first`);
+  // The wasm module and the minified element the pages load (both written by `make build`).
+  for (const file of [path.join("pkg", "flatminima_bg.wasm"), "flatminima-sandbox.min.js"]) {
+    if (!existsSync(path.join(dir || path.join(ROOT, "www"), file))) {
+      throw new Error(`${dir || "www"}/${file} is missing: run \`make build\` first`);
+    }
   }
   const args = [path.join(ROOT, "scripts", "serve.py"), "--port", "0", "--host", "127.0.0.1", "--quiet"];
   if (dir) args.push("--dir", dir);

@@ -15,7 +15,7 @@ const PAGE = `<!doctype html><html lang="en"><head><meta charset="utf-8"><link r
 <flatminima-sandbox id="a" dataset="moons" landscape="off" autoplay></flatminima-sandbox>
 <flatminima-sandbox id="b" dataset="xor" landscape="off" autoplay></flatminima-sandbox>
 <flatminima-sandbox id="c" dataset="circles" landscape="off" autoplay></flatminima-sandbox>
-<script type="module" src="/flatminima-sandbox.js"></script></body></html>`;
+<script type="module" src="/flatminima-sandbox.min.js"></script></body></html>`;
 
 async function openPost() {
   const ctx = await newWatchedPage(env.browser.context);

@@ -9,9 +9,12 @@
 // The page's URL is the permalink: a lesson with one sandbox keeps its settings
 // in the query (like the main page), so a student's changed run can be shared.
 
-import "../flatminima-sandbox.js";
 import { LESSONS } from "./catalogue.js";
 import { pairedDifference } from "./stats.js";
+
+// The element, minified by scripts/build-wasm.sh (flatminima-sandbox.min.js, as index.html
+// loads it); imported by URL so that tsc checks this file against the element's source.
+await import(new URL("../flatminima-sandbox.min.js", import.meta.url).href);
 
 /** @typedef {import("./catalogue.js").Lesson} Lesson */
 /** @typedef {import("./catalogue.js").RunResult} RunResult */

@@ -19,6 +19,7 @@ pub mod dropout;
 pub mod ensemble;
 pub mod error;
 pub mod grid2d;
+pub mod grid_net;
 pub mod hessian;
 pub mod job;
 pub mod kendall;

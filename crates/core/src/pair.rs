@@ -34,6 +34,16 @@ impl Pair {
     /// Validates the config, draws the data and the initial parameters once,
     /// and builds both runs from them.
     pub fn new(config: RunConfig) -> Result<Pair, ConfigError> {
+        let mut pair = Pair::unlogged(config)?;
+        pair.left.settle_log();
+        pair.right.settle_log();
+        Ok(pair)
+    }
+
+    /// [`Pair::new`] with both runs' metrics at step 0 still owed
+    /// ([`Run::unlogged`]): a [`Training`] job in pieces, or
+    /// [`Run::log_piece`], works them out a piece at a time.
+    pub fn unlogged(config: RunConfig) -> Result<Pair, ConfigError> {
         config.validate()?;
         let splits = Arc::new(config.splits());
         let mlp = Mlp::new(2, &config.model, config.classes());
@@ -45,7 +55,7 @@ impl Pair {
         let run = |side| {
             let plan = config.plan(side);
             let training = TrainingConfig { batch_size: plan.batch_size, steps: plan.steps, ..config.training.clone() };
-            Run::new(plan.side, mlp.clone(), splits.clone(), initial_params.clone(), &training, config.seed)
+            Run::unlogged(plan.side, mlp.clone(), splits.clone(), initial_params.clone(), &training, config.seed)
         };
         let left = run(&config.left);
         let right = run(&config.right);
@@ -240,6 +250,58 @@ mod tests {
         for (a, b) in by_job.sides().iter().zip(at_once.sides()) {
             assert_eq!((a.step, &a.params), (12, &b.params), "same bits");
         }
+    }
+
+    #[test]
+    fn metrics_owed_at_step_0_and_at_logged_steps_come_in_pieces_with_the_same_bits() {
+        let mut config = RunConfig::default();
+        config.data.n_train = 600; // more than one EVAL_CHUNK: each log takes several pieces
+        config.data.n_test = 300;
+        config.training.batch_size = 600;
+        config.training.log_every = 2;
+        let mut at_once = Pair::new(config.clone()).unwrap();
+        at_once.train(7);
+        let mut by_job = Pair::unlogged(config).unwrap();
+        assert!(by_job.left.log_owed() && by_job.left.history.points.is_empty(), "step 0 owed");
+        assert!(!by_job.step_under_way(), "no step begun yet");
+        let mut clock = 0.0;
+        let (mut taken, mut calls) = (0, 0);
+        while taken < 7 {
+            let mut job = Training::new(7 - taken, false).in_pieces(Some(100));
+            Slicer::default().work_for(&mut job, &mut by_job, 0.35, &mut || {
+                clock += 0.1;
+                clock
+            });
+            taken += job.taken();
+            calls += 1;
+        }
+        assert!(calls > 7, "the logs took pieces of their own ({calls} calls)");
+        assert!(!by_job.step_under_way() && !by_job.left.log_owed(), "the last step's metrics are in");
+        for (a, b) in by_job.sides().iter().zip(at_once.sides()) {
+            assert_eq!((a.step, &a.params), (7, &b.params), "same bits");
+            assert_eq!(a.history.points, b.history.points, "the same metrics at the same steps");
+        }
+        // A step's owed metrics settled from outside (a run record while paused): the
+        // step still counts once, as the first of the next job's, as a step under way does.
+        let mut paused = Pair::unlogged(at_once.config.clone()).unwrap();
+        while paused.left.step < 2 || !paused.left.log_owed() {
+            Training::new(1, false).in_pieces(Some(100)).advance(&mut paused);
+        }
+        paused.left.settle_log();
+        assert!(paused.step_under_way(), "the step is done but not yet reported");
+        let before = paused.right.step;
+        let mut job = Training::new(3, false).in_pieces(Some(100));
+        finish(&mut job, &mut paused);
+        assert_eq!((job.taken(), paused.left.step, paused.right.step), (3, 4, before + 3));
+        let mut whole = Pair::new(at_once.config.clone()).unwrap();
+        whole.train(4);
+        assert_eq!(paused.left.history.points, whole.left.history.points);
+        assert_eq!(paused.left.params, whole.left.params);
+
+        // Owed metrics settled at once (Run::step, the CLI's way) give the same bits too.
+        let mut settled = Pair::unlogged(at_once.config.clone()).unwrap();
+        settled.train(7);
+        assert_eq!(settled.left.history.points, at_once.left.history.points);
     }
 
     #[test]

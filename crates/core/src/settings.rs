@@ -138,7 +138,7 @@ const SIDE_OPTIMIZERS: &[(&str, &str)] =
 const WRAPPERS: &[(&str, &str)] = &[("plain", "plain"), ("sam", "SAM"), ("asam", "ASAM")];
 
 /// Every setting, in the order the page shows them.
-pub const SETTINGS: &[SettingSpec] = &[
+pub static SETTINGS: &[SettingSpec] = &[
     SettingSpec {
         name: "dataset",
         label: "Dataset",
@@ -579,6 +579,13 @@ impl SettingSpec {
 pub fn config_from_settings<'a>(
     settings: impl IntoIterator<Item = (&'a str, &'a str)>,
 ) -> (RunConfig, Vec<ConfigError>) {
+    // One copy of the long body below, whatever iterator each caller has
+    // (each instance would cost the page's wasm module ~5 KB).
+    config_from_pairs(settings.into_iter().collect())
+}
+
+/// [`config_from_settings`] on the settings collected.
+fn config_from_pairs(settings: Vec<(&str, &str)>) -> (RunConfig, Vec<ConfigError>) {
     let mut values: Vec<(&str, &str)> = Vec::new();
     let mut errors = Vec::new();
     for (name, value) in settings {

@@ -160,6 +160,13 @@ pub struct Run {
     ws: Workspace,
     /// How far the step under way has got, when it is worked in pieces (see [`Run::step_piece`]).
     under_way: StepUnderWay,
+    /// The metrics owed at the current step, worked out a piece at a time:
+    /// step 0's of [`Run::unlogged`], or those of a step that
+    /// [`Run::step_piece`] finished. None: nothing owed.
+    log_owed: Option<Evaluation>,
+    /// A step's owed metrics were settled from outside ([`Run::settle_log`]):
+    /// the next [`Run::step_piece`] reports that step complete.
+    step_done_unreported: bool,
 }
 
 /// An evaluation of a run's metrics under way (see [`Run::evaluate_piece`]):
@@ -194,12 +201,31 @@ impl Run {
         training: &TrainingConfig,
         seed: u64,
     ) -> Run {
+        let mut run = Run::unlogged(side, mlp, splits, initial_params, training, seed);
+        run.settle_log();
+        run
+    }
+
+    /// [`Run::new`] without its metrics at step 0 yet: they are owed
+    /// ([`Run::log_owed`]) and worked out by [`Run::log_piece`] (or the first
+    /// [`Run::step_piece`] calls) a piece at a time, or at once by [`Run::step`]
+    /// and [`Run::settle_log`]. The history ends with the bits of `new`'s. For
+    /// the page: step 0 of a big net (5000 points through 6 x 64, per side) is
+    /// tens of milliseconds that the worker would otherwise spend in one go.
+    pub fn unlogged(
+        side: SideConfig,
+        mlp: Mlp,
+        splits: Arc<Splits>,
+        initial_params: Vec<f64>,
+        training: &TrainingConfig,
+        seed: u64,
+    ) -> Run {
         let n = initial_params.len();
         assert_eq!(n, mlp.num_params(), "initial parameters do not fit the model");
         let batch_size = side.batch_size.unwrap_or(training.batch_size).clamp(1, splits.train.len().max(1));
         let batches = BatchOrder::new(seed, splits.train.len(), batch_size);
         let dropout = Masks::new(&mlp, batch_size, seed);
-        let mut run = Run {
+        Run {
             optimizer: Optimizer::new(side.optimizer.clone(), n),
             sam: side.sam.clone(),
             average: side.average.clone().map(|a| Averager::new(a, n)),
@@ -223,9 +249,9 @@ impl Run {
             ws: Workspace::new(),
             splits,
             under_way: StepUnderWay::default(),
-        };
-        run.log();
-        run
+            log_owed: Some(Evaluation::default()),
+            step_done_unreported: false,
+        }
     }
 
     /// The learning rate of the next step, after the schedule (of the base
@@ -285,8 +311,20 @@ impl Run {
     /// second a step: the page works it in pieces of a few milliseconds so it
     /// can answer in between. The gradient sums run row by row whatever the
     /// pieces, so any split gives exactly the bits of [`Run::step`]. Between
-    /// pieces `params`, `step` and the history still show the last complete step.
+    /// pieces `params`, `step` and the history still show the last complete
+    /// step, until the gradient is complete; metrics due at the new step are
+    /// then the step's last pieces (evaluated [`EVAL_CHUNK`]s at a time, the
+    /// bits of [`Run::log`]), and metrics owed at step 0 ([`Run::unlogged`])
+    /// its first.
     pub fn step_piece(&mut self, max_rows: usize) -> bool {
+        if std::mem::take(&mut self.step_done_unreported) {
+            return true;
+        }
+        if self.log_owed.is_some() {
+            // Step 0's metrics come before the first step; a later step's
+            // metrics are the end of that step.
+            return self.log_piece(max_rows) && self.step > 0;
+        }
         if self.diverged.is_some() {
             self.under_way = StepUnderWay::default();
             return true;
@@ -301,9 +339,10 @@ impl Run {
             }
             self.switch_if_due();
             if self.mlp.has_dropout() {
-                // Dropout masks are drawn for the whole batch: such a step is one piece.
-                self.step_with_dropout();
-                return true;
+                // Dropout masks are drawn for the whole batch: such a step is one piece
+                // (its metrics, where due, in pieces after it).
+                self.step_with_dropout(false);
+                return self.log_owed.is_none();
             }
             self.grad.fill(0.0);
             self.under_way = StepUnderWay { gradient: 1, row: 0, loss_sum: 0.0 };
@@ -325,8 +364,9 @@ impl Run {
             return false;
         }
         self.under_way = StepUnderWay::default();
-        self.finish_step();
-        true
+        self.finish_step(false);
+        // Metrics due at this step are owed: the next pieces work them out.
+        self.log_owed.is_none()
     }
 
     /// Takes the first gradient's minibatch `loss` and norm; for a SAM side it
@@ -345,7 +385,7 @@ impl Run {
 
     /// A whole step with dropout (the batch is the batch just drawn): both
     /// gradients with the same masks, SAM's too (davda54/sam's usage).
-    fn step_with_dropout(&mut self) {
+    fn step_with_dropout(&mut self, log_now: bool) {
         let masks = self.dropout.draw(&self.mlp, self.batch_y.len());
         let (x, y) = (&self.batch_x, &self.batch_y);
         let loss = self.mlp.loss_and_grad_dropout(&self.params, x, y, masks, &mut self.grad, &mut self.ws);
@@ -353,17 +393,62 @@ impl Run {
             let (x, y, masks) = (&self.batch_x, &self.batch_y, &self.dropout.masks);
             self.mlp.loss_and_grad_dropout(&self.perturbed, x, y, masks, &mut self.grad, &mut self.ws);
         }
-        self.finish_step();
+        self.finish_step(log_now);
     }
 
-    /// Whether a step is part-way through (see [`Run::step_piece`]).
+    /// Whether a step is part-way through (see [`Run::step_piece`]), its
+    /// metrics included.
     pub fn step_under_way(&self) -> bool {
-        self.under_way.gradient != 0
+        self.under_way.gradient != 0 || (self.step > 0 && self.log_owed.is_some()) || self.step_done_unreported
+    }
+
+    /// Whether metrics at the current step are owed (see [`Run::unlogged`]).
+    pub fn log_owed(&self) -> bool {
+        self.log_owed.is_some()
+    }
+
+    /// Works on the metrics owed at the current step for at least `min_rows`
+    /// more rows ([`Run::evaluate_piece`]); once they are complete, logs them
+    /// as [`Run::log`] would. Returns true when nothing is owed any more.
+    pub fn log_piece(&mut self, min_rows: usize) -> bool {
+        let Some(mut eval) = self.log_owed.take() else { return true };
+        match self.evaluate_piece(&mut eval, min_rows) {
+            Some(point) => {
+                self.record(point);
+                true
+            }
+            None => {
+                self.log_owed = Some(eval);
+                false
+            }
+        }
+    }
+
+    /// Starts the metrics owed (if any) again from the first row: the data
+    /// they are evaluated on changed (the page swapped the OOD set).
+    pub fn restart_owed_log(&mut self) {
+        if let Some(eval) = &mut self.log_owed {
+            *eval = Evaluation::default();
+        }
+    }
+
+    /// Logs the metrics owed at the current step, if any, all at once (for a
+    /// reader that needs the history complete, such as a run record). Where
+    /// they were a step's last pieces, that step is complete: the next
+    /// [`Run::step_piece`] says so without starting another.
+    pub fn settle_log(&mut self) {
+        if self.log_owed.is_none() {
+            return;
+        }
+        let rows = self.splits.train.len() + self.splits.id_test.len() + self.splits.ood_test.len();
+        while !self.log_piece(rows) {}
+        self.step_done_unreported = self.step > 0;
     }
 
     /// The end of a step, once its gradient is complete: the optimiser's update,
-    /// divergence checks, metric logging and checkpoints.
-    fn finish_step(&mut self) {
+    /// divergence checks, metric logging (now, or owed with `log_now` false:
+    /// see [`Run::step_piece`]) and checkpoints.
+    fn finish_step(&mut self, log_now: bool) {
         let lr = self.current_lr();
         let loss = self.last_batch_loss;
         self.optimizer.step(&mut self.params, &self.grad, lr);
@@ -374,7 +459,11 @@ impl Run {
         }
         self.update_average();
         if self.history.is_due(self.step) {
-            self.log();
+            if log_now {
+                self.log();
+            } else {
+                self.log_owed = Some(Evaluation::default());
+            }
         }
         if self.checkpoints.is_due(self.step) {
             let perturbed = self.sam.as_ref().map(|_| &self.perturbed[..]);
@@ -405,6 +494,12 @@ impl Run {
     /// Evaluates train, ID and OOD metrics now and appends them to the history.
     pub fn log(&mut self) {
         let point = self.evaluate();
+        self.record(point);
+    }
+
+    /// Appends `point`, the metrics at the current step, to the history (or
+    /// marks the run diverged where they are not finite or blew up).
+    fn record(&mut self, point: MetricPoint) {
         if !point.is_finite() || self.params.iter().any(|p| !p.is_finite()) {
             self.diverge(format!("the train loss became {} (learning rate {} too large?)", point.train_loss, point.lr));
             return;
@@ -460,7 +555,7 @@ impl Run {
             *eval = Evaluation { step: Some(self.step), ..Evaluation::default() };
         }
         let s = &*self.splits;
-        let mut budget = min_rows.div_ceil(EVAL_CHUNK).max(1) * EVAL_CHUNK;
+        let mut budget = min_rows.div_ceil(EVAL_CHUNK).max(1).saturating_mul(EVAL_CHUNK);
         while eval.set < 3 {
             let data = [&s.train, &s.id_test, &s.ood_test][eval.set];
             let end = (eval.row + budget).min(data.len());

@@ -38,9 +38,6 @@ const PIECE_WORK: usize = 1 << 21;
 const CHECKPOINTS: usize = 64;
 const CHECKPOINT_EVERY: usize = 5;
 
-/// What a metrics snapshot depends on: both steps, the settings revision, the extras' version.
-type MetricsKey = (usize, usize, u32, u32);
-
 /// Two runs that differ only in their optimiser, trained and drawn for the page.
 #[wasm_bindgen]
 pub struct Sandbox {
@@ -65,8 +62,8 @@ pub struct Sandbox {
     slicers: Slicers,
     /// Steps at which the OOD set was changed in place.
     shift_marks: Vec<usize>,
-    /// The last metrics JSON, with the (left step, right step, revision, extras
-    /// version) it shows; dropped when a sharpness measurement finishes or the backend changes.
+    /// The last metrics JSON, with what it shows (`MetricsKey`); dropped when a
+    /// sharpness measurement finishes or the backend changes.
     metrics_cache: Option<(MetricsKey, String)>,
     /// A big net's metrics evaluated a piece at a time (`metricsAdvance`), and
     /// the last complete one per side with the revision it belongs to.
@@ -141,7 +138,7 @@ impl Sandbox {
             pins: pinned::Pins::default(),
             extras: extras::Extras::default(),
         };
-        sandbox.note_initial_metrics();
+        sandbox.start_logs();
         sandbox
     }
 
@@ -200,6 +197,7 @@ impl Sandbox {
         let pair = self.slot.as_mut().expect("a sandbox always holds a pair");
         let clock = &self.clock;
         self.slicers.training.work_for(&mut job, pair, budget_ms, &mut || clock.now());
+        self.note_logged_start();
         job.taken() as u32
     }
 
@@ -216,6 +214,7 @@ impl Sandbox {
     pub fn step(&mut self, n: u32) -> u32 {
         let mut training = Training::new(n as usize, false);
         job::finish(&mut training, self.pair_mut());
+        self.note_logged_start();
         training.taken() as u32
     }
 
@@ -225,9 +224,20 @@ impl Sandbox {
         self.rebuild(self.pair().config.clone(), revision);
     }
 
-    /// Both sides reached their configured steps (`Run::steps_budget`) or diverged.
+    /// Both sides reached their configured steps (`Run::steps_budget`), the
+    /// last one's metrics logged, or diverged.
     pub fn finished(&self) -> bool {
-        self.pair().sides().iter().all(|r| r.diverged.is_some() || r.step >= r.steps_budget)
+        self.pair().sides().iter().all(|r| r.diverged.is_some() || (r.step >= r.steps_budget && !r.step_under_way()))
+    }
+
+    /// Logs any metrics the runs still owe (a big net's, worked in pieces) at
+    /// once, so that their histories are complete (a run record).
+    #[wasm_bindgen(js_name = settleLogs)]
+    pub fn settle_logs(&mut self) {
+        for run in self.pair_mut().sides_mut() {
+            run.settle_log();
+        }
+        self.note_logged_start();
     }
 
     /// Metrics at the current parameters, as JSON:
@@ -237,7 +247,9 @@ impl Sandbox {
     /// A diverged side reports its last finite metrics.
     #[wasm_bindgen(js_name = metricsJson)]
     pub fn metrics_json(&mut self) -> String {
-        let key = (self.pair().left.step, self.pair().right.step, self.revision, self.extras.version);
+        self.note_logged_start();
+        let owed = self.pair().sides().map(|r| r.log_owed());
+        let key = (self.pair().left.step, self.pair().right.step, self.revision, self.extras.version, owed);
         if let Some((k, text)) = &self.metrics_cache {
             if *k == key {
                 return text.clone();
@@ -295,7 +307,14 @@ impl Sandbox {
                 let revision = self.revision;
                 let pair = self.slot.as_mut().expect("a sandbox always holds a pair");
                 let run = if i == 0 { &mut pair.left } else { &mut pair.right };
-                if let Some(point) = run.evaluate_piece(&mut self.evals[i], rows) {
+                if run.log_owed() && run.step == 0 {
+                    // New runs' metrics at step 0 (`start_logs`): the run logs them itself.
+                    if run.log_piece(rows) {
+                        self.note_logged_start();
+                    } else if self.clock.now() - start >= budget_ms {
+                        return true;
+                    }
+                } else if let Some(point) = run.evaluate_piece(&mut self.evals[i], rows) {
                     self.evaluated[i] = Some((revision, point));
                 } else if self.clock.now() - start >= budget_ms {
                     return true;
@@ -398,9 +417,10 @@ fn new_trackers(config: &RunConfig) -> [SharpnessTracker; 2] {
     [SharpnessTracker::new(config.seed, rho), SharpnessTracker::new(config.seed, rho)]
 }
 
-/// A pair that keeps parameter snapshots for trajectories and PCA planes.
+/// A pair that keeps parameter snapshots for trajectories and PCA planes;
+/// its metrics at step 0 are still owed (see `Sandbox::start_logs`).
 fn new_pair(config: RunConfig) -> Pair {
-    let mut pair = Pair::new(config).expect("config_from_settings returns valid configs");
+    let mut pair = Pair::unlogged(config).expect("config_from_settings returns valid configs");
     pair.record_checkpoints(CHECKPOINT_EVERY, CHECKPOINTS);
     pair
 }
@@ -432,11 +452,13 @@ impl Sandbox {
     }
 
     /// Rows of the batch per piece when one step of this net is too long to
-    /// do in one go (more than `PIECE_WORK` multiply-adds a forward pass), else None.
+    /// do in one go (more than `PIECE_WORK` multiply-adds a forward pass), or
+    /// its metrics are (`evaluation_is_long`: logged a piece at a time too),
+    /// else None.
     fn piece_rows(&self) -> Option<usize> {
         let pair = self.pair();
         let rows = PIECE_WORK / pair.left.mlp.num_params().max(1);
-        (pair.config.training.batch_size > rows).then_some(rows.max(1))
+        (pair.config.training.batch_size > rows || self.evaluation_is_long()).then_some(rows.max(1))
     }
 
     /// Whether side `i`'s metrics at its current step have not been evaluated
@@ -447,12 +469,36 @@ impl Sandbox {
         run.diverged.is_none() && evaluated != Some(run.step)
     }
 
-    /// New runs have just logged their metrics at step 0 (`Run::new`), with the
-    /// same evaluation as `metricsJson`'s: the first snapshot need not compute them again.
-    fn note_initial_metrics(&mut self) {
+    /// New runs (`new_pair`): their metrics at step 0 at once where that is
+    /// quick. A big net's (5000 points through 6 x 64, per side: tens of ms)
+    /// stay owed and are worked out a piece at a time, by the training job or
+    /// `metricsAdvance`, so that the worker answers the next message meanwhile;
+    /// `metricsJson` shows them as null until then.
+    fn start_logs(&mut self) {
+        self.evaluated = [None, None];
+        if !self.evaluation_is_long() {
+            for run in self.pair_mut().sides_mut() {
+                run.settle_log();
+            }
+        }
+        self.note_logged_start();
+    }
+
+    /// A run whose metrics at step 0 are logged (at once or by the last piece)
+    /// has them noted as evaluated, with the same evaluation as `metricsJson`'s:
+    /// the first snapshot need not compute them again.
+    fn note_logged_start(&mut self) {
         let revision = self.revision;
-        let pair = self.pair();
-        self.evaluated = [&pair.left, &pair.right].map(|r| r.history.last().map(|p| (revision, *p)));
+        let pair = self.slot.as_ref().expect("a sandbox always holds a pair");
+        for (i, run) in [&pair.left, &pair.right].into_iter().enumerate() {
+            let known = self.evaluated[i].is_some_and(|(g, p)| g == revision && p.step == run.step);
+            if known || run.step != 0 || run.log_owed() {
+                continue;
+            }
+            if let Some(point) = run.history.last().filter(|p| p.step == 0) {
+                self.evaluated[i] = Some((revision, *point));
+            }
+        }
     }
 
     /// Whether evaluating both runs' metrics takes long enough to be done in pieces.
@@ -475,7 +521,7 @@ impl Sandbox {
         self.slot = Some(new_pair(config));
         self.revision = revision;
         self.evals = Default::default();
-        self.note_initial_metrics();
+        self.start_logs();
         self.shift_marks.clear();
         self.slicers = Slicers::default();
         self.extras.forget();
@@ -486,6 +532,7 @@ impl Sandbox {
     fn set_shift(&mut self, shift: ShiftConfig, revision: u32) {
         // Metrics known at each side's current step keep their train and ID
         // figures: only the OOD set changes, so only it is evaluated again below.
+        self.note_logged_start();
         let known: [Option<MetricPoint>; 2] = [0, 1].map(|i| {
             let run = if i == 0 { &self.pair().left } else { &self.pair().right };
             self.evaluated[i].filter(|(r, p)| *r == self.revision && p.step == run.step).map(|(_, p)| p)
@@ -500,6 +547,8 @@ impl Sandbox {
         let splits = Arc::new(Splits { train: old.train.clone(), id_test: old.id_test.clone(), ood_test });
         for run in pair.sides_mut() {
             run.splits = splits.clone();
+            // Metrics still owed are worked out on the new set, from its first row.
+            run.restart_owed_log();
         }
         pair.splits = splits;
         pair.config.shift = shift;
@@ -557,6 +606,8 @@ fn side_metrics(run: &mut Run, ready: Option<MetricPoint>) -> Value {
     let m: MetricPoint = match (&run.diverged, run.history.last(), ready) {
         (Some(_), Some(last), _) => *last,
         (None, _, Some(point)) => point,
+        // New runs of a big net: their metrics at step 0 are still being worked out.
+        (None, _, None) if run.log_owed() && run.step == 0 => return pending_metrics(run),
         _ => run.evaluate(),
     };
     let d = run.diverged.as_ref();
@@ -578,12 +629,30 @@ fn side_metrics(run: &mut Run, ready: Option<MetricPoint>) -> Value {
     })
 }
 
+/// A side's part of `metricsJson` while its metrics at step 0 are owed
+/// (`Sandbox::start_logs`): the same fields, the numbers null ("–" on the page).
+fn pending_metrics(run: &Run) -> Value {
+    json!({
+        "label": run.side.label(),
+        "step": run.step,
+        "lr": run.current_lr(),
+        "train_loss": null, "train_acc": null, "id_loss": null, "id_acc": null,
+        "ood_loss": null, "ood_acc": null, "ood_gap": null, "grad_norm": null,
+        "diverged": false, "diverged_step": null, "diverged_reason": null,
+    })
+}
+
 /// Parses a settings query (`dataset=spirals&rho=0.2`) into a config; bad
 /// settings fall back to their defaults and are returned as errors.
 fn parse_settings(query: &str) -> (RunConfig, Vec<ConfigError>) {
     let pairs = parse_query(query);
     config_from_settings(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
 }
+
+/// What `metricsJson`'s text depends on: both sides' steps, the settings
+/// revision, the extras' version (a side's other solutions), and which side
+/// still owes its step-0 metrics.
+type MetricsKey = (usize, usize, u32, u32, [bool; 2]);
 
 /// One [`Slicer`] per kind of time-sliced work.
 #[derive(Default)]
