@@ -13,6 +13,7 @@ mod study_identity;
 
 use flatminima::web::field::{data_to_grid, Field, GRID};
 use flatminima::web::palette;
+use flatminima::web::seed_study::SeedStudy;
 use flatminima::web::Sandbox;
 use serde_json::Value;
 use wasm_bindgen::JsCast;
@@ -604,16 +605,19 @@ fn gpu_requests_and_answers_give_what_the_cpu_path_gives() {
     assert_eq!(sb.surface_request(), "");
     assert_eq!(sb.boundary_request(), "");
 
-    // A study on the CPU, a few steps per call, reports both sides.
-    assert!(sb.study_start(0, 10).is_err());
-    sb.study_start(3, 20).unwrap();
-    assert_eq!(sb.study_result_json(), "null");
+    // A study of seeds on the CPU (the study module's), a few steps per call,
+    // from the sandbox's settings query: it reports both sides.
+    let query = sb.settings_query();
+    let clock = || js_sys::Date::now();
+    assert!(SeedStudy::new(&query, 0, 10, clock()).err().is_some_and(|e| e.contains("replicas")));
+    let mut study = SeedStudy::new(&query, 3, 20, clock()).unwrap();
+    assert_eq!(study.result_json(), None);
     let mut calls = 0;
-    while sb.study_advance(1.0) < 1.0 {
+    while study.advance(1.0, clock) < 1.0 {
         calls += 1;
         assert!(calls < 10_000);
     }
-    let report: Value = serde_json::from_str(&sb.study_result_json()).unwrap();
+    let report: Value = serde_json::from_str(&study.result_json().unwrap()).unwrap();
     assert_eq!(report["backend"], "cpu");
     assert_eq!(report["left"]["replicas"].as_array().unwrap().len(), 3);
     assert_eq!(report["paired"]["pairs"], 3);

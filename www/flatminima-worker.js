@@ -89,7 +89,11 @@ let owed = 0;
 let lastTrainAt = 0;
 /** @type {{id: number, remaining: number} [] } */
 const stepJobs = [];
-/** @type {{id: number, replicas: number, steps: number, started: boolean, note?: string} | null} */
+/**
+ * The study of seeds under way (`el.study()`): its request, the study module's SeedStudy (null
+ * while that loads), whether the GPU has it (`started`), and a note for its report.
+ * @type {{id: number, replicas: number, steps: number, job: any, started: boolean, note?: string} | null}
+ */
 let study = null;
 /**
  * The grid study under way: its request id, start time, last progress message, the study module's
@@ -532,7 +536,7 @@ function tick() {
   } else {
     draw(start, viewsDue());
     turn = 0;
-    if (stepJobs.length || (playing && view.speed === "max") || (study && !gpu) || (grid?.study && !grid.waiting)) wake();
+    if (stepJobs.length || (playing && view.speed === "max") || studyRunsHere() || (grid?.study && !grid.waiting)) wake();
     else if (playing) sleep(FRAME_MS / 2);
     else if (busy || dirty.boundary || dirty.curves || (dirty.landscape && view.landscape && view.visible)) sleep(busy ? 0 : FRAME_MS);
   }
@@ -762,57 +766,82 @@ function landscapeWork() {
 }
 
 // ---------------------------------------------------------------------------
-// Studies: on the GPU where it is in use, else on the CPU a slice per tick.
+// Studies of seeds: on the GPU where it is in use, else on the CPU a slice per tick, in the
+// study module (www/pkg-study, loaded when the first study starts; see loadStudyModule).
 
 /** @param {{id: number, replicas: number, steps: number}} m */
 function startStudy(m) {
   if (!sb) throw new Error("no sandbox");
   cancelStudy();
-  try {
-    // The CPU's job is fixed here (it checks the counts against the network's size),
-    // and so are the settings the GPU gets, so a fallback trains the same study.
-    sb.studyStart(m.replicas, m.steps);
-  } catch (e) {
-    send({ type: "reply", id: m.id, error: errorText(e), name: "RangeError" });
-    return;
-  }
-  study = { ...m, started: false };
-  const kernels = gpu;
-  send({ type: "study", progress: 0, backend: kernels ? "GPU" : "CPU", replicas: m.replicas });
-  if (!kernels) return;
-  study.started = true;
-  const mine = study;
+  // The settings are fixed here, so the GPU and a CPU fallback train the same study.
   const query = sb.settingsQuery();
-  untilGpuCrash(kernels.study(query, m.replicas, m.steps)).then(
-    (text) => {
-      if (study !== mine) return;
-      finishStudy(JSON.parse(text), "");
-    },
-    (e) => {
-      if (study !== mine) return;
-      if (gpuCrash() || kernels.problem()) gpuFailed(e);
-      mine.started = false; // the CPU takes it from here
-      send({ type: "study", progress: 0, backend: "CPU", replicas: m.replicas });
-      mine.note = `the GPU could not train it (${errorText(e)}); the CPU did`;
-      wake();
-    },
-  );
+  /** @type {NonNullable<typeof study>} */
+  const mine = { ...m, job: null, started: false };
+  study = mine;
+  loadStudyModule().then((module) => {
+    if (study !== mine) return;
+    try {
+      // The CPU's job is built first: it checks the counts against the network's size.
+      mine.job = new module.SeedStudy(query, m.replicas, m.steps);
+    } catch (e) {
+      study = null;
+      send({ type: "reply", id: m.id, error: errorText(e), name: "RangeError" });
+      return;
+    }
+    const kernels = gpu;
+    send({ type: "study", progress: 0, backend: kernels ? "GPU" : "CPU", replicas: m.replicas });
+    wake();
+    if (!kernels) return;
+    mine.started = true;
+    untilGpuCrash(kernels.study(query, m.replicas, m.steps)).then(
+      (text) => {
+        if (study !== mine) return;
+        finishStudy(JSON.parse(text), "");
+      },
+      (e) => {
+        if (study !== mine) return;
+        if (gpuCrash() || kernels.problem()) gpuFailed(e);
+        mine.started = false; // the CPU takes it from here
+        send({ type: "study", progress: 0, backend: "CPU", replicas: m.replicas });
+        mine.note = `the GPU could not train it (${errorText(e)}); the CPU did`;
+        wake();
+      },
+    );
+  }, (e) => {
+    if (study !== mine) return;
+    study = null;
+    send({ type: "reply", id: m.id, error: `could not load the study module (${errorText(e)})` });
+  });
 }
+
+/** Whether a study of seeds has CPU work to do now (not loading, not on the GPU). */
+const studyRunsHere = () => !!study?.job && !study.started;
 
 /** One slice of a CPU study; returns whether one is under way. */
 function studyWork() {
-  if (!study || study.started || !sb) return !!study;
-  const progress = sb.studyAdvance(STUDY_SLICE_MS);
-  send({ type: "study", progress, backend: "CPU", replicas: study.replicas });
-  if (progress >= 1) finishStudy(JSON.parse(sb.studyResultJson()), study.note || "");
+  if (!study || !studyRunsHere()) return !!study;
+  const mine = study;
+  let progress;
+  try {
+    progress = mine.job.advance(STUDY_SLICE_MS);
+  } catch (e) {
+    // A crash in the study module fails the study; the element goes on.
+    study = null;
+    studyModule = null;
+    send({ type: "reply", id: mine.id, error: `the study crashed: ${studyCrash() || errorText(e)}` });
+    return false;
+  }
+  send({ type: "study", progress, backend: "CPU", replicas: mine.replicas });
+  if (progress >= 1) finishStudy(JSON.parse(mine.job.resultJson()), mine.note || "");
   return true;
 }
 
+/** @param {any} report @param {string} note */
 function finishStudy(report, note) {
-  if (!study || !sb) return;
-  const { id } = study;
+  if (!study) return;
+  const { id, job } = study;
   study = null;
-  sb.studyCancel();
+  job?.free();
   if (note) report.note = note;
   send({ type: "reply", id, value: report });
 }
@@ -820,9 +849,9 @@ function finishStudy(report, note) {
 /** A newer study, new runs or the element's removal ends the one under way. */
 function cancelStudy() {
   if (!study) return;
-  const { id } = study;
+  const { id, job } = study;
   study = null;
-  sb?.studyCancel();
+  job?.free();
   send({ type: "reply", id, error: "the study was replaced by a newer one or the runs were restarted", name: "AbortError" });
 }
 
@@ -838,9 +867,22 @@ function cancelStudy() {
 /** Shards of a grid study: one per core, at most two (this worker and one helper). */
 const GRID_SHARDS = Math.min(2, Math.max(1, (typeof navigator !== "undefined" && navigator.hardwareConcurrency) || 1));
 
-/** @type {Promise<any> | null} the study module's GridStudy class */
+/** @type {Promise<any> | null} the study module (its GridStudy and SeedStudy classes), once asked for */
 let studyModule = null;
 const studyCrash = () => scope.__flatminimaStudyPanic;
+
+/** The study module, loaded on first use; a failed load is tried again next time. */
+function loadStudyModule() {
+  studyModule ??= (async () => {
+    const module = await import(new URL("./pkg-study/flatminima.js", import.meta.url).href);
+    await module.default();
+    return module;
+  })().catch((e) => {
+    studyModule = null;
+    throw e;
+  });
+  return studyModule;
+}
 
 /** @param {import("./protocol.js").GridRequest} m */
 function startGrid(m) {
@@ -859,18 +901,10 @@ function startGrid(m) {
   };
   grid = mine;
   send({ type: "grid", progress: 0, runs: 0, total: 0 });
-  studyModule ??= (async () => {
-    const module = await import(new URL("./pkg-study/flatminima.js", import.meta.url).href);
-    await module.default();
-    return module.GridStudy;
-  })().catch((e) => {
-    studyModule = null; // the next study tries again
-    throw e;
-  });
-  studyModule.then((GridStudy) => {
+  loadStudyModule().then((module) => {
     if (grid !== mine) return;
     try {
-      mine.study = new GridStudy(query, m.axes, m.dataSeeds, m.seeds, m.untilTrainLoss ?? NaN, m.checkEvery, 0, shards);
+      mine.study = new module.GridStudy(query, m.axes, m.dataSeeds, m.seeds, m.untilTrainLoss ?? NaN, m.checkEvery, 0, shards);
     } catch (e) {
       grid = null;
       send({ type: "reply", id: m.id, error: errorText(e), name: "RangeError" });

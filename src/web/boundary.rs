@@ -127,7 +127,7 @@ impl BoundaryPainter {
             .x_labels(7)
             .y_labels(7)
             .axis_style(axis_colour.stroke_width(1))
-            .label_style(("sans-serif", 11.0 * s).into_font().color(&RGBColor(85, 85, 85)))
+            .label_style((FontFamily::SansSerif, 11.0 * s).into_font().color(&RGBColor(85, 85, 85)))
             .x_label_formatter(&|v| format!("{v:.0}"))
             .y_label_formatter(&|v| format!("{v:.0}"))
             .draw()

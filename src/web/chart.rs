@@ -58,7 +58,7 @@ where
     X: Ranged + ValueFormatter<X::ValueType>,
     Y: Ranged + ValueFormatter<Y::ValueType>,
 {
-    let text = |size: f64| ("sans-serif", size * s).into_font().color(&RGBColor(70, 70, 70));
+    let text = |size: f64| (FontFamily::SansSerif, size * s).into_font().color(&RGBColor(70, 70, 70));
     mesh.light_line_style(RGBColor(238, 238, 238).stroke_width(1))
         .bold_line_style(RGBColor(222, 222, 222).stroke_width(1))
         .axis_style(RGBColor(150, 150, 150).stroke_width(1))

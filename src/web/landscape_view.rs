@@ -113,8 +113,8 @@ impl LandscapePainter {
             .x_labels(5)
             .y_labels(5)
             .axis_style(RGBColor(110, 110, 110).stroke_width(1))
-            .label_style(("sans-serif", 10.0 * s).into_font().color(&RGBColor(85, 85, 85)))
-            .axis_desc_style(("sans-serif", 11.0 * s).into_font().color(&RGBColor(70, 70, 70)))
+            .label_style((FontFamily::SansSerif, 10.0 * s).into_font().color(&RGBColor(85, 85, 85)))
+            .axis_desc_style((FontFamily::SansSerif, 11.0 * s).into_font().color(&RGBColor(70, 70, 70)))
             .x_desc("α (d1)")
             .y_desc("β (d2)")
             .x_label_formatter(&|v| trim(*v))
@@ -339,7 +339,7 @@ pub fn draw_surface_3d(canvas: &HtmlCanvasElement, pic: &SurfacePicture, yaw: f6
         .x_labels(5)
         .z_labels(5)
         .y_labels(4)
-        .label_style(("sans-serif", 9.0 * s).into_font().color(&RGBColor(90, 90, 90)))
+        .label_style((FontFamily::SansSerif, 9.0 * s).into_font().color(&RGBColor(90, 90, 90)))
         .x_formatter(&|v| trim(*v))
         .z_formatter(&|v| trim(*v))
         .y_formatter(&|v| loss_label(10f64.powf(*v)))
@@ -360,9 +360,14 @@ pub fn draw_surface_3d(canvas: &HtmlCanvasElement, pic: &SurfacePicture, yaw: f6
             quads.push((depth, points, palette::viridis(unit(mean, pic.log_range))));
         }
     }
-    quads.sort_by_key(|q| std::cmp::Reverse(q.0));
+    // Painter's algorithm: the farthest quad first.
+    let depths: Vec<f64> = quads.iter().map(|q| q.0 as f64).collect();
+    let far_first = crate::stats::largest_first(&depths);
     chart
-        .draw_series(quads.into_iter().map(|(_, points, c)| Polygon::new(points, rgb(c).filled())))
+        .draw_series(far_first.into_iter().map(|i| {
+            let (_, points, c) = &quads[i];
+            Polygon::new(points.clone(), rgb(*c).filled())
+        }))
         .map_err(js_error)?;
     Ok(())
 }

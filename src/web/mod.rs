@@ -14,9 +14,10 @@
 //! - [`palette`]: colour-blind-safe colours
 //! - [`live_bytes`]: the allocator's count of live bytes, for leak tests
 //! - `bench` (feature `bench-page`): timings for `www/bench.html`, left out of the shipped module
-//! - [`grid_study`]: the study panel's grid study in bounded pieces (plain Rust; exported only
-//!   by `study_page`, feature `study-page`: the study module `www/pkg-study`, which the worker
-//!   loads when the panel's Study is first pressed, so the module every reader downloads stays small)
+//! - [`grid_study`]: the study panel's grid study in bounded pieces, and [`seed_study`]: a study
+//!   of seeds (`el.study()`) in bounded pieces (plain Rust; exported only by `study_page`, feature
+//!   `study-page`: the study module `www/pkg-study`, which the worker loads when the first study
+//!   starts, so the module every reader downloads stays small)
 //! - `gpu_page` (feature `gpu-page`): the GPU module `www/pkg-gpu`, which the element loads
 //!   only where WebGPU has an adapter; built without the default feature `page` (everything
 //!   above but `live_bytes`), so it holds the GPU kernels and what they need, nothing else
@@ -46,6 +47,7 @@ pub mod live_bytes;
 pub mod palette;
 #[cfg(feature = "page")]
 pub mod sandbox;
+pub mod seed_study;
 #[cfg(feature = "page")]
 pub mod sharpness_view;
 #[cfg(feature = "study-page")]

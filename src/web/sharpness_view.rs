@@ -88,7 +88,7 @@ pub fn draw_spectrum(
     let Some(root) = chart::white_area(canvas, s, 120.0, 80.0)? else { return Ok(()) };
     if let Some(note) = note {
         let (w, h) = root.dim_in_pixel();
-        let style = ("sans-serif", 12.0 * s).into_font().color(&RGBColor(90, 90, 90));
+        let style = (FontFamily::SansSerif, 12.0 * s).into_font().color(&RGBColor(90, 90, 90));
         let centred = style.pos(Pos::new(HPos::Center, VPos::Center));
         root.draw(&Text::new(note.to_string(), (w as i32 / 2, h as i32 / 2), centred)).map_err(js_error)?;
         return Ok(());

@@ -1,14 +1,54 @@
 //! The page's study module (`www/pkg-study`, feature `study-page`, built
-//! without the sandbox): the worker loads it when the study panel's Study is
-//! first pressed and runs [`PageGrid`] through it, a slice per scheduler tick.
+//! without the sandbox): the worker loads it when the first study starts and
+//! runs [`PageGrid`] (the study panel's grid) or [`SeedStudy`] (`el.study()`
+//! of seeds) through it, a slice per scheduler tick.
 //! The two modules share no memory: the study takes the page's settings as a
 //! URL query and answers with JSON.
 
 use wasm_bindgen::prelude::*;
 
 use super::grid_study::PageGrid;
+use super::seed_study;
 use super::{install_panic_hook, performance};
 use crate::study_grid::Shard;
+
+/// Milliseconds on the worker's clock.
+fn now(clock: &Option<web_sys::Performance>) -> f64 {
+    clock.as_ref().map_or_else(js_sys::Date::now, |p| p.now())
+}
+
+/// A study of seeds for the worker (see `seed_study.rs`).
+#[wasm_bindgen]
+pub struct SeedStudy {
+    study: seed_study::SeedStudy,
+    clock: Option<web_sys::Performance>,
+}
+
+#[wasm_bindgen]
+impl SeedStudy {
+    /// Starts the study of `settingsQuery`'s settings: `replicas` seeds per
+    /// side, `steps` steps each. Throws a message naming a bad count or setting.
+    #[wasm_bindgen(constructor)]
+    pub fn new(settings_query: &str, replicas: u32, steps: u32) -> Result<SeedStudy, JsError> {
+        install_panic_hook();
+        let clock = performance();
+        let study = seed_study::SeedStudy::new(settings_query, replicas as usize, steps as usize, now(&clock))
+            .map_err(|e| JsError::new(&e))?;
+        Ok(SeedStudy { study, clock })
+    }
+
+    /// Trains for about `budgetMs`; returns the progress in [0, 1].
+    pub fn advance(&mut self, budget_ms: f64) -> f64 {
+        let clock = &self.clock;
+        self.study.advance(budget_ms, || now(clock))
+    }
+
+    /// The finished study's report as JSON, or "null" while it runs.
+    #[wasm_bindgen(js_name = resultJson)]
+    pub fn result_json(&self) -> String {
+        self.study.result_json().unwrap_or_else(|| "null".into())
+    }
+}
 
 /// A grid study for the worker (see `grid_study.rs`).
 #[wasm_bindgen]
@@ -55,9 +95,7 @@ impl GridStudy {
     /// returns at once while it waits for the other shards (`isWaiting`).
     pub fn advance(&mut self, budget_ms: f64) -> Result<f64, JsError> {
         let clock = self.clock.clone();
-        self.grid
-            .advance(budget_ms, move || clock.as_ref().map_or_else(js_sys::Date::now, |p| p.now()))
-            .map_err(|e| JsError::new(&e))
+        self.grid.advance(budget_ms, move || now(&clock)).map_err(|e| JsError::new(&e))
     }
 
     /// Shard 0: shard `index`'s finished runs (its `partRuns`). Throws if they do not fit.

@@ -1,5 +1,5 @@
 // @ts-check
-// The lesson engine: turns one entry of catalogue.js into a page a student works
+// The lesson engine: turns one lesson of catalogue/ into a page a student works
 // through. Claim (with its source and the published number), a prediction the
 // student commits to, the run (one or more <flatminima-sandbox> elements with the
 // lesson's preset), then a check written from what the run measured, never from
@@ -9,15 +9,20 @@
 // The page's URL is the permalink: a lesson with one sandbox keeps its settings
 // in the query (like the main page), so a student's changed run can be shared.
 
-import { LESSONS } from "./catalogue.js";
+import { LESSON_IDS, loadLesson } from "./catalogue.js";
 import { pairedDifference } from "./stats.js";
+
+// This page's lesson, fetched while the element's module loads.
+const id = document.getElementById("lesson")?.dataset.lesson ?? "";
+const index = LESSON_IDS.indexOf(id);
+const lessonLoading = index >= 0 ? loadLesson(id) : null;
 
 // The element, minified by scripts/build-wasm.sh (flatminima-sandbox.min.js, as index.html
 // loads it); imported by URL so that tsc checks this file against the element's source.
 await import(new URL("../flatminima-sandbox.min.js", import.meta.url).href);
 
-/** @typedef {import("./catalogue.js").Lesson} Lesson */
-/** @typedef {import("./catalogue.js").RunResult} RunResult */
+/** @typedef {import("./checks.js").Lesson} Lesson */
+/** @typedef {import("./checks.js").RunResult} RunResult */
 
 /** How long a check waits for the sharpness of the last step (ms). */
 const SHARPNESS_WAIT_MS = 15_000;
@@ -67,11 +72,11 @@ function render(lesson, index) {
   document.title = `${lesson.title} · flatminima lessons`;
   const main = /** @type {HTMLElement} */ (document.getElementById("lesson"));
   main.replaceChildren();
-  const n = LESSONS.length;
+  const n = LESSON_IDS.length;
   const nav = h("nav", { class: "crumbs", "aria-label": "Lessons" }, [
     h("a", { href: "./" }, ["All lessons"]), ` · lesson ${index + 1} of ${n}`,
-    ...(index > 0 ? [" · ", h("a", { href: `${LESSONS[index - 1].id}.html` }, ["previous"])] : []),
-    ...(index + 1 < n ? [" · ", h("a", { href: `${LESSONS[index + 1].id}.html` }, ["next"])] : []),
+    ...(index > 0 ? [" · ", h("a", { href: `${LESSON_IDS[index - 1]}.html` }, ["previous"])] : []),
+    ...(index + 1 < n ? [" · ", h("a", { href: `${LESSON_IDS[index + 1]}.html` }, ["next"])] : []),
   ]);
   const claim = h("section", { class: "claim", "aria-labelledby": "claim-h" }, [
     h("h2", { id: "claim-h" }, ["The claim"]),
@@ -265,9 +270,7 @@ function applyUrl(/** @type {any} */ el) {
   });
 }
 
-const id = document.getElementById("lesson")?.dataset.lesson;
-const index = LESSONS.findIndex((l) => l.id === id);
-if (index >= 0) render(LESSONS[index], index);
+if (lessonLoading) render(await lessonLoading, index);
 else if (document.getElementById("lesson")) {
   /** @type {HTMLElement} */ (document.getElementById("lesson")).textContent = `No lesson named "${id}".`;
 }

@@ -804,8 +804,7 @@ impl Lanczos {
             }
         });
         let eig = SymmetricEigen::new(t);
-        let mut order: Vec<usize> = (0..size).collect();
-        order.sort_by(|&a, &b| eig.eigenvalues[b].total_cmp(&eig.eigenvalues[a]));
+        let order = crate::stats::largest_first(eig.eigenvalues.as_slice());
         let last_beta = *beta.last().unwrap_or(&0.0);
         let mut out = Eigenpairs { values: vec![], vectors: vec![], residuals: vec![], hvps: size };
         for &i in order.iter().take(k) {
@@ -939,16 +938,14 @@ impl Job<HessianOperator> for Hutchinson {
 
 /// All eigenvalues of a symmetric matrix, largest first.
 pub fn spectrum(h: &DMatrix<f64>) -> Vec<f64> {
-    let mut values: Vec<f64> = h.clone().symmetric_eigenvalues().iter().copied().collect();
-    values.sort_by(|a, b| b.total_cmp(a));
-    values
+    let values: Vec<f64> = h.clone().symmetric_eigenvalues().iter().copied().collect();
+    crate::stats::largest_first(&values).into_iter().map(|i| values[i]).collect()
 }
 
 /// Full eigen-decomposition, largest eigenvalue first, unit eigenvectors with canonical sign.
 pub fn eigen_decomposition(h: &DMatrix<f64>) -> (Vec<f64>, Vec<Vec<f64>>) {
     let eig = SymmetricEigen::new(h.clone());
-    let mut order: Vec<usize> = (0..eig.eigenvalues.len()).collect();
-    order.sort_by(|&a, &b| eig.eigenvalues[b].total_cmp(&eig.eigenvalues[a]));
+    let order = crate::stats::largest_first(eig.eigenvalues.as_slice());
     let values = order.iter().map(|&i| eig.eigenvalues[i]).collect();
     let vectors = order
         .iter()

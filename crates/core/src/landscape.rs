@@ -323,8 +323,7 @@ impl Plane {
         // n is small (snapshots), so take the eigen-decomposition of the n x n Gram matrix.
         let gram = &m * m.transpose();
         let eig = SymmetricEigen::new(gram);
-        let mut order: Vec<usize> = (0..n).collect();
-        order.sort_by(|&a, &b| eig.eigenvalues[b].total_cmp(&eig.eigenvalues[a]));
+        let order = crate::stats::largest_first(eig.eigenvalues.as_slice());
         let total: f64 = eig.eigenvalues.iter().map(|v| v.max(0.0)).sum();
         let (v1, v2) = (eig.eigenvalues[order[0]], eig.eigenvalues[order[1]]);
         if total.is_nan() || total <= 0.0 || v2 <= 1e-12 * v1 {
@@ -402,10 +401,8 @@ pub fn subset(data: &Dataset, max_points: usize, seed: u64, split: Split) -> Dat
     if max_points == 0 || max_points >= data.len() {
         return data.clone();
     }
-    let mut chosen: Vec<usize> = (0..data.len()).collect();
-    Rng::derive(seed, &format!("landscape-subset-{}", split.name())).shuffle(&mut chosen);
-    chosen.truncate(max_points);
-    chosen.sort_unstable();
+    let chosen =
+        Rng::derive(seed, &format!("landscape-subset-{}", split.name())).subset_in_order(data.len(), max_points);
     Dataset {
         points: chosen.iter().map(|&i| data.points[i]).collect(),
         labels: chosen.iter().map(|&i| data.labels[i]).collect(),

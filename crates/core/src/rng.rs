@@ -85,6 +85,19 @@ impl Rng {
             items.swap(i, j);
         }
     }
+
+    /// `k` of the indices `0..n` drawn at random, listed in increasing order:
+    /// the first `k` of a shuffle of `0..n`, sorted (without a sort, which
+    /// would add a sorting routine to the page's module for this alone).
+    pub fn subset_in_order(&mut self, n: usize, k: usize) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..n).collect();
+        self.shuffle(&mut order);
+        let mut chosen = vec![false; n];
+        for &i in order.iter().take(k) {
+            chosen[i] = true;
+        }
+        (0..n).filter(|&i| chosen[i]).collect()
+    }
 }
 
 #[cfg(test)]
@@ -132,5 +145,16 @@ mod tests {
         s.sort();
         assert_eq!(s, (0..100).collect::<Vec<_>>());
         assert_ne!(v, s);
+    }
+
+    #[test]
+    fn subset_in_order_is_the_sorted_head_of_a_shuffle() {
+        for (n, k) in [(10, 3), (100, 40), (5, 5), (7, 0), (4, 9)] {
+            let mut shuffled: Vec<usize> = (0..n).collect();
+            Rng::new(11).shuffle(&mut shuffled);
+            shuffled.truncate(k);
+            shuffled.sort_unstable();
+            assert_eq!(Rng::new(11).subset_in_order(n, k), shuffled, "n {n}, k {k}");
+        }
     }
 }

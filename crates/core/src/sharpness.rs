@@ -177,12 +177,11 @@ impl SharpnessReport {
 /// `max_points` of them (kept in their original order).
 pub fn sample_rows(data: &Dataset, max_points: usize, seed: u64) -> (Vec<f64>, Vec<usize>) {
     let n = data.len();
-    let mut chosen: Vec<usize> = (0..n).collect();
-    if max_points > 0 && max_points < n {
-        Rng::derive(seed, "sharpness-subset").shuffle(&mut chosen);
-        chosen.truncate(max_points);
-        chosen.sort_unstable();
-    }
+    let chosen: Vec<usize> = if max_points > 0 && max_points < n {
+        Rng::derive(seed, "sharpness-subset").subset_in_order(n, max_points)
+    } else {
+        (0..n).collect()
+    };
     let x = chosen.iter().flat_map(|&i| data.points[i]).collect();
     let y = chosen.iter().map(|&i| data.labels[i]).collect();
     (x, y)

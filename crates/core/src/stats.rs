@@ -170,9 +170,36 @@ pub fn quantile(sorted: &[f64], q: f64) -> f64 {
     }
 }
 
+/// The indices of `keys` from largest to smallest; equal keys keep their
+/// order (a stable sort by `f64::total_cmp`). An insertion sort: the lists
+/// are short (spectra, classes, surface quads), and one small routine shared
+/// by every caller keeps the page's wasm module small where std's sort would
+/// be compiled again for each call site's closure.
+pub fn largest_first(keys: &[f64]) -> Vec<usize> {
+    let mut order: Vec<usize> = Vec::with_capacity(keys.len());
+    for i in 0..keys.len() {
+        let mut at = order.len();
+        while at > 0 && keys[order[at - 1]].total_cmp(&keys[i]).is_lt() {
+            at -= 1;
+        }
+        order.insert(at, i);
+    }
+    order
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn largest_first_is_a_stable_descending_sort() {
+        let keys = [1.0, 3.0, -2.0, 3.0, f64::NEG_INFINITY, 0.5, 1.0];
+        let mut want: Vec<usize> = (0..keys.len()).collect();
+        want.sort_by(|&a, &b| keys[b].total_cmp(&keys[a]));
+        assert_eq!(largest_first(&keys), want);
+        assert_eq!(largest_first(&keys), vec![1, 3, 0, 6, 5, 2, 4]);
+        assert!(largest_first(&[]).is_empty());
+    }
 
     #[test]
     fn closed_forms() {

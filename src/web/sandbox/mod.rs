@@ -88,8 +88,6 @@ pub struct Sandbox {
     /// studies (see `offload.rs`): the adapter's description.
     gpu: Option<String>,
     offload: offload::Offload,
-    /// A study trained on the CPU, a little per frame.
-    study: Option<offload::CpuStudy>,
     /// Initial weights and training points that outlive settings changes (see `pinned.rs`).
     pins: pinned::Pins,
     /// Each side's other solutions: weight average, ensemble, rescaling (see `extras.rs`).
@@ -134,7 +132,6 @@ impl Sandbox {
             sharpness_turn: 0,
             gpu: None,
             offload: offload::Offload::default(),
-            study: None,
             pins: pinned::Pins::default(),
             extras: extras::Extras::default(),
         };
@@ -661,7 +658,6 @@ struct Slicers {
     landscape_start: Slicer,
     landscape: Slicer,
     sharpness: Slicer,
-    study: Slicer,
 }
 
 /// Milliseconds from `performance.now()` (or `Date.now()` where there is no window).

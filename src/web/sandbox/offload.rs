@@ -3,23 +3,20 @@
 //! where WebGPU has an adapter; the two modules cannot share memory, so the
 //! sandbox hands out requests as JSON (`backend::requests`) and takes the
 //! answers back: decision boundaries and the landscape's two surfaces. (A
-//! study needs only the settings: the GPU module builds it from them.) Training steps stay on the CPU: one step of a tiny net is far
-//! smaller than a GPU round trip.
+//! study needs only the settings: the GPU module builds it from them, and so
+//! does the study module on the CPU.) Training steps stay on the CPU: one step
+//! of a tiny net is far smaller than a GPU round trip.
 //!
 //! Answers arrive a frame or more after their request. A boundary is for the
 //! runs' (revision, steps) it was asked at, and dropped if the runs were
 //! replaced meanwhile; a surface is for the landscape in progress, and one
 //! asked for a landscape that has since been replaced is dropped (at most one
-//! surface per side is out at a time, so the sandbox knows which that is). Studies also run here on the CPU, a few steps per
-//! frame, when there is no GPU or it fails.
+//! surface per side is out at a time, so the sandbox knows which that is).
 
 use wasm_bindgen::prelude::*;
 
-use crate::job::Job;
 use crate::model::Architecture;
 use crate::requests::BoundaryRequest;
-use crate::settings::settings_from_config;
-use crate::study::{Study, StudyJob, StudyReport};
 
 use super::super::field::{GRID, VIEW};
 use super::Sandbox;
@@ -52,16 +49,6 @@ impl Offload {
             }
         }
     }
-}
-
-/// A study trained on the CPU.
-pub(super) struct CpuStudy {
-    study: Study,
-    job: StudyJob,
-    /// Wall-clock start, and the milliseconds to the end once done (it shares
-    /// frames with the page, so this is longer than its compute time).
-    started_ms: f64,
-    took_ms: Option<f64>,
 }
 
 #[wasm_bindgen]
@@ -162,55 +149,6 @@ impl Sandbox {
             Ok(()) => String::new(),
             Err(e) => format!("surface answer: {e}"),
         }
-    }
-
-    /// Starts training a study of the current settings on the CPU (replacing
-    /// any under way): `replicas` seeds per side, `steps` steps each (see
-    /// `crate::study`; the GPU module's `study` takes `settingsQuery` and
-    /// builds the same one). Errors (in JS) on counts out of range.
-    #[wasm_bindgen(js_name = studyStart)]
-    pub fn study_start(&mut self, replicas: u32, steps: u32) -> Result<(), JsError> {
-        self.study = None;
-        let settings = settings_from_config(&self.pair().config);
-        let study =
-            Study::from_settings(settings.iter().map(|(k, v)| (*k, v.as_str())), replicas as usize, steps as usize)
-                .map_err(|e| JsError::new(&e.to_string()))?;
-        let job = StudyJob::new(&study);
-        self.study = Some(CpuStudy { study, job, started_ms: self.clock.now(), took_ms: None });
-        Ok(())
-    }
-
-    /// Trains the CPU study for about `budget_ms`; returns its progress in
-    /// [0, 1] (1 when there is none).
-    #[wasm_bindgen(js_name = studyAdvance)]
-    pub fn study_advance(&mut self, budget_ms: f64) -> f64 {
-        let Some(s) = self.study.as_mut() else { return 1.0 };
-        let clock = &self.clock;
-        self.slicers.study.work_for(&mut s.job, &mut (), budget_ms, &mut || clock.now());
-        if s.job.is_done() && s.took_ms.is_none() {
-            s.took_ms = Some(self.clock.now() - s.started_ms);
-        }
-        s.job.progress()
-    }
-
-    /// The finished CPU study's `StudyReport` as JSON (null while it runs or
-    /// when there is none): `{backend, replicas, steps, ms, left, right,
-    /// paired}`; each side has `label`, mean/min/max of `ood_acc`, `id_acc`,
-    /// `train_loss` and `ood_loss`, `diverged`, and every replica's metrics.
-    #[wasm_bindgen(js_name = studyResultJson)]
-    pub fn study_result_json(&self) -> String {
-        match &self.study {
-            Some(CpuStudy { study, job, took_ms: Some(ms), .. }) => {
-                to_json(&StudyReport::new(study, job.results(), "cpu", *ms))
-            }
-            _ => "null".into(),
-        }
-    }
-
-    /// Drops the CPU study (finished or not).
-    #[wasm_bindgen(js_name = studyCancel)]
-    pub fn study_cancel(&mut self) {
-        self.study = None;
     }
 }
 

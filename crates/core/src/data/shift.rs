@@ -71,8 +71,8 @@ pub fn prior_counts(n: usize, classes: usize, severity: f64) -> Vec<usize> {
     let mut counts: Vec<usize> = exact.iter().map(|e| *e as usize).collect();
     // Hand the points lost to rounding down to the largest fractional parts
     // (ties go to the lower class, the stable sort keeps their order).
-    let mut order: Vec<usize> = (0..classes).collect();
-    order.sort_by(|&a, &b| (exact[b] - counts[b] as f64).total_cmp(&(exact[a] - counts[a] as f64)));
+    let fractions: Vec<f64> = exact.iter().zip(&counts).map(|(e, &c)| e - c as f64).collect();
+    let order = crate::stats::largest_first(&fractions);
     let missing = n.saturating_sub(counts.iter().sum::<usize>());
     for &k in order.iter().take(missing) {
         counts[k] += 1;
