@@ -17,7 +17,7 @@
 //     is named by the environment variable TF_PLAYGROUND_DIR (the project does not copy its
 //     code; without the variable this part is skipped with a notice),
 //
-//   [TF_PLAYGROUND_DIR=/path/to/playground] node scripts/bench-browser.mjs [--json] [--quick] [--webgpu] [--study] [--page] [--native-sgd=N] [--native-sam=N] [--dir=WWW]
+//   [TF_PLAYGROUND_DIR=/path/to/playground] node scripts/bench-browser.mjs [--json] [--quick] [--webgpu] [--study] [--page] [--lessons] [--native-sgd=N] [--native-sam=N] [--dir=WWW]
 //
 // --quick: fewer, shorter samples (about 5 s instead of 20 s). --dir: serve another www/ folder.
 // --webgpu: launch Chromium with --enable-unsafe-webgpu and also time the GPU kernels through
@@ -41,6 +41,10 @@
 // bench.html: both sides stepped with the page's metric logging, Sandbox.trainFor without any
 // pictures or views), and a 6x64 net with a full batch of 5000 and Hessian directions at "max".
 // --page=3 (or --page=1,3): only those scenarios, numbered from 1 in that order.
+// --lessons: issue 12's target, a lesson page loading in <= 1 s: each lesson of
+// www/lessons/catalogue.js opened with the browser's cache cleared, timed from navigation
+// until its prediction form is up and every sandbox on it has reported its first metrics
+// (worker started, module compiled, runs built), with the gzipped bytes it downloaded.
 //
 // Figures are reported, never asserted: the exit code is 0 unless the benchmark
 // itself fails. Targets (issue 2, section 6): >= 1.8M examples/s in wasm (10x
@@ -50,6 +54,7 @@
 
 import { readFileSync, existsSync, readdirSync } from "node:fs";
 import path from "node:path";
+import { pathToFileURL } from "node:url";
 import { gzipSync } from "node:zlib";
 import { cpus, loadavg } from "node:os";
 import { ROOT, startServer, launchBrowser, newWatchedPage, withTimeout } from "../tests/e2e/harness.mjs";
@@ -144,6 +149,45 @@ async function shippedBytes(context, url, www) {
   })).sort((a, b) => b.gz - a.gz);
   const sum = (kinds) => files.filter((f) => kinds.includes(f.kind)).reduce((s, f) => s + f.gz, 0);
   return { files, wasm_js_css_gz: sum(["wasm", "js", "css"]), all_gz: files.reduce((s, f) => s + f.gz, 0), problems };
+}
+
+/** --lessons: each lesson page's load time with a cold cache, and what it downloaded. */
+async function lessonFigures(context, url, www) {
+  const { LESSON_IDS } = await import(pathToFileURL(path.join(www, "lessons", "catalogue.js")).href);
+  const out = [];
+  for (const id of LESSON_IDS) {
+    const { page, problems } = await newWatchedPage(context);
+    const cdp = await context.newCDPSession(page);
+    await cdp.send("Network.clearBrowserCache");
+    // What came over the network (gzip -9 of each body; a body the browser took from its
+    // cache, such as a second sandbox's copy of the module, has no transfer size), and the
+    // same per distinct file.
+    let gz = 0, fetches = 0;
+    const distinct = new Map();
+    const pending = [];
+    page.on("response", (res) => {
+      if (!res.url().startsWith(url) || res.status() !== 200) return;
+      pending.push(Promise.all([res.body(), res.request().sizes()]).then(([b, sizes]) => {
+        const z = gzipSync(b, { level: 9 }).length;
+        distinct.set(res.url(), z);
+        if (sizes.responseBodySize > 0) { gz += z; fetches += 1; }
+      }, () => {}));
+    });
+    await page.goto(`${url}lessons/${id}.html`, { waitUntil: "commit" });
+    const ms = await page.waitForFunction(() => {
+      const els = [...document.querySelectorAll("flatminima-sandbox")];
+      const ready = document.querySelector("form.predict") && els.length > 0 &&
+        els.every((el) => { try { return !!el.metrics(); } catch { return false; } });
+      return ready ? performance.now() : null;
+    }, null, { timeout: 20_000, polling: 5 }).then((h) => h.jsonValue(), (e) => {
+      problems.push(`lesson ${id} never became ready: ${e.message}`);
+      return NaN;
+    });
+    await Promise.all(pending);
+    out.push({ id, ms, gz, fetches, distinct_gz: [...distinct.values()].reduce((x, y) => x + y, 0), files: distinct.size, problems });
+    await page.close();
+  }
+  return out;
 }
 
 /** element.study() wall-clock times in index.html for the CPU backend (and the GPU one with --webgpu). */
@@ -389,7 +433,9 @@ async function main() {
       { name: "6x64, full batch of 5000", settings: { hidden: "64,64,64,64,64,64", points: "5000", "batch-size": "5000" }, steps: 1 },
     ] }), args.quick ? 1500 : 4000), 120_000, "two workers") : null;
     const pageRuns = args.page ? await pageFigures(browser.context, server.url, args.quick ? 5 : 15) : null;
-    const result = { wasm, playground, shipped, native, study, two_workers: twoWorkers, page: pageRuns, problems: [...problems, ...shipped.problems, ...(pageRuns || []).flatMap((r) => r.problems)] };
+    const lessons = args.lessons ? await lessonFigures(browser.context, server.url, www) : null;
+    const result = { wasm, playground, shipped, native, study, two_workers: twoWorkers, page: pageRuns, lessons,
+      problems: [...problems, ...shipped.problems, ...(pageRuns || []).flatMap((r) => r.problems), ...(lessons || []).flatMap((r) => r.problems)] };
 
     if (args.json) {
       console.log(JSON.stringify(result, null, 2));
@@ -458,6 +504,11 @@ async function main() {
         const q = r.settings_to_effect[kind];
         line(`  ${what}`, `p95 ${fmt(q.p95, 1)} ms`, `  median ${fmt(q.median, 1)} ms, max ${fmt(q.max, 1)} ms (${q.n} changes)${mark(q.p95 <= 50)}`);
       }
+    }
+    if (lessons) {
+      const slowest = lessons.reduce((a, b) => (b.ms > a.ms || Number.isNaN(b.ms) ? b : a));
+      line("lesson pages, cold cache, load", fmt(slowest.ms, 0) + " ms", `  the slowest (${slowest.id}); ready = prediction form up and first metrics from every sandbox${mark(lessons.every((r) => r.ms <= 1000))}`);
+      for (const r of lessons) console.log(`      ${r.id.padEnd(20)} ${fmt(r.ms, 0).padStart(6)} ms  ${fmt(r.distinct_gz / 1000, 1).padStart(6)} KB gz in ${r.files} files; over the network ${fmt(r.gz / 1000, 1)} KB gz in ${r.fetches} fetches`);
     }
     line("shipped wasm+JS+CSS (gzip -9)", fmt(shipped.wasm_js_css_gz / 1024, 1) + " KB", `  all files incl. HTML ${fmt(shipped.all_gz / 1024, 1)} KB${mark(shipped.wasm_js_css_gz <= TARGETS.shippedKB * 1024)}`);
     for (const f of shipped.files) console.log(`      ${f.path.padEnd(32)} ${fmt(f.raw).padStart(10)} B ${fmt(f.gz).padStart(9)} B gz`);

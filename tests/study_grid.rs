@@ -5,12 +5,13 @@
 
 use flatminima::config::RunConfig;
 use flatminima::data::{ShiftConfig, ShiftKind};
+use flatminima::job::Job;
 use flatminima::pair::Pair;
 use flatminima::stats::student_t_quantile;
 use flatminima::study_grid::{
     Axis, Grid, GridJob, GridSpec, OodResult, RunResult, RunSharpness, Shard, StopRule, StudyOutput,
 };
-use flatminima::study_stats::{StatsJob, StudyStats};
+use flatminima::study_stats::{StatsInput, StatsJob, StudyStats};
 
 #[path = "support/study_identity.rs"]
 mod study_identity;
@@ -316,9 +317,9 @@ fn a_grid_job_in_small_pieces_equals_the_whole_study() {
         let whole = serde_json::to_string(&grid.run(None, |_, _| {})).unwrap();
         // Pieces of 1 and 7 steps, and the statistics a resample at a time.
         for piece in [1, 7] {
-            let mut job = GridJob::new(grid.clone(), None);
+            let mut job = GridJob::new(grid.clone(), None).in_pieces(piece);
             let mut calls = 0;
-            while !job.advance(piece) {
+            while !job.advance(&mut ()) {
                 calls += 1;
                 assert!((0.0..=1.0).contains(&job.progress()));
             }
@@ -331,8 +332,9 @@ fn a_grid_job_in_small_pieces_equals_the_whole_study() {
             };
             assert!(calls >= trained / per_call, "{calls} calls for {trained} steps in pieces of {piece}");
             let mut stats = StatsJob::new(job.grid(), job.runs());
+            let mut input = StatsInput { grid: job.grid(), runs: job.runs() };
             let mut resamples = 0;
-            while !stats.advance(job.grid(), job.runs()) {
+            while !stats.advance(&mut input) {
                 resamples += 1;
             }
             assert!(resamples >= 200, "one bootstrap resample per call, got {resamples} calls");

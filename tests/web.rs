@@ -809,7 +809,7 @@ fn the_page_s_grid_study_in_two_shards_equals_the_native_one_byte_for_byte() {
     while second.advance(5.0, now).unwrap() < 1.0 {}
     let part = second.part_numbers().expect("shard 1 is done");
     // Shard 0 does its own units, then waits for shard 1's.
-    while !first.is_waiting() {
+    while !first.waits_for_shards() {
         assert!(first.advance(5.0, now).unwrap() < 1.0);
         assert!(first.add_part(0, &part).is_err(), "not a second shard 0");
     }

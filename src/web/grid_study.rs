@@ -12,8 +12,9 @@
 //! shards' runs (`add_part`, as plain numbers), merges them in unit order and
 //! computes the statistics: the same JSON as one worker's, byte for byte.
 
+use crate::job::{Job, Slicer};
 use crate::study_grid::{page_grid, Grid, GridJob, RunResult, Shard, StudyOutput};
-use crate::study_stats::StatsJob;
+use crate::study_stats::{StatsInput, StatsJob};
 
 /// Training steps per piece: about 2 ms of SAM on the reference net in wasm.
 pub const STEPS_PER_PIECE: usize = 64;
@@ -34,6 +35,10 @@ pub struct PageGrid {
     stats: Option<StatsJob>,
     /// The finished study's JSON.
     output: Option<String>,
+    /// What went wrong in the last piece, for `advance` to return.
+    error: Option<String>,
+    /// The driver's pace for this study's pieces.
+    slicer: Slicer,
     /// The longest piece so far (ms): how long a message may wait behind one.
     longest_piece_ms: f64,
 }
@@ -71,7 +76,7 @@ impl PageGrid {
         let grid = page_grid(settings_query, axes, data_seeds, seeds, until_train_loss, check_every)?;
         let shard = shard.filter(|s| s.count > 1);
         Ok(PageGrid {
-            job: GridJob::new(grid, shard),
+            job: GridJob::new(grid, shard).in_pieces(STEPS_PER_PIECE),
             shard,
             parts: Vec::new(),
             merged: None,
@@ -79,6 +84,8 @@ impl PageGrid {
             handed: Vec::new(),
             stats: None,
             output: None,
+            error: None,
+            slicer: Slicer::default(),
             longest_piece_ms: 0.0,
         })
     }
@@ -117,7 +124,7 @@ impl PageGrid {
     }
 
     /// Whether this shard's own work is done and it waits for the other shards' runs.
-    pub fn is_waiting(&self) -> bool {
+    pub fn waits_for_shards(&self) -> bool {
         self.output.is_none() && self.merged.is_none() && self.job.is_done() && self.shard.is_some_and(|s| s.index == 0)
     }
 
@@ -170,57 +177,52 @@ impl PageGrid {
 
     /// Works for about `budget_ms` (pieces of at most [`STEPS_PER_PIECE`]
     /// training steps, one evaluation, one sharpness piece or one bootstrap
-    /// resample); returns the progress in [0, 1]. `now` reads a clock in ms.
-    /// Shard 0 returns at once while it waits for the other shards; an error
-    /// says that their runs do not fit together.
+    /// resample), through the one driver every job of the page runs under
+    /// (`Slicer::work_for`); returns the progress in [0, 1]. `now` reads a
+    /// clock in ms. Shard 0 returns at once while it waits for the other
+    /// shards; an error says that their runs do not fit together, or that
+    /// weights handed in do not fit their unit.
     pub fn advance(&mut self, budget_ms: f64, now: impl Fn() -> f64) -> Result<f64, String> {
-        let start = now();
-        while self.output.is_none() {
-            let t0 = now();
-            if let Some(u) = self.job.next_unit().filter(|_| self.external) {
-                let Some(at) = self.handed.iter().position(|(h, _)| *h == u) else {
-                    break; // waiting for the unit's weights
-                };
-                let (_, weights) = self.handed.swap_remove(at);
-                self.job.start_next_unit(weights)?;
-            } else if !self.job.is_done() {
-                self.job.advance(STEPS_PER_PIECE);
-            } else if self.shard.is_some_and(|s| s.index > 0) {
-                // Another shard's part: its runs (`part_numbers`) go to shard 0.
-                break;
-            } else {
-                if !self.merge_if_ready()? {
-                    break; // waiting for the other shards
-                }
-                let (grid, runs) = self.merged.as_ref().expect("just merged");
-                let stats = self.stats.get_or_insert_with(|| StatsJob::new(grid, runs));
-                if stats.advance(grid, runs) {
-                    let stats = self.stats.take().expect("just advanced").finish();
-                    let value = serde_json::to_value(grid.output_with(None, runs.clone(), Some(stats)))
-                        .expect("plain data serialises");
-                    self.output = Some(value.to_string());
-                }
-            }
-            let t1 = now();
-            self.longest_piece_ms = self.longest_piece_ms.max(t1 - t0);
-            if t1 - start >= budget_ms {
-                break;
-            }
+        // The longest stretch between two clock readings: how long a message to the worker may wait.
+        let (mut last, mut longest) = (now(), self.longest_piece_ms);
+        let mut clock = || {
+            let t = now();
+            longest = longest.max(t - last);
+            last = t;
+            t
+        };
+        let mut slicer = self.slicer;
+        slicer.work_for(self, &mut (), budget_ms, &mut clock);
+        self.slicer = slicer;
+        self.longest_piece_ms = longest;
+        match self.error.take() {
+            Some(e) => Err(e),
+            None => Ok(self.progress()),
         }
-        Ok(self.progress())
     }
 
-    /// Fraction done: training and measuring, then the statistics (a few
-    /// percent); another shard's is done (1) once its runs are.
-    pub fn progress(&self) -> f64 {
-        if self.shard.is_some_and(|s| s.index > 0) && self.job.is_done() {
-            return 1.0;
+    /// One piece of work: the next unit started with its handed-in weights,
+    /// a piece of training or measuring, the shards' runs merged, or a piece
+    /// of the statistics, ending with the study's JSON.
+    fn piece(&mut self) -> Result<(), String> {
+        if let Some(u) = self.job.next_unit().filter(|_| self.external) {
+            if let Some(at) = self.handed.iter().position(|(h, _)| *h == u) {
+                let (_, weights) = self.handed.swap_remove(at);
+                self.job.start_next_unit(weights)?;
+            } // else the unit's weights have not come yet (`is_waiting`)
+        } else if !self.job.is_done() {
+            self.job.advance(&mut ());
+        } else if self.shard.is_none_or(|s| s.index == 0) && self.merge_if_ready()? {
+            let (grid, runs) = self.merged.as_ref().expect("just merged");
+            let stats = self.stats.get_or_insert_with(|| StatsJob::new(grid, runs));
+            if stats.advance(&mut StatsInput { grid, runs }) {
+                let stats = self.stats.take().expect("just advanced").finish();
+                let value = serde_json::to_value(grid.output_with(None, runs.clone(), Some(stats)))
+                    .expect("plain data serialises");
+                self.output = Some(value.to_string());
+            }
         }
-        match (&self.output, &self.stats) {
-            (Some(_), _) => 1.0,
-            (None, Some(stats)) => 0.97 + 0.03 * stats.progress().min(0.99),
-            (None, None) => 0.97 * self.job.progress(),
-        }
+        Ok(())
     }
 
     /// `[runs done, runs in all, longest piece so far in ms]`.
@@ -233,5 +235,38 @@ impl PageGrid {
     /// evaluations, runs, stats), or None while it runs.
     pub fn result_json(&self) -> Option<&str> {
         self.output.as_deref()
+    }
+}
+
+impl Job for PageGrid {
+    fn advance(&mut self, _: &mut ()) -> bool {
+        if let Err(e) = self.piece() {
+            self.error = Some(e);
+        }
+        self.is_done()
+    }
+
+    /// Fraction done: training and measuring, then the statistics (a few
+    /// percent); another shard's is done (1) once its runs are.
+    fn progress(&self) -> f64 {
+        if self.shard.is_some_and(|s| s.index > 0) && self.job.is_done() {
+            return 1.0;
+        }
+        match (&self.output, &self.stats) {
+            (Some(_), _) => 1.0,
+            (None, Some(stats)) => 0.97 + 0.03 * stats.progress().min(0.99),
+            (None, None) => 0.97 * self.job.progress(),
+        }
+    }
+
+    /// Whether the study has its JSON (or another shard its runs), or failed.
+    fn is_done(&self) -> bool {
+        self.output.is_some() || self.error.is_some() || (self.shard.is_some_and(|s| s.index > 0) && self.job.is_done())
+    }
+
+    /// Waiting for a unit's weights from the GPU module, or for the other shards' runs.
+    fn is_waiting(&self) -> bool {
+        let parts_missing = self.shard.is_some_and(|s| self.parts.len() + 1 < s.count);
+        self.wanted_unit().is_some() || (self.waits_for_shards() && parts_missing)
     }
 }

@@ -138,7 +138,7 @@ impl GridStudy {
     /// Whether this shard's own runs are done and it waits for the other shards' parts.
     #[wasm_bindgen(js_name = isWaiting)]
     pub fn is_waiting(&self) -> bool {
-        self.grid.is_waiting()
+        self.grid.waits_for_shards()
     }
 
     /// `[runs done, runs in all, longest piece so far in ms]`.

@@ -103,7 +103,7 @@ impl GpuBackend {
                     unit
                 }
             };
-            while !job.advance(usize::MAX) {}
+            flatminima_core::job::finish(&mut job, &mut ());
             runs.extend(job.into_runs());
             progress(u + 1, units);
         }

@@ -309,7 +309,7 @@ impl Grid {
     /// its end: the page runs the same job a piece at a time.)
     pub fn run_unit(&self, unit: usize) -> Vec<RunResult> {
         let mut job = UnitJob::new(self, unit);
-        while !job.advance(usize::MAX) {}
+        crate::job::finish(&mut job, &mut ());
         job.runs
     }
 
@@ -436,10 +436,10 @@ impl Grid {
     }
 }
 
-/// A grid study trained and measured a bounded piece per
-/// [`GridJob::advance`] call, unit after unit (see [`UnitJob`]), so that a
-/// page can spread it over many short tasks and drop it to cancel. Its
-/// output equals [`Grid::run`]'s bit for bit.
+/// A grid study trained and measured a piece per [`Job::advance`] call,
+/// unit after unit (see [`UnitJob`]), so that a page can spread it over many
+/// short tasks and drop it to cancel. Its output equals [`Grid::run`]'s bit
+/// for bit, whatever the pieces.
 pub struct GridJob {
     grid: Grid,
     shard: Option<Shard>,
@@ -448,13 +448,22 @@ pub struct GridJob {
     done: usize,
     unit: Option<UnitJob>,
     runs: Vec<RunResult>,
+    /// Training steps per piece (see [`UnitJob::in_pieces`]).
+    steps_per_piece: usize,
 }
 
 impl GridJob {
-    /// A job over the units of `shard` (every unit for None).
+    /// A job over the units of `shard` (every unit for None), each run
+    /// trained in one piece until [`GridJob::in_pieces`] says otherwise.
     pub fn new(grid: Grid, shard: Option<Shard>) -> GridJob {
         let units = grid.shard_units(shard.unwrap_or(Shard { index: 0, count: 1 })).collect();
-        GridJob { grid, shard, units, done: 0, unit: None, runs: Vec::new() }
+        GridJob { grid, shard, units, done: 0, unit: None, runs: Vec::new(), steps_per_piece: usize::MAX }
+    }
+
+    /// Trains at most `steps` steps per piece (at least one; see [`UnitJob::in_pieces`]).
+    pub fn in_pieces(mut self, steps: usize) -> GridJob {
+        self.steps_per_piece = steps.max(1);
+        self
     }
 
     /// The grid it trains.
@@ -462,20 +471,7 @@ impl GridJob {
         &self.grid
     }
 
-    /// One piece of work (at most `max_steps` training steps, an evaluation,
-    /// or a piece of a sharpness measure); returns whether the job is done.
-    pub fn advance(&mut self, max_steps: usize) -> bool {
-        let Some(&u) = self.units.get(self.done) else { return true };
-        let unit = self.unit.get_or_insert_with(|| UnitJob::new(&self.grid, u));
-        if unit.advance(max_steps) {
-            let unit = self.unit.take().expect("just advanced");
-            self.runs.extend(unit.runs);
-            self.done += 1;
-        }
-        self.is_done()
-    }
-
-    /// The unit the next [`GridJob::advance`] starts, when none is under way.
+    /// The unit the next [`Job::advance`] starts, when none is under way.
     pub fn next_unit(&self) -> Option<usize> {
         self.unit.is_none().then(|| self.units.get(self.done).copied()).flatten()
     }
@@ -486,7 +482,7 @@ impl GridJob {
     /// unit stops at a target loss (only a step-by-step trainer can run it).
     pub fn start_next_unit(&mut self, params: Option<Vec<Vec<f64>>>) -> Result<(), String> {
         let Some(u) = self.next_unit() else { return Ok(()) };
-        let unit = UnitJob::new(&self.grid, u);
+        let unit = UnitJob::new(&self.grid, u).in_pieces(self.steps_per_piece);
         self.unit = Some(match params {
             Some(p) => {
                 let (runs, n) = (2 * self.grid.spec.seeds, unit.training().0.num_params());
@@ -498,20 +494,6 @@ impl GridJob {
             None => unit,
         });
         Ok(())
-    }
-
-    /// Whether every unit of the grid has been trained and measured.
-    pub fn is_done(&self) -> bool {
-        self.done >= self.units.len()
-    }
-
-    /// Fraction done, in [0, 1] (by runs, a run's training and measures weighted by their usual cost).
-    pub fn progress(&self) -> f64 {
-        if self.units.is_empty() {
-            return 1.0;
-        }
-        let within = self.unit.as_ref().map_or(0.0, UnitJob::progress);
-        ((self.done as f64 + within) / self.units.len() as f64).min(1.0)
     }
 
     /// The runs of the finished units, in unit order.
@@ -537,12 +519,42 @@ impl GridJob {
     }
 }
 
+impl Job for GridJob {
+    /// One piece of work (at most `in_pieces` training steps, an evaluation,
+    /// or a piece of a sharpness measure); returns whether the job is done.
+    fn advance(&mut self, _: &mut ()) -> bool {
+        let Some(&u) = self.units.get(self.done) else { return true };
+        let steps = self.steps_per_piece;
+        let unit = self.unit.get_or_insert_with(|| UnitJob::new(&self.grid, u).in_pieces(steps));
+        if unit.advance(&mut ()) {
+            let unit = self.unit.take().expect("just advanced");
+            self.runs.extend(unit.runs);
+            self.done += 1;
+        }
+        self.is_done()
+    }
+
+    /// Fraction done, in [0, 1] (by runs, a run's training and measures weighted by their usual cost).
+    fn progress(&self) -> f64 {
+        if self.units.is_empty() {
+            return 1.0;
+        }
+        let within = self.unit.as_ref().map_or(0.0, UnitJob::progress);
+        ((self.done as f64 + within) / self.units.len() as f64).min(1.0)
+    }
+
+    /// Whether every unit of the grid (or shard) has been trained and measured.
+    fn is_done(&self) -> bool {
+        self.done >= self.units.len()
+    }
+}
+
 /// The runs of one unit (cell, draw), trained and measured a piece per
-/// [`UnitJob::advance`] call: the next run is set up and trained up to
-/// `max_steps` steps (for the matched-loss rule, whole check intervals, at
-/// least one), then evaluated (one piece), then its sharpness measured a
-/// [`SharpnessJob`] piece per call. Run to its end it is [`Grid::run_unit`]
-/// (which runs it so).
+/// [`Job::advance`] call: the next run is set up and trained up to
+/// [`UnitJob::in_pieces`] steps (for the matched-loss rule, whole check
+/// intervals, at least one), then evaluated (one piece), then its sharpness
+/// measured a [`SharpnessJob`] piece per call. Run to its end it is
+/// [`Grid::run_unit`] (which runs it so).
 pub struct UnitJob {
     cell: usize,
     draw: usize,
@@ -562,6 +574,8 @@ pub struct UnitJob {
     /// Parameters trained elsewhere (the GPU's replica kernels), one per run
     /// in run order: measured instead of trained.
     trained: Option<Vec<Vec<f64>>>,
+    /// Training steps per piece.
+    steps_per_piece: usize,
 }
 
 /// Where a [`UnitJob`]'s current run is. (One per job, moved once per piece:
@@ -610,6 +624,7 @@ impl UnitJob {
             phase: Phase::Idle,
             runs: Vec::with_capacity(2 * grid.spec.seeds),
             trained: None,
+            steps_per_piece: usize::MAX,
         }
     }
 
@@ -647,8 +662,26 @@ impl UnitJob {
         self
     }
 
+    /// Trains at most `steps` steps per piece (at least one): the page's
+    /// pieces stay a few ms long. The default, a whole run's training in one
+    /// piece, suits a thread nothing else needs (the CLI). The results do
+    /// not depend on it.
+    pub fn in_pieces(mut self, steps: usize) -> UnitJob {
+        self.steps_per_piece = steps.max(1);
+        self
+    }
+
+    fn finish_run(&mut self, result: RunResult) -> Phase {
+        self.runs.push(result);
+        self.next += 1;
+        Phase::Idle
+    }
+}
+
+impl Job for UnitJob {
     /// One piece (see [`UnitJob`]); returns whether the unit is done.
-    pub fn advance(&mut self, max_steps: usize) -> bool {
+    fn advance(&mut self, _: &mut ()) -> bool {
+        let max_steps = self.steps_per_piece;
         if let Phase::Idle = self.phase {
             if self.next >= 2 * self.study.seeds.len() {
                 flag_underfit(&mut self.runs, self.classes, self.label_noise);
@@ -730,15 +763,9 @@ impl UnitJob {
         false
     }
 
-    fn finish_run(&mut self, result: RunResult) -> Phase {
-        self.runs.push(result);
-        self.next += 1;
-        Phase::Idle
-    }
-
     /// Fraction of the unit done: each run counts 1, its training 0.6 and its measures 0.4
     /// (about their shares of the time for the reference net).
-    pub fn progress(&self) -> f64 {
+    fn progress(&self) -> f64 {
         let total = (2 * self.study.seeds.len()).max(1) as f64;
         let within = match &self.phase {
             Phase::Training { run, .. } => 0.6 * (run.step() as f64 / self.steps.max(1) as f64).min(1.0),
@@ -747,6 +774,11 @@ impl UnitJob {
             Phase::Idle => 0.0,
         };
         ((self.next as f64 + within) / total).min(1.0)
+    }
+
+    /// Whether every run of the unit has been trained and measured.
+    fn is_done(&self) -> bool {
+        matches!(self.phase, Phase::Done)
     }
 }
 

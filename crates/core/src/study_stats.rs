@@ -30,6 +30,7 @@
 
 use serde::Serialize;
 
+use crate::job::Job;
 use crate::kendall::tau_b;
 use crate::rng::Rng;
 use crate::stats::{quantile, sign_test, t_interval, Interval};
@@ -206,7 +207,7 @@ impl StudyStats {
     /// [`StatsJob`] run to its end.)
     pub fn new(grid: &Grid, runs: &[RunResult]) -> StudyStats {
         let mut job = StatsJob::new(grid, runs);
-        while !job.advance(grid, runs) {}
+        crate::job::finish(&mut job, &mut StatsInput { grid, runs });
         job.finish()
     }
 
@@ -330,12 +331,12 @@ impl StudyStats {
     }
 }
 
-/// [`StudyStats`] computed a piece per [`StatsJob::advance`] call, so that a
+/// [`StudyStats`] computed a piece per [`Job::advance`] call, so that a
 /// page can spread it over short tasks: the paired statistics and warnings at
 /// once (cheap), then per evaluation one bootstrap resample of the tau table
 /// per call (every predictor, target and mode: ~2 ms natively for 512 runs),
-/// then its taus and its granulated tau. The grid and runs passed to `advance`
-/// must be those given to `new`.
+/// then its taus and its granulated tau. Its context, [`StatsInput`], must
+/// hold the grid and runs given to `new`.
 pub struct StatsJob {
     stats: StudyStats,
     /// The evaluation whose tau table is under way, and that table.
@@ -349,8 +350,24 @@ impl StatsJob {
         StatsJob { stats: StudyStats::start(grid, runs), evaluation: 0, table: None }
     }
 
+    /// The statistics (complete once `advance` returned true).
+    pub fn finish(self) -> StudyStats {
+        self.stats
+    }
+}
+
+/// What a [`StatsJob`] works on and does not own: the grid and its runs.
+pub struct StatsInput<'a> {
+    /// The study's grid.
+    pub grid: &'a Grid,
+    /// Its runs, as `Grid::run` orders them.
+    pub runs: &'a [RunResult],
+}
+
+impl<'a> Job<StatsInput<'a>> for StatsJob {
     /// One piece; returns whether the statistics are complete.
-    pub fn advance(&mut self, grid: &Grid, runs: &[RunResult]) -> bool {
+    fn advance(&mut self, input: &mut StatsInput<'a>) -> bool {
+        let (grid, runs) = (input.grid, input.runs);
         let e = self.evaluation;
         if e >= self.stats.evaluations.len() {
             return true;
@@ -367,23 +384,18 @@ impl StatsJob {
     }
 
     /// Whether every evaluation (bootstrap resample, table) is done, so the statistics are final.
-    pub fn is_done(&self) -> bool {
+    fn is_done(&self) -> bool {
         self.evaluation >= self.stats.evaluations.len()
     }
 
     /// Fraction done, in [0, 1].
-    pub fn progress(&self) -> f64 {
+    fn progress(&self) -> f64 {
         let n = self.stats.evaluations.len();
         if n == 0 {
             return 1.0;
         }
         let within = self.table.as_ref().map_or(0.0, |t| t.done as f64 / (BOOTSTRAP_RESAMPLES + 1) as f64);
         ((self.evaluation as f64 + within) / n as f64).min(1.0)
-    }
-
-    /// The statistics (complete once `advance` returned true).
-    pub fn finish(self) -> StudyStats {
-        self.stats
     }
 }
 
