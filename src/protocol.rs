@@ -31,6 +31,15 @@ use tsify::Tsify;
 #[cfg_attr(target_arch = "wasm32", derive(Tsify))]
 #[serde(tag = "type", rename_all = "kebab-case", rename_all_fields = "camelCase")]
 pub enum Request {
+    /// The page's wasm module, compiled once by the element for every sandbox on the
+    /// page, so that several sandboxes download and compile it once; the worker loads
+    /// nothing before it. Null where the element could not compile it: the worker then
+    /// fetches the module itself (and says what went wrong).
+    Module {
+        /// A `WebAssembly.Module` (structured-cloned with the message), or null.
+        #[cfg_attr(target_arch = "wasm32", tsify(type = "WebAssembly.Module | null"))]
+        module: Transferred,
+    },
     /// New settings: every result the worker sends from now on says which revision it belongs to.
     Configure {
         /// The element's settings revision, bumped on every change of what the runs are
@@ -554,7 +563,8 @@ pub enum Solution {
     Ensemble,
 }
 
-/// A browser object moved with a message (an `ImageBitmap`): Rust never holds
-/// one, so its Rust type is this empty stand-in.
+/// A browser object sent with a message (an `ImageBitmap` moved, a
+/// `WebAssembly.Module` cloned): Rust never holds one, so its Rust type is
+/// this empty stand-in.
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, Default, PartialEq)]
 pub struct Transferred;

@@ -11,30 +11,31 @@ use serde_json::{json, Value};
 /// does not compile until it has an example below.
 fn request_index(r: &Request) -> usize {
     match r {
-        Request::Configure { .. } => 0,
-        Request::View { .. } => 1,
-        Request::Resize { .. } => 2,
-        Request::Play => 3,
-        Request::Pause => 4,
-        Request::Reset { .. } => 5,
-        Request::Step { .. } => 6,
-        Request::Settle { .. } => 7,
-        Request::Study { .. } => 8,
-        Request::Grid { .. } => 9,
-        Request::GridCancel => 10,
-        Request::Backend { .. } => 11,
-        Request::Export { .. } => 12,
-        Request::Import { .. } => 13,
-        Request::ClearPinned { .. } => 14,
-        Request::AddPoint { .. } => 15,
-        Request::SetPoints { .. } => 16,
-        Request::Show { .. } => 17,
-        Request::Ensemble { .. } => 18,
-        Request::Rescale { .. } => 19,
-        Request::Panic => 20,
+        Request::Module { .. } => 0,
+        Request::Configure { .. } => 1,
+        Request::View { .. } => 2,
+        Request::Resize { .. } => 3,
+        Request::Play => 4,
+        Request::Pause => 5,
+        Request::Reset { .. } => 6,
+        Request::Step { .. } => 7,
+        Request::Settle { .. } => 8,
+        Request::Study { .. } => 9,
+        Request::Grid { .. } => 10,
+        Request::GridCancel => 11,
+        Request::Backend { .. } => 12,
+        Request::Export { .. } => 13,
+        Request::Import { .. } => 14,
+        Request::ClearPinned { .. } => 15,
+        Request::AddPoint { .. } => 16,
+        Request::SetPoints { .. } => 17,
+        Request::Show { .. } => 18,
+        Request::Ensemble { .. } => 19,
+        Request::Rescale { .. } => 20,
+        Request::Panic => 21,
     }
 }
-const REQUEST_VARIANTS: usize = 21;
+const REQUEST_VARIANTS: usize = 22;
 
 /// Same for replies.
 fn reply_index(r: &Reply) -> usize {
@@ -55,6 +56,7 @@ const REPLY_VARIANTS: usize = 9;
 fn requests() -> Vec<Request> {
     let sizes = BTreeMap::from([("loss".to_string(), (320.0, 180.0)), ("left".to_string(), (240.0, 240.0))]);
     vec![
+        Request::Module { module: Transferred },
         Request::Configure { revision: 3, query: "lr=0.1&optimizer=sgd".into() },
         Request::View { view: ViewChange { speed: Some("max".into()), yaw: Some(0.25), ..ViewChange::default() } },
         Request::Resize { sizes, dpr: 2.0 },

@@ -44,6 +44,7 @@
 const MIN = new URL(import.meta.url).pathname.endsWith(".min.js") ? ".min" : "";
 const CSS_URL = new URL(`./flatminima${MIN}.css`, import.meta.url);
 const WORKER_URL = new URL(`./flatminima-worker${MIN}.js`, import.meta.url);
+const WASM_URL = new URL("./pkg/flatminima_bg.wasm", import.meta.url);
 /** The study panel's plots and sentence, loaded when the first grid study starts (the page loads faster without them). */
 const STUDY_VIEW_URL = new URL(`./flatminima-study-view${MIN}.js`, import.meta.url);
 
@@ -104,6 +105,29 @@ function startWorker() {
     const source = `import ${JSON.stringify(WORKER_URL.href)};`;
     return new Worker(URL.createObjectURL(new Blob([source], { type: "text/javascript" })), { type: "module" });
   }
+}
+
+/** @type {Promise<WebAssembly.Module | null> | null} */
+let compiledModule = null;
+
+/**
+ * The page's wasm module, fetched and compiled once for every sandbox on the page and
+ * sent to each one's worker (a worker of its own would fetch its own copy: two sandboxes
+ * downloaded it twice). Compiling streams off the main thread. Null when it cannot be
+ * compiled here; each worker then fetches the module itself and says what went wrong.
+ */
+function pageModule() {
+  compiledModule ??= (async () => {
+    try {
+      return await WebAssembly.compileStreaming(fetch(WASM_URL));
+    } catch {
+      // A server that does not send application/wasm (or no compileStreaming): compile the bytes.
+      const response = await fetch(WASM_URL);
+      if (!response.ok) throw new Error(response.statusText);
+      return WebAssembly.compile(await response.arrayBuffer());
+    }
+  })().catch(() => null);
+  return compiledModule;
 }
 
 /** The element's canvases by the names the worker draws them under. */
@@ -827,6 +851,9 @@ class FlatminimaSandbox extends HTMLElement {
       return;
     }
     this.#worker = worker;
+    pageModule().then((module) => {
+      if (this.#worker === worker) worker.postMessage(/** @type {import("./protocol.js").Request} */ ({ type: "module", module }));
+    });
     worker.onmessage = (e) => this.#receive(e.data);
     worker.onerror = (e) => {
       e.preventDefault();

@@ -132,7 +132,8 @@ function send(message, transfer = []) {
 const early = [];
 
 self.onmessage = (/** @type {MessageEvent<ToWorker>} */ e) => {
-  if (!wasm) early.push(e.data);
+  if (e.data.type === "module") receiveModule(e.data.module);
+  else if (!wasm) early.push(e.data);
   else guard(() => handle(e.data));
 };
 
@@ -1239,7 +1240,11 @@ function die(e) {
 
 self.addEventListener("unhandledrejection", (e) => die(e.reason));
 
-init().then(
+// The module comes from the element, compiled once for every sandbox on the page (the
+// "module" request); without it (null) this worker fetches the module itself.
+/** @type {(module: WebAssembly.Module | null) => void} */
+let receiveModule = () => {};
+new Promise((resolve) => { receiveModule = resolve; }).then((module) => init(module ? { module_or_path: module } : undefined)).then(
   (exports) => {
     wasm = exports;
     send({ type: "ready", palette: JSON.parse(paletteJson()), schema: JSON.parse(settingsSpecJson()) });

@@ -19,17 +19,22 @@ const PAGE = `<!doctype html><html lang="en"><head><meta charset="utf-8"><link r
 
 async function openPost() {
   const ctx = await newWatchedPage(env.browser.context);
+  // Requests for the wasm module, from the page and its workers (serve.py forbids caching,
+  // so every fetch of it is a request).
+  const wasmFetches = [];
+  ctx.page.context().on("request", (r) => { if (r.url().endsWith("/pkg/flatminima_bg.wasm")) wasmFetches.push(r.url()); });
   await ctx.page.route(env.server.url + POST, (route) => route.fulfill({ status: 200, contentType: "text/html; charset=utf-8", body: PAGE }));
   await ctx.page.goto(env.server.url + POST, { waitUntil: "load" });
   for (const id of ["#a", "#b", "#c"]) await waitForSandbox(ctx.page, { selector: id });
-  return ctx;
+  return { ...ctx, wasmFetches };
 }
 
 const steps = async (page) => Object.fromEntries(await Promise.all(["a", "b", "c"].map(async (id) => [id, (await metrics(page, `#${id}`)).left.step])));
 
 test("three sandboxes train in three workers; a panic in one leaves the others running", { timeout: 40_000 }, async () => {
-  const { page, problems } = await openPost();
+  const { page, problems, wasmFetches } = await openPost();
   assert.equal(page.workers().length, 3, "one worker per element");
+  assert.equal(wasmFetches.length, 1, "the three workers share one download of the module");
   const s0 = await steps(page);
   const s1 = await poll(async () => { const s = await steps(page); return s.a > s0.a + 20 && s.b > s0.b + 20 && s.c > s0.c + 20 && s; },
     { ms: 10_000, what: "all three sandboxes to train" });
