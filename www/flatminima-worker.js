@@ -42,6 +42,12 @@ const FRAME_MS = 1000 / 60;
 const BOUNDARY_EVERY_MS = 50;
 const CURVES_EVERY_MS = 150;
 const LANDSCAPE_EVERY_MS = 150;
+/**
+ * Training flat out (speed "max", or steps asked for), the boundaries and the curves each take
+ * at most this share of the worker's time: where one redraw costs more than the share of its
+ * interval allows (a slow machine: both boundaries took 14.6 ms on one), its interval stretches.
+ */
+const DRAW_SHARE_WHILE_TRAINING = 0.12;
 /** Longest training slice (ms) between two looks at the message queue. */
 const TRAIN_SLICE_MS = 8;
 /** Landscape and sharpness work per tick (ms): small while training, more while paused. */
@@ -108,6 +114,8 @@ let study = null;
  */
 let grid = null;
 const last = { boundary: -Infinity, curves: -Infinity, landscape: -Infinity, frame: -Infinity };
+/** What one redraw of the boundaries, and of the curves, has cost lately (ms, a moving average). */
+const drawCost = { boundary: 0, curves: 0 };
 /** Time (ms) spent on the views and on everything, decayed so that the share follows the recent past. */
 const spent = { views: 0, all: 0 };
 const dirty = { boundary: true, curves: true, landscape: true, settings: true };
@@ -550,9 +558,23 @@ function tick() {
  * training at a finite speed (training is paced then, and a view's piece is
  * short), else while under their share of the time.
  */
+/** Whether training runs as fast as it can (speed "max", or steps asked for). */
+const flatOut = () => stepJobs.length > 0 || (playing && view.speed === "max");
+
 function viewsDue() {
-  const flatOut = stepJobs.length > 0 || (playing && view.speed === "max");
-  return !flatOut || spent.views <= VIEWS_SHARE_WHILE_TRAINING * spent.all;
+  return !flatOut() || spent.views <= VIEWS_SHARE_WHILE_TRAINING * spent.all;
+}
+
+/**
+ * The interval between two redraws of `kind`: `ms`, stretched while training flat out so that
+ * the redraws keep to their share of the time (DRAW_SHARE_WHILE_TRAINING).
+ * @param {"boundary" | "curves"} kind @param {number} ms
+ */
+const redrawEvery = (kind, ms) => (flatOut() ? Math.max(ms, drawCost[kind] / DRAW_SHARE_WHILE_TRAINING) : ms);
+
+/** Records what a redraw of `kind` took. @param {"boundary" | "curves"} kind @param {number} ms */
+function noteDrawCost(kind, ms) {
+  drawCost[kind] = drawCost[kind] ? 0.8 * drawCost[kind] + 0.2 * ms : ms;
 }
 
 /** Training: step(n) calls first, then play at the chosen speed. Returns whether steps are waiting. */
@@ -632,7 +654,10 @@ function draw(now, viewsDue) {
   const bitmaps = {};
   const take = (name, c) => { bitmaps[name] = c.transferToImageBitmap(); };
   const scale = view.dpr;
-  if (dirty.boundary && now - last.boundary >= BOUNDARY_EVERY_MS) {
+  // One kind of picture per call (boundaries, else curves, else the landscape views), so that a
+  // message to the worker never waits behind all three: the others follow in the next frames.
+  let drew = false;
+  if (dirty.boundary && now - last.boundary >= redrawEvery("boundary", BOUNDARY_EVERY_MS)) {
     last.boundary = now;
     dirty.boundary = false;
     for (const side of [0, 1]) {
@@ -642,9 +667,11 @@ function draw(now, viewsDue) {
       if (sb.drawBoundary(side, /** @type {any} */ (c), view.showOod, scale)) dirty.boundary = true;
       take(`boundary${side}`, c);
     }
+    noteDrawCost("boundary", performance.now() - now);
+    drew = true;
   }
   let snapshot = false;
-  if (dirty.curves && now - last.curves >= CURVES_EVERY_MS) {
+  if (!drew && dirty.curves && now - last.curves >= redrawEvery("curves", CURVES_EVERY_MS)) {
     last.curves = now;
     dirty.curves = false;
     const loss = canvas("loss"), acc = canvas("acc");
@@ -653,9 +680,10 @@ function draw(now, viewsDue) {
       take("loss", loss);
       take("acc", acc);
     }
-    snapshot = true;
+    noteDrawCost("curves", performance.now() - now);
+    snapshot = drew = true;
   }
-  if (viewsDue && view.landscape && view.visible && dirty.landscape && now - last.landscape >= LANDSCAPE_EVERY_MS) {
+  if (!drew && viewsDue && view.landscape && view.visible && dirty.landscape && now - last.landscape >= LANDSCAPE_EVERY_MS) {
     last.landscape = now;
     dirty.landscape = false;
     drawLandscape(take, scale);
