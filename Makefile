@@ -46,7 +46,7 @@ all: build
 
 # No setup, no wasm, no browser, no GPU: what to run before every commit (seconds once built).
 # A new tests/*.rs that needs none of those belongs in FAST_TESTS.
-FAST_TESTS := golden pytorch_reference training no_alloc landscape schema knobs protocol
+FAST_TESTS := golden pytorch_reference pytorch_knobs training no_alloc landscape schema knobs protocol
 CLI_FAST_TESTS := cli cli_landscape cli_knobs
 CHECK_TESTS := --lib $(foreach t,$(FAST_TESTS),--test $(t))
 check:

@@ -1,8 +1,9 @@
 //! The knobs of issue 12, each checked against its definition: dropout (torch's
 //! inverted dropout), weight averaging (torch.optim.swa_utils), optimiser switches,
 //! per-side batch sizes and steps, edge-of-stability thresholds, ensembles.
-//! (Torch is not installed where these were written: the references are computed
-//! here from torch's documented formulas, by hand or in a few lines.)
+//! The references here are torch's documented formulas, by hand or in a few lines,
+//! applied to what a run does (the masks it draws, the steps it averages);
+//! tests/pytorch_knobs.rs checks those formulas against torch itself.
 
 use flatminima::dropout::Masks;
 use flatminima::model::Workspace;
