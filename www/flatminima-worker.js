@@ -17,8 +17,8 @@
 // weights or points) carries the element's next `revision`; the Sandbox tags what
 // it computes with the revision of its runs, and every snapshot and frame says
 // which revision it shows, so a result for replaced runs is told apart and
-// dropped. (`gpuEpoch` counts backend choices, not settings: a GPU answer from
-// kernels no longer in use is dropped.)
+// dropped. (A GPU answer belongs to the backend choice it was asked under, whose
+// in-flight bookkeeping it carries (`gpuBusy`); one for an earlier choice is dropped.)
 
 import init, { Sandbox, metricFields, paletteJson, panicForTests, settingsSpecJson, wasmLiveBytes } from "./pkg/flatminima.js";
 
@@ -1113,13 +1113,13 @@ let gpu = null;
 let gpuChoice = "";
 /** @type {Promise<any> | null} */
 let gpuOpening = null;
-const gpuBusy = { boundary: false, surfaces: 0 };
 /**
- * Bumped whenever the backend is chosen again: answers to an older choice are dropped.
- * (Not a settings revision: the backend is not a setting of the runs, and `useGpu` resets
- * the in-flight bookkeeping that an old answer would otherwise decrement.)
+ * What is in flight on the GPU under the current backend choice. Every choice (`useGpu`)
+ * starts a new one; an answer checks that the bookkeeping it was asked under is still the
+ * current one and is dropped otherwise (the backend is not a setting of the runs, so no
+ * revision covers it).
  */
-let gpuEpoch = 0;
+let gpuBusy = { boundary: false, surfaces: 0 };
 
 const gpuCrash = () => scope.__flatminimaGpuPanic;
 const errorText = (e) => (e && e.message ? e.message : String(e));
@@ -1175,9 +1175,7 @@ function chooseBackend(choice) {
 /** Moves the GPU's work to `kernels`, or back to the CPU (null), and tells the element. */
 function useGpu(kernels, notice, note) {
   gpu = kernels;
-  gpuBusy.boundary = false;
-  gpuBusy.surfaces = 0;
-  gpuEpoch++;
+  gpuBusy = { boundary: false, surfaces: 0 };
   if (sb && !fatal) sb.setGpu(kernels ? kernels.description() : "");
   send({ type: "backend", backend: kernels ? "gpu" : "cpu", notice, note, description: kernels ? kernels.description() : "" });
   redrawSoon();
@@ -1208,24 +1206,24 @@ function untilGpuCrash(promise) {
 function gpuWork() {
   if (!gpu || !sb || fatal) return false;
   if (gpuCrash()) { gpuFailed(new Error(`the GPU module crashed: ${gpuCrash()}`)); return false; }
-  const kernels = gpu, epoch = gpuEpoch;
+  const kernels = gpu, busy = gpuBusy;
   const answered = (done, answer) => (result) => {
-    if (gpuEpoch !== epoch) return; // the backend was chosen again meanwhile
+    if (gpuBusy !== busy) return; // the backend was chosen again meanwhile
     done();
     const problem = guard(() => answer(result));
     if (problem) gpuFailed(new Error(problem));
     wake();
   };
   const failed = (done) => (e) => {
-    if (gpuEpoch !== epoch) return;
+    if (gpuBusy !== busy) return;
     done();
     gpuFailed(e);
   };
-  if (!gpuBusy.boundary) {
+  if (!busy.boundary) {
     const request = sb.boundaryRequest();
     if (request) {
-      gpuBusy.boundary = true;
-      const done = () => { gpuBusy.boundary = false; dirty.boundary = true; };
+      busy.boundary = true;
+      const done = () => { busy.boundary = false; dirty.boundary = true; };
       kernels.boundaryGrid(request).then(answered(done, (probs) => sb?.boundaryAnswer(probs)), failed(done));
     }
   }
@@ -1233,12 +1231,12 @@ function gpuWork() {
   if (view.landscape && view.visible) {
     for (let request; (request = sb.surfaceRequest());) {
       const { side } = JSON.parse(request);
-      gpuBusy.surfaces++;
-      const done = () => { gpuBusy.surfaces--; dirty.landscape = true; };
+      busy.surfaces++;
+      const done = () => { busy.surfaces--; dirty.landscape = true; };
       kernels.surface(request).then(answered(done, (values) => sb?.surfaceAnswer(side, values)), failed(done));
     }
   }
-  return gpuBusy.boundary || gpuBusy.surfaces > 0;
+  return busy.boundary || busy.surfaces > 0;
 }
 
 // ---------------------------------------------------------------------------
