@@ -846,9 +846,11 @@ function startStudy(m) {
 /** Whether a study of seeds has CPU work to do now (not loading, not on the GPU). */
 const studyRunsHere = () => !!study?.job && !study.started;
 
-/** One slice of a CPU study; returns whether one is under way. */
+/** One slice of a CPU study; returns whether it worked. */
 function studyWork() {
-  if (!study || !studyRunsHere()) return !!study;
+  // Loading, or on the GPU: the module's arrival or the GPU's failure wakes the scheduler (as for
+  // grid studies), so an idle worker sleeps meanwhile instead of ticking with nothing to do.
+  if (!study || !studyRunsHere()) return false;
   const mine = study;
   let progress;
   try {
