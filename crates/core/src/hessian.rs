@@ -27,8 +27,10 @@
 use nalgebra::{DMatrix, DVector, SymmetricEigen};
 use serde::{Deserialize, Serialize};
 
+mod batched;
+
 use crate::job::{self, Job};
-use crate::model::Mlp;
+use crate::model::{Layer, Mlp};
 use crate::rng::Rng;
 
 /// The largest network whose dense Hessian is built (its spectrum, the exact
@@ -44,6 +46,8 @@ pub const MAX_DENSE_PARAMS: usize = 2048;
 pub struct HessianOperator {
     cache: Cache,
     scratch: Scratch,
+    /// The products' per-row tangents (see `batched`).
+    batch: batched::Batch,
     hvps: usize,
 }
 
@@ -81,7 +85,9 @@ struct Scratch {
 /// What the R-pass differentiates along.
 #[derive(Clone, Copy)]
 enum Tangent<'a> {
-    /// A parameter direction v (full H v).
+    /// A parameter direction v (full H v). Products take it for all rows at
+    /// once (`batched`); one row at a time it is what a test checks them against.
+    #[cfg_attr(not(test), allow(dead_code))]
     Direction(&'a [f64]),
     /// A unit impulse on pre-activation `unit` of layer `layer`; only the
     /// gradient of parameters in layers >= `layer` is differentiated.
@@ -184,7 +190,7 @@ impl HessianOperator {
             rda: vec![0.0; mlp.max_width()],
             vtd: vec![0.0; mlp.max_width()],
         };
-        HessianOperator { cache, scratch, hvps: 0 }
+        HessianOperator { cache, scratch, batch: batched::Batch::default(), hvps: 0 }
     }
 
     /// Number of network parameters: the Hessian is this size squared.
@@ -223,14 +229,22 @@ impl HessianOperator {
     }
 
     /// `out = H v`, exact. Costs about two gradient evaluations over the rows.
+    /// All rows at once (`batched`): the same bits as the row-by-row R-pass.
     pub fn hvp(&mut self, v: &[f64], out: &mut [f64]) {
         assert_eq!(v.len(), self.num_params());
         assert_eq!(out.len(), self.num_params());
+        batched::hvp(&self.cache, &mut self.batch, v, out);
+        self.hvps += 1;
+    }
+
+    /// [`HessianOperator::hvp`] one row at a time through [`r_pass`]: what the
+    /// batched product is checked against.
+    #[cfg(test)]
+    fn hvp_row_by_row(&mut self, v: &[f64], out: &mut [f64]) {
         out.fill(0.0);
         for r in 0..self.cache.rows {
             r_pass(&self.cache, &mut self.scratch, r, Tangent::Direction(v), out);
         }
-        self.hvps += 1;
     }
 
     /// The dense Hessian (symmetric, `P x P`), by layer-wise impulses: for a net
@@ -545,7 +559,7 @@ fn r_pass(c: &Cache, s: &mut Scratch, r: usize, tangent: Tangent, out: &mut [f64
 }
 
 #[inline]
-fn weight_row<'a>(layer: &crate::model::Layer, params: &'a [f64], j: usize) -> &'a [f64] {
+fn weight_row<'a>(layer: &Layer, params: &'a [f64], j: usize) -> &'a [f64] {
     let start = layer.weight_offset + j * layer.fan_in;
     &params[start..start + layer.fan_in]
 }
@@ -562,7 +576,7 @@ fn outer_add(m: &mut [f64], a: &[f64], b: &[f64]) {
 
 /// out[i] = sum_j W[j, i] * d[j] for the layer's weight block in `params`.
 #[inline]
-fn transpose_mul(layer: &crate::model::Layer, params: &[f64], d: &[f64], out: &mut [f64]) {
+fn transpose_mul(layer: &Layer, params: &[f64], d: &[f64], out: &mut [f64]) {
     out.fill(0.0);
     for (j, &dj) in d.iter().enumerate() {
         for (o, &wji) in out.iter_mut().zip(weight_row(layer, params, j)) {
@@ -1027,6 +1041,25 @@ mod tests {
         assert!((op.loss() - loss).abs() < 1e-14);
         for (a, b) in op.grad().iter().zip(&g) {
             assert!((a - b).abs() < 1e-14);
+        }
+    }
+
+    #[test]
+    fn batched_hvp_has_the_bits_of_the_row_by_row_r_pass() {
+        for activation in Activation::ALL {
+            for (hidden, classes) in [(vec![], 2), (vec![6], 3), (vec![16, 16], 2), (vec![5, 9, 3], 4), (vec![20], 2)] {
+                let pb = random_problem(hidden.clone(), activation, classes, 37, 5);
+                let mut op = HessianOperator::new(&pb.mlp, &pb.params, &pb.x, &pb.y);
+                let mut rng = Rng::new(9);
+                for _ in 0..2 {
+                    let v: Vec<f64> = (0..pb.params.len()).map(|_| rng.normal()).collect();
+                    let (mut batched, mut by_row) = (vec![f64::NAN; v.len()], vec![f64::NAN; v.len()]);
+                    op.hvp(&v, &mut batched);
+                    op.hvp_row_by_row(&v, &mut by_row);
+                    let bits = |u: &[f64]| u.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(bits(&batched), bits(&by_row), "{activation:?} {hidden:?}");
+                }
+            }
         }
     }
 

@@ -347,10 +347,10 @@ pub const EVAL_CHUNK: usize = 256;
 // registers (SIMD lanes) instead of in memory. Every sum still adds its terms
 // one at a time in the plain loop's order, so the results are bit-identical
 // to `sum_i w * x` written out (and to the wasm build).
-const BLOCK: usize = 8;
+pub(crate) const BLOCK: usize = 8;
 
 /// Splits `0..n` into blocks of BLOCK, 4, 2 and 1: (start, len).
-fn blocks(n: usize) -> impl Iterator<Item = (usize, usize)> {
+pub(crate) fn blocks(n: usize) -> impl Iterator<Item = (usize, usize)> {
     let mut start = 0;
     std::iter::from_fn(move || {
         let len = [BLOCK, 4, 2, 1].into_iter().find(|&len| start + len <= n)?;
@@ -363,13 +363,14 @@ fn blocks(n: usize) -> impl Iterator<Item = (usize, usize)> {
 macro_rules! with_block_len {
     ($len:expr, $f:ident($($arg:expr),*)) => {
         match $len {
-            BLOCK => $f::<BLOCK>($($arg),*),
+            $crate::model::BLOCK => $f::<{ $crate::model::BLOCK }>($($arg),*),
             4 => $f::<4>($($arg),*),
             2 => $f::<2>($($arg),*),
             _ => $f::<1>($($arg),*),
         }
     };
 }
+pub(crate) use with_block_len;
 
 /// z[r, j] = b[j] + sum_i W[j, i] * input[r, i], summed in order of i (from
 /// -0.0, as `Iterator::sum`). `wt` receives W transposed, so that a block of
