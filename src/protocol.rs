@@ -107,6 +107,11 @@ pub enum Request {
         until_train_loss: Option<f64>,
         /// Steps between two checks of the train loss.
         check_every: u32,
+        /// Workers to split it over (the element's and helpers), or null for one per core
+        /// (leaving one to the page where there are more than two, at most four).
+        #[serde(default)]
+        #[cfg_attr(target_arch = "wasm32", tsify(type = "number | null"))]
+        workers: Option<u32>,
     },
     /// Drop the grid study under way (its request is answered with an `AbortError`).
     #[serde(rename = "gridCancel")]

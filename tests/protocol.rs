@@ -73,6 +73,7 @@ fn requests() -> Vec<Request> {
             seeds: 2,
             until_train_loss: Some(0.05),
             check_every: 25,
+            workers: Some(3),
         },
         Request::GridCancel,
         Request::Backend { choice: BackendChoice::Gpu },
@@ -200,8 +201,24 @@ fn messages_have_the_javascript_shapes() {
     same(json!({"type": "gridCancel"}), Request::GridCancel);
     same(json!({"type": "clear-pinned", "id": 7, "revision": 3}), Request::ClearPinned { id: 7, revision: 3 });
     same(
-        json!({"type": "grid", "id": 1, "axes": "", "dataSeeds": 3, "seeds": 2, "untilTrainLoss": null, "checkEvery": 25}),
-        Request::Grid { id: 1, axes: String::new(), data_seeds: 3, seeds: 2, until_train_loss: None, check_every: 25 },
+        json!({"type": "grid", "id": 1, "axes": "", "dataSeeds": 3, "seeds": 2, "untilTrainLoss": null, "checkEvery": 25, "workers": null}),
+        Request::Grid {
+            id: 1,
+            axes: String::new(),
+            data_seeds: 3,
+            seeds: 2,
+            until_train_loss: None,
+            check_every: 25,
+            workers: None,
+        },
+    );
+    // An element of an older page leaves `workers` out: one per core.
+    assert_eq!(
+        serde_json::from_value::<Request>(
+            json!({"type": "grid", "id": 1, "axes": "", "dataSeeds": 3, "seeds": 2, "untilTrainLoss": null, "checkEvery": 25})
+        )
+        .unwrap(),
+        Request::Grid { id: 1, axes: String::new(), data_seeds: 3, seeds: 2, until_train_loss: None, check_every: 25, workers: None },
     );
     same(
         json!({"type": "view", "view": {"showOod": false}}),

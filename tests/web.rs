@@ -821,6 +821,41 @@ fn the_page_s_grid_study_in_two_shards_equals_the_native_one_byte_for_byte() {
     assert!(first.result_json().unwrap() == id::FIXTURE.trim_end(), "two shards differ from one study");
 }
 
+/// Three shards (a page on four cores): the other shards' runs arriving out of
+/// order give the same bytes.
+#[wasm_bindgen_test]
+fn the_page_s_grid_study_in_three_shards_equals_the_native_one_byte_for_byte() {
+    use flatminima::study_grid::Shard;
+    use flatminima::web::grid_study::PageGrid;
+    use study_identity as id;
+    let shard = |index| {
+        let (q, a, d, s, u, c) =
+            (id::QUERY, id::AXES, id::DATA_SEEDS, id::SEEDS, id::UNTIL_TRAIN_LOSS, id::CHECK_EVERY);
+        PageGrid::sharded(q, a, d, s, u, c, Some(Shard { index, count: 3 })).unwrap()
+    };
+    let clock = std::cell::Cell::new(0.0);
+    let now = || {
+        clock.set(clock.get() + 1.0);
+        clock.get()
+    };
+    let mut first = shard(0);
+    let parts: Vec<Vec<f64>> = (1..3)
+        .map(|index| {
+            let mut other = shard(index);
+            while other.advance(5.0, now).unwrap() < 1.0 {}
+            other.part_numbers().expect("done")
+        })
+        .collect();
+    while !first.waits_for_shards() {
+        first.advance(5.0, now).unwrap();
+    }
+    first.add_part(2, &parts[1]).unwrap();
+    assert!(first.advance(5.0, now).unwrap() < 1.0 && first.result_json().is_none(), "it waits for shard 1");
+    first.add_part(1, &parts[0]).unwrap();
+    while first.advance(5.0, now).unwrap() < 1.0 {}
+    assert!(first.result_json().unwrap() == id::FIXTURE.trim_end(), "three shards differ from one study");
+}
+
 /// Units trained elsewhere (the GPU module): the study waits for each unit in
 /// turn; units marked for the CPU give the one-worker study's bytes, and
 /// weights that do not fit are refused by name.

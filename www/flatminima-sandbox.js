@@ -78,6 +78,8 @@ const GRID_DRAWS = 4;
 const GRID_SEEDS = 2;
 const GRID_TARGET = 0.1;
 const GRID_CHECK_EVERY = 10;
+/** Most workers a grid study may be split over (the same bound as the worker's MAX_GRID_WORKERS). */
+const GRID_MAX_WORKERS = 8;
 /** Sharpness measures of a grid study's runs (src/study_grid.rs RunSharpness) and their labels. */
 const GRID_MEASURES = [["lambda_max", "λ_max"], ["trace", "Hessian trace"], ["eps_sharpness", "ε-sharpness"],
   ["rho_sharpness", "ρ-sharpness"], ["adaptive_sharpness", "adaptive sharpness"], ["average_sharpness", "average sharpness"]];
@@ -674,10 +676,13 @@ class FlatminimaSandbox extends HTMLElement {
    * `seeds` seeds per draw (defaults 4 and 2), the page's steps, or with
    * `untilTrainLoss` the matched-loss rule (checked every `checkEvery` = 10
    * steps); it resolves to `flatminima study`'s JSON (spec, cells, runs,
-   * stats) plus `ms` and `longest_piece_ms`, shown in the panel. On the CPU.
+   * stats) plus `ms`, `longest_piece_ms` and `workers`, shown in the panel. On
+   * the CPU, split over `workers` workers (default: one per core, leaving one
+   * to the page where there are more than two, at most four); the result does
+   * not depend on how many.
    */
   async study(options = {}) {
-    if (["axes", "dataSeeds", "seeds", "untilTrainLoss", "checkEvery"].some((k) => k in options)) return this.#studyGrid(options);
+    if (["axes", "dataSeeds", "seeds", "untilTrainLoss", "checkEvery", "workers"].some((k) => k in options)) return this.#studyGrid(options);
     const { replicas = STUDY_REPLICAS, steps = STUDY_STEPS } = options;
     for (const name of /** @type {const} */ (["replicas", "steps"])) {
       const value = { replicas, steps }[name], max = this.#limits[name];
@@ -775,9 +780,12 @@ class FlatminimaSandbox extends HTMLElement {
   }
 
   /** The grid study of `study()`: checks the options, runs it in the worker, shows it in the panel. */
-  async #studyGrid({ axes = "", dataSeeds = GRID_DRAWS, seeds = GRID_SEEDS, untilTrainLoss = null, checkEvery = GRID_CHECK_EVERY, ...rest }) {
+  async #studyGrid({ axes = "", dataSeeds = GRID_DRAWS, seeds = GRID_SEEDS, untilTrainLoss = null, checkEvery = GRID_CHECK_EVERY, workers = null, ...rest }) {
     const extra = Object.keys(rest);
-    if (extra.length) throw new RangeError(`${extra.join(", ")}: not an option of a grid study (it uses the page's steps); use axes, dataSeeds, seeds, untilTrainLoss, checkEvery`);
+    if (extra.length) throw new RangeError(`${extra.join(", ")}: not an option of a grid study (it uses the page's steps); use axes, dataSeeds, seeds, untilTrainLoss, checkEvery, workers`);
+    if (workers !== null && !(Number.isInteger(workers) && workers >= 1 && workers <= GRID_MAX_WORKERS)) {
+      throw new RangeError(`workers: expected a whole number from 1 to ${GRID_MAX_WORKERS} (or null: one per core), got ${workers}`);
+    }
     for (const [name, value] of /** @type {const} */ ([["dataSeeds", dataSeeds], ["seeds", seeds], ["checkEvery", checkEvery]])) {
       if (!Number.isInteger(value) || value < 1) throw new RangeError(`${name}: expected a whole number of at least 1, got ${value}`);
     }
@@ -789,7 +797,7 @@ class FlatminimaSandbox extends HTMLElement {
     if (this.#fatal) throw new Error(this.#fatal);
     this.#flushSettings();
     this.#studyView ??= import(STUDY_VIEW_URL.href);
-    const reply = this.#request({ type: "grid", axes: text, dataSeeds, seeds, untilTrainLoss, checkEvery });
+    const reply = this.#request({ type: "grid", axes: text, dataSeeds, seeds, untilTrainLoss, checkEvery, workers });
     const id = this.#nextId - 1;
     this.#gridId = id;
     this.#showGridProgress({ progress: 0, runs: 0, total: 0 });

@@ -102,15 +102,26 @@ const stepJobs = [];
  */
 let study = null;
 /**
+ * A study helper: its worker (null once done) and its last progress message.
+ * @typedef {object} StudyHelper
+ * @property {Worker | null} worker
+ * @property {number} runs
+ * @property {number} total
+ * @property {number} longest
+ * @property {number} progress
+ * @property {boolean} done
+ */
+/**
  * The grid study under way: its request id, start time, last progress message, the study module's
- * GridStudy (null while that loads; shard 0 of `shards`), and the study helper training shard 1
- * on a second core (its last progress message; done once its runs were added).
- * @typedef {{runs: number, total: number, longest: number, progress: number, done: boolean}} HelperState
+ * GridStudy (null while that loads; shard 0 of `shards`), and the study helpers training shards
+ * 1, 2, ... on the other cores (each one's worker, null once done, and its last progress message;
+ * done once its runs were added).
  * With the GPU backend active, the GPU module trains each unit's runs (`gpuTrain`) and the
  * study module measures them.
  * @typedef {{busy: boolean, gpuUnits: number, cpuUnits: number, notices: string[]}} GpuTrainState
- * @type {{id: number, started: number, told: number, study: any, shards: number, helper: Worker | null, waiting: boolean,
- *   helperState: HelperState, request: import("./protocol.js").StudyHelperRequest, gpuTrain: GpuTrainState | null} | null}
+ * @typedef {{id: number, started: number, told: number, study: any, shards: number, helpers: StudyHelper[], waiting: boolean,
+ *   request: import("./protocol.js").StudyHelperRequest, gpuTrain: GpuTrainState | null}} GridState
+ * @type {GridState | null}
  */
 let grid = null;
 const last = { boundary: -Infinity, curves: -Infinity, landscape: -Infinity, frame: -Infinity };
@@ -889,14 +900,22 @@ function cancelStudy() {
 // ---------------------------------------------------------------------------
 // Grid studies (the study panel): on the CPU, a slice per tick, in bounded pieces, in
 // the study module (www/pkg-study), loaded when the first one starts. With two cores or
-// more the study is split in two shards of its (cell, data draw) units: this worker trains
-// shard 0 between its other work, a study helper (www/flatminima-study-helper.js, a worker
-// of its own) trains shard 1 and sends its runs, and shard 0 merges them in unit order and
+// more the study is split in shards of its (cell, data draw) units: this worker trains
+// shard 0 between its other work, study helpers (www/flatminima-study-helper.js, a worker
+// each) train the others and send their runs, and shard 0 merges them in unit order and
 // computes the statistics: the same JSON as one worker's (tests/web.rs). (The GPU replica
 // kernels are not used for them: see the README.)
 
-/** Shards of a grid study: one per core, at most two (this worker and one helper). */
-const GRID_SHARDS = Math.min(2, Math.max(1, (typeof navigator !== "undefined" && navigator.hardwareConcurrency) || 1));
+/** Most workers one grid study uses (this one and its helpers). */
+const MAX_GRID_WORKERS = 8;
+/**
+ * Workers for a grid study unless the request names a number: one per core, leaving one to
+ * the page where there are more than two, at most four (the element's worker counts as one).
+ */
+const GRID_SHARDS = (() => {
+  const cores = (typeof navigator !== "undefined" && navigator.hardwareConcurrency) || 1;
+  return Math.min(4, Math.max(1, cores > 2 ? cores - 1 : cores));
+})();
 
 /** @type {Promise<any> | null} the study module (its GridStudy and SeedStudy classes), once asked for */
 let studyModule = null;
@@ -922,12 +941,11 @@ function startGrid(m) {
   // The study module builds the run from the same settings as the sandbox's.
   const query = sb.settingsQuery();
   // On the GPU the kernels train, this worker measures: one shard.
-  const shards = gpu ? 1 : GRID_SHARDS;
+  const shards = gpu ? 1 : Math.min(MAX_GRID_WORKERS, Math.max(1, m.workers ?? GRID_SHARDS));
   const request = { query, axes: m.axes, dataSeeds: m.dataSeeds, seeds: m.seeds, untilTrainLoss: m.untilTrainLoss, checkEvery: m.checkEvery, index: 1, count: shards };
-  /** @type {NonNullable<typeof grid>} */
+  /** @type {GridState} */
   const mine = {
-    id: m.id, started: performance.now(), told: performance.now(), study: null, shards, helper: null, waiting: false,
-    helperState: { runs: 0, total: 0, longest: 0, progress: 0, done: shards < 2 }, request,
+    id: m.id, started: performance.now(), told: performance.now(), study: null, shards, helpers: [], waiting: false, request,
     gpuTrain: gpu ? { busy: false, gpuUnits: 0, cpuUnits: 0, notices: [] } : null,
   };
   grid = mine;
@@ -942,7 +960,7 @@ function startGrid(m) {
       return;
     }
     if (mine.gpuTrain) mine.study.trainElsewhere();
-    if (shards > 1) startHelper(mine, request);
+    for (let index = 1; index < shards; index++) startHelper(mine, { ...request, index });
     wake();
   }, (e) => {
     if (grid !== mine) return;
@@ -952,17 +970,21 @@ function startGrid(m) {
 }
 
 /**
- * Starts the study helper on shard `r.index` of the study `g`: its progress joins this
+ * Starts a study helper on shard `r.index` of the study `g`: its progress joins this
  * worker's, its runs go to shard 0 (`addPart`); a failure fails the study.
- * @param {NonNullable<typeof grid>} g
+ * @param {GridState} g
  * @param {import("./protocol.js").StudyHelperRequest} r
  */
 function startHelper(g, r) {
   /** @param {string} why */
   const fail = (why) => {
     if (grid !== g) return;
-    cancelGrid(`the study's second worker failed: ${why}`, "Error");
+    cancelGrid(`the study's worker for shard ${r.index} failed: ${why}`, "Error");
   };
+  /** @type {StudyHelper} */
+  const state = { worker: null, runs: 0, total: 0, longest: 0, progress: 0, done: false };
+  g.helpers.push(state);
+  /** @type {Worker} */
   let helper;
   try {
     helper = new Worker(new URL(`./flatminima-study-helper${MIN}.js`, import.meta.url), { type: "module" });
@@ -970,24 +992,24 @@ function startHelper(g, r) {
     fail(errorText(e));
     return;
   }
-  g.helper = helper;
+  state.worker = helper;
   helper.onerror = (e) => fail(e.message || "it could not start");
   /** @param {MessageEvent<import("./protocol.js").StudyHelperMessage>} e */
   helper.onmessage = (e) => {
     const h = e.data;
     if (grid !== g) return;
     if (h.type === "error") return fail(h.message);
-    Object.assign(g.helperState, { runs: h.runs, total: h.total, longest: h.longest, progress: h.type === "done" ? 1 : h.progress });
+    Object.assign(state, { runs: h.runs, total: h.total, longest: h.longest, progress: h.type === "done" ? 1 : h.progress });
     if (h.type === "done") {
       try {
         g.study.addPart(h.index, h.numbers);
       } catch (err) {
         return fail(errorText(err));
       }
-      g.helperState.done = true;
+      state.done = true;
       g.waiting = false;
       helper.terminate();
-      g.helper = null;
+      state.worker = null;
     }
     wake();
   };
@@ -998,7 +1020,7 @@ function startHelper(g, r) {
  * The GPU module trains unit `u` of the study `g`; its weights go to the study module, which
  * measures them. A unit the kernels cannot train (or a GPU failure) trains on the CPU, with a
  * notice in the result (`training`).
- * @param {NonNullable<typeof grid>} g
+ * @param {GridState} g
  * @param {number} u
  */
 function trainUnitOnGpu(g, u) {
@@ -1057,22 +1079,23 @@ function gridWork() {
   try {
     progress = g.study.advance(GRID_SLICE_MS);
     counts = g.study.counts();
-    g.waiting = !g.helperState.done && g.study.isWaiting();
+    g.waiting = g.helpers.some((h) => !h.done) && g.study.isWaiting();
   } catch (e) {
     // A crash in the study module fails the study; the element goes on.
     grid = null;
     studyModule = null;
-    g.helper?.terminate();
+    for (const h of g.helpers) h.worker?.terminate();
     send({ type: "reply", id: g.id, error: `the study crashed: ${studyCrash() || errorText(e)}` });
     return false;
   }
-  // Both shards' runs. (The helper's longest piece is reported apart: it runs without
-  // pauses and delays no message, since Cancel terminates it.)
-  const h = g.helperState;
-  const [runs, total, longest] = [counts[0] + h.runs, counts[1] + h.total, counts[2]];
+  // Every shard's runs. (The helpers' longest pieces are reported apart: they run without
+  // pauses and delay no message, since Cancel terminates them.)
+  const sum = (/** @type {(h: StudyHelper) => number} */ f) => g.helpers.reduce((total, h) => total + f(h), 0);
+  const [runs, total, longest] = [counts[0] + sum((h) => h.runs), counts[1] + sum((h) => h.total), counts[2]];
   if (g.shards > 1 && progress < 1) {
     // Each shard's training and measures are 0.97 of its progress; shard 0's statistics the rest.
-    progress = (Math.min(progress, 0.97) + Math.min(h.progress, 0.97)) / 2 + Math.max(0, progress - 0.97);
+    const theirs = sum((h) => Math.min(h.progress, 0.97));
+    progress = (Math.min(progress, 0.97) + theirs) / g.shards + Math.max(0, progress - 0.97);
   }
   const now = performance.now();
   if (progress < 1 && now - g.told < GRID_PROGRESS_EVERY_MS) return true;
@@ -1085,7 +1108,7 @@ function gridWork() {
     result.workers = g.shards;
     // Where the runs were trained: on the GPU (f32; the measures on the CPU) or the CPU.
     if (g.gpuTrain) result.training = { gpu_units: g.gpuTrain.gpuUnits, cpu_units: g.gpuTrain.cpuUnits, notices: g.gpuTrain.notices };
-    result.helper_longest_piece_ms = g.shards > 1 ? h.longest : null;
+    result.helper_longest_piece_ms = g.shards > 1 ? Math.max(...g.helpers.map((h) => h.longest)) : null;
     grid = null;
     g.study.free();
     send({ type: "reply", id: g.id, value: result });
@@ -1094,15 +1117,15 @@ function gridWork() {
 }
 
 /**
- * The Cancel button, a newer study or new runs end the grid study under way (its helper too).
+ * The Cancel button, a newer study or new runs end the grid study under way (its helpers too).
  * @param {string} why
  * @param {string} [name] the error's name: AbortError for a cancelled study
  */
 function cancelGrid(why, name = "AbortError") {
   if (!grid) return;
-  const { id, study, helper } = grid;
+  const { id, study, helpers } = grid;
   grid = null;
-  helper?.terminate();
+  for (const h of helpers) h.worker?.terminate();
   study?.free();
   send({ type: "reply", id, error: why, name });
 }

@@ -141,3 +141,21 @@ test("SAM with an absurd radius: the verdict says SAM underfits; Cancel stops a 
   await page.close();
   assert.deepEqual(problems, [], "console errors or page errors");
 });
+
+test("a grid study split over three workers gives the one-worker study's runs and statistics", { timeout: 120_000 }, async () => {
+  const { page, problems } = await open("?steps=100&points=64&batch-size=16");
+  const study = (workers) => withTimeout(page.evaluate(([sel, workers]) =>
+    document.querySelector(sel).study({ axes: "lr=0.05,0.3", dataSeeds: 3, seeds: 2, workers }), [el, workers]), 60_000, `the study on ${workers} workers`);
+  const one = await study(1);
+  const three = await study(3);
+  assert.equal(one.workers, 1);
+  assert.equal(three.workers, 3, "shard 0 here and two helpers");
+  assert.equal(three.runs.length, 2 * 3 * 2 * 2, "cells x draws x seeds x sides");
+  // Everything but the timings is the same, bit for bit.
+  const strip = ({ ms, longest_piece_ms, helper_longest_piece_ms, workers, ...rest }) => JSON.stringify(rest);
+  assert.equal(strip(three), strip(one));
+  const bad = await page.evaluate((sel) => document.querySelector(sel).study({ dataSeeds: 2, workers: 0 }).then(() => null, (e) => `${e.name}: ${e.message}`), el);
+  assert.match(bad, /^RangeError: workers: expected a whole number from 1 to 8/);
+  await page.close();
+  assert.deepEqual(problems, [], "console errors or page errors");
+});
