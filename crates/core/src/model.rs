@@ -377,17 +377,22 @@ pub(crate) use with_block_len;
 /// outputs reads its weights contiguously.
 fn linear_forward(layer: &Layer, params: &[f64], input: &[f64], z: &mut [f64], wt: &mut Vec<f64>) {
     let (fan_in, fan_out) = (layer.fan_in, layer.fan_out);
-    let w = &params[layer.weight_offset..layer.bias_offset];
     let b = &params[layer.bias_offset..layer.bias_offset + fan_out];
-    wt.resize(fan_in * fan_out, 0.0);
-    for (j, w_row) in w.chunks_exact(fan_in).enumerate() {
-        for (i, &v) in w_row.iter().enumerate() {
-            wt[i * fan_out + j] = v;
-        }
-    }
+    transpose_weights(layer, params, wt);
     for (x_row, z_row) in input.chunks_exact(fan_in).zip(z.chunks_exact_mut(fan_out)) {
         for (j, len) in blocks(fan_out) {
             with_block_len!(len, forward_block(wt, fan_out, j, x_row, &b[j..], &mut z_row[j..]));
+        }
+    }
+}
+
+/// `wt` = the layer's weight block in `params` (`fan_out x fan_in`), transposed.
+pub(crate) fn transpose_weights(layer: &Layer, params: &[f64], wt: &mut Vec<f64>) {
+    let (fan_in, fan_out) = (layer.fan_in, layer.fan_out);
+    wt.resize(fan_in * fan_out, 0.0);
+    for (j, w_row) in params[layer.weight_offset..layer.bias_offset].chunks_exact(fan_in).enumerate() {
+        for (i, &v) in w_row.iter().enumerate() {
+            wt[i * fan_out + j] = v;
         }
     }
 }
@@ -433,7 +438,7 @@ fn grad_block<const N: usize>(delta: &[f64], input: &[f64], fan: (usize, usize),
 }
 
 /// d_in[r, i] = sum_j delta[r, j] * W[j, i] (summed in order of j, from 0.0)
-fn backprop_through_weights(layer: &Layer, params: &[f64], delta: &[f64], d_in: &mut [f64]) {
+pub(crate) fn backprop_through_weights(layer: &Layer, params: &[f64], delta: &[f64], d_in: &mut [f64]) {
     let w = &params[layer.weight_offset..layer.bias_offset];
     for (d_row, din_row) in delta.chunks_exact(layer.fan_out).zip(d_in.chunks_exact_mut(layer.fan_in)) {
         for (i, len) in blocks(layer.fan_in) {

@@ -10,7 +10,7 @@
 //! has the same bits (a test checks that against `r_pass`).
 
 use super::{Cache, Layer};
-use crate::model::{blocks, with_block_len};
+use crate::model::{backprop_through_weights, blocks, transpose_weights, with_block_len};
 
 /// Per-layer tangents for every row (`rows x fan_out` each), allocated on the first product.
 #[derive(Clone, Debug, Default)]
@@ -79,8 +79,9 @@ pub(super) fn hvp(c: &Cache, s: &mut Batch, v: &[f64], out: &mut [f64]) {
         }
         if l > 0 {
             let (rda, vtd) = (&mut s.rda[..rows * fi], &mut s.vtd[..rows * fi]);
-            transposed_product(layer, w, rd, rda);
-            transposed_product(layer, v, &c.delta[l], vtd);
+            // W^T R{delta} and V^T delta, each summed over j in order from 0.0 (as `transpose_mul`).
+            backprop_through_weights(layer, w, rd, rda);
+            backprop_through_weights(layer, v, &c.delta[l], vtd);
             let (d1, d2g, rz) = (&c.d1[l - 1], &c.d2g[l - 1], &s.rz[l - 1]);
             for (x, rdl) in lower[l - 1][..rows * fi].iter_mut().enumerate() {
                 let a = rda[x] + vtd[x];
@@ -102,13 +103,7 @@ enum Sum<'a> {
 /// from -0.0 (as `dot`), for the layer's weight block M in `params`.
 fn affine(layer: &Layer, params: &[f64], x: &[f64], z: &mut [f64], start: Sum, wt: &mut Vec<f64>) {
     let (fi, fo) = (layer.fan_in, layer.fan_out);
-    let m = &params[layer.weight_offset..layer.bias_offset];
-    wt.resize(fi * fo, 0.0);
-    for (j, m_row) in m.chunks_exact(fi).enumerate() {
-        for (i, &value) in m_row.iter().enumerate() {
-            wt[i * fo + j] = value;
-        }
-    }
+    transpose_weights(layer, params, wt);
     for (x_row, z_row) in x.chunks_exact(fi).zip(z.chunks_exact_mut(fo)) {
         for (j, len) in blocks(fo) {
             let bias = match start {
@@ -179,29 +174,6 @@ fn weight_block<const N: usize>(
                     *a += dj * rai;
                 }
             }
-        }
-    }
-    out[..N].copy_from_slice(&acc);
-}
-
-/// out[r, i] = sum_j M[j, i] * d[r, j], added in order of j from 0.0 (as
-/// `transpose_mul`), for the layer's weight block M in `params`.
-fn transposed_product(layer: &Layer, params: &[f64], d: &[f64], out: &mut [f64]) {
-    let (fi, fo) = (layer.fan_in, layer.fan_out);
-    let m = &params[layer.weight_offset..layer.bias_offset];
-    for (d_row, out_row) in d.chunks_exact(fo).zip(out.chunks_exact_mut(fi)) {
-        for (i, len) in blocks(fi) {
-            with_block_len!(len, transposed_block(m, fi, i, d_row, &mut out_row[i..]));
-        }
-    }
-}
-
-#[inline(always)]
-fn transposed_block<const N: usize>(m: &[f64], fi: usize, i: usize, d_row: &[f64], out: &mut [f64]) {
-    let mut acc = [0.0; N];
-    for (&dj, m_row) in d_row.iter().zip(m.chunks_exact(fi)) {
-        for (a, &mji) in acc.iter_mut().zip(&m_row[i..i + N]) {
-            *a += mji * dj;
         }
     }
     out[..N].copy_from_slice(&acc);
