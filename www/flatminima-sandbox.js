@@ -78,7 +78,7 @@ const GRID_DRAWS = 4;
 const GRID_SEEDS = 2;
 const GRID_TARGET = 0.1;
 const GRID_CHECK_EVERY = 10;
-/** Most workers a grid study may be split over (the same bound as the worker's MAX_GRID_WORKERS). */
+/** Most workers a grid study may be split over (the element checks a request's `workers`; the worker trusts it). */
 const GRID_MAX_WORKERS = 8;
 /** Sharpness measures of a grid study's runs (src/study_grid.rs RunSharpness) and their labels. */
 const GRID_MEASURES = [["lambda_max", "λ_max"], ["trace", "Hessian trace"], ["eps_sharpness", "ε-sharpness"],

@@ -906,8 +906,6 @@ function cancelStudy() {
 // computes the statistics: the same JSON as one worker's (tests/web.rs). (The GPU replica
 // kernels are not used for them: see the README.)
 
-/** Most workers one grid study uses (this one and its helpers). */
-const MAX_GRID_WORKERS = 8;
 /**
  * Workers for a grid study unless the request names a number: one per core, leaving one to
  * the page where there are more than two, at most four (the element's worker counts as one).
@@ -941,7 +939,8 @@ function startGrid(m) {
   // The study module builds the run from the same settings as the sandbox's.
   const query = sb.settingsQuery();
   // On the GPU the kernels train, this worker measures: one shard.
-  const shards = gpu ? 1 : Math.min(MAX_GRID_WORKERS, Math.max(1, m.workers ?? GRID_SHARDS));
+  // A request's `workers` was checked by the element (1 to GRID_MAX_WORKERS there).
+  const shards = gpu ? 1 : Math.max(1, m.workers ?? GRID_SHARDS);
   const request = { query, axes: m.axes, dataSeeds: m.dataSeeds, seeds: m.seeds, untilTrainLoss: m.untilTrainLoss, checkEvery: m.checkEvery, index: 1, count: shards };
   /** @type {GridState} */
   const mine = {

@@ -375,7 +375,7 @@ pub(crate) use with_block_len;
 /// z[r, j] = b[j] + sum_i W[j, i] * input[r, i], summed in order of i (from
 /// -0.0, as `Iterator::sum`). `wt` receives W transposed, so that a block of
 /// outputs reads its weights contiguously.
-fn linear_forward(layer: &Layer, params: &[f64], input: &[f64], z: &mut [f64], wt: &mut Vec<f64>) {
+pub(crate) fn linear_forward(layer: &Layer, params: &[f64], input: &[f64], z: &mut [f64], wt: &mut Vec<f64>) {
     let (fan_in, fan_out) = (layer.fan_in, layer.fan_out);
     let b = &params[layer.bias_offset..layer.bias_offset + fan_out];
     transpose_weights(layer, params, wt);

@@ -10,7 +10,7 @@
 //! has the same bits (a test checks that against `r_pass`).
 
 use super::{Cache, Layer};
-use crate::model::{backprop_through_weights, blocks, transpose_weights, with_block_len};
+use crate::model::{backprop_through_weights, blocks, linear_forward, transpose_weights, with_block_len};
 
 /// Per-layer tangents for every row (`rows x fan_out` each), allocated on the first product.
 #[derive(Clone, Debug, Default)]
@@ -45,9 +45,10 @@ pub(super) fn hvp(c: &Cache, s: &mut Batch, v: &[f64], out: &mut [f64]) {
     // Forward tangents: R{z_l} = V_l a_{l-1} + v_b + W_l R{a_{l-1}}.
     for (l, layer) in layers.iter().enumerate() {
         let rz = &mut s.rz[l];
-        affine(layer, v, &c.inputs[l], rz, Sum::FromBias(&v[layer.bias_offset..]), &mut s.transposed);
+        // v_b + V_l a_{l-1}: the model's forward pass with v as the weights.
+        linear_forward(layer, v, &c.inputs[l], rz, &mut s.transposed);
         if l > 0 {
-            affine(layer, w, &s.ra[l - 1], rz, Sum::Onto, &mut s.transposed);
+            add_product(layer, w, &s.ra[l - 1], rz, &mut s.transposed);
         }
         if l + 1 < n_layers {
             for ((ra, &rzj), &d) in s.ra[l].iter_mut().zip(rz.iter()).zip(&c.d1[l]) {
@@ -91,44 +92,28 @@ pub(super) fn hvp(c: &Cache, s: &mut Batch, v: &[f64], out: &mut [f64]) {
     }
 }
 
-/// Where [`affine`]'s sums start.
-enum Sum<'a> {
-    /// z[r, j] = b[j] + sum (as `b[j] + dot(..)`).
-    FromBias(&'a [f64]),
-    /// z[r, j] = z[r, j] + sum (as `z[j] += dot(..)`).
-    Onto,
-}
-
-/// z[r, j] (start) + sum_i M[j, i] * x[r, i], each sum added in order of i
-/// from -0.0 (as `dot`), for the layer's weight block M in `params`.
-fn affine(layer: &Layer, params: &[f64], x: &[f64], z: &mut [f64], start: Sum, wt: &mut Vec<f64>) {
+/// z[r, j] += sum_i M[j, i] * x[r, i] (as `z[j] += dot(..)`: each sum added
+/// in order of i from -0.0, then onto z), for the layer's weight block M in `params`.
+fn add_product(layer: &Layer, params: &[f64], x: &[f64], z: &mut [f64], wt: &mut Vec<f64>) {
     let (fi, fo) = (layer.fan_in, layer.fan_out);
     transpose_weights(layer, params, wt);
     for (x_row, z_row) in x.chunks_exact(fi).zip(z.chunks_exact_mut(fo)) {
         for (j, len) in blocks(fo) {
-            let bias = match start {
-                Sum::FromBias(b) => Some(&b[j..]),
-                Sum::Onto => None,
-            };
-            with_block_len!(len, affine_block(wt, fo, j, x_row, bias, &mut z_row[j..]));
+            with_block_len!(len, add_product_block(wt, fo, j, x_row, &mut z_row[j..]));
         }
     }
 }
 
 #[inline(always)]
-fn affine_block<const N: usize>(wt: &[f64], fo: usize, j: usize, x_row: &[f64], bias: Option<&[f64]>, z: &mut [f64]) {
+fn add_product_block<const N: usize>(wt: &[f64], fo: usize, j: usize, x_row: &[f64], z: &mut [f64]) {
     let mut acc = [-0.0; N];
     for (wt_row, &xi) in wt.chunks_exact(fo).zip(x_row) {
         for (a, &mji) in acc.iter_mut().zip(&wt_row[j..j + N]) {
             *a += mji * xi;
         }
     }
-    let starts: [f64; N] = match bias {
-        Some(b) => b[..N].try_into().expect("block fits"),
-        None => z[..N].try_into().expect("block fits"),
-    };
-    for ((zj, start), a) in z[..N].iter_mut().zip(starts).zip(acc) {
-        *zj = start + a;
+    for (zj, a) in z[..N].iter_mut().zip(acc) {
+        *zj += a;
     }
 }
 
