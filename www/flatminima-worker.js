@@ -940,7 +940,7 @@ function startGrid(m) {
   const query = sb.settingsQuery();
   // On the GPU the kernels train, this worker measures: one shard.
   // A request's `workers` was checked by the element (1 to GRID_MAX_WORKERS there).
-  const shards = gpu ? 1 : Math.max(1, m.workers ?? GRID_SHARDS);
+  let shards = gpu ? 1 : Math.max(1, m.workers ?? GRID_SHARDS);
   const request = { query, axes: m.axes, dataSeeds: m.dataSeeds, seeds: m.seeds, untilTrainLoss: m.untilTrainLoss, checkEvery: m.checkEvery, index: 1, count: shards };
   /** @type {GridState} */
   const mine = {
@@ -952,7 +952,15 @@ function startGrid(m) {
   loadStudyModule().then((module) => {
     if (grid !== mine) return;
     try {
-      mine.study = new module.GridStudy(query, m.axes, m.dataSeeds, m.seeds, m.untilTrainLoss ?? NaN, m.checkEvery, 0, shards);
+      const start = () => new module.GridStudy(query, m.axes, m.dataSeeds, m.seeds, m.untilTrainLoss ?? NaN, m.checkEvery, 0, shards);
+      mine.study = start();
+      // No more workers than units: a shard without units would only load a module.
+      const units = mine.study.units();
+      if (units < shards) {
+        mine.study.free();
+        shards = mine.shards = request.count = units;
+        mine.study = start();
+      }
     } catch (e) {
       grid = null;
       send({ type: "reply", id: m.id, error: errorText(e), name: "RangeError" });

@@ -90,6 +90,11 @@ impl PageGrid {
         })
     }
 
+    /// The study's (cell, data draw) units, in all shards.
+    pub fn units(&self) -> usize {
+        self.job.grid().units()
+    }
+
     /// Shard 0: shard `index`'s finished runs (its [`PageGrid::part_numbers`]).
     /// Errors say what does not fit (another shard count, a repeated shard, a
     /// run of another unit: `Grid::merge_runs` checks every run).

@@ -98,6 +98,12 @@ impl GridStudy {
         self.grid.advance(budget_ms, move || now(&clock)).map_err(|e| JsError::new(&e))
     }
 
+    /// The study's (cell, data draw) units, in all shards: more shards than
+    /// units would leave some with nothing to train.
+    pub fn units(&self) -> u32 {
+        self.grid.units() as u32
+    }
+
     /// Shard 0: shard `index`'s finished runs (its `partRuns`). Throws if they do not fit.
     #[wasm_bindgen(js_name = addPart)]
     pub fn add_part(&mut self, index: u32, runs: &[f64]) -> Result<(), JsError> {

@@ -142,10 +142,11 @@ test("SAM with an absurd radius: the verdict says SAM underfits; Cancel stops a 
   assert.deepEqual(problems, [], "console errors or page errors");
 });
 
-test("a grid study split over three workers gives the one-worker study's runs and statistics", { timeout: 120_000 }, async () => {
+test("a grid study split over three workers (or as many as it has units) gives the one-worker study's runs and statistics", { timeout: 120_000 }, async () => {
   const { page, problems } = await open("?steps=100&points=64&batch-size=16");
-  const study = (workers) => withTimeout(page.evaluate(([sel, workers]) =>
-    document.querySelector(sel).study({ axes: "lr=0.05,0.3", dataSeeds: 3, seeds: 2, workers }), [el, workers]), 60_000, `the study on ${workers} workers`);
+  const ask = (options) => withTimeout(page.evaluate(([sel, options]) =>
+    document.querySelector(sel).study(options), [el, options]), 60_000, `the study on ${options.workers} workers`);
+  const study = (workers) => ask({ axes: "lr=0.05,0.3", dataSeeds: 3, seeds: 2, workers });
   const one = await study(1);
   const three = await study(3);
   assert.equal(one.workers, 1);
@@ -154,6 +155,10 @@ test("a grid study split over three workers gives the one-worker study's runs an
   // Everything but the timings is the same, bit for bit.
   const strip = ({ ms, longest_piece_ms, helper_longest_piece_ms, workers, ...rest }) => JSON.stringify(rest);
   assert.equal(strip(three), strip(one));
+  // Two (cell, draw) units on eight workers asked for: two workers, the same study as one's.
+  const capped = await ask({ dataSeeds: 2, seeds: 2, workers: 8 });
+  assert.equal(capped.workers, 2, "no more workers than units");
+  assert.equal(strip(capped), strip(await ask({ dataSeeds: 2, seeds: 2, workers: 1 })));
   const bad = await page.evaluate((sel) => document.querySelector(sel).study({ dataSeeds: 2, workers: 0 }).then(() => null, (e) => `${e.name}: ${e.message}`), el);
   assert.match(bad, /^RangeError: workers: expected a whole number from 1 to 8/);
   await page.close();

@@ -17,7 +17,7 @@ use crate::model::{backprop_through_weights, blocks, linear_forward, transpose_w
 pub(super) struct Batch {
     /// R{z_l}: the pre-activations' tangent.
     rz: Vec<Vec<f64>>,
-    /// R{a_l} = s'(z_l) R{z_l} for hidden layers.
+    /// R{a_l} = s'(z_l) R{z_l}, one per hidden layer (the output layer has no activation).
     ra: Vec<Vec<f64>>,
     /// R{delta_l}: the tangent of dL/dz_l.
     rdelta: Vec<Vec<f64>>,
@@ -37,7 +37,7 @@ pub(super) fn hvp(c: &Cache, s: &mut Batch, v: &[f64], out: &mut [f64]) {
     if s.rz.len() != n_layers {
         let sized = |l: &Layer| vec![0.0; rows * l.fan_out];
         s.rz = layers.iter().map(sized).collect();
-        s.ra = layers.iter().map(sized).collect();
+        s.ra = layers[..n_layers - 1].iter().map(sized).collect();
         s.rdelta = layers.iter().map(sized).collect();
         s.rda = vec![0.0; rows * c.mlp.max_width()];
         s.vtd = s.rda.clone();
