@@ -305,6 +305,14 @@ fn a_grid_study_trained_on_the_gpu_agrees_with_the_cpu() {
     .unwrap();
     let on_cpu = grid.run(None, |_, _| {});
     assert_eq!(calls, grid.units());
+    // Units trained as one batch (each on its data draw) get the bits of units trained one by one.
+    let batch = block_on(gpu.train_grid_units(&grid, 0, usize::MAX)).unwrap();
+    assert_eq!(batch.len(), 2, "cell 0's two data draws (cell 1 is Adam's)");
+    for (u, weights) in batch.iter().enumerate() {
+        assert_eq!(weights, &block_on(gpu.train_grid_units(&grid, u, 1)).unwrap()[0], "unit {u}");
+    }
+    let refused = block_on(gpu.train_grid_units(&grid, 2, usize::MAX)).err();
+    assert!(matches!(&refused, Some(flatminima::gpu::GpuError::Unsupported(m)) if m.contains("Adam")), "{refused:?}");
     assert_eq!((on_gpu.gpu_units, on_gpu.units), (4, 8), "the SGD/SAM cells' units on the GPU");
     assert_eq!(on_gpu.notices.len(), 2, "{:?}", on_gpu.notices);
     assert!(on_gpu.notices.iter().all(|n| n.contains("optimizer=adam") && n.contains("Adam")), "{:?}", on_gpu.notices);

@@ -317,6 +317,41 @@ fn sam_replicas_follow_cpu_runs_for_100_steps() {
     check_training(&[3, 4, 3, 2, 3, 2], Activation::Sigmoid, DatasetKind::Xor, 2, true);
 }
 
+/// One trainer over two training sets (a grid study's data draws, `on_sets`)
+/// gives every replica the bits of a trainer over its set alone: the sets'
+/// rows are only renumbered. Sets of 100 and 70 points (short last batches at
+/// different steps), SGD and SAM replicas, steps cut into uneven chunks.
+#[test]
+fn replicas_on_several_training_sets_train_as_on_their_own() {
+    let Some(ctx) = gpu() else { return };
+    let m = mlp(&[8, 8], Activation::Tanh, 2, 0.0);
+    let set = |n_train, seed| {
+        let data = DataConfig { dataset: DatasetKind::Moons, n_train, n_test: 10, ..Default::default() };
+        make_splits(&data, &ShiftConfig::default(), seed).train
+    };
+    let (a, b) = (set(100, 3), set(70, 4));
+    let (ra, rb) = (replicas(&m, true), replicas(&m, false));
+    let trained = |sets: &[(&Dataset, &[Replica])]| {
+        let mut trainer = ReplicaTrainer::on_sets(ctx, &m, sets, 32).unwrap();
+        trainer.set_chunk_steps(13);
+        block_on(trainer.train(60)).unwrap();
+        block_on(trainer.params()).unwrap()
+    };
+    let together = trained(&[(&a, &ra), (&b, &rb)]);
+    let alone = [trained(&[(&a, &ra)]), trained(&[(&b, &rb)])].concat();
+    assert_eq!(together.len(), ra.len() + rb.len());
+    assert_eq!(together, alone, "the same bits on several sets as on each alone");
+    assert_ne!(together[0], together[ra.len()], "the sets' replicas differ");
+    // Metrics over several sets would mean nothing: refused, with the way out.
+    let trainer = ReplicaTrainer::on_sets(ctx, &m, &[(&a, &ra), (&b, &rb)], 32).unwrap();
+    let err = block_on(trainer.metrics()).err();
+    assert!(matches!(&err, Some(GpuError::Unsupported(m)) if m.contains("2 training sets")), "{err:?}");
+    // Sets that give batches of different sizes cannot share the batch plan.
+    let small = set(20, 5);
+    let err = ReplicaTrainer::on_sets(ctx, &m, &[(&a, &ra), (&small, &rb)], 32).err();
+    assert!(matches!(&err, Some(GpuError::Unsupported(m)) if m.contains("batches of different sizes")), "{err:?}");
+}
+
 #[test]
 fn unsupported_work_is_refused_with_a_reason() {
     let Some(ctx) = gpu() else { return };

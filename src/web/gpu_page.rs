@@ -94,15 +94,18 @@ impl GpuKernels {
 
 #[wasm_bindgen]
 impl GpuKernels {
-    /// Trains unit `unit` of the study panel's grid (the same inputs as the
-    /// study module's `GridStudy`, so the same grid: `study_grid::page_grid`)
-    /// on the replica kernels and resolves to every run's final weights, run
-    /// after run, for the study module's `setTrained`. Rejects with
-    /// "unsupported: ..." for a unit the kernels cannot train (the study
-    /// module trains it on the CPU), or the GPU's error.
-    #[wasm_bindgen(js_name = gridUnit)]
+    /// Trains units `unit`, `unit + 1`, ... of the study panel's grid (the
+    /// same inputs as the study module's `GridStudy`, so the same grid:
+    /// `study_grid::page_grid`) as one batch of the replica kernels, each on
+    /// its data draw: as many as share the first's network, batch size and
+    /// steps, at most `maxUnits` (`GpuBackend::train_grid_units`). Resolves to
+    /// an array with one `Float64Array` per unit (every run's final weights,
+    /// run after run) for the study module's `setTrained`. Rejects with
+    /// "unsupported: ..." when the kernels cannot train unit `unit` (the
+    /// study module trains it on the CPU), or the GPU's error.
+    #[wasm_bindgen(js_name = gridUnits)]
     #[allow(clippy::too_many_arguments)]
-    pub fn grid_unit(
+    pub fn grid_units(
         &self,
         settings_query: String,
         axes: String,
@@ -111,6 +114,7 @@ impl GpuKernels {
         until_train_loss: f64,
         check_every: u32,
         unit: u32,
+        max_units: u32,
     ) -> js_sys::Promise {
         let gpu = self.gpu.clone();
         future_to_promise(async move {
@@ -126,8 +130,12 @@ impl GpuKernels {
             if unit as usize >= grid.units() {
                 return Err(JsError::new(&format!("unit {unit}: the grid has {} units", grid.units())).into());
             }
-            match gpu.train_grid_unit(&grid, unit as usize).await {
-                Ok(weights) => Ok(js_sys::Float64Array::from(&weights.concat()[..]).into()),
+            match gpu.train_grid_units(&grid, unit as usize, max_units.max(1) as usize).await {
+                Ok(units) => Ok(units
+                    .iter()
+                    .map(|weights| js_sys::Float64Array::from(&weights.concat()[..]))
+                    .collect::<js_sys::Array>()
+                    .into()),
                 Err(GpuError::Unsupported(why)) => Err(JsError::new(&format!("unsupported: {why}")).into()),
                 Err(e) => Err(js_error(e).into()),
             }

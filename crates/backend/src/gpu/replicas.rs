@@ -9,6 +9,12 @@
 //! epoch). The CPU generates the indices, a chunk of steps at a time, and
 //! uploads them with the learning rates of those steps, so a replica follows
 //! the CPU trajectory up to f32 rounding.
+//!
+//! Several training sets (`ReplicaTrainer::on_sets`, a grid study's data draws):
+//! the sets are uploaded one after another as one set, and each replica's batch
+//! indices are shifted to its own set's rows. The kernels never see the
+//! difference, so a replica's arithmetic is the same as in a trainer of its
+//! set alone, and one batch of dispatches trains every draw.
 
 use crate::gpu::context::{dispatch, groups_for};
 use crate::gpu::evaluate::{GpuDataset, LossAccuracy};
@@ -30,6 +36,8 @@ struct Plan {
     batches: BatchOrder,
     schedule: Schedule,
     base_lr: f64,
+    /// Where the replica's training set starts among the uploaded rows.
+    first_row: usize,
 }
 
 /// R replicas on the GPU. `train` only submits work; `metrics`, `evaluate` and
@@ -43,7 +51,10 @@ pub struct ReplicaTrainer {
     chunk: usize,
     steps: usize,
     any_sam: bool,
+    /// Every training set, one after another.
     train_data: GpuDataset,
+    /// How many training sets `train_data` holds (metrics need exactly one).
+    sets: usize,
     batch_index: wgpu::Buffer,
     batch_len: wgpu::Buffer,
     lrs: wgpu::Buffer,
@@ -70,17 +81,48 @@ impl ReplicaTrainer {
         batch_size: usize,
         replicas: &[Replica],
     ) -> Result<ReplicaTrainer, GpuError> {
+        ReplicaTrainer::on_sets(ctx, mlp, &[(train, replicas)], batch_size)
+    }
+
+    /// [`ReplicaTrainer::new`] for groups of replicas, each group on its own
+    /// training set (replicas in group order): one trainer for a grid study's
+    /// data draws. Each replica trains exactly as in a trainer of its set
+    /// alone. The sets must agree on the batch size (`batch_size`, or a set's
+    /// size where that is smaller); [`ReplicaTrainer::metrics`] needs one set.
+    pub fn on_sets(
+        ctx: &GpuContext,
+        mlp: &Mlp,
+        sets: &[(&Dataset, &[Replica])],
+        batch_size: usize,
+    ) -> Result<ReplicaTrainer, GpuError> {
         ctx.check()?;
         check_supported(mlp)?;
-        if replicas.is_empty() || train.is_empty() {
+        let replicas: Vec<(usize, &Replica)> =
+            sets.iter().enumerate().flat_map(|(g, (_, reps))| reps.iter().map(move |r| (g, r))).collect();
+        if replicas.is_empty() || sets.iter().any(|(set, _)| set.is_empty()) {
             return Err(GpuError::Unsupported("no replicas or no training points".into()));
         }
+        let batch_size = batch_size.clamp(1, sets[0].0.len());
+        if let Some((set, _)) = sets.iter().find(|(set, _)| batch_size.clamp(1, set.len()) != batch_size) {
+            return Err(GpuError::Unsupported(format!(
+                "training sets of {} and {} points give batches of different sizes",
+                sets[0].0.len(),
+                set.len()
+            )));
+        }
+        let mut first_rows = Vec::with_capacity(sets.len());
+        let mut all = Dataset { points: Vec::new(), labels: Vec::new(), classes: sets[0].0.classes };
+        for (set, _) in sets {
+            first_rows.push(all.len());
+            all.points.extend_from_slice(&set.points);
+            all.labels.extend_from_slice(&set.labels);
+        }
         let (r, p) = (replicas.len(), mlp.num_params());
-        let batch_size = batch_size.clamp(1, train.len());
         let mut hypers = Words::new();
         let mut plans = Vec::with_capacity(r);
         let mut init = Vec::with_capacity(r * p);
-        for (i, replica) in replicas.iter().enumerate() {
+        for (i, &(group, replica)) in replicas.iter().enumerate() {
+            let train = sets[group].0;
             let OptimizerConfig::Sgd { lr, momentum, dampening, weight_decay, nesterov } = replica.side.optimizer
             else {
                 return Err(GpuError::Unsupported(format!(
@@ -104,6 +146,7 @@ impl ReplicaTrainer {
                 batches: BatchOrder::new(replica.seed, train.len(), batch_size),
                 schedule: replica.side.schedule.clone(),
                 base_lr: lr,
+                first_row: first_rows[group],
             });
         }
         // Scratch per (replica, batch slot): activations, activation derivatives and
@@ -122,7 +165,7 @@ impl ReplicaTrainer {
 
         let config = ctx.upload("train config", config.as_bytes())?;
         let hypers = ctx.upload("hyperparameters", hypers.as_bytes())?;
-        let train_data = ctx.upload_dataset(train)?;
+        let train_data = ctx.upload_dataset(&all)?;
         let batch_index = ctx.zeros("batch indices", chunk * r * batch_size)?;
         let batch_len = ctx.zeros("batch sizes", chunk * r)?;
         let lrs = ctx.zeros("learning rates", chunk * r)?;
@@ -170,7 +213,8 @@ impl ReplicaTrainer {
         Ok(ReplicaTrainer {
             ctx: ctx.clone(),
             mlp: mlp.clone(),
-            any_sam: replicas.iter().any(|r| r.side.sam.is_some()),
+            any_sam: replicas.iter().any(|(_, r)| r.side.sam.is_some()),
+            sets: sets.len(),
             plans,
             batch_size,
             chunk,
@@ -243,8 +287,15 @@ impl ReplicaTrainer {
         Ok(())
     }
 
-    /// Mean loss and accuracy of every replica on the training set.
+    /// Mean loss and accuracy of every replica on the training set (of a
+    /// trainer over one set: over several, each replica has its own).
     pub async fn metrics(&self) -> Result<LossAccuracy, GpuError> {
+        if self.sets != 1 {
+            return Err(GpuError::Unsupported(format!(
+                "the training metrics of a trainer over {} training sets (evaluate each set instead)",
+                self.sets
+            )));
+        }
         self.ctx.evaluate_vectors(&self.mlp, &self.weights, self.len(), &self.train_data, "metrics", |_| Ok(())).await
     }
 
@@ -274,7 +325,7 @@ impl ReplicaTrainer {
                 let batch = plan.batches.next_batch();
                 len[at] = batch.len() as u32;
                 for (slot, &idx) in index[at * b..].iter_mut().zip(batch) {
-                    *slot = idx as u32;
+                    *slot = (plan.first_row + idx) as u32;
                 }
                 lrs[at] = plan.schedule.lr_at(plan.base_lr, self.steps + s) as f32;
             }
