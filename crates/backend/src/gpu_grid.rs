@@ -67,49 +67,61 @@ fn unsupported(unit: &UnitJob, replicas: &[Replica]) -> Option<String> {
     None
 }
 
+/// Units `first`, `first + 1`, ... of `grid` that can train as one replica
+/// batch: as many as follow `first` with the same architecture, batch size
+/// and steps, that the kernels can train, at most `max_units` and
+/// [`MAX_BATCH_REPLICAS`] runs; or unit `first` and why the kernels cannot
+/// train it.
+fn batch_from(grid: &Grid, first: usize, max_units: usize) -> Result<Vec<UnitJob>, Box<(UnitJob, String)>> {
+    let head = UnitJob::new(grid, first);
+    if let Some(why) = unsupported(&head, &head.replicas()) {
+        return Err(Box::new((head, why)));
+    }
+    let (mlp, splits, batch_size, steps) = head.training();
+    let (mlp, rows, runs_per_unit) = (mlp.clone(), splits.train.len(), 2 * grid.spec.seeds);
+    let batch_of = |n: usize| batch_size.clamp(1, n);
+    let mut batch = vec![head];
+    for u in first + 1..grid.units() {
+        if batch.len() >= max_units || (batch.len() + 1) * runs_per_unit > MAX_BATCH_REPLICAS {
+            break;
+        }
+        let unit = UnitJob::new(grid, u);
+        let (m, s, b, n) = unit.training();
+        // The same network, steps and batches (a set smaller than the batch shrinks it).
+        let alike = *m == mlp && n == steps && b == batch_size && batch_of(s.train.len()) == batch_of(rows);
+        if !alike || unsupported(&unit, &unit.replicas()).is_some() {
+            break;
+        }
+        batch.push(unit);
+    }
+    Ok(batch)
+}
+
 impl GpuBackend {
-    /// Trains units `first`, `first + 1`, ... of `grid` as one replica batch:
-    /// as many as follow `first` with the same architecture, batch size and
-    /// steps, that the kernels can train, at most `max_units` and
-    /// [`MAX_BATCH_REPLICAS`] runs. Returns, per unit, every run's final
-    /// weights in run order (`UnitJob::replicas`), for `UnitJob::with_trained`
-    /// (at least one unit); `GpuError::Unsupported` says why unit `first` must
-    /// train on the CPU instead.
+    /// Trains units `first`, `first + 1`, ... of `grid` as one replica batch
+    /// (as many as can: see `batch_from`, at most `max_units`), each on its
+    /// data draw. Returns, per unit, every run's final weights in run order
+    /// (`UnitJob::replicas`), for `UnitJob::with_trained` (at least one unit);
+    /// `GpuError::Unsupported` says why unit `first` must train on the CPU instead.
     pub async fn train_grid_units(
         &self,
         grid: &Grid,
         first: usize,
         max_units: usize,
     ) -> Result<Vec<Vec<Vec<f64>>>, GpuError> {
-        let head = UnitJob::new(grid, first);
-        let head_replicas = head.replicas();
-        if let Some(why) = unsupported(&head, &head_replicas) {
-            return Err(GpuError::Unsupported(why));
-        }
-        let (mlp, splits, batch_size, steps) = head.training();
-        let batch_of = |n: usize| batch_size.clamp(1, n);
-        let mut batch = vec![(splits.clone(), head_replicas)];
-        for u in first + 1..grid.units() {
-            let runs = batch.iter().map(|(_, r)| r.len()).sum::<usize>();
-            if batch.len() >= max_units || runs + batch[0].1.len() > MAX_BATCH_REPLICAS {
-                break;
-            }
-            let unit = UnitJob::new(grid, u);
-            let replicas = unit.replicas();
-            let (m, s, b, n) = unit.training();
-            // The same network, steps and batches (a set smaller than the batch shrinks it).
-            let alike =
-                m == mlp && n == steps && b == batch_size && batch_of(s.train.len()) == batch_of(splits.train.len());
-            if !alike || unsupported(&unit, &replicas).is_some() {
-                break;
-            }
-            batch.push((s.clone(), replicas));
-        }
-        let groups: Vec<_> = batch.iter().map(|(s, r)| (&s.train, &r[..])).collect();
+        let batch = batch_from(grid, first, max_units).map_err(|e| GpuError::Unsupported(e.1))?;
+        self.train_units(&batch).await
+    }
+
+    /// Trains `units` (from `batch_from`) as one replica batch: their runs' final weights, unit by unit.
+    async fn train_units(&self, units: &[UnitJob]) -> Result<Vec<Vec<Vec<f64>>>, GpuError> {
+        let (mlp, _, batch_size, steps) = units[0].training();
+        let replicas: Vec<Vec<Replica>> = units.iter().map(UnitJob::replicas).collect();
+        let groups: Vec<_> = units.iter().zip(&replicas).map(|(u, r)| (&u.training().1.train, &r[..])).collect();
         let mut trainer = ReplicaTrainer::on_sets(self.context(), mlp, &groups, batch_size)?;
         trainer.train(steps).await?;
         let mut params = trainer.params().await?.into_iter();
-        Ok(batch.iter().map(|(_, r)| params.by_ref().take(r.len()).collect()).collect())
+        Ok(replicas.iter().map(|r| params.by_ref().take(r.len()).collect()).collect())
     }
 
     /// Trains and measures every unit of `grid` (see the module docs), calling
@@ -120,35 +132,32 @@ impl GpuBackend {
         let units = grid.units();
         let mut runs: Vec<RunResult> = Vec::with_capacity(2 * grid.pairs());
         let (mut gpu_units, mut notices) = (0, Vec::new());
-        // Weights of units trained in the last batch, in unit order.
-        let mut trained_ahead = std::collections::VecDeque::new();
+        // Units ready to measure, in unit order: trained on the GPU, or to train here.
+        let mut ready: Vec<UnitJob> = Vec::new();
         for u in 0..units {
-            let unit = UnitJob::new(grid, u);
-            if trained_ahead.is_empty() {
-                match self.train_grid_units(grid, u, usize::MAX).await {
-                    Ok(batch) => trained_ahead.extend(batch.into_iter().map(Ok)),
-                    Err(GpuError::Unsupported(why)) => trained_ahead.push_back(Err(why)),
-                    Err(e) => return Err(e),
-                }
-            }
-            let trained = trained_ahead.pop_front().expect("a unit's weights or why not");
-            let mut job = match trained {
-                Ok(params) => {
-                    gpu_units += 1;
-                    unit.with_trained(params)
-                }
-                Err(why) => {
-                    let cell = u / grid.spec.data_seeds;
-                    let settings: Vec<String> =
-                        grid.cells[cell].settings.iter().map(|(n, v)| format!("{n}={v}")).collect();
-                    let name = if settings.is_empty() { "the study".to_string() } else { settings.join(" ") };
-                    let notice = format!("{name}: trained on the CPU: the GPU kernels do not implement {why}");
-                    if !notices.contains(&notice) {
-                        notices.push(notice);
+            if ready.is_empty() {
+                ready = match batch_from(grid, u, usize::MAX) {
+                    Ok(batch) => {
+                        let trained = self.train_units(&batch).await?;
+                        gpu_units += batch.len();
+                        batch.into_iter().zip(trained).map(|(unit, params)| unit.with_trained(params)).collect()
                     }
-                    unit
-                }
-            };
+                    Err(refused) => {
+                        let (unit, why) = *refused;
+                        let cell = u / grid.spec.data_seeds;
+                        let settings: Vec<String> =
+                            grid.cells[cell].settings.iter().map(|(n, v)| format!("{n}={v}")).collect();
+                        let name = if settings.is_empty() { "the study".to_string() } else { settings.join(" ") };
+                        let notice = format!("{name}: trained on the CPU: the GPU kernels do not implement {why}");
+                        if !notices.contains(&notice) {
+                            notices.push(notice);
+                        }
+                        vec![unit]
+                    }
+                };
+                ready.reverse(); // popped from the end, in unit order
+            }
+            let mut job = ready.pop().expect("a unit to measure");
             flatminima_core::job::finish(&mut job, &mut ());
             runs.extend(job.into_runs());
             progress(u + 1, units);
