@@ -313,6 +313,14 @@ fn a_grid_study_trained_on_the_gpu_agrees_with_the_cpu() {
     }
     let refused = block_on(gpu.train_grid_units(&grid, 2, usize::MAX)).err();
     assert!(matches!(&refused, Some(flatminima::gpu::GpuError::Unsupported(m)) if m.contains("Adam")), "{refused:?}");
+    // Across cells that differ in the learning rate only: one batch, the same bits.
+    let lrs = GridSpec { axes: parse_axes("lr=0.05,0.2").unwrap(), ..spec.clone() };
+    let lrs = flatminima::study_grid::Grid::new(lrs).unwrap();
+    let batch = block_on(gpu.train_grid_units(&lrs, 0, usize::MAX)).unwrap();
+    assert_eq!(batch.len(), lrs.units(), "both cells' draws in one batch");
+    for (u, weights) in batch.iter().enumerate() {
+        assert_eq!(weights, &block_on(gpu.train_grid_units(&lrs, u, 1)).unwrap()[0], "lr grid, unit {u}");
+    }
     assert_eq!((on_gpu.gpu_units, on_gpu.units), (4, 8), "the SGD/SAM cells' units on the GPU");
     assert_eq!(on_gpu.notices.len(), 2, "{:?}", on_gpu.notices);
     assert!(on_gpu.notices.iter().all(|n| n.contains("optimizer=adam") && n.contains("Adam")), "{:?}", on_gpu.notices);

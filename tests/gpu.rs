@@ -330,7 +330,8 @@ fn replicas_on_several_training_sets_train_as_on_their_own() {
         make_splits(&data, &ShiftConfig::default(), seed).train
     };
     let (a, b) = (set(100, 3), set(70, 4));
-    let (ra, rb) = (replicas(&m, true), replicas(&m, false));
+    // The same replicas on both sets: only the data differ.
+    let (ra, rb) = (replicas(&m, true), replicas(&m, true));
     let trained = |sets: &[(&Dataset, &[Replica])]| {
         let mut trainer = ReplicaTrainer::on_sets(ctx, &m, sets, 32).unwrap();
         trainer.set_chunk_steps(13);
@@ -346,10 +347,12 @@ fn replicas_on_several_training_sets_train_as_on_their_own() {
     let trainer = ReplicaTrainer::on_sets(ctx, &m, &[(&a, &ra), (&b, &rb)], 32).unwrap();
     let err = block_on(trainer.metrics()).err();
     assert!(matches!(&err, Some(GpuError::Unsupported(m)) if m.contains("2 training sets")), "{err:?}");
-    // Sets that give batches of different sizes cannot share the batch plan.
+    // Sets that give batches of different sizes cannot share the batch plan, in either order.
     let small = set(20, 5);
-    let err = ReplicaTrainer::on_sets(ctx, &m, &[(&a, &ra), (&small, &rb)], 32).err();
-    assert!(matches!(&err, Some(GpuError::Unsupported(m)) if m.contains("batches of different sizes")), "{err:?}");
+    for sets in [[(&a, &ra[..]), (&small, &rb[..])], [(&small, &rb[..]), (&a, &ra[..])]] {
+        let err = ReplicaTrainer::on_sets(ctx, &m, &sets, 32).err();
+        assert!(matches!(&err, Some(GpuError::Unsupported(m)) if m.contains("batches of different sizes")), "{err:?}");
+    }
 }
 
 #[test]

@@ -958,7 +958,7 @@ function startGrid(m) {
       const units = mine.study.units();
       if (units < shards) {
         mine.study.free();
-        shards = mine.shards = request.count = units;
+        shards = mine.shards = request.count = Math.max(1, units);
         mine.study = start();
       }
     } catch (e) {

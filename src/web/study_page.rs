@@ -129,7 +129,7 @@ impl GridStudy {
         self.grid.wanted_unit().map_or(-1, |u| u as i32)
     }
 
-    /// Unit `unit`'s runs' final weights (the GPU module's `gridUnit`), run after run.
+    /// Unit `unit`'s runs' final weights (one of the GPU module's `gridUnits`), run after run.
     #[wasm_bindgen(js_name = setTrained)]
     pub fn set_trained(&mut self, unit: u32, weights: &[f64]) -> Result<(), JsError> {
         self.grid.set_trained(unit as usize, weights).map_err(|e| JsError::new(&e))

@@ -22,11 +22,12 @@ use flatminima_core::optim::OptimizerConfig;
 use flatminima_core::study_grid::{Grid, RunResult, StudyOutput, UnitJob};
 use flatminima_core::study_stats::StudyStats;
 
-use crate::gpu::{GpuError, ReplicaTrainer};
+use crate::gpu::{check_supported, GpuError, ReplicaTrainer};
 use crate::{GpuBackend, Replica};
 
-/// Most runs trained in one replica batch: 128 units of 4 seeds. On the
-/// reference net that is about 15 MB of GPU scratch at batch 32.
+/// Most runs trained in one replica batch: 128 units of 4 seeds (about 15 MB
+/// of GPU scratch for the reference net at batch 32; a batch also stays
+/// within the device's largest buffer, see `batch_from`).
 pub const MAX_BATCH_REPLICAS: usize = 1024;
 
 /// What a grid study trained where: the output, and a notice per cell trained on the CPU.
@@ -45,6 +46,9 @@ pub struct GridOnGpu {
 /// any upload, so that a unit the kernels cannot train never joins a batch).
 fn unsupported(unit: &UnitJob, replicas: &[Replica]) -> Option<String> {
     let (mlp, _, batch_size, _) = unit.training();
+    if let Err(GpuError::Unsupported(why)) = check_supported(mlp) {
+        return Some(why);
+    }
     if unit.stops_at_a_loss() {
         return Some("the matched-loss rule (the GPU kernels train a fixed number of steps)".into());
     }
@@ -69,10 +73,16 @@ fn unsupported(unit: &UnitJob, replicas: &[Replica]) -> Option<String> {
 
 /// Units `first`, `first + 1`, ... of `grid` that can train as one replica
 /// batch: as many as follow `first` with the same architecture, batch size
-/// and steps, that the kernels can train, at most `max_units` and
-/// [`MAX_BATCH_REPLICAS`] runs; or unit `first` and why the kernels cannot
-/// train it.
-fn batch_from(grid: &Grid, first: usize, max_units: usize) -> Result<Vec<UnitJob>, Box<(UnitJob, String)>> {
+/// and steps, that the kernels can train, at most `max_units`,
+/// [`MAX_BATCH_REPLICAS`] runs and a training scratch of `max_bytes` (the
+/// device's largest buffer: one unit may need more, as before batching); or
+/// unit `first` and why the kernels cannot train it.
+fn batch_from(
+    grid: &Grid,
+    first: usize,
+    max_units: usize,
+    max_bytes: u64,
+) -> Result<Vec<UnitJob>, Box<(UnitJob, String)>> {
     let head = UnitJob::new(grid, first);
     if let Some(why) = unsupported(&head, &head.replicas()) {
         return Err(Box::new((head, why)));
@@ -80,9 +90,14 @@ fn batch_from(grid: &Grid, first: usize, max_units: usize) -> Result<Vec<UnitJob
     let (mlp, splits, batch_size, steps) = head.training();
     let (mlp, rows, runs_per_unit) = (mlp.clone(), splits.train.len(), 2 * grid.spec.seeds);
     let batch_of = |n: usize| batch_size.clamp(1, n);
+    let scratch_per_unit = (runs_per_unit * ReplicaTrainer::scratch_floats(&mlp, batch_of(rows)) * 4) as u64;
     let mut batch = vec![head];
     for u in first + 1..grid.units() {
-        if batch.len() >= max_units || (batch.len() + 1) * runs_per_unit > MAX_BATCH_REPLICAS {
+        let units = batch.len() + 1;
+        if units > max_units
+            || units * runs_per_unit > MAX_BATCH_REPLICAS
+            || units as u64 * scratch_per_unit > max_bytes
+        {
             break;
         }
         let unit = UnitJob::new(grid, u);
@@ -109,7 +124,8 @@ impl GpuBackend {
         first: usize,
         max_units: usize,
     ) -> Result<Vec<Vec<Vec<f64>>>, GpuError> {
-        let batch = batch_from(grid, first, max_units).map_err(|e| GpuError::Unsupported(e.1))?;
+        let max_bytes = self.context().max_binding_bytes();
+        let batch = batch_from(grid, first, max_units, max_bytes).map_err(|e| GpuError::Unsupported(e.1))?;
         self.train_units(&batch).await
     }
 
@@ -136,7 +152,7 @@ impl GpuBackend {
         let mut ready: Vec<UnitJob> = Vec::new();
         for u in 0..units {
             if ready.is_empty() {
-                ready = match batch_from(grid, u, usize::MAX) {
+                ready = match batch_from(grid, u, usize::MAX, self.context().max_binding_bytes()) {
                     Ok(batch) => {
                         let trained = self.train_units(&batch).await?;
                         gpu_units += batch.len();
@@ -164,5 +180,45 @@ impl GpuBackend {
         }
         let stats = StudyStats::new(grid, &runs);
         Ok(GridOnGpu { output: grid.output_with(None, runs, Some(stats)), gpu_units, units, notices })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flatminima_core::config::RunConfig;
+    use flatminima_core::settings::apply_settings;
+    use flatminima_core::study_grid::{parse_axes, GridSpec};
+
+    /// Cells x 2 draws x 2 seeds of a small net.
+    fn grid(axes: &str) -> Grid {
+        let base = apply_settings(&RunConfig::default(), [("points", "50"), ("hidden", "8"), ("steps", "5")]).unwrap();
+        let mut spec = GridSpec::new(base, 2, 2);
+        spec.axes = parse_axes(axes).unwrap();
+        Grid::new(spec).unwrap()
+    }
+
+    fn units(batch: &[UnitJob]) -> Vec<(usize, usize)> {
+        batch.iter().map(UnitJob::cell_and_draw).collect()
+    }
+
+    #[test]
+    fn a_batch_runs_while_units_share_their_training_and_fit_the_limits() {
+        let g = grid("lr=0.05,0.2; optimizer=sgd,adam");
+        // Cells: (0.05, SGD), (0.05, Adam), (0.2, SGD), (0.2, Adam); units: cell x 2 draws.
+        let batch = batch_from(&g, 0, usize::MAX, u64::MAX).map_err(|e| e.1).unwrap();
+        assert_eq!(units(&batch), [(0, 0), (0, 1)], "Adam's cell ends the batch");
+        let refused = batch_from(&g, 2, usize::MAX, u64::MAX).err().map(|e| e.1);
+        assert!(refused.as_deref().is_some_and(|why| why.contains("Adam")), "{refused:?}");
+        // Cells that differ in the learning rate only share a batch.
+        let lrs = grid("lr=0.05,0.1,0.2");
+        let all = batch_from(&lrs, 0, usize::MAX, u64::MAX).map_err(|e| e.1).unwrap();
+        assert_eq!(all.len(), 6);
+        assert_eq!(units(&batch_from(&lrs, 1, 3, u64::MAX).map_err(|e| e.1).unwrap()), [(0, 1), (1, 0), (1, 1)]);
+        // The scratch limit: room for two units' replicas, then for less than one.
+        let (unit, rows) = (&all[0], all[0].training().1.train.len());
+        let per_unit = (4 * ReplicaTrainer::scratch_floats(unit.training().0, 32.min(rows)) * 4) as u64;
+        assert_eq!(batch_from(&lrs, 0, usize::MAX, 2 * per_unit).map_err(|e| e.1).unwrap().len(), 2);
+        assert_eq!(batch_from(&lrs, 0, usize::MAX, per_unit - 1).map_err(|e| e.1).unwrap().len(), 1, "one unit always");
     }
 }

@@ -635,6 +635,11 @@ impl UnitJob {
         (0..2 * self.study.seeds.len()).map(|i| self.study.replica(&self.mlp, i % 2, i / 2)).collect()
     }
 
+    /// The unit's cell and data draw.
+    pub fn cell_and_draw(&self) -> (usize, usize) {
+        (self.cell, self.draw)
+    }
+
     /// The unit's network (shapes only), training data, batch size and steps per run.
     pub fn training(&self) -> (&crate::model::Mlp, &Arc<crate::data::Splits>, usize, usize) {
         (&self.mlp, &self.study.splits, self.study.batch_size, self.steps)

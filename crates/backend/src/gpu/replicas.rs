@@ -102,12 +102,20 @@ impl ReplicaTrainer {
         if replicas.is_empty() || sets.iter().any(|(set, _)| set.is_empty()) {
             return Err(GpuError::Unsupported("no replicas or no training points".into()));
         }
-        let batch_size = batch_size.clamp(1, sets[0].0.len());
-        if let Some((set, _)) = sets.iter().find(|(set, _)| batch_size.clamp(1, set.len()) != batch_size) {
+        // A set smaller than the batch shrinks it, as in `Run`: every set must give the same size.
+        let batch_of = |set: &Dataset| batch_size.clamp(1, set.len());
+        let batch_size = batch_of(sets[0].0);
+        if let Some((set, _)) = sets.iter().find(|(set, _)| batch_of(set) != batch_size) {
             return Err(GpuError::Unsupported(format!(
                 "training sets of {} and {} points give batches of different sizes",
                 sets[0].0.len(),
                 set.len()
+            )));
+        }
+        if let Some((set, _)) = sets.iter().find(|(set, _)| set.classes != sets[0].0.classes) {
+            return Err(GpuError::Unsupported(format!(
+                "training sets of {} and {} classes",
+                sets[0].0.classes, set.classes
             )));
         }
         let mut first_rows = Vec::with_capacity(sets.len());
@@ -149,10 +157,8 @@ impl ReplicaTrainer {
                 first_row: first_rows[group],
             });
         }
-        // Scratch per (replica, batch slot): activations, activation derivatives and
-        // deltas, each one value per unit of every level (inputs .. logits).
         let level_total = mlp.inputs + mlp.layers.iter().map(|l| l.fan_out).sum::<usize>();
-        let scratch_stride = 3 * level_total;
+        let scratch_stride = ReplicaTrainer::scratch_floats(mlp, 1);
         let chunk = (PLAN_WORDS / (r * batch_size)).clamp(1, 1024);
         let config = Words::new()
             .shape(mlp)
@@ -227,6 +233,13 @@ impl ReplicaTrainer {
             step,
             groups,
         })
+    }
+
+    /// Floats of training scratch one replica needs at `batch_size`: per batch
+    /// slot its activations, activation derivatives and deltas, one value per
+    /// unit of every level (inputs .. logits).
+    pub fn scratch_floats(mlp: &Mlp, batch_size: usize) -> usize {
+        3 * (mlp.inputs + mlp.layers.iter().map(|l| l.fan_out).sum::<usize>()) * batch_size
     }
 
     /// Number of replicas in the batch.
