@@ -63,6 +63,11 @@ pub struct ReplicaTrainer {
     groups: Groups,
 }
 
+/// Units of every level of `mlp` (inputs .. logits): one scratch region per batch slot.
+fn level_total(mlp: &Mlp) -> usize {
+    mlp.inputs + mlp.layers.iter().map(|l| l.fan_out).sum::<usize>()
+}
+
 /// One bind group per entry point (their layouts come from the shader).
 struct Groups {
     forward_backward: wgpu::BindGroup,
@@ -157,7 +162,7 @@ impl ReplicaTrainer {
                 first_row: first_rows[group],
             });
         }
-        let level_total = mlp.inputs + mlp.layers.iter().map(|l| l.fan_out).sum::<usize>();
+        let level_total = level_total(mlp);
         let scratch_stride = ReplicaTrainer::scratch_floats(mlp, 1);
         let chunk = (PLAN_WORDS / (r * batch_size)).clamp(1, 1024);
         let config = Words::new()
@@ -239,7 +244,7 @@ impl ReplicaTrainer {
     /// slot its activations, activation derivatives and deltas, one value per
     /// unit of every level (inputs .. logits).
     pub fn scratch_floats(mlp: &Mlp, batch_size: usize) -> usize {
-        3 * (mlp.inputs + mlp.layers.iter().map(|l| l.fan_out).sum::<usize>()) * batch_size
+        3 * level_total(mlp) * batch_size
     }
 
     /// Number of replicas in the batch.
