@@ -471,28 +471,52 @@ pub enum Export {
 }
 
 /// The element's worker -> its study helper (`www/flatminima-study-helper.js`,
-/// a second worker on a second core): train shard `index` of `count` of a grid
-/// study's units and answer with their runs.
+/// a worker on another core): first `start`, to train and measure shard
+/// `index` of `count` of a grid study's units and answer with their runs;
+/// then, on the GPU backend, one `trained` or `train-here` per unit of that
+/// shard: the element's worker trains every shard's units on the GPU and the
+/// helpers measure theirs, so the measures use every core.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 #[cfg_attr(target_arch = "wasm32", derive(Tsify))]
-#[serde(rename_all = "camelCase")]
-pub struct StudyHelperRequest {
-    /// The page's settings as a URL query.
-    pub query: String,
-    /// The study's axes, `lr=0.01,0.1; batch-size=8,32` ("" for none).
-    pub axes: String,
-    /// Data draws.
-    pub data_seeds: u32,
-    /// Init/batch-order seeds per draw.
-    pub seeds: u32,
-    /// The matched-loss target, or null for fixed steps.
-    pub until_train_loss: Option<f64>,
-    /// Steps between two checks of the train loss.
-    pub check_every: u32,
-    /// The shard, from 0.
-    pub index: u32,
-    /// Shards in all.
-    pub count: u32,
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum StudyHelperRequest {
+    /// Start the shard.
+    #[serde(rename_all = "camelCase")]
+    Start {
+        /// The page's settings as a URL query.
+        query: String,
+        /// The study's axes, `lr=0.01,0.1; batch-size=8,32` ("" for none).
+        axes: String,
+        /// Data draws.
+        data_seeds: u32,
+        /// Init/batch-order seeds per draw.
+        seeds: u32,
+        /// The matched-loss target, or null for fixed steps.
+        until_train_loss: Option<f64>,
+        /// Steps between two checks of the train loss.
+        check_every: u32,
+        /// The shard, from 0.
+        index: u32,
+        /// Shards in all.
+        count: u32,
+        /// Whether the units are trained elsewhere (the GPU) and handed in
+        /// (`trained`, `train-here`), rather than trained here.
+        trained_elsewhere: bool,
+    },
+    /// A unit's runs trained on the GPU: their final weights, run after run
+    /// (the GPU module's `gridUnits`, for `GridStudy.setTrained`), moved with the message.
+    Trained {
+        /// The unit (cell x data draw), one of this shard's.
+        unit: u32,
+        /// The weights.
+        #[cfg_attr(target_arch = "wasm32", tsify(type = "Float64Array"))]
+        weights: Vec<f64>,
+    },
+    /// A unit the GPU did not train: train it here (`GridStudy.trainHere`).
+    TrainHere {
+        /// The unit, one of this shard's.
+        unit: u32,
+    },
 }
 
 /// The study helper -> the element's worker.

@@ -162,7 +162,7 @@ fn every_reply_round_trips_through_json() {
 /// The study helper's messages (a second channel, worker to worker).
 #[test]
 fn the_study_helper_messages_round_trip() {
-    let request = StudyHelperRequest {
+    let request = StudyHelperRequest::Start {
         query: "lr=0.1".into(),
         axes: "rho=0.05,0.2".into(),
         data_seeds: 4,
@@ -171,11 +171,28 @@ fn the_study_helper_messages_round_trip() {
         check_every: 25,
         index: 1,
         count: 2,
+        trained_elsewhere: false,
     };
-    let js = json!({"query": "lr=0.1", "axes": "rho=0.05,0.2", "dataSeeds": 4, "seeds": 2, "untilTrainLoss": null,
-                    "checkEvery": 25, "index": 1, "count": 2});
+    let js = json!({"type": "start", "query": "lr=0.1", "axes": "rho=0.05,0.2", "dataSeeds": 4, "seeds": 2,
+                    "untilTrainLoss": null, "checkEvery": 25, "index": 1, "count": 2, "trainedElsewhere": false});
     assert_eq!(serde_json::to_value(&request).unwrap(), js);
     assert_eq!(serde_json::from_value::<StudyHelperRequest>(js).unwrap(), request);
+    // The units handed to a helper on the GPU backend (literals as www/flatminima-worker.js writes them).
+    let trained = json!({"type": "trained", "unit": 3, "weights": [0.5, -1.0]});
+    assert_eq!(
+        serde_json::from_value::<StudyHelperRequest>(trained.clone()).unwrap(),
+        StudyHelperRequest::Trained { unit: 3, weights: vec![0.5, -1.0] }
+    );
+    assert_eq!(
+        serde_json::to_value(StudyHelperRequest::Trained { unit: 3, weights: vec![0.5, -1.0] }).unwrap(),
+        trained
+    );
+    let here = json!({"type": "train-here", "unit": 5});
+    assert_eq!(
+        serde_json::from_value::<StudyHelperRequest>(here.clone()).unwrap(),
+        StudyHelperRequest::TrainHere { unit: 5 }
+    );
+    assert_eq!(serde_json::to_value(StudyHelperRequest::TrainHere { unit: 5 }).unwrap(), here);
     for m in [
         StudyHelperMessage::Progress { progress: 0.5, runs: 8, total: 16, longest: 3.5 },
         StudyHelperMessage::Done { index: 1, numbers: vec![0.25, 1.0], runs: 16, total: 16, longest: 4.0 },

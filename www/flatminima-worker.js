@@ -116,11 +116,12 @@ let study = null;
  * GridStudy (null while that loads; shard 0 of `shards`), and the study helpers training shards
  * 1, 2, ... on the other cores (each one's worker, null once done, and its last progress message;
  * done once its runs were added).
- * With the GPU backend active, the GPU module trains each unit's runs (`gpuTrain`) and the
- * study module measures them.
- * @typedef {{busy: boolean, gpuUnits: number, cpuUnits: number, notices: string[]}} GpuTrainState
+ * With the GPU backend active, the GPU module trains every shard's units (`gpuTrain`: the next
+ * unit to train, in unit order, whether a batch is under way, how many units went where and
+ * why) and each shard's study module measures its own as they come.
+ * @typedef {{next: number, busy: boolean, gpuUnits: number, cpuUnits: number, notices: string[]}} GpuTrainState
  * @typedef {{id: number, started: number, told: number, study: any, shards: number, helpers: StudyHelper[], waiting: boolean,
- *   request: import("./protocol.js").StudyHelperRequest, gpuTrain: GpuTrainState | null}} GridState
+ *   request: Extract<import("./protocol.js").StudyHelperRequest, {type: "start"}>, gpuTrain: GpuTrainState | null}} GridState
  * @type {GridState | null}
  */
 let grid = null;
@@ -903,8 +904,9 @@ function cancelStudy() {
 // more the study is split in shards of its (cell, data draw) units: this worker trains
 // shard 0 between its other work, study helpers (www/flatminima-study-helper.js, a worker
 // each) train the others and send their runs, and shard 0 merges them in unit order and
-// computes the statistics: the same JSON as one worker's (tests/web.rs). (The GPU replica
-// kernels are not used for them: see the README.)
+// computes the statistics: the same JSON as one worker's (tests/web.rs). On the GPU backend
+// this worker trains every shard's units on the GPU's replica kernels, a batch at a time
+// ahead of the measures, and hands each shard its own; every shard measures on its core.
 
 /**
  * Workers for a grid study unless the request names a number: one per core, leaving one to
@@ -938,14 +940,17 @@ function startGrid(m) {
   cancelGrid("the study was replaced by a newer one");
   // The study module builds the run from the same settings as the sandbox's.
   const query = sb.settingsQuery();
-  // On the GPU the kernels train, this worker measures: one shard.
   // A request's `workers` was checked by the element (1 to GRID_MAX_WORKERS there).
-  let shards = gpu ? 1 : Math.max(1, m.workers ?? GRID_SHARDS);
-  const request = { query, axes: m.axes, dataSeeds: m.dataSeeds, seeds: m.seeds, untilTrainLoss: m.untilTrainLoss, checkEvery: m.checkEvery, index: 1, count: shards };
+  let shards = Math.max(1, m.workers ?? GRID_SHARDS);
+  /** @type {GridState["request"]} */
+  const request = {
+    type: "start", query, axes: m.axes, dataSeeds: m.dataSeeds, seeds: m.seeds, untilTrainLoss: m.untilTrainLoss,
+    checkEvery: m.checkEvery, index: 1, count: shards, trainedElsewhere: !!gpu,
+  };
   /** @type {GridState} */
   const mine = {
     id: m.id, started: performance.now(), told: performance.now(), study: null, shards, helpers: [], waiting: false, request,
-    gpuTrain: gpu ? { busy: false, gpuUnits: 0, cpuUnits: 0, notices: [] } : null,
+    gpuTrain: gpu ? { next: 0, busy: false, gpuUnits: 0, cpuUnits: 0, notices: [] } : null,
   };
   grid = mine;
   send({ type: "grid", progress: 0, runs: 0, total: 0 });
@@ -980,7 +985,7 @@ function startGrid(m) {
  * Starts a study helper on shard `r.index` of the study `g`: its progress joins this
  * worker's, its runs go to shard 0 (`addPart`); a failure fails the study.
  * @param {GridState} g
- * @param {import("./protocol.js").StudyHelperRequest} r
+ * @param {GridState["request"]} r
  */
 function startHelper(g, r) {
   /** @param {string} why */
@@ -1031,20 +1036,47 @@ function startHelper(g, r) {
 const GPU_UNITS_PER_BATCH = 16;
 
 /**
- * The GPU module trains units `u`, `u + 1`, ... of the study `g` as one batch (as many as share
- * the first's network, batch size and steps, at most GPU_UNITS_PER_BATCH); their weights go to
- * the study module, which measures them. A unit the kernels cannot train (or a GPU failure)
- * trains on the CPU, with a notice in the result (`training`).
+ * Hands unit `u`'s runs to the shard that measures them (`u % shards`, as `Grid::shard_units`
+ * deals them out): their weights trained on the GPU, or null to train them on the CPU there.
  * @param {GridState} g
  * @param {number} u
+ * @param {Float64Array | null} weights
  */
-function trainUnitsOnGpu(g, u) {
+function handUnit(g, u, weights) {
+  const shard = u % g.shards;
+  if (shard === 0) {
+    if (weights) g.study.setTrained(u, weights);
+    else g.study.trainHere(u);
+    return;
+  }
+  const worker = g.helpers[shard - 1]?.worker;
+  /** @type {import("./protocol.js").StudyHelperRequest} */
+  const m = weights ? { type: "trained", unit: u, weights } : { type: "train-here", unit: u };
+  worker?.postMessage(m, weights ? [weights.buffer] : []);
+}
+
+/**
+ * Keeps the GPU training the study's next units in unit order, one batch at a time (as many as
+ * share the first's network, batch size and steps, at most GPU_UNITS_PER_BATCH), while the
+ * shards measure the units before them; their weights go to the shards that measure them. The GPU
+ * stays at most a few batches ahead of the measures (their weights wait in memory). A unit the
+ * kernels cannot train (or a GPU failure) trains on the CPU of its shard, with a notice in the
+ * result (`training`).
+ * @param {GridState} g
+ */
+function feedGpu(g) {
   const t = /** @type {GpuTrainState} */ (g.gpuTrain);
   const r = g.request;
-  /** @param {string} why @param {number} unit */
-  const onCpu = (why, unit = u) => {
-    g.study.trainHere(unit);
+  const units = g.study.units();
+  if (t.busy || t.next >= units) return;
+  const measured = Math.floor((g.study.counts()[0] + g.helpers.reduce((n, h) => n + h.runs, 0)) / (2 * r.seeds));
+  if (t.next - measured >= GPU_UNITS_PER_BATCH * (g.shards + 1)) return; // the shards' progress wakes this again
+  const u = t.next;
+  /** @param {string} why */
+  const onCpu = (why) => {
+    handUnit(g, u, null);
     t.cpuUnits++;
+    t.next = u + 1;
     const notice = `trained on the CPU: ${why}`;
     if (!t.notices.includes(notice)) t.notices.push(notice);
   };
@@ -1054,17 +1086,19 @@ function trainUnitsOnGpu(g, u) {
   }
   t.busy = true;
   gpu.gridUnits(r.query, r.axes, r.dataSeeds, r.seeds, r.untilTrainLoss ?? NaN, r.checkEvery, u, GPU_UNITS_PER_BATCH).then(
-    (/** @type {Float64Array[]} */ units) => {
+    (/** @type {Float64Array[]} */ trained) => {
       if (grid !== g) return;
       // Units handed in stay; one refused trains on the CPU, and those after it are asked for again.
       let i = 0;
       try {
-        for (; i < units.length; i++) {
-          g.study.setTrained(u + i, units[i]);
+        for (; i < trained.length; i++) {
+          handUnit(g, u + i, trained[i]);
           t.gpuUnits++;
+          t.next = u + i + 1;
         }
       } catch (e) {
-        onCpu(errorText(e), u + i);
+        t.next = u + i;
+        onCpu(errorText(e));
       }
     },
     (/** @type {unknown} */ e) => {
@@ -1083,16 +1117,11 @@ function gridWork() {
   if (!grid) return false;
   if (!grid.study) return false; // the module is loading: its arrival wakes the scheduler
   const g = grid;
-  if (g.waiting) return false; // the helper's runs or the GPU's weights wake the scheduler
-  if (g.gpuTrain) {
-    const u = g.study.wantedUnit();
-    if (u >= 0) {
-      if (!g.gpuTrain.busy) trainUnitsOnGpu(g, u);
-      if (g.gpuTrain.busy) {
-        g.waiting = true;
-        return false;
-      }
-    }
+  if (g.gpuTrain) feedGpu(g);
+  if (g.waiting) return false; // the helpers' runs or the GPU's weights wake the scheduler
+  if (g.gpuTrain && g.study.wantedUnit() >= 0) {
+    g.waiting = true;
+    return false;
   }
   let progress, counts;
   try {

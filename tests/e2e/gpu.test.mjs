@@ -124,13 +124,22 @@ describe("with WebGPU (SwiftShader)", () => {
     assert.deepEqual(problems, [], "console errors or page errors");
   });
 
-  test("backend=gpu: a grid study trains on the replica kernels, measures on the CPU, and matches the CPU element", { timeout: 150_000 }, async () => {
+  test("backend=gpu: a grid study trains on the replica kernels, measures on the CPU's workers, and matches the CPU element", { timeout: 150_000 }, async () => {
     const settings = { points: "64", hidden: "8,8", steps: "30", "batch-size": "16" };
     const { page, problems } = await open(env, [{ backend: "gpu", ...settings }, { backend: "cpu", ...settings }]);
     await poll(async () => (await metrics(page, "#s0")).backend === "gpu", { ms: 30_000, what: "backend=gpu" });
-    const grid = (sel) => page.evaluate((sel) => document.querySelector(sel).study({ axes: "optimizer=sgd,adam", dataSeeds: 2, seeds: 2 }), sel);
-    const g = await withTimeout(grid("#s0"), 90_000, "the GPU grid study");
-    const c = await withTimeout(grid("#s1"), 60_000, "the CPU grid study");
+    const grid = (sel, workers) =>
+      page.evaluate(([sel, workers]) => document.querySelector(sel).study({ axes: "optimizer=sgd,adam", dataSeeds: 2, seeds: 2, workers }), [sel, workers]);
+    // Two workers: the element's worker trains all 4 units on the GPU (units 0 and 1 in one
+    // batch) and hands unit 1 and 3 to the helper, which measures them (unit 3, Adam's, it trains).
+    const g = await withTimeout(grid("#s0", 2), 90_000, "the GPU grid study");
+    const c = await withTimeout(grid("#s1", 1), 60_000, "the CPU grid study");
+    assert.equal(g.workers, 2);
+    // The same study measured by one worker: the same runs and statistics, bit for bit.
+    const one = await withTimeout(grid("#s0", 1), 90_000, "the GPU grid study on one worker");
+    assert.equal(one.workers, 1);
+    assert.deepEqual(one.training, g.training);
+    assert.deepEqual([one.runs, one.stats], [g.runs, g.stats], "two workers measure what one does");
     // The SGD/SAM cell's 2 units on the GPU; Adam's on the CPU, with the reason.
     assert.deepEqual([g.training.gpu_units, g.training.cpu_units], [2, 2], JSON.stringify(g.training));
     assert.match(g.training.notices.join(" "), /Adam/);
