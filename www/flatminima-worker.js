@@ -1072,16 +1072,17 @@ function feedGpu(g) {
   const measured = Math.floor((g.study.counts()[0] + g.helpers.reduce((n, h) => n + h.runs, 0)) / (2 * r.seeds));
   if (t.next - measured >= GPU_UNITS_PER_BATCH * (g.shards + 1)) return; // the shards' progress wakes this again
   const u = t.next;
-  /** @param {string} why */
+  /** The next unit trains on the CPU of its shard. @param {string} why */
   const onCpu = (why) => {
-    handUnit(g, u, null);
+    handUnit(g, t.next, null);
     t.cpuUnits++;
-    t.next = u + 1;
+    t.next++;
     const notice = `trained on the CPU: ${why}`;
     if (!t.notices.includes(notice)) t.notices.push(notice);
   };
   if (!gpu) {
-    onCpu("the GPU backend is no longer active");
+    // Every unit left: nothing is held in memory for them, and nothing else would wake this.
+    while (t.next < units) onCpu("the GPU backend is no longer active");
     return;
   }
   t.busy = true;

@@ -165,6 +165,33 @@ describe("with WebGPU (SwiftShader)", () => {
     assert.deepEqual(problems, [], "console errors or page errors");
   });
 
+  test("backend=gpu: a grid study whose GPU goes away mid-study finishes on the CPU", { timeout: 120_000 }, async () => {
+    const settings = { points: "64", hidden: "8", steps: "20", "batch-size": "16" };
+    const { page, problems } = await open(env, [{ backend: "gpu", ...settings }, { backend: "cpu", ...settings }]);
+    await poll(async () => (await metrics(page, "#s0")).backend === "gpu", { ms: 30_000, what: "backend=gpu" });
+    // 20 units (a batch of 16 and one of 4 on the GPU). The backend turns to the CPU as the
+    // study starts, before its study module has loaded (or while a batch trains): every unit
+    // left trains on the CPU of the worker that measures it, handed over at once.
+    const study = (sel) => page.evaluate((sel) => document.querySelector(sel).study({ dataSeeds: 20, seeds: 1, workers: 2 }), sel);
+    const switched = page.evaluate(() => {
+      const el = document.querySelector("#s0");
+      const done = el.study({ dataSeeds: 20, seeds: 1, workers: 2 });
+      el.setAttribute("backend", "cpu");
+      return done;
+    });
+    const g = await withTimeout(switched, 90_000, "the study whose GPU went away");
+    assert.equal(g.training.gpu_units + g.training.cpu_units, 20, JSON.stringify(g.training));
+    assert.ok(g.training.cpu_units >= 4, JSON.stringify(g.training));
+    assert.match(g.training.notices.join(" "), /the GPU backend is no longer active/);
+    // Its CPU-trained runs are the CPU element's, bit for bit (the GPU's equal them up to f32 rounding).
+    const c = await withTimeout(study("#s1"), 60_000, "the CPU study");
+    assert.equal(g.runs.length, c.runs.length);
+    const onCpu = g.runs.filter((r, i) => JSON.stringify(r) === JSON.stringify(c.runs[i])).length;
+    assert.ok(onCpu >= 2 * g.training.cpu_units, `${onCpu} runs equal the CPU's, ${g.training.cpu_units} units on the CPU`);
+    await page.close();
+    assert.deepEqual(problems, [], "console errors or page errors");
+  });
+
   test("backend=auto passes a software adapter over, and says why", { timeout: 60_000 }, async () => {
     const { page, problems, gpuModule } = await open(env, [{}]);
     const text = await poll(async () => {
