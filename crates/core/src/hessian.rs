@@ -365,25 +365,17 @@ pub struct DenseHessian {
     /// The next (layer, unit).
     layer: usize,
     unit: usize,
-    /// Scratch: one row's response, the unit's responses (row-major: a parameter's
-    /// responses over the rows are contiguous) and the layer's inputs (likewise).
+    /// Scratch: one row's response, and the unit's block of the matrix as it
+    /// sums over the rows (one row of sums per input of the unit, then its bias).
     response: Vec<f64>,
-    responses: Vec<f64>,
-    inputs: Vec<f64>,
+    sums: Vec<f64>,
 }
 
 impl DenseHessian {
     /// A dense Hessian of `op`'s network to be built a block of columns at a time.
     pub fn new(op: &HessianOperator) -> DenseHessian {
         let p = op.num_params();
-        DenseHessian {
-            h: DMatrix::zeros(p, p),
-            layer: 0,
-            unit: 0,
-            response: vec![0.0; p],
-            responses: Vec::new(),
-            inputs: Vec::new(),
-        }
+        DenseHessian { h: DMatrix::zeros(p, p), layer: 0, unit: 0, response: vec![0.0; p], sums: Vec::new() }
     }
 
     /// Computes the next unit's block; returns whether the matrix is complete.
@@ -393,49 +385,28 @@ impl DenseHessian {
         let (p, rows, m, j) = (c.params.len(), c.rows, self.layer, self.unit);
         let (fi, col0) = (layer.fan_in, layer.weight_offset);
         let ncols = p - col0;
-        if j == 0 {
-            // The layer's inputs, transposed: input i over the rows (1 for the bias).
-            self.inputs.clear();
-            for i in 0..=fi {
-                self.inputs.extend((0..rows).map(|r| if i < fi { c.inputs[m][r * fi + i] } else { 1.0 }));
-            }
-        }
-        self.responses.resize(ncols * rows, 0.0);
+        // h[row(i), col0 + col] = the sum over rows r, in order, of row r's response in
+        // column col times input i of row r (1 for the bias). Row by row, each input's
+        // sums take the whole response at once (a vectorised multiply-add over the
+        // columns, where one sum at a time waited on its own additions); each sum
+        // still adds its rows in order from 0, so the bits are the same.
+        self.sums.clear();
+        self.sums.resize((fi + 1) * ncols, 0.0);
         for r in 0..rows {
             self.response[col0..].fill(0.0);
             r_pass(c, &mut op.scratch, r, Tangent::Impulse { layer: m, unit: j }, &mut self.response);
-            for (col, &v) in self.response[col0..].iter().enumerate() {
-                self.responses[col * rows + r] = v;
+            let response = &self.response[col0..];
+            let input = &c.inputs[m][r * fi..(r + 1) * fi];
+            for (i, sums) in self.sums.chunks_exact_mut(ncols).enumerate() {
+                let a = if i < fi { input[i] } else { 1.0 };
+                for (sum, &v) in sums.iter_mut().zip(response) {
+                    *sum += v * a;
+                }
             }
         }
-        // h[row(i), col0 + col] = sum over rows r, in order, of responses[col][r] * inputs[i][r].
-        for i in 0..=fi {
+        for (i, sums) in self.sums.chunks_exact(ncols).enumerate() {
             let row = if i < fi { layer.weight_offset + j * fi + i } else { layer.bias_offset + j };
-            let x = &self.inputs[i * rows..(i + 1) * rows];
-            let y = |col: usize| &self.responses[col * rows..(col + 1) * rows];
-            // Four columns at a time (four independent sums share each load of x);
-            // each sum still runs over the rows in order, so the bits are those of one at a time.
-            let mut col = 0;
-            while col + 4 <= ncols {
-                let (y0, y1, y2, y3) = (y(col), y(col + 1), y(col + 2), y(col + 3));
-                let mut sums = [0.0; 4];
-                for r in 0..rows {
-                    let a = x[r];
-                    sums[0] += y0[r] * a;
-                    sums[1] += y1[r] * a;
-                    sums[2] += y2[r] * a;
-                    sums[3] += y3[r] * a;
-                }
-                for (k, sum) in sums.into_iter().enumerate() {
-                    self.h[(row, col0 + col + k)] = sum;
-                }
-                col += 4;
-            }
-            for col in col..ncols {
-                let mut sum = 0.0;
-                for (a, b) in y(col).iter().zip(x) {
-                    sum += a * b;
-                }
+            for (col, &sum) in sums.iter().enumerate() {
                 self.h[(row, col0 + col)] = sum;
             }
         }
@@ -1105,6 +1076,52 @@ mod tests {
             assert!(asym < 1e-13, "asymmetry {asym}");
             let diff = (&slow - &fast).amax() / scale;
             assert!(diff < 1e-13, "fast vs slow dense Hessian: {diff}");
+        }
+    }
+
+    /// The dense Hessian as `DenseHessian` built it before its row-by-row
+    /// multiply-adds: every entry summed on its own, over the rows in order
+    /// (then mirrored by `finish`). The bit reference for `dense`.
+    fn dense_entry_by_entry(op: &mut HessianOperator) -> DMatrix<f64> {
+        let (p, rows) = (op.num_params(), op.cache.rows);
+        let mut reference = DenseHessian::new(op);
+        for (m, layer) in op.cache.mlp.layers.clone().iter().enumerate() {
+            let fi = layer.fan_in;
+            for j in 0..layer.fan_out {
+                let responses: Vec<Vec<f64>> = (0..rows)
+                    .map(|r| {
+                        let mut out = vec![0.0; p];
+                        r_pass(&op.cache, &mut op.scratch, r, Tangent::Impulse { layer: m, unit: j }, &mut out);
+                        out
+                    })
+                    .collect();
+                for i in 0..=fi {
+                    let row = if i < fi { layer.weight_offset + j * fi + i } else { layer.bias_offset + j };
+                    for col in layer.weight_offset..p {
+                        let mut sum = 0.0;
+                        for (r, response) in responses.iter().enumerate() {
+                            let a = if i < fi { op.cache.inputs[m][r * fi + i] } else { 1.0 };
+                            sum += response[col] * a;
+                        }
+                        reference.h[(row, col)] = sum;
+                    }
+                }
+            }
+        }
+        reference.finish(op)
+    }
+
+    #[test]
+    fn dense_hessian_has_the_bits_of_entry_by_entry_sums() {
+        for (hidden, act, classes) in
+            [(vec![16, 16], Activation::Tanh, 2), (vec![5, 4, 3], Activation::Gelu, 3), (vec![], Activation::Relu, 2)]
+        {
+            let pb = random_problem(hidden.clone(), act, classes, 37, 4);
+            let mut op = HessianOperator::new(&pb.mlp, &pb.params, &pb.x, &pb.y);
+            let reference = dense_entry_by_entry(&mut op);
+            let dense = op.dense();
+            let same = dense.iter().zip(reference.iter()).all(|(a, b)| a.to_bits() == b.to_bits());
+            assert!(same, "{hidden:?} {act:?}: the dense Hessian's bits changed");
         }
     }
 
