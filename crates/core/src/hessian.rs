@@ -277,8 +277,12 @@ impl HessianOperator {
         let layers = &c.mlp.layers;
         let k = c.mlp.classes;
         let mut diag = vec![0.0; c.params.len()];
-        // G of the current layer (fo x fo, row-major), G W (fo x fi), and the next G.
-        let (mut g, mut gw, mut next) = (Vec::new(), Vec::new(), Vec::new());
+        // G of the current layer (fo x fo, row-major), G W (fo x fi), the next G, and
+        // the diagonal of W^T G W where only that is needed.
+        let (mut g, mut gw, mut next, mut m_diag) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        // Where `Iterator::sum` starts (-0.0 in today's Rust): the sums below add their
+        // terms one by one from it, so that they keep the bits of the `.sum()`s they replaced.
+        let zero: f64 = std::iter::empty::<f64>().sum();
         for r in 0..c.rows {
             let p = &c.probs[r * k..(r + 1) * k];
             g.clear();
@@ -300,28 +304,49 @@ impl HessianOperator {
                 if l == 0 {
                     break;
                 }
-                // gw = G W (fo x fi).
+                // gw = G W (fo x fi): row a of G times W, W's rows added in turn (a
+                // vectorised multiply-add over W's contiguous rows); each entry adds its
+                // terms in the order of, and from the start value of, a plain `.sum()`.
+                let w = &c.params[layer.weight_offset..layer.weight_offset + fo * fi];
                 gw.clear();
-                for a in 0..fo {
-                    let g_row = &g[a * fo..(a + 1) * fo];
-                    gw.extend(
-                        (0..fi).map(|i| {
-                            (0..fo).map(|b| g_row[b] * c.params[layer.weight_offset + b * fi + i]).sum::<f64>()
-                        }),
-                    );
+                gw.resize(fo * fi, zero);
+                for (g_row, gw_row) in g.chunks_exact(fo).zip(gw.chunks_exact_mut(fi)) {
+                    for (&gab, w_row) in g_row.iter().zip(w.chunks_exact(fi)) {
+                        for (x, &wbi) in gw_row.iter_mut().zip(w_row) {
+                            *x += gab * wbi;
+                        }
+                    }
                 }
                 // next = diag(d2g) + diag(d1) W^T (G W) diag(d1); below the first hidden
-                // layer only its diagonal is used, so only that is computed there.
+                // layer only its diagonal is used, so only that is computed there. m[i][i2]
+                // = sum over a of W[a][i] * gw[a][i2], a row of W and of gw at a time.
                 let idx = r * fi..(r + 1) * fi;
                 let (d1, d2g) = (&c.d1[l - 1][idx.clone()], &c.d2g[l - 1][idx]);
                 next.clear();
-                next.resize(fi * fi, 0.0);
-                for i in 0..fi {
-                    let cols = if l == 1 { i..i + 1 } else { 0..fi };
-                    for i2 in cols {
-                        let m: f64 =
-                            (0..fo).map(|a| c.params[layer.weight_offset + a * fi + i] * gw[a * fi + i2]).sum();
-                        next[i * fi + i2] = d1[i] * m * d1[i2] + if i == i2 { d2g[i] } else { 0.0 };
+                if l == 1 {
+                    m_diag.clear();
+                    m_diag.resize(fi, zero);
+                    for (w_row, gw_row) in w.chunks_exact(fi).zip(gw.chunks_exact(fi)) {
+                        for ((m, &wai), &x) in m_diag.iter_mut().zip(w_row).zip(gw_row) {
+                            *m += wai * x;
+                        }
+                    }
+                    next.resize(fi * fi, 0.0);
+                    for (i, &m) in m_diag.iter().enumerate() {
+                        next[i * fi + i] = d1[i] * m * d1[i] + d2g[i];
+                    }
+                } else {
+                    next.resize(fi * fi, zero);
+                    for (i, next_row) in next.chunks_exact_mut(fi).enumerate() {
+                        for (w_row, gw_row) in w.chunks_exact(fi).zip(gw.chunks_exact(fi)) {
+                            let wai = w_row[i];
+                            for (m, &x) in next_row.iter_mut().zip(gw_row) {
+                                *m += wai * x;
+                            }
+                        }
+                        for (i2, m) in next_row.iter_mut().enumerate() {
+                            *m = d1[i] * *m * d1[i2] + if i == i2 { d2g[i] } else { 0.0 };
+                        }
                     }
                 }
                 std::mem::swap(&mut g, &mut next);
@@ -1122,6 +1147,79 @@ mod tests {
             let dense = op.dense();
             let same = dense.iter().zip(reference.iter()).all(|(a, b)| a.to_bits() == b.to_bits());
             assert!(same, "{hidden:?} {act:?}: the dense Hessian's bits changed");
+        }
+    }
+
+    /// `HessianOperator::diagonal` as it was before its row-by-row multiply-adds,
+    /// every entry of G W and W^T (G W) one `.sum()`: the bit reference.
+    fn diagonal_by_sums(op: &HessianOperator) -> Vec<f64> {
+        let c = &op.cache;
+        let layers = &c.mlp.layers;
+        let k = c.mlp.classes;
+        let mut diag = vec![0.0; c.params.len()];
+        // G of the current layer (fo x fo, row-major), G W (fo x fi), and the next G.
+        let (mut g, mut gw, mut next) = (Vec::new(), Vec::new(), Vec::new());
+        for r in 0..c.rows {
+            let p = &c.probs[r * k..(r + 1) * k];
+            g.clear();
+            for a in 0..k {
+                g.extend((0..k).map(|b| (if a == b { p[a] } else { 0.0 } - p[a] * p[b]) * c.inv_rows));
+            }
+            for l in (0..layers.len()).rev() {
+                let layer = &layers[l];
+                let (fi, fo) = (layer.fan_in, layer.fan_out);
+                let input = &c.inputs[l][r * fi..(r + 1) * fi];
+                for j in 0..fo {
+                    let gjj = g[j * fo + j];
+                    let start = layer.weight_offset + j * fi;
+                    for (d, &a) in diag[start..start + fi].iter_mut().zip(input) {
+                        *d += gjj * a * a;
+                    }
+                    diag[layer.bias_offset + j] += gjj;
+                }
+                if l == 0 {
+                    break;
+                }
+                // gw = G W (fo x fi).
+                gw.clear();
+                for a in 0..fo {
+                    let g_row = &g[a * fo..(a + 1) * fo];
+                    gw.extend(
+                        (0..fi).map(|i| {
+                            (0..fo).map(|b| g_row[b] * c.params[layer.weight_offset + b * fi + i]).sum::<f64>()
+                        }),
+                    );
+                }
+                // next = diag(d2g) + diag(d1) W^T (G W) diag(d1); below the first hidden
+                // layer only its diagonal is used, so only that is computed there.
+                let idx = r * fi..(r + 1) * fi;
+                let (d1, d2g) = (&c.d1[l - 1][idx.clone()], &c.d2g[l - 1][idx]);
+                next.clear();
+                next.resize(fi * fi, 0.0);
+                for i in 0..fi {
+                    let cols = if l == 1 { i..i + 1 } else { 0..fi };
+                    for i2 in cols {
+                        let m: f64 =
+                            (0..fo).map(|a| c.params[layer.weight_offset + a * fi + i] * gw[a * fi + i2]).sum();
+                        next[i * fi + i2] = d1[i] * m * d1[i2] + if i == i2 { d2g[i] } else { 0.0 };
+                    }
+                }
+                std::mem::swap(&mut g, &mut next);
+            }
+        }
+        diag
+    }
+
+    #[test]
+    fn the_diagonal_has_the_bits_of_one_sum_per_entry() {
+        for activation in Activation::ALL {
+            for (hidden, classes) in [(vec![], 2), (vec![16, 16], 2), (vec![5, 4, 3], 3)] {
+                let pb = random_problem(hidden.clone(), activation, classes, 29, 6);
+                let op = HessianOperator::new(&pb.mlp, &pb.params, &pb.x, &pb.y);
+                let (diag, reference) = (op.diagonal(), diagonal_by_sums(&op));
+                let same = diag.iter().zip(&reference).all(|(a, b)| a.to_bits() == b.to_bits());
+                assert!(same, "{activation:?} {hidden:?}: the diagonal's bits changed");
+            }
         }
     }
 
