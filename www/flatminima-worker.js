@@ -1059,7 +1059,7 @@ function handUnit(g, u, weights) {
  * Keeps the GPU training the study's next units in unit order, one batch at a time (as many as
  * share the first's network, batch size and steps, at most GPU_UNITS_PER_BATCH), while the
  * shards measure the units before them; their weights go to the shards that measure them. The GPU
- * stays at most a few batches ahead of the measures (their weights wait in memory). A unit the
+ * stays about a batch ahead of the measures (their weights wait in memory). A unit the
  * kernels cannot train (or a GPU failure) trains on the CPU of its shard, with a notice in the
  * result (`training`).
  * @param {GridState} g
@@ -1070,7 +1070,9 @@ function feedGpu(g) {
   const units = g.study.units();
   if (t.busy || t.next >= units) return;
   const measured = Math.floor((g.study.counts()[0] + g.helpers.reduce((n, h) => n + h.runs, 0)) / (2 * r.seeds));
-  if (t.next - measured >= GPU_UNITS_PER_BATCH * (g.shards + 1)) return; // the shards' progress wakes this again
+  // At most one batch beyond those being measured (two batches' weights in memory at most):
+  // the next batch trains while the shards measure the last. Their progress wakes this again.
+  if (t.next - measured >= GPU_UNITS_PER_BATCH + g.shards) return;
   const u = t.next;
   /** The next unit trains on the CPU of its shard. @param {string} why */
   const onCpu = (why) => {

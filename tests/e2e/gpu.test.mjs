@@ -161,6 +161,10 @@ describe("with WebGPU (SwiftShader)", () => {
         assert.ok(Math.abs(r.lambda_max - q.lambda_max) <= 2e-2 * Math.abs(q.lambda_max) + 1e-6, `run ${i}: lambda_max ${r.lambda_max} vs ${q.lambda_max}`);
       }
     });
+    // 40 units, three batches: the GPU waits for the measures to catch up (about a batch
+    // ahead) and is woken by them, to the end.
+    const long = await withTimeout(page.evaluate(() => document.querySelector("#s0").study({ dataSeeds: 40, seeds: 1, workers: 2 })), 90_000, "a GPU study of three batches");
+    assert.deepEqual([long.training.gpu_units, long.training.cpu_units, long.runs.length], [40, 0, 80], JSON.stringify(long.training));
     await page.close();
     assert.deepEqual(problems, [], "console errors or page errors");
   });
