@@ -1526,8 +1526,11 @@ class FlatminimaSandbox extends HTMLElement {
     e.gridProgress.hidden = true;
     if (message || !out) { e.gridStatus.textContent = message; return; }
     const s = out.spec, steps = s.base.training.steps.toLocaleString("en-US");
+    // Where the work ran: the GPU trained some units only where `training` says so.
+    const workers = `${out.workers} worker${out.workers > 1 ? "s" : ""}`;
+    const where = out.training?.gpu_units ? `trained on the GPU and measured on the CPU (${workers})` : `on the CPU (${workers})`;
     e.gridStatus.textContent = `${out.runs.length} networks: ${out.cells.length} cell${out.cells.length > 1 ? "s" : ""} × ${s.data_seeds} data draws × ${s.seeds} seeds × 2 sides, ` +
-      `${s.stop.kind === "train_loss" ? `until train loss ${s.stop.target} (at most ${steps} steps)` : `${steps} steps`} each, in ${(out.ms / 1000).toFixed(1)} s on the CPU.`;
+      `${s.stop.kind === "train_loss" ? `until train loss ${s.stop.target} (at most ${steps} steps)` : `${steps} steps`} each, in ${(out.ms / 1000).toFixed(1)} s ${where}.`;
   }
 
   /** The finished study, drawn by the study view (www/flatminima-study-view.js, loaded with the first study). */

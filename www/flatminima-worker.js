@@ -1047,6 +1047,7 @@ function handUnit(g, u, weights) {
   if (shard === 0) {
     if (weights) g.study.setTrained(u, weights);
     else g.study.trainHere(u);
+    g.waiting = false; // it may be the unit shard 0 waits for
     return;
   }
   const worker = g.helpers[shard - 1]?.worker;
@@ -1069,11 +1070,6 @@ function feedGpu(g) {
   const r = g.request;
   const units = g.study.units();
   if (t.busy || t.next >= units) return;
-  const measured = Math.floor((g.study.counts()[0] + g.helpers.reduce((n, h) => n + h.runs, 0)) / (2 * r.seeds));
-  // At most one batch beyond those being measured (two batches' weights in memory at most):
-  // the next batch trains while the shards measure the last. Their progress wakes this again.
-  if (t.next - measured >= GPU_UNITS_PER_BATCH + g.shards) return;
-  const u = t.next;
   /** The next unit trains on the CPU of its shard. @param {string} why */
   const onCpu = (why) => {
     handUnit(g, t.next, null);
@@ -1083,12 +1079,19 @@ function feedGpu(g) {
     if (!t.notices.includes(notice)) t.notices.push(notice);
   };
   if (!gpu) {
-    // Every unit left: nothing is held in memory for them, and nothing else would wake this.
+    // Every unit left, at once: no weights wait in memory for them.
     while (t.next < units) onCpu("the GPU backend is no longer active");
     return;
   }
+  const measured = Math.floor((g.study.counts()[0] + g.helpers.reduce((n, h) => n + h.runs, 0)) / (2 * r.seeds));
+  // At most one batch beyond those being measured (two batches' weights in memory at most):
+  // the next batch trains while the shards measure the last. Their progress wakes this again.
+  if (t.next - measured >= GPU_UNITS_PER_BATCH + g.shards) return;
+  const u = t.next;
   t.busy = true;
-  gpu.gridUnits(r.query, r.axes, r.dataSeeds, r.seeds, r.untilTrainLoss ?? NaN, r.checkEvery, u, GPU_UNITS_PER_BATCH).then(
+  // A panic in the GPU module leaves its promise unsettled: untilGpuCrash rejects then, and the
+  // unit trains on the CPU (gpuWork turns the backend off, and the units after it follow).
+  untilGpuCrash(gpu.gridUnits(r.query, r.axes, r.dataSeeds, r.seeds, r.untilTrainLoss ?? NaN, r.checkEvery, u, GPU_UNITS_PER_BATCH)).then(
     (/** @type {Float64Array[]} */ trained) => {
       if (grid !== g) return;
       // Units handed in stay; one refused trains on the CPU, and those after it are asked for again.

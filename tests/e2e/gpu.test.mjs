@@ -130,8 +130,9 @@ describe("with WebGPU (SwiftShader)", () => {
     await poll(async () => (await metrics(page, "#s0")).backend === "gpu", { ms: 30_000, what: "backend=gpu" });
     const grid = (sel, workers) =>
       page.evaluate(([sel, workers]) => document.querySelector(sel).study({ axes: "optimizer=sgd,adam", dataSeeds: 2, seeds: 2, workers }), [sel, workers]);
-    // Two workers: the element's worker trains all 4 units on the GPU (units 0 and 1 in one
-    // batch) and hands unit 1 and 3 to the helper, which measures them (unit 3, Adam's, it trains).
+    // Two workers: the element's worker trains the SGD cell's units 0 and 1 on the GPU (one
+    // batch) and hands units 1 and 3 to the helper, which measures them (unit 3, Adam's, it
+    // trains itself: the kernels have no Adam).
     const g = await withTimeout(grid("#s0", 2), 90_000, "the GPU grid study");
     const c = await withTimeout(grid("#s1", 1), 60_000, "the CPU grid study");
     assert.equal(g.workers, 2);
@@ -150,6 +151,8 @@ describe("with WebGPU (SwiftShader)", () => {
       return /2 of 4 units .* trained on the GPU/.test(t) && /Some units were trained on the CPU: .*Adam/.test(t) && t;
     }, { ms: 10_000, what: "the panel's note on the GPU training" });
     assert.ok(said);
+    const status = await page.evaluate(() => document.querySelector("#s0").shadowRoot.querySelector(".fm-grid-status").textContent);
+    assert.match(status, /s trained on the GPU and measured on the CPU \(1 worker\)\.$/, "the panel shows the last study, on one worker");
     assert.equal(g.runs.length, c.runs.length);
     g.runs.forEach((r, i) => {
       const q = c.runs[i];
@@ -161,37 +164,40 @@ describe("with WebGPU (SwiftShader)", () => {
         assert.ok(Math.abs(r.lambda_max - q.lambda_max) <= 2e-2 * Math.abs(q.lambda_max) + 1e-6, `run ${i}: lambda_max ${r.lambda_max} vs ${q.lambda_max}`);
       }
     });
-    // 40 units, three batches: the GPU waits for the measures to catch up (about a batch
-    // ahead) and is woken by them, to the end.
-    const long = await withTimeout(page.evaluate(() => document.querySelector("#s0").study({ dataSeeds: 40, seeds: 1, workers: 2 })), 90_000, "a GPU study of three batches");
-    assert.deepEqual([long.training.gpu_units, long.training.cpu_units, long.runs.length], [40, 0, 80], JSON.stringify(long.training));
     await page.close();
     assert.deepEqual(problems, [], "console errors or page errors");
   });
 
-  test("backend=gpu: a grid study whose GPU goes away mid-study finishes on the CPU", { timeout: 120_000 }, async () => {
-    const settings = { points: "64", hidden: "8", steps: "20", "batch-size": "16" };
+  test("backend=gpu: a grid study of several batches keeps the GPU a batch ahead, and finishes on the CPU when the GPU goes away", { timeout: 150_000 }, async () => {
+    // The landscape off: its live views of a 32x32 net would share the element's worker with
+    // shard 0 and slow the study several times over. One training step and a 32x32 net on 256 points: the measures (Lanczos, the diagonal,
+    // sharpness) take far longer than a GPU batch, so the GPU runs ahead until the pacing
+    // (about a batch beyond the measures) holds it back, and the measures wake it again.
+    const settings = { points: "256", hidden: "32,32", steps: "1", "batch-size": "16", landscape: "off" };
     const { page, problems } = await open(env, [{ backend: "gpu", ...settings }, { backend: "cpu", ...settings }]);
     await poll(async () => (await metrics(page, "#s0")).backend === "gpu", { ms: 30_000, what: "backend=gpu" });
-    // 20 units (a batch of 16 and one of 4 on the GPU). The backend turns to the CPU as the
-    // study starts, before its study module has loaded (or while a batch trains): every unit
-    // left trains on the CPU of the worker that measures it, handed over at once.
-    const study = (sel) => page.evaluate((sel) => document.querySelector(sel).study({ dataSeeds: 20, seeds: 1, workers: 2 }), sel);
-    const switched = page.evaluate(() => {
+    const options = { dataSeeds: 64, seeds: 1, workers: 2 }; // 64 units, four batches
+    const paced = await withTimeout(page.evaluate((o) => document.querySelector("#s0").study(o), options), 120_000, "a GPU study of four batches");
+    assert.deepEqual([paced.training.gpu_units, paced.training.cpu_units, paced.runs.length], [64, 0, 128], JSON.stringify(paced.training));
+    // The same study; once the first runs are measured (two batches trained, the third held
+    // back by the pacing), the backend turns to the CPU: the units left go to the CPU of the
+    // worker that measures them, at once.
+    const switched = await withTimeout(page.evaluate(async (o) => {
       const el = document.querySelector("#s0");
-      const done = el.study({ dataSeeds: 20, seeds: 1, workers: 2 });
+      const done = el.study(o);
+      const progress = el.shadowRoot.querySelector(".fm-grid-progress");
+      while (!(progress.value > 0)) await new Promise((r) => setTimeout(r, 20));
       el.setAttribute("backend", "cpu");
       return done;
-    });
-    const g = await withTimeout(switched, 90_000, "the study whose GPU went away");
-    assert.equal(g.training.gpu_units + g.training.cpu_units, 20, JSON.stringify(g.training));
-    assert.ok(g.training.cpu_units >= 4, JSON.stringify(g.training));
-    assert.match(g.training.notices.join(" "), /the GPU backend is no longer active/);
-    // Its CPU-trained runs are the CPU element's, bit for bit (the GPU's equal them up to f32 rounding).
-    const c = await withTimeout(study("#s1"), 60_000, "the CPU study");
-    assert.equal(g.runs.length, c.runs.length);
-    const onCpu = g.runs.filter((r, i) => JSON.stringify(r) === JSON.stringify(c.runs[i])).length;
-    assert.ok(onCpu >= 2 * g.training.cpu_units, `${onCpu} runs equal the CPU's, ${g.training.cpu_units} units on the CPU`);
+    }, options), 120_000, "the study whose GPU went away");
+    const t = switched.training;
+    assert.equal(t.gpu_units + t.cpu_units, 64, JSON.stringify(t));
+    assert.ok(t.gpu_units >= 16 && t.cpu_units >= 1, `some units on each: ${JSON.stringify(t)}`);
+    assert.match(t.notices.join(" "), /the GPU backend is no longer active/);
+    // The CPU-trained runs are the CPU element's, bit for bit (the GPU's equal them up to f32 rounding).
+    const c = await withTimeout(page.evaluate((o) => document.querySelector("#s1").study(o), options), 90_000, "the CPU study");
+    const same = switched.runs.filter((r, i) => JSON.stringify(r) === JSON.stringify(c.runs[i])).length;
+    assert.ok(same >= 2 * t.cpu_units, `${same} runs equal the CPU's, ${t.cpu_units} units on the CPU`);
     await page.close();
     assert.deepEqual(problems, [], "console errors or page errors");
   });

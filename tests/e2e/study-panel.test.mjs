@@ -75,7 +75,7 @@ test("a student's study: grid, progress, scatter with tau, histogram, verdict, m
   await fill(page, { axis: "lr", values: "0.05,0.2", draws: 2, seeds: 2 });
   await runStudy(page, "2 lr x 2 draws x 2 seeds, 150 steps");
   const status = await text(page, ".fm-grid-status");
-  assert.match(status, /16 networks: 2 cells × 2 data draws × 2 seeds × 2 sides, 150 steps each/);
+  assert.match(status, /16 networks: 2 cells × 2 data draws × 2 seeds × 2 sides, 150 steps each, in [\d.]+ s on the CPU \(\d workers?\)\.$/);
 
   const title = await text(page, ".fm-grid-scatter-title");
   assert.match(title, /^Kendall τ\(λ_max, OOD accuracy\) = [+−]?\d\.\d\d( \[95% CI [+−]?\d\.\d\d, [+−]?\d\.\d\d\]| \(no interval\)) · all runs · 16 runs$/);
