@@ -233,6 +233,19 @@ async function studyFigures(context, url) {
   }), 600_000, "the grid study");
   runs.push({ backend: "cpu", grid: true, ...g });
   await page.close();
+  // A smaller grid study on the page as a student meets it: the pair training its 3000 steps,
+  // the landscape on, nothing paused. The element's worker shares its time with the live views,
+  // so the units are dealt to whichever worker is free (units_by_worker says who did what).
+  const live = await context.newPage();
+  await live.goto(`${url}index.html?backend=cpu`, { waitUntil: "load" });
+  await live.waitForFunction(() => { const el = document.querySelector("flatminima-sandbox"); return el && el.metrics && el.metrics(); }, null, { timeout: 30_000 });
+  await live.waitForTimeout(1500);
+  const l = await withTimeout(live.evaluate(async () => {
+    const r = await document.querySelector("flatminima-sandbox").study({ dataSeeds: 8, seeds: 4 });
+    return { runs: r.runs.length, ms: r.ms, workers: r.workers, units_by_worker: r.units_by_worker, unit_copies: r.unit_copies };
+  }), 300_000, "the grid study on the live page");
+  runs.push({ backend: "cpu", grid: true, live: true, ...l });
+  await live.close();
   if (args.webgpu) {
     // The same grid study trained on the GPU's replica kernels (measured on the CPU): on a software
     // adapter 64 pairs x 50 steps (a CPU emulation is slow; figures for comparison only), on a
@@ -472,6 +485,10 @@ async function main() {
       if (r.grid && r.backend === "gpu") {
         if (r.error) line("grid study (study panel), GPU", "n/a", `  ${r.error}`);
         else line("grid study (study panel), GPU", fmt(r.ms / 1000, 1) + " s", `  ${r.runs} runs, ${r.steps} steps, 256 points${r.software ? " (software adapter: for comparison only)" : ""}; units trained on the GPU ${r.training.gpu_units}, on the CPU ${r.training.cpu_units}; measures on the CPU${r.software ? "" : mark(r.ms <= 1_000)}`);
+        continue;
+      }
+      if (r.grid && r.live) {
+        line("grid study on the live default page", fmt(r.ms / 1000, 1) + " s", `  ${r.runs} runs (8 draws x 4 seeds), pair training and landscape on; ${r.workers} worker(s), units delivered ${r.units_by_worker.join(" + ")} (the element's worker first), ${r.unit_copies} copied near the end`);
         continue;
       }
       if (r.grid) {

@@ -471,16 +471,16 @@ pub enum Export {
 }
 
 /// The element's worker -> its study helper (`www/flatminima-study-helper.js`,
-/// a worker on another core): first `start`, to train and measure shard
-/// `index` of `count` of a grid study's units and answer with their runs;
-/// then, on the GPU backend, one `trained` or `train-here` per unit of that
-/// shard: the element's worker trains every shard's units on the GPU and the
-/// helpers measure theirs, so the measures use every core.
+/// a worker on another core): first `start`, then the grid study's units
+/// dealt one at a time as the helper frees up (`train-here`, or `trained`
+/// with the weights the GPU trained), and `drop` for a unit whose copy was
+/// finished elsewhere first. The element's worker deals to whichever worker
+/// is free, itself included, so every core works until the last unit.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 #[cfg_attr(target_arch = "wasm32", derive(Tsify))]
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum StudyHelperRequest {
-    /// Start the shard.
+    /// Set up the study (no unit yet).
     #[serde(rename_all = "camelCase")]
     Start {
         /// The page's settings as a URL query.
@@ -495,26 +495,24 @@ pub enum StudyHelperRequest {
         until_train_loss: Option<f64>,
         /// Steps between two checks of the train loss.
         check_every: u32,
-        /// The shard, from 0.
-        index: u32,
-        /// Shards in all.
-        count: u32,
-        /// Whether the units are trained elsewhere (the GPU) and handed in
-        /// (`trained`, `train-here`), rather than trained here.
-        trained_elsewhere: bool,
     },
     /// A unit's runs trained on the GPU: their final weights, run after run
-    /// (the GPU module's `gridUnits`, for `GridStudy.setTrained`), moved with the message.
+    /// (the GPU module's `gridUnits`, for `GridStudy.deal`), to measure.
     Trained {
-        /// The unit (cell x data draw), one of this shard's.
+        /// The unit (cell x data draw).
         unit: u32,
         /// The weights.
         #[cfg_attr(target_arch = "wasm32", tsify(type = "Float64Array"))]
         weights: Vec<f64>,
     },
-    /// A unit the GPU did not train: train it here (`GridStudy.trainHere`).
+    /// A unit to train and measure here (`GridStudy.deal` with no weights).
     TrainHere {
-        /// The unit, one of this shard's.
+        /// The unit.
+        unit: u32,
+    },
+    /// Drop this unit if it is not finished: another worker finished it.
+    Drop {
+        /// The unit.
         unit: u32,
     },
 }
@@ -524,29 +522,24 @@ pub enum StudyHelperRequest {
 #[cfg_attr(target_arch = "wasm32", derive(Tsify))]
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum StudyHelperMessage {
-    /// How far its shard is.
+    /// How far it is.
     Progress {
-        /// Done, from 0 to 1.
+        /// How far its unit under way is, from 0 to 1.
         progress: f64,
-        /// Its shard's runs done.
-        runs: u32,
-        /// Its shard's runs in all.
-        total: u32,
+        /// Units dealt to it and not finished.
+        holds: u32,
         /// Its longest piece so far (ms).
         longest: f64,
     },
-    /// Its shard's runs as plain numbers (`GridStudy.partRuns`, for `GridStudy.addPart`).
-    Done {
-        /// The shard.
-        index: u32,
+    /// The runs of the units it finished since its last `runs` message, as
+    /// plain numbers (`GridStudy.takeRuns`, for `GridStudy.addRuns`).
+    Runs {
         /// The runs, `RunResult::to_numbers` each, moved with the message.
         #[cfg_attr(target_arch = "wasm32", tsify(type = "Float64Array"))]
         numbers: Vec<f64>,
-        /// Its shard's runs done.
-        runs: u32,
-        /// Its shard's runs in all.
-        total: u32,
-        /// Its longest piece (ms).
+        /// Units dealt to it and not finished.
+        holds: u32,
+        /// Its longest piece so far (ms).
         longest: f64,
     },
     /// Why it stopped.

@@ -169,15 +169,12 @@ fn the_study_helper_messages_round_trip() {
         seeds: 2,
         until_train_loss: None,
         check_every: 25,
-        index: 1,
-        count: 2,
-        trained_elsewhere: false,
     };
     let js = json!({"type": "start", "query": "lr=0.1", "axes": "rho=0.05,0.2", "dataSeeds": 4, "seeds": 2,
-                    "untilTrainLoss": null, "checkEvery": 25, "index": 1, "count": 2, "trainedElsewhere": false});
+                    "untilTrainLoss": null, "checkEvery": 25});
     assert_eq!(serde_json::to_value(&request).unwrap(), js);
     assert_eq!(serde_json::from_value::<StudyHelperRequest>(js).unwrap(), request);
-    // The units handed to a helper on the GPU backend (literals as www/flatminima-worker.js writes them).
+    // The units dealt to a helper (literals as www/flatminima-worker.js writes them).
     let trained = json!({"type": "trained", "unit": 3, "weights": [0.5, -1.0]});
     assert_eq!(
         serde_json::from_value::<StudyHelperRequest>(trained.clone()).unwrap(),
@@ -193,9 +190,15 @@ fn the_study_helper_messages_round_trip() {
         StudyHelperRequest::TrainHere { unit: 5 }
     );
     assert_eq!(serde_json::to_value(StudyHelperRequest::TrainHere { unit: 5 }).unwrap(), here);
+    let drop = json!({"type": "drop", "unit": 2});
+    assert_eq!(
+        serde_json::from_value::<StudyHelperRequest>(drop.clone()).unwrap(),
+        StudyHelperRequest::Drop { unit: 2 }
+    );
+    assert_eq!(serde_json::to_value(StudyHelperRequest::Drop { unit: 2 }).unwrap(), drop);
     for m in [
-        StudyHelperMessage::Progress { progress: 0.5, runs: 8, total: 16, longest: 3.5 },
-        StudyHelperMessage::Done { index: 1, numbers: vec![0.25, 1.0], runs: 16, total: 16, longest: 4.0 },
+        StudyHelperMessage::Progress { progress: 0.5, holds: 2, longest: 3.5 },
+        StudyHelperMessage::Runs { numbers: vec![0.25, 1.0], holds: 1, longest: 4.0 },
         StudyHelperMessage::Error { message: "panicked".into() },
     ] {
         let text = serde_json::to_string(&m).unwrap();

@@ -668,6 +668,10 @@ fn the_page_s_grid_study_equals_the_native_one_byte_for_byte() {
     assert!(bad("lr=-5", "", 1).contains("lr"));
     let mut grid =
         PageGrid::new(id::QUERY, id::AXES, id::DATA_SEEDS, id::SEEDS, id::UNTIL_TRAIN_LOSS, id::CHECK_EVERY).unwrap();
+    assert!(grid.deal(4, None).unwrap_err().contains("4 units"), "2 lr x 2 draws");
+    for u in 0..grid.units() {
+        grid.deal(u, None).unwrap();
+    }
     // A fake clock that moves 1 ms per reading: each call does a piece or two.
     let clock = std::cell::Cell::new(0.0);
     let now = || {
@@ -781,110 +785,115 @@ fn rescaling_a_side_keeps_its_function_clears_its_optimiser_and_is_measured() {
     assert!(relu.rescale_start(1, 0, -1.0).contains("positive"));
 }
 
-/// Two shards (one per worker), shard 0 merging shard 1's JSON: the same
-/// bytes as one worker's study.
-#[wasm_bindgen_test]
-fn the_page_s_grid_study_in_two_shards_equals_the_native_one_byte_for_byte() {
-    use flatminima::study_grid::Shard;
-    use flatminima::web::grid_study::PageGrid;
-    use study_identity as id;
-    let shard = |index| {
-        PageGrid::sharded(
-            id::QUERY,
-            id::AXES,
-            id::DATA_SEEDS,
-            id::SEEDS,
-            id::UNTIL_TRAIN_LOSS,
-            id::CHECK_EVERY,
-            Some(Shard { index, count: 2 }),
-        )
-        .unwrap()
-    };
+/// A fake clock that moves 1 ms per reading.
+fn fake_clock() -> impl Fn() -> f64 {
     let clock = std::cell::Cell::new(0.0);
-    let now = || {
+    move || {
         clock.set(clock.get() + 1.0);
         clock.get()
-    };
-    let (mut first, mut second) = (shard(0), shard(1));
-    while second.advance(5.0, now).unwrap() < 1.0 {}
-    let part = second.part_numbers().expect("shard 1 is done");
-    // Shard 0 does its own units, then waits for shard 1's.
-    while !first.waits_for_shards() {
-        assert!(first.advance(5.0, now).unwrap() < 1.0);
-        assert!(first.add_part(0, &part).is_err(), "not a second shard 0");
     }
-    assert!(first.advance(5.0, now).unwrap() < 1.0 && first.result_json().is_none(), "it waits");
-    assert!(first.add_part(1, &part[1..]).is_err(), "not whole runs");
-    first.add_part(1, &part).unwrap();
-    assert!(first.add_part(1, &part).unwrap_err().contains("twice"));
-    while first.advance(5.0, now).unwrap() < 1.0 {}
-    assert!(first.result_json().unwrap() == id::FIXTURE.trim_end(), "two shards differ from one study");
 }
 
-/// Three shards (a page on four cores): the other shards' runs arriving out of
-/// order give the same bytes.
+/// The study's units dealt out as the page deals them, to whichever worker
+/// is free: the element's worker's study (it collects) and two helpers', in
+/// no particular order, one unit dealt twice and one dropped half-way.
+/// Whoever trains which unit, the same bytes as one worker's study.
 #[wasm_bindgen_test]
-fn the_page_s_grid_study_in_three_shards_equals_the_native_one_byte_for_byte() {
-    use flatminima::study_grid::Shard;
+fn the_page_s_grid_study_dealt_to_three_workers_equals_the_native_one_byte_for_byte() {
     use flatminima::web::grid_study::PageGrid;
     use study_identity as id;
-    let shard = |index| {
-        let (q, a, d, s, u, c) =
-            (id::QUERY, id::AXES, id::DATA_SEEDS, id::SEEDS, id::UNTIL_TRAIN_LOSS, id::CHECK_EVERY);
-        PageGrid::sharded(q, a, d, s, u, c, Some(Shard { index, count: 3 })).unwrap()
-    };
-    let clock = std::cell::Cell::new(0.0);
-    let now = || {
-        clock.set(clock.get() + 1.0);
-        clock.get()
-    };
-    let mut first = shard(0);
-    let parts: Vec<Vec<f64>> = (1..3)
-        .map(|index| {
-            let mut other = shard(index);
-            while other.advance(5.0, now).unwrap() < 1.0 {}
-            other.part_numbers().expect("done")
-        })
-        .collect();
-    while !first.waits_for_shards() {
-        first.advance(5.0, now).unwrap();
+    let (q, a, d, s, l, c) = (id::QUERY, id::AXES, id::DATA_SEEDS, id::SEEDS, id::UNTIL_TRAIN_LOSS, id::CHECK_EVERY);
+    let now = fake_clock();
+    let mut first = PageGrid::new(q, a, d, s, l, c).unwrap();
+    let mut helpers = [PageGrid::helper(q, a, d, s, l, c).unwrap(), PageGrid::helper(q, a, d, s, l, c).unwrap()];
+    // Nothing dealt: every worker waits.
+    assert!(first.advance(5.0, &now).unwrap() < 1.0 && first.holds() == 0 && first.counts()[..2] == [0.0, 16.0]);
+    assert!(helpers[0].advance(5.0, &now).unwrap() == 0.0 && helpers[0].take_numbers().is_empty());
+    // Helper 0 gets units 3 and 0, helper 1 unit 1 (and a copy of 3), the element's worker unit 2.
+    helpers[0].deal(3, None).unwrap();
+    helpers[0].deal(0, None).unwrap();
+    helpers[1].deal(1, None).unwrap();
+    helpers[1].deal(3, None).unwrap();
+    first.deal(2, None).unwrap();
+    assert_eq!(helpers[0].holds(), 2);
+    // Helper 1 gets unit 1 under way, then drops it (as if a copy had come in first) and deals it again.
+    while helpers[1].unit_progress() < 0.2 {
+        helpers[1].advance(1.0, &now).unwrap();
     }
-    first.add_part(2, &parts[1]).unwrap();
-    assert!(first.advance(5.0, now).unwrap() < 1.0 && first.result_json().is_none(), "it waits for shard 1");
-    first.add_part(1, &parts[0]).unwrap();
-    while first.advance(5.0, now).unwrap() < 1.0 {}
-    assert!(first.result_json().unwrap() == id::FIXTURE.trim_end(), "three shards differ from one study");
+    assert!(helpers[1].drop_unit(1) && !helpers[1].drop_unit(1) && helpers[1].holds() == 1);
+    helpers[1].deal(1, None).unwrap();
+    while helpers[0].holds() > 0 {
+        helpers[0].advance(5.0, &now).unwrap();
+    }
+    let part = helpers[0].take_numbers();
+    assert!(first.add_runs(&part[1..]).is_err(), "not whole runs");
+    first.add_runs(&part).unwrap();
+    let mut collected = first.take_collected();
+    collected.sort();
+    assert_eq!(collected, [0, 3]);
+    assert_eq!(first.collected_units(), 2);
+    // A unit in again (a copy finished later) is taken if it is the same to the bit, refused if not.
+    first.add_runs(&part).unwrap();
+    assert!(first.take_collected().is_empty());
+    let mut tampered = part.clone();
+    tampered[10] += 1e-9;
+    assert!(first.add_runs(&tampered).unwrap_err().contains("differ"));
+    while helpers[1].holds() > 0 {
+        helpers[1].advance(5.0, &now).unwrap();
+    }
+    first.add_runs(&helpers[1].take_numbers()).unwrap();
+    assert!(first.result_json().is_none(), "unit 2 is not in yet");
+    // The last unit in; a copy that comes in while the statistics run is still checked, and changes nothing.
+    let mut last = PageGrid::helper(q, a, d, s, l, c).unwrap();
+    last.deal(2, None).unwrap();
+    while last.holds() > 0 {
+        last.advance(5.0, &now).unwrap();
+    }
+    let late = last.take_numbers();
+    while first.collected_units() < 4 {
+        first.advance(5.0, &now).unwrap();
+    }
+    first.advance(5.0, &now).unwrap();
+    assert_eq!(first.take_collected(), [1, 2], "helper 1's unit, then its own");
+    first.add_runs(&late).unwrap();
+    assert!(first.take_collected().is_empty() && first.collected_units() == 4);
+    let mut tampered = late.clone();
+    tampered[10] += 1e-9;
+    assert!(first.add_runs(&tampered).unwrap_err().contains("differ"));
+    while first.advance(5.0, &now).unwrap() < 1.0 {}
+    assert!(first.result_json().unwrap() == id::FIXTURE.trim_end(), "three workers differ from one study");
 }
 
-/// Units trained elsewhere (the GPU module): the study waits for each unit in
-/// turn; units marked for the CPU give the one-worker study's bytes, and
-/// weights that do not fit are refused by name.
+/// Units trained elsewhere (the GPU module): dealt with their runs' weights,
+/// measured here; weights that do not fit are refused by name, and units
+/// dealt to train here give the one-worker study's bytes.
 #[wasm_bindgen_test]
-fn a_grid_study_waits_for_units_trained_elsewhere() {
+fn a_grid_study_measures_units_trained_elsewhere() {
     use flatminima::web::grid_study::PageGrid;
     use study_identity as id;
     let mut grid =
         PageGrid::new(id::QUERY, id::AXES, id::DATA_SEEDS, id::SEEDS, id::UNTIL_TRAIN_LOSS, id::CHECK_EVERY).unwrap();
-    grid.train_elsewhere();
-    let clock = std::cell::Cell::new(0.0);
-    let now = || {
-        clock.set(clock.get() + 1.0);
-        clock.get()
-    };
-    let mut expected = 0;
-    while grid.advance(5.0, now).unwrap() < 1.0 {
-        if let Some(u) = grid.wanted_unit() {
-            assert_eq!(u, expected, "units in order");
-            assert!(grid.set_trained(u, &[0.5; 7]).unwrap_err().contains("weights"), "not whole runs");
-            // This grid stops at a target loss: weights trained elsewhere do not fit it.
-            grid.set_trained(u, &vec![0.1; 4 * 354]).unwrap();
-            assert!(grid.advance(5.0, now).unwrap_err().contains("do not fit"));
-            grid.train_here(u);
-            expected += 1;
-        }
+    let now = fake_clock();
+    assert!(grid.deal(0, Some(&[0.5; 7])).unwrap_err().contains("weights"), "not whole runs");
+    // This grid stops at a target loss: weights trained elsewhere do not fit it.
+    assert!(grid.deal(0, Some(&vec![0.1; 4 * 354])).unwrap_err().contains("do not fit"));
+    assert_eq!(grid.holds(), 0, "nothing was dealt");
+    for u in [1, 0, 3, 2] {
+        grid.deal(u, None).unwrap();
     }
-    assert_eq!(expected, 4, "every (cell, draw) unit was asked for (2 lr x 2 draws)");
+    while grid.advance(5.0, &now).unwrap() < 1.0 {}
     assert!(grid.result_json().unwrap() == id::FIXTURE.trim_end(), "units trained here give the one-worker bytes");
+    // Fixed steps: weights that fit are measured (the GPU's f32 training is checked in tests/e2e/gpu.test.mjs).
+    let mut fixed = PageGrid::new(id::QUERY, id::AXES, 1, 1, f64::NAN, id::CHECK_EVERY).unwrap();
+    assert!(fixed.deal(0, Some(&vec![0.1; 2 * 355])).unwrap_err().contains("do not fit"), "354 parameters");
+    fixed.deal(0, Some(&vec![0.1; 2 * 354])).unwrap();
+    fixed.deal(1, None).unwrap();
+    while fixed.advance(5.0, &now).unwrap() < 1.0 {}
+    let out: Value = serde_json::from_str(fixed.result_json().unwrap()).unwrap();
+    let runs = out["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 4);
+    assert_eq!(runs[0]["train_acc"], runs[1]["train_acc"], "the same weights on both sides of unit 0");
+    assert_ne!(runs[0]["train_acc"], runs[2]["train_acc"], "unit 1 trained here");
 }
 
 /// The CLI's default measures (the dense Hessian and its eigenvalues) give

@@ -1,31 +1,32 @@
-// Another core for the study panel's grid study. The element's worker starts this
-// worker with shard `index` of `count` of a study's (cell, data draw) units; it trains
-// and measures them with the study module (www/pkg-study, the same GridStudy as the
-// element's worker) and answers with their runs as plain numbers, which the element's
-// worker merges with its own shard (the same bytes as one worker's study: tests/web.rs).
-// On the GPU backend the element's worker trains every shard's units on the GPU and
-// hands this shard's in (`trained`, or `train-here` for a unit the GPU did not train);
-// the helper measures them as they come. Cancel ends it with terminate().
+// Another core for the study panel's grid study. The element's worker starts this worker
+// with the study (`start`), then deals it units one at a time as it frees up: `train-here`
+// to train and measure one, `trained` with the weights the GPU trained to measure them,
+// `drop` for one whose copy another worker finished first. It works on them with the study
+// module (www/pkg-study, the same GridStudy as the element's worker) and sends each finished
+// unit's runs as plain numbers, which the element's worker collects in unit order (the same
+// bytes as one worker's study: tests/web.rs). Cancel ends it with terminate().
 // Messages: see StudyHelperRequest and StudyHelperMessage in protocol.js.
 
 import init, { GridStudy } from "./pkg-study/flatminima.js";
 
+/** Works this long between two looks at its messages (ms): a dealt unit or a drop waits no longer. */
+const SLICE_MS = 50;
 /** Progress messages at most this often (ms). */
 const PROGRESS_EVERY_MS = 100;
 
-/** @param {import("./protocol.js").StudyHelperMessage} m */
-function send(m) {
-  postMessage(m);
+/** @param {import("./protocol.js").StudyHelperMessage} m @param {Transferable[]} [moved] */
+function send(m, moved = []) {
+  postMessage(m, moved);
 }
 
-/** @typedef {Exclude<import("./protocol.js").StudyHelperRequest, {type: "start"}>} HandedUnit */
+/** @typedef {Exclude<import("./protocol.js").StudyHelperRequest, {type: "start"}>} Dealing */
 
-/** Units handed in and not yet given to the study (they may come before it exists). */
-/** @type {HandedUnit[]} */
-const handed = [];
-/** Resolves the wait for a handed unit, while the study waits for one. */
+/** Dealings not yet given to the study (they may come before it exists). */
+/** @type {Dealing[]} */
+const dealt = [];
+/** Wakes the loop while it has nothing to work on. */
 /** @type {(value?: unknown) => void} */
-let handedIn = () => {};
+let dealtIn = () => {};
 
 /** @param {MessageEvent<import("./protocol.js").StudyHelperRequest>} e */
 onmessage = (e) => {
@@ -36,37 +37,46 @@ onmessage = (e) => {
       send({ type: "error", message: String(panic || (error instanceof Error ? error.message : error)) });
     });
   } else {
-    handed.push(m);
-    handedIn();
+    dealt.push(m);
+    dealtIn();
   }
 };
+
+/** Lets the messages that came in meanwhile run (a message channel: no timer clamping). */
+function yieldToMessages() {
+  return new Promise((resolve) => {
+    const channel = new MessageChannel();
+    channel.port1.onmessage = resolve;
+    channel.port2.postMessage(0);
+  });
+}
 
 /** @param {Extract<import("./protocol.js").StudyHelperRequest, {type: "start"}>} m */
 async function run(m) {
   await init();
-  const study = new GridStudy(m.query, m.axes, m.dataSeeds, m.seeds, m.untilTrainLoss ?? NaN, m.checkEvery, m.index, m.count);
-  if (m.trainedElsewhere) study.trainElsewhere();
+  const study = new GridStudy(m.query, m.axes, m.dataSeeds, m.seeds, m.untilTrainLoss ?? NaN, m.checkEvery, true);
   let told = -Infinity;
   for (;;) {
-    for (const h of handed.splice(0)) {
-      if (h.type === "trained") study.setTrained(h.unit, h.weights);
-      else study.trainHere(h.unit);
+    for (const d of dealt.splice(0)) {
+      if (d.type === "drop") study.dropUnit(d.unit);
+      else study.deal(d.unit, d.type === "trained" ? d.weights : null);
     }
-    const progress = study.advance(PROGRESS_EVERY_MS);
-    const [runs, total, longest] = study.counts();
-    if (progress >= 1) {
-      const numbers = /** @type {Float64Array} */ (study.partRuns());
-      postMessage(/** @type {import("./protocol.js").StudyHelperMessage} */ ({ type: "done", index: m.index, numbers, runs, total, longest }), [numbers.buffer]);
-      study.free();
-      return;
+    if (study.holds() === 0) {
+      // Nothing to work on: sleep until a unit is dealt.
+      await new Promise((resolve) => (dealtIn = resolve));
+      continue;
     }
-    const waiting = study.wantedUnit() >= 0 && handed.length === 0;
+    const progress = study.advance(SLICE_MS);
+    const longest = study.counts()[2];
+    const numbers = /** @type {Float64Array} */ (study.takeRuns());
     const now = performance.now();
-    // Waiting: say how far this shard is (the element's worker paces the GPU by it), then sleep.
-    if (waiting || now - told >= PROGRESS_EVERY_MS) {
+    if (numbers.length > 0) {
       told = now;
-      send({ type: "progress", progress, runs, total, longest });
+      send({ type: "runs", numbers, holds: study.holds(), longest }, [numbers.buffer]);
+    } else if (now - told >= PROGRESS_EVERY_MS) {
+      told = now;
+      send({ type: "progress", progress, holds: study.holds(), longest });
     }
-    if (waiting) await new Promise((resolve) => (handedIn = resolve));
+    await yieldToMessages();
   }
 }

@@ -102,25 +102,25 @@ const stepJobs = [];
  */
 let study = null;
 /**
- * A study helper: its worker (null once done) and its last progress message.
- * @typedef {object} StudyHelper
- * @property {Worker | null} worker
- * @property {number} runs
- * @property {number} total
- * @property {number} longest
- * @property {number} progress
- * @property {boolean} done
+ * One of the grid study's workers, as the dealer sees it: 0 is this worker's own study, the others
+ * study helpers on the other cores. `holds`: the units dealt to it whose runs are not in yet, in
+ * the order dealt; `progress`: how far its unit under way is; `longest`: its longest piece (ms);
+ * `units`: the units whose runs it delivered first.
+ * @typedef {{worker: Worker | null, holds: number[], progress: number, longest: number, units: number}} StudyWorker
  */
 /**
  * The grid study under way: its request id, start time, last progress message, the study module's
- * GridStudy (null while that loads; shard 0 of `shards`), and the study helpers training shards
- * 1, 2, ... on the other cores (each one's worker, null once done, and its last progress message;
- * done once its runs were added).
- * With the GPU backend active, the GPU module trains every shard's units (`gpuTrain`: the next
- * unit to train, in unit order, whether a batch is under way, how many units went where and
- * why) and each shard's study module measures its own as they come.
+ * GridStudy (null while that loads; it collects every unit's runs), the workers units are dealt to
+ * (`workers[0]` this one), the next unit not dealt yet (CPU path), units ready to deal (GPU path:
+ * trained, or to train on the CPU), the GPU weights of units dealt and not in (for a copy), and how
+ * many units were dealt to a second worker.
+ * With the GPU backend active, the GPU module trains the units in unit order (`gpuTrain`: the next
+ * unit to train, whether a batch is under way, how many units went where and why) and the workers
+ * measure them as they are dealt.
  * @typedef {{next: number, busy: boolean, gpuUnits: number, cpuUnits: number, notices: string[]}} GpuTrainState
- * @typedef {{id: number, started: number, told: number, study: any, shards: number, helpers: StudyHelper[], waiting: boolean,
+ * @typedef {{unit: number, weights: Float64Array | null}} DealtUnit
+ * @typedef {{id: number, started: number, told: number, shown: number, study: any, units: number, workers: StudyWorker[],
+ *   next: number, ready: DealtUnit[], weights: Map<number, Float64Array>, copies: number, waiting: boolean,
  *   request: Extract<import("./protocol.js").StudyHelperRequest, {type: "start"}>, gpuTrain: GpuTrainState | null}} GridState
  * @type {GridState | null}
  */
@@ -901,21 +901,27 @@ function cancelStudy() {
 // ---------------------------------------------------------------------------
 // Grid studies (the study panel): on the CPU, a slice per tick, in bounded pieces, in
 // the study module (www/pkg-study), loaded when the first one starts. With two cores or
-// more the study is split in shards of its (cell, data draw) units: this worker trains
-// shard 0 between its other work, study helpers (www/flatminima-study-helper.js, a worker
-// each) train the others and send their runs, and shard 0 merges them in unit order and
-// computes the statistics: the same JSON as one worker's (tests/web.rs). On the GPU backend
-// this worker trains every shard's units on the GPU's replica kernels, a batch at a time
-// ahead of the measures, and hands each shard its own; every shard measures on its core.
+// more, study helpers (www/flatminima-study-helper.js, a worker each) work beside this
+// worker. The study's (cell, data draw) units are dealt to whichever worker is free: a helper
+// holds two (one under way, the next ready), this worker one at a time between its other work,
+// so a worker slowed by the live page simply takes fewer. Near the end a free worker gets a copy
+// of a unit another still holds; the first copy in counts and the other is dropped. This
+// worker's study collects every unit's runs, puts them in unit order and computes the
+// statistics: the same JSON as one worker's, whoever trained what (tests/web.rs). On the GPU
+// backend this worker trains the units on the GPU's replica kernels, a batch at a time ahead of
+// the measures, and deals them with their weights; every worker measures on its core.
 
 /**
  * Workers for a grid study unless the request names a number: one per core, leaving one to
  * the page where there are more than two, at most four (the element's worker counts as one).
  */
-const GRID_SHARDS = (() => {
+const GRID_WORKERS = (() => {
   const cores = (typeof navigator !== "undefined" && navigator.hardwareConcurrency) || 1;
   return Math.min(4, Math.max(1, cores > 2 ? cores - 1 : cores));
 })();
+
+/** Units a study helper holds at most: one under way and the next, so it never waits for a message. */
+const HELPER_HOLDS = 2;
 
 /** @type {Promise<any> | null} the study module (its GridStudy and SeedStudy classes), once asked for */
 let studyModule = null;
@@ -941,15 +947,15 @@ function startGrid(m) {
   // The study module builds the run from the same settings as the sandbox's.
   const query = sb.settingsQuery();
   // A request's `workers` was checked by the element (1 to GRID_MAX_WORKERS there).
-  let shards = Math.max(1, m.workers ?? GRID_SHARDS);
+  const wanted = Math.max(1, m.workers ?? GRID_WORKERS);
   /** @type {GridState["request"]} */
   const request = {
-    type: "start", query, axes: m.axes, dataSeeds: m.dataSeeds, seeds: m.seeds, untilTrainLoss: m.untilTrainLoss,
-    checkEvery: m.checkEvery, index: 1, count: shards, trainedElsewhere: !!gpu,
+    type: "start", query, axes: m.axes, dataSeeds: m.dataSeeds, seeds: m.seeds, untilTrainLoss: m.untilTrainLoss, checkEvery: m.checkEvery,
   };
   /** @type {GridState} */
   const mine = {
-    id: m.id, started: performance.now(), told: performance.now(), study: null, shards, helpers: [], waiting: false, request,
+    id: m.id, started: performance.now(), told: performance.now(), shown: 0, study: null, units: 0, workers: [], next: 0, ready: [],
+    weights: new Map(), copies: 0, waiting: false, request,
     gpuTrain: gpu ? { next: 0, busy: false, gpuUnits: 0, cpuUnits: 0, notices: [] } : null,
   };
   grid = mine;
@@ -957,22 +963,17 @@ function startGrid(m) {
   loadStudyModule().then((module) => {
     if (grid !== mine) return;
     try {
-      const start = () => new module.GridStudy(query, m.axes, m.dataSeeds, m.seeds, m.untilTrainLoss ?? NaN, m.checkEvery, 0, shards);
-      mine.study = start();
-      // No more workers than units: a shard without units would only load a module.
-      const units = mine.study.units();
-      if (units < shards) {
-        mine.study.free();
-        shards = mine.shards = request.count = Math.max(1, units);
-        mine.study = start();
-      }
+      mine.study = new module.GridStudy(query, m.axes, m.dataSeeds, m.seeds, m.untilTrainLoss ?? NaN, m.checkEvery, false);
+      mine.units = mine.study.units();
     } catch (e) {
       grid = null;
       send({ type: "reply", id: m.id, error: errorText(e), name: "RangeError" });
       return;
     }
-    if (mine.gpuTrain) mine.study.trainElsewhere();
-    for (let index = 1; index < shards; index++) startHelper(mine, { ...request, index });
+    mine.workers.push({ worker: null, holds: [], progress: 0, longest: 0, units: 0 });
+    // No more workers than units: one without a unit would only load a module.
+    for (let i = 1; i < Math.min(wanted, mine.units); i++) startHelper(mine);
+    dealUnits(mine);
     wake();
   }, (e) => {
     if (grid !== mine) return;
@@ -982,26 +983,26 @@ function startGrid(m) {
 }
 
 /**
- * Starts a study helper on shard `r.index` of the study `g`: its progress joins this
- * worker's, its runs go to shard 0 (`addPart`); a failure fails the study.
+ * Starts a study helper for the study `g`: the units dealt to it go by message, its runs come
+ * back to this worker's study (`addRuns`); a failure fails the study.
  * @param {GridState} g
- * @param {GridState["request"]} r
  */
-function startHelper(g, r) {
+function startHelper(g) {
+  const index = g.workers.length;
+  /** @type {StudyWorker} */
+  const state = { worker: null, holds: [], progress: 0, longest: 0, units: 0 };
+  g.workers.push(state);
   /** @param {string} why */
   const fail = (why) => {
     if (grid !== g) return;
-    cancelGrid(`the study's worker for shard ${r.index} failed: ${why}`, "Error");
+    cancelGrid(`the study's worker ${index + 1} failed: ${why}`, "Error");
   };
-  /** @type {StudyHelper} */
-  const state = { worker: null, runs: 0, total: 0, longest: 0, progress: 0, done: false };
-  g.helpers.push(state);
   /** @type {Worker} */
   let helper;
   try {
     helper = new Worker(new URL(`./flatminima-study-helper${MIN}.js`, import.meta.url), { type: "module" });
   } catch (e) {
-    fail(errorText(e));
+    g.workers.pop(); // the others do its share
     return;
   }
   state.worker = helper;
@@ -1011,21 +1012,111 @@ function startHelper(g, r) {
     const h = e.data;
     if (grid !== g) return;
     if (h.type === "error") return fail(h.message);
-    Object.assign(state, { runs: h.runs, total: h.total, longest: h.longest, progress: h.type === "done" ? 1 : h.progress });
-    if (h.type === "done") {
+    state.longest = h.longest;
+    if (h.type === "progress") state.progress = h.progress;
+    else {
       try {
-        g.study.addPart(h.index, h.numbers);
+        g.study.addRuns(h.numbers);
       } catch (err) {
         return fail(errorText(err));
       }
-      state.done = true;
+      settleCollected(g, index);
+      state.progress = 0;
+      dealUnits(g);
       g.waiting = false;
-      helper.terminate();
-      state.worker = null;
     }
     wake();
   };
-  helper.postMessage(r);
+  helper.postMessage(g.request);
+}
+
+/**
+ * The units whose runs just came in (from worker `from`): credited to it, and dropped by any
+ * other worker that holds a copy.
+ * @param {GridState} g
+ * @param {number} from
+ */
+function settleCollected(g, from) {
+  for (const u of g.study.takeCollected()) {
+    g.workers[from].units++;
+    g.weights.delete(u);
+    g.workers.forEach((w, i) => {
+      const at = w.holds.indexOf(u);
+      if (at < 0) return;
+      w.holds.splice(at, 1);
+      if (i === from) return;
+      if (i === 0) g.study.dropUnit(u);
+      else w.worker?.postMessage(/** @type {import("./protocol.js").StudyHelperRequest} */ ({ type: "drop", unit: u }));
+    });
+  }
+}
+
+/**
+ * Deals units to the free workers: the helpers first, up to HELPER_HOLDS each, then this worker one
+ * at a time. The next unit not dealt (on the GPU path, the next one trained or refused), or once
+ * every unit is dealt, a copy for a worker with nothing left (see `copyFor`).
+ * @param {GridState} g
+ */
+function dealUnits(g) {
+  if (!g.study) return;
+  const order = [...g.workers.keys()].slice(1).concat(0);
+  for (const w of order) {
+    const most = w === 0 ? 1 : HELPER_HOLDS;
+    while (g.workers[w].holds.length < most) {
+      const next = g.ready.shift() ?? (!g.gpuTrain && g.next < g.units ? { unit: g.next++, weights: null } : null) ?? copyFor(g, w);
+      if (!next) break;
+      give(g, w, next);
+    }
+  }
+}
+
+/**
+ * A copy of a unit another worker holds, for worker `w` once every unit is dealt and `w` holds
+ * none: the one its holder reaches last, among those no other worker has a copy of. A unit's runs
+ * do not depend on who trains it, so the first copy in is the answer; it saves the wait for a
+ * worker slowed by the live page (or a unit that happened to be slow) at the end of a study.
+ * @param {GridState} g
+ * @param {number} w
+ * @returns {DealtUnit | null}
+ */
+function copyFor(g, w) {
+  const dealtAll = g.gpuTrain ? g.gpuTrain.next >= g.units && !g.gpuTrain.busy : g.next >= g.units;
+  if (!dealtAll || g.workers[w].holds.length > 0) return null;
+  const held = (/** @type {number} */ u) => g.workers.filter((x) => x.holds.includes(u)).length;
+  for (const [i, other] of g.workers.entries()) {
+    if (i === w) continue;
+    const u = [...other.holds].reverse().find((u) => held(u) === 1);
+    if (u === undefined) continue;
+    g.copies++;
+    const weights = g.weights.get(u);
+    return { unit: u, weights: weights ? weights.slice() : null };
+  }
+  return null;
+}
+
+/**
+ * Deals `d` to worker `w`: this worker's study, or a helper by message (the weights moved with it).
+ * @param {GridState} g
+ * @param {number} w
+ * @param {DealtUnit} d
+ */
+function give(g, w, { unit, weights }) {
+  g.workers[w].holds.push(unit);
+  if (w === 0) {
+    try {
+      g.study.deal(unit, weights);
+    } catch (e) {
+      // Weights that do not fit their unit: a bug, stated rather than measured.
+      cancelGrid(`the study could not take unit ${unit}: ${errorText(e)}`, "Error");
+    }
+    g.waiting = false;
+    return;
+  }
+  // The dealer keeps the GPU weights until the unit's runs are in, in case a copy is dealt.
+  const copy = weights && weights.slice();
+  /** @type {import("./protocol.js").StudyHelperRequest} */
+  const m = copy ? { type: "trained", unit, weights: copy } : { type: "train-here", unit };
+  g.workers[w].worker?.postMessage(m, copy ? [copy.buffer] : []);
 }
 
 /**
@@ -1036,43 +1127,21 @@ function startHelper(g, r) {
 const GPU_UNITS_PER_BATCH = 16;
 
 /**
- * Hands unit `u`'s runs to the shard that measures them (`u % shards`, as `Grid::shard_units`
- * deals them out): their weights trained on the GPU, or null to train them on the CPU there.
- * @param {GridState} g
- * @param {number} u
- * @param {Float64Array | null} weights
- */
-function handUnit(g, u, weights) {
-  const shard = u % g.shards;
-  if (shard === 0) {
-    if (weights) g.study.setTrained(u, weights);
-    else g.study.trainHere(u);
-    g.waiting = false; // it may be the unit shard 0 waits for
-    return;
-  }
-  const worker = g.helpers[shard - 1]?.worker;
-  /** @type {import("./protocol.js").StudyHelperRequest} */
-  const m = weights ? { type: "trained", unit: u, weights } : { type: "train-here", unit: u };
-  worker?.postMessage(m, weights ? [weights.buffer] : []);
-}
-
-/**
  * Keeps the GPU training the study's next units in unit order, one batch at a time (as many as
  * share the first's network, batch size and steps, at most GPU_UNITS_PER_BATCH), while the
- * shards measure the units before them; their weights go to the shards that measure them. The GPU
- * stays about a batch ahead of the measures (their weights wait in memory). A unit the
- * kernels cannot train (or a GPU failure) trains on the CPU of its shard, with a notice in the
+ * workers measure the units before them; each trained unit is ready to deal with its weights.
+ * The GPU stays about a batch ahead of the measures (their weights wait in memory). A unit the
+ * kernels cannot train (or a GPU failure) is dealt to train on the CPU, with a notice in the
  * result (`training`).
  * @param {GridState} g
  */
 function feedGpu(g) {
   const t = /** @type {GpuTrainState} */ (g.gpuTrain);
   const r = g.request;
-  const units = g.study.units();
-  if (t.busy || t.next >= units) return;
-  /** The next unit trains on the CPU of its shard. @param {string} why */
+  if (t.busy || t.next >= g.units) return;
+  /** The next unit trains on the CPU. @param {string} why */
   const onCpu = (why) => {
-    handUnit(g, t.next, null);
+    g.ready.push({ unit: t.next, weights: null });
     t.cpuUnits++;
     t.next++;
     const notice = `trained on the CPU: ${why}`;
@@ -1080,13 +1149,13 @@ function feedGpu(g) {
   };
   if (!gpu) {
     // Every unit left, at once: no weights wait in memory for them.
-    while (t.next < units) onCpu("the GPU backend is no longer active");
+    while (t.next < g.units) onCpu("the GPU backend is no longer active");
+    dealUnits(g);
     return;
   }
-  const measured = Math.floor((g.study.counts()[0] + g.helpers.reduce((n, h) => n + h.runs, 0)) / (2 * r.seeds));
   // At most one batch beyond those being measured (two batches' weights in memory at most):
-  // the next batch trains while the shards measure the last. Their progress wakes this again.
-  if (t.next - measured >= GPU_UNITS_PER_BATCH + g.shards) return;
+  // the next batch trains while the workers measure the last. Their runs coming in wake this again.
+  if (t.next - g.study.collectedUnits() >= GPU_UNITS_PER_BATCH + HELPER_HOLDS * g.workers.length) return;
   const u = t.next;
   t.busy = true;
   // A panic in the GPU module leaves its promise unsettled: untilGpuCrash rejects then, and the
@@ -1094,18 +1163,12 @@ function feedGpu(g) {
   untilGpuCrash(gpu.gridUnits(r.query, r.axes, r.dataSeeds, r.seeds, r.untilTrainLoss ?? NaN, r.checkEvery, u, GPU_UNITS_PER_BATCH)).then(
     (/** @type {Float64Array[]} */ trained) => {
       if (grid !== g) return;
-      // Units handed in stay; one refused trains on the CPU, and those after it are asked for again.
-      let i = 0;
-      try {
-        for (; i < trained.length; i++) {
-          handUnit(g, u + i, trained[i]);
-          t.gpuUnits++;
-          t.next = u + i + 1;
-        }
-      } catch (e) {
-        t.next = u + i;
-        onCpu(errorText(e));
-      }
+      trained.forEach((weights, i) => {
+        g.ready.push({ unit: u + i, weights });
+        g.weights.set(u + i, weights);
+      });
+      t.gpuUnits += trained.length;
+      t.next = u + trained.length;
     },
     (/** @type {unknown} */ e) => {
       if (grid !== g) return;
@@ -1113,6 +1176,8 @@ function feedGpu(g) {
     },
   ).finally(() => {
     t.busy = false;
+    if (grid !== g) return;
+    dealUnits(g);
     g.waiting = false;
     wake();
   });
@@ -1125,32 +1190,31 @@ function gridWork() {
   const g = grid;
   if (g.gpuTrain) feedGpu(g);
   if (g.waiting) return false; // the helpers' runs or the GPU's weights wake the scheduler
-  if (g.gpuTrain && g.study.wantedUnit() >= 0) {
-    g.waiting = true;
-    return false;
-  }
   let progress, counts;
   try {
     progress = g.study.advance(GRID_SLICE_MS);
+    settleCollected(g, 0);
+    dealUnits(g);
     counts = g.study.counts();
-    g.waiting = g.helpers.some((h) => !h.done) && g.study.isWaiting();
+    // Nothing here to work on: a helper's runs, the GPU's weights or a unit dealt wake it.
+    g.waiting = g.study.holds() === 0 && g.study.collectedUnits() < g.units;
   } catch (e) {
-    // A crash in the study module fails the study; the element goes on.
+    // A crash in the study module (or a unit that does not fit) fails the study; the element goes on.
+    const crash = studyCrash();
     grid = null;
     studyModule = null;
-    for (const h of g.helpers) h.worker?.terminate();
-    send({ type: "reply", id: g.id, error: `the study crashed: ${studyCrash() || errorText(e)}` });
+    for (const h of g.workers) h.worker?.terminate();
+    send({ type: "reply", id: g.id, error: `the study crashed: ${crash || errorText(e)}` });
     return false;
   }
-  // Every shard's runs. (The helpers' longest pieces are reported apart: they run without
-  // pauses and delay no message, since Cancel terminates them.)
-  const sum = (/** @type {(h: StudyHelper) => number} */ f) => g.helpers.reduce((total, h) => total + f(h), 0);
-  const [runs, total, longest] = [counts[0] + sum((h) => h.runs), counts[1] + sum((h) => h.total), counts[2]];
-  if (g.shards > 1 && progress < 1) {
-    // Each shard's training and measures are 0.97 of its progress; shard 0's statistics the rest.
-    const theirs = sum((h) => Math.min(h.progress, 0.97));
-    progress = (Math.min(progress, 0.97) + theirs) / g.shards + Math.max(0, progress - 0.97);
+  // The units under way elsewhere count their parts (the collected ones and this worker's own are in `progress`).
+  if (progress < 0.97) {
+    const theirs = g.workers.slice(1).reduce((sum, h) => sum + h.progress, 0);
+    progress = Math.min(0.97, progress + (0.97 * theirs) / Math.max(1, g.units));
   }
+  // Never backwards (a copy dropped half-way takes its part back).
+  progress = g.shown = Math.max(g.shown, progress);
+  const [runs, total, longest] = counts;
   const now = performance.now();
   if (progress < 1 && now - g.told < GRID_PROGRESS_EVERY_MS) return true;
   g.told = now;
@@ -1159,11 +1223,15 @@ function gridWork() {
     const result = JSON.parse(g.study.resultJson());
     result.ms = now - g.started;
     result.longest_piece_ms = longest;
-    result.workers = g.shards;
+    result.workers = g.workers.length;
+    // Which worker delivered each unit first (this one first), and how many units were dealt twice.
+    result.units_by_worker = g.workers.map((w) => w.units);
+    result.unit_copies = g.copies;
     // Where the runs were trained: on the GPU (f32; the measures on the CPU) or the CPU.
     if (g.gpuTrain) result.training = { gpu_units: g.gpuTrain.gpuUnits, cpu_units: g.gpuTrain.cpuUnits, notices: g.gpuTrain.notices };
-    result.helper_longest_piece_ms = g.shards > 1 ? Math.max(...g.helpers.map((h) => h.longest)) : null;
+    result.helper_longest_piece_ms = g.workers.length > 1 ? Math.max(...g.workers.slice(1).map((h) => h.longest)) : null;
     grid = null;
+    for (const h of g.workers) h.worker?.terminate();
     g.study.free();
     send({ type: "reply", id: g.id, value: result });
   }
@@ -1177,9 +1245,9 @@ function gridWork() {
  */
 function cancelGrid(why, name = "AbortError") {
   if (!grid) return;
-  const { id, study, helpers } = grid;
+  const { id, study, workers } = grid;
   grid = null;
-  for (const h of helpers) h.worker?.terminate();
+  for (const h of workers) h.worker?.terminate();
   study?.free();
   send({ type: "reply", id, error: why, name });
 }

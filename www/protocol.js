@@ -17,8 +17,8 @@
 /** The answer to an "import" request. @typedef {import("./pkg/flatminima.js").Imported} Imported */
 /** A snapshot of the worker's runs. @typedef {Extract<Reply, {type: "state"}>} State */
 /** One of the student's own points: `[x, y, class]` or `[x, y, class, "train" | "ood"]`. @typedef {import("./pkg/flatminima.js").MyPoint} MyPoint */
-/** To the study helper (a second worker): a shard of a grid study. @typedef {import("./pkg/flatminima.js").StudyHelperRequest} StudyHelperRequest */
-/** From the study helper: progress, its shard's runs, or why it failed. @typedef {import("./pkg/flatminima.js").StudyHelperMessage} StudyHelperMessage */
+/** To the study helper (a second worker): a grid study and the units dealt to it. @typedef {import("./pkg/flatminima.js").StudyHelperRequest} StudyHelperRequest */
+/** From the study helper: progress, its finished units' runs, or why it failed. @typedef {import("./pkg/flatminima.js").StudyHelperMessage} StudyHelperMessage */
 /** A grid study request. @typedef {Extract<Request, {type: "grid"}>} GridRequest */
 /**
  * A request answered by a reply of the same id, as the element writes it (the id is added when it is sent).

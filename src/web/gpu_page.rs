@@ -100,7 +100,7 @@ impl GpuKernels {
     /// its data draw: as many as share the first's network, batch size and
     /// steps, at most `maxUnits` (`GpuBackend::train_grid_units`). Resolves to
     /// an array with one `Float64Array` per unit (every run's final weights,
-    /// run after run) for the study module's `setTrained`. Rejects with
+    /// run after run) for the study module's `deal`. Rejects with
     /// "unsupported: ..." when the kernels cannot train unit `unit` (the
     /// study module trains it on the CPU), or the GPU's error.
     #[wasm_bindgen(js_name = gridUnits)]

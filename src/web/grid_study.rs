@@ -7,31 +7,34 @@
 //! (`tests/web.rs` against the native fixture). Plain Rust: `study_page.rs`
 //! exports it to the worker (feature `study-page`); tests call it directly.
 //!
-//! Two cores: the worker may split the study in shards (`PageGrid::sharded`),
-//! one per worker, as `flatminima study --shard` does. Shard 0 takes the other
-//! shards' runs (`add_part`, as plain numbers), merges them in unit order and
-//! computes the statistics: the same JSON as one worker's, byte for byte.
+//! Units are dealt: the element's worker hands each (cell, data draw) unit to
+//! whichever of its workers is free (`deal`, trained there or measured from
+//! weights the GPU trained), itself included, so that a worker slowed by the
+//! live page takes fewer. The element's worker's study collects every unit's
+//! runs (`add_runs` for the study helpers', as plain numbers), puts them in
+//! unit order and computes the statistics: the same JSON as one worker's,
+//! byte for byte, whoever trained which unit. A unit dealt twice (a copy to
+//! an idle worker near the end) counts once; its copies must agree to the bit.
 
 use crate::job::{Job, Slicer};
-use crate::study_grid::{page_grid, Grid, GridJob, RunResult, Shard, StudyOutput};
+use crate::study_grid::{page_grid, GridJob, RunResult};
 use crate::study_stats::{StatsInput, StatsJob};
 
 /// Training steps per piece: about 2 ms of SAM on the reference net in wasm.
 pub const STEPS_PER_PIECE: usize = 64;
 
-/// A grid study under way in the page.
+/// A grid study under way in one of the page's workers.
 pub struct PageGrid {
+    /// The units dealt to this worker.
     job: GridJob,
-    shard: Option<Shard>,
-    /// Shard 0: the other shards' outputs as they arrive.
-    parts: Vec<StudyOutput>,
-    /// Every run of the study in unit order, once all shards are in.
-    merged: Option<(Grid, Vec<RunResult>)>,
-    /// Whether units are trained elsewhere (the GPU module) and handed in
-    /// ([`PageGrid::set_trained`]) or marked for the CPU, unit by unit.
-    external: bool,
-    /// Units handed in: their runs' weights, or None to train them here.
-    handed: Vec<(usize, Option<Vec<Vec<f64>>>)>,
+    /// The element's worker: every unit's runs as they come in, its own and
+    /// the helpers' (None for a helper, whose runs `take_numbers` hands over).
+    collected: Option<Vec<Option<Vec<RunResult>>>>,
+    /// Units collected so far, and those collected since `take_collected`.
+    collected_count: usize,
+    newly_collected: Vec<usize>,
+    /// Every run of the study in unit order, once all are in.
+    merged: Option<Vec<RunResult>>,
     stats: Option<StatsJob>,
     /// The finished study's JSON.
     output: Option<String>,
@@ -44,11 +47,13 @@ pub struct PageGrid {
 }
 
 impl PageGrid {
-    /// A grid study of the settings in `settings_query` (the page's, as a URL
-    /// query: the sandbox's `settingsQuery`): `axes` as `lr=0.01,0.1;
-    /// batch-size=8,32` (empty: none), `data_seeds` draws x `seeds` seeds, the
-    /// settings' steps, and with a finite `until_train_loss` the matched-loss
-    /// rule (checked every `check_every` steps). Errors name what is wrong.
+    /// The element's worker's study of the settings in `settings_query` (the
+    /// page's, as a URL query: the sandbox's `settingsQuery`): `axes` as
+    /// `lr=0.01,0.1; batch-size=8,32` (empty: none), `data_seeds` draws x
+    /// `seeds` seeds, the settings' steps, and with a finite
+    /// `until_train_loss` the matched-loss rule (checked every `check_every`
+    /// steps). It trains the units dealt to it, collects every unit's runs
+    /// and ends with the study's JSON. Errors name what is wrong.
     pub fn new(
         settings_query: &str,
         axes: &str,
@@ -57,31 +62,28 @@ impl PageGrid {
         until_train_loss: f64,
         check_every: usize,
     ) -> Result<PageGrid, String> {
-        PageGrid::sharded(settings_query, axes, data_seeds, seeds, until_train_loss, check_every, None)
+        let mut grid = PageGrid::helper(settings_query, axes, data_seeds, seeds, until_train_loss, check_every)?;
+        grid.collected = Some(vec![None; grid.units()]);
+        Ok(grid)
     }
 
-    /// [`PageGrid::new`], training only the units of `shard` (all for None).
-    /// Shard 0 ends with the whole study's JSON once every other shard's runs
-    /// are added ([`PageGrid::add_part`]); any other ends with its runs
-    /// ([`PageGrid::part_numbers`]).
-    pub fn sharded(
+    /// A study helper's: it trains the units dealt to it and hands their runs
+    /// over (`take_numbers`) for the element's worker to collect.
+    pub fn helper(
         settings_query: &str,
         axes: &str,
         data_seeds: usize,
         seeds: usize,
         until_train_loss: f64,
         check_every: usize,
-        shard: Option<Shard>,
     ) -> Result<PageGrid, String> {
         let grid = page_grid(settings_query, axes, data_seeds, seeds, until_train_loss, check_every)?;
-        let shard = shard.filter(|s| s.count > 1);
         Ok(PageGrid {
-            job: GridJob::new(grid, shard).in_pieces(STEPS_PER_PIECE),
-            shard,
-            parts: Vec::new(),
+            job: GridJob::dealt_one_by_one(grid).in_pieces(STEPS_PER_PIECE),
+            collected: None,
+            collected_count: 0,
+            newly_collected: Vec::new(),
             merged: None,
-            external: false,
-            handed: Vec::new(),
             stats: None,
             output: None,
             error: None,
@@ -90,103 +92,135 @@ impl PageGrid {
         })
     }
 
-    /// The study's (cell, data draw) units, in all shards.
+    /// The study's (cell, data draw) units.
     pub fn units(&self) -> usize {
         self.job.grid().units()
     }
 
-    /// Shard 0: shard `index`'s finished runs (its [`PageGrid::part_numbers`]).
-    /// Errors say what does not fit (another shard count, a repeated shard, a
-    /// run of another unit: `Grid::merge_runs` checks every run).
-    pub fn add_part(&mut self, index: usize, numbers: &[f64]) -> Result<(), String> {
-        let Some(me) = self.shard.filter(|s| s.index == 0 && index > 0 && index < s.count) else {
-            return Err(format!("shard {index}'s runs do not belong to this study's shards"));
+    /// Deals unit `unit` to this worker, after those dealt before: trained
+    /// here for None, else measured from every run's weights trained
+    /// elsewhere, run after run (`UnitJob::replicas`' order) in one flat
+    /// list. Errors (dealing nothing) if the unit or weights do not fit.
+    pub fn deal(&mut self, unit: usize, weights: Option<&[f64]>) -> Result<(), String> {
+        let trained = match weights {
+            None => None,
+            Some(w) => {
+                let runs = 2 * self.job.grid().spec.seeds;
+                let p = w.len() / runs;
+                if p == 0 || w.len() != runs * p {
+                    return Err(format!("unit {unit}: expected the weights of {runs} runs, got {} numbers", w.len()));
+                }
+                Some(w.chunks_exact(p).map(<[f64]>::to_vec).collect())
+            }
         };
-        let shard = Shard { index, count: me.count };
-        if self.parts.iter().any(|p| p.shard == Some(shard)) {
-            return Err(format!("shard {shard}'s runs were added twice"));
+        self.job.deal(unit, trained)
+    }
+
+    /// Drops unit `unit` if it is dealt here and not finished (another
+    /// worker's copy finished first); returns whether it was.
+    pub fn drop_unit(&mut self, unit: usize) -> bool {
+        self.job.drop_unit(unit)
+    }
+
+    /// Units dealt here and not finished: 0 when this worker is free for another.
+    pub fn holds(&self) -> usize {
+        self.job.holds()
+    }
+
+    /// How far the unit under way here is, in [0, 1].
+    pub fn unit_progress(&self) -> f64 {
+        self.job.unit_progress()
+    }
+
+    /// A helper: the runs of the units it finished since the last call, as
+    /// plain numbers (`RunResult::to_numbers`, unit after unit) for the
+    /// element's worker's `add_runs`.
+    pub fn take_numbers(&mut self) -> Vec<f64> {
+        let mut out = Vec::new();
+        for run in self.job.take_runs() {
+            run.to_numbers(&mut out);
         }
+        out
+    }
+
+    /// The element's worker: a helper's finished units' runs (its
+    /// `take_numbers`). A unit already in must be the same to the bit (a
+    /// unit's runs do not depend on who trains it); errors say what does
+    /// not fit.
+    pub fn add_runs(&mut self, numbers: &[f64]) -> Result<(), String> {
         let grid = self.job.grid();
         let per_run = RunResult::numbers_len(grid.evaluations.len());
         if !numbers.len().is_multiple_of(per_run) {
-            return Err(format!("shard {shard}'s runs: {} numbers, not runs of {per_run}", numbers.len()));
+            return Err(format!("a helper's runs: {} numbers, not runs of {per_run}", numbers.len()));
         }
         let runs = numbers
             .chunks_exact(per_run)
             .map(|n| RunResult::from_numbers(n, grid.evaluations.len()))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| e.to_string())?;
-        self.parts.push(grid.output_with(Some(shard), runs, None));
-        Ok(())
+        self.collect(runs)
     }
 
-    /// Another shard (index > 0), once done: its runs as numbers for shard 0's `add_part`.
-    pub fn part_numbers(&self) -> Option<Vec<f64>> {
-        let mut out = Vec::new();
-        (self.shard.is_some_and(|s| s.index > 0) && self.job.is_done())
-            .then(|| self.job.runs().iter().for_each(|r| r.to_numbers(&mut out)))
-            .map(|_| out)
-    }
-
-    /// Whether this shard's own work is done and it waits for the other shards' runs.
-    pub fn waits_for_shards(&self) -> bool {
-        self.output.is_none() && self.merged.is_none() && self.job.is_done() && self.shard.is_some_and(|s| s.index == 0)
-    }
-
-    /// From now on each unit waits until its runs' weights are handed in
-    /// ([`PageGrid::set_trained`], trained on the GPU) or it is marked for
-    /// the CPU ([`PageGrid::train_here`]); [`PageGrid::wanted_unit`] says which.
-    pub fn train_elsewhere(&mut self) {
-        self.external = true;
-    }
-
-    /// The unit the study waits for (see [`PageGrid::train_elsewhere`]).
-    pub fn wanted_unit(&self) -> Option<usize> {
-        let u = self.job.next_unit().filter(|_| self.external)?;
-        (!self.handed.iter().any(|(h, _)| *h == u)).then_some(u)
-    }
-
-    /// Unit `unit`'s runs trained elsewhere: every run's weights, run after
-    /// run (`UnitJob::replicas`' order), as one flat list. Errors if they do not fit.
-    pub fn set_trained(&mut self, unit: usize, weights: &[f64]) -> Result<(), String> {
+    /// Files finished units' runs (whole units, in run order) under their units.
+    fn collect(&mut self, runs: Vec<RunResult>) -> Result<(), String> {
         let grid = self.job.grid();
-        let runs = 2 * grid.spec.seeds;
-        let p = weights.len() / runs;
-        if unit >= grid.units() || p == 0 || weights.len() != runs * p {
-            return Err(format!("unit {unit}: expected the weights of {runs} runs, got {} numbers", weights.len()));
+        let (draws, seeds, evaluations) = (grid.spec.data_seeds, grid.spec.seeds, grid.evaluations.len());
+        let Some(collected) = self.collected.as_mut() else {
+            return Err("only the element's worker's study collects runs".into());
+        };
+        if !runs.len().is_multiple_of(2 * seeds) {
+            return Err(format!("{} runs are not whole units of {} runs", runs.len(), 2 * seeds));
         }
-        self.handed.push((unit, Some(weights.chunks_exact(p).map(<[f64]>::to_vec).collect())));
-        Ok(())
-    }
-
-    /// Unit `unit` trains here (the GPU cannot train it, or failed).
-    pub fn train_here(&mut self, unit: usize) {
-        self.handed.push((unit, None));
-    }
-
-    /// Merges every shard's runs in unit order once all are in; returns whether they are.
-    fn merge_if_ready(&mut self) -> Result<bool, String> {
-        if self.merged.is_none() {
-            match self.shard {
-                None => self.merged = Some((self.job.grid().clone(), self.job.runs().to_vec())),
-                Some(s) if self.parts.len() + 1 < s.count => return Ok(false),
-                Some(_) => {
-                    let mut parts = std::mem::take(&mut self.parts);
-                    parts.push(self.job.output());
-                    self.merged = Some(Grid::merge_runs(parts).map_err(|e| e.to_string())?);
+        for unit_runs in runs.chunks_exact(2 * seeds) {
+            let (cell, draw) = (unit_runs[0].cell, unit_runs[0].draw);
+            let u = cell * draws + draw;
+            let fits = u < collected.len()
+                && draw < draws
+                && unit_runs.iter().enumerate().all(|(i, r)| {
+                    (r.cell, r.draw, r.seed_index, r.side) == (cell, draw, i / 2, i % 2) && r.ood.len() == evaluations
+                });
+            if !fits {
+                return Err(format!("runs of cell {cell}, draw {draw} are not a unit of this study"));
+            }
+            match &collected[u] {
+                Some(earlier) => {
+                    let bits = |runs: &[RunResult]| {
+                        let mut out = Vec::new();
+                        runs.iter().for_each(|r| r.to_numbers(&mut out));
+                        out.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+                    };
+                    if bits(earlier) != bits(unit_runs) {
+                        return Err(format!("two workers' runs of unit {u} differ"));
+                    }
+                }
+                None => {
+                    collected[u] = Some(unit_runs.to_vec());
+                    self.collected_count += 1;
+                    self.newly_collected.push(u);
                 }
             }
         }
-        Ok(true)
+        Ok(())
+    }
+
+    /// The element's worker: the units whose runs came in since the last call
+    /// (their copies elsewhere can be dropped).
+    pub fn take_collected(&mut self) -> Vec<usize> {
+        std::mem::take(&mut self.newly_collected)
+    }
+
+    /// The element's worker: units whose runs are in.
+    pub fn collected_units(&self) -> usize {
+        self.collected_count
     }
 
     /// Works for about `budget_ms` (pieces of at most [`STEPS_PER_PIECE`]
     /// training steps, one evaluation, one sharpness piece or one bootstrap
     /// resample), through the one driver every job of the page runs under
     /// (`Slicer::work_for`); returns the progress in [0, 1]. `now` reads a
-    /// clock in ms. Shard 0 returns at once while it waits for the other
-    /// shards; an error says that their runs do not fit together, or that
-    /// weights handed in do not fit their unit.
+    /// clock in ms. It returns at once while it has no unit to work on and
+    /// waits for one, or for the helpers' runs; an error says that runs or
+    /// weights handed in do not fit.
     pub fn advance(&mut self, budget_ms: f64, now: impl Fn() -> f64) -> Result<f64, String> {
         // The longest stretch between two clock readings: how long a message to the worker may wait.
         let (mut last, mut longest) = (now(), self.longest_piece_ms);
@@ -206,19 +240,23 @@ impl PageGrid {
         }
     }
 
-    /// One piece of work: the next unit started with its handed-in weights,
-    /// a piece of training or measuring, the shards' runs merged, or a piece
-    /// of the statistics, ending with the study's JSON.
+    /// One piece of work: a piece of training or measuring a dealt unit (its
+    /// runs collected once done), or, once every unit is in, a piece of the
+    /// statistics, ending with the study's JSON.
     fn piece(&mut self) -> Result<(), String> {
-        if let Some(u) = self.job.next_unit().filter(|_| self.external) {
-            if let Some(at) = self.handed.iter().position(|(h, _)| *h == u) {
-                let (_, weights) = self.handed.swap_remove(at);
-                self.job.start_next_unit(weights)?;
-            } // else the unit's weights have not come yet (`is_waiting`)
-        } else if !self.job.is_done() {
+        if !self.job.is_done() {
             self.job.advance(&mut ());
-        } else if self.shard.is_none_or(|s| s.index == 0) && self.merge_if_ready()? {
-            let (grid, runs) = self.merged.as_ref().expect("just merged");
+            if self.collected.is_some() && !self.job.runs().is_empty() {
+                let runs = self.job.take_runs();
+                self.collect(runs)?;
+            }
+        } else if self.output.is_none() && self.collected_count == self.units() {
+            let grid = self.job.grid();
+            // A copy (kept: a late copy of a unit is still checked against it).
+            let runs = self.merged.get_or_insert_with(|| {
+                let collected = self.collected.as_ref().expect("counted");
+                collected.iter().flat_map(|u| u.clone().expect("every unit is in")).collect()
+            });
             let stats = self.stats.get_or_insert_with(|| StatsJob::new(grid, runs));
             if stats.advance(&mut StatsInput { grid, runs }) {
                 let stats = self.stats.take().expect("just advanced").finish();
@@ -230,9 +268,17 @@ impl PageGrid {
         Ok(())
     }
 
-    /// `[runs done, runs in all, longest piece so far in ms]`.
+    /// `[runs done, runs in all, longest piece so far in ms]`: the element's
+    /// worker's are the whole study's runs collected; a helper's, those of the
+    /// units dealt to it.
     pub fn counts(&self) -> Vec<f64> {
-        let (done, all) = self.job.counts();
+        let (done, all) = match self.collected {
+            Some(_) => {
+                let per_unit = 2 * self.job.grid().spec.seeds;
+                (self.collected_count * per_unit, self.units() * per_unit)
+            }
+            None => self.job.counts(),
+        };
         vec![done as f64, all as f64, self.longest_piece_ms]
     }
 
@@ -251,27 +297,30 @@ impl Job for PageGrid {
         self.is_done()
     }
 
-    /// Fraction done: training and measuring, then the statistics (a few
-    /// percent); another shard's is done (1) once its runs are.
+    /// Fraction done: the element's worker's, units collected (and its own
+    /// unit's part) then the statistics (a few percent); a helper's, its
+    /// unit under way's.
     fn progress(&self) -> f64 {
-        if self.shard.is_some_and(|s| s.index > 0) && self.job.is_done() {
-            return 1.0;
+        if self.collected.is_none() {
+            return self.job.unit_progress();
         }
         match (&self.output, &self.stats) {
             (Some(_), _) => 1.0,
             (None, Some(stats)) => 0.97 + 0.03 * stats.progress().min(0.99),
-            (None, None) => 0.97 * self.job.progress(),
+            (None, None) => {
+                let units = self.units().max(1) as f64;
+                (0.97 * (self.collected_count as f64 + self.job.unit_progress()) / units).min(0.97)
+            }
         }
     }
 
-    /// Whether the study has its JSON (or another shard its runs), or failed.
+    /// Whether the study has its JSON, or failed.
     fn is_done(&self) -> bool {
-        self.output.is_some() || self.error.is_some() || (self.shard.is_some_and(|s| s.index > 0) && self.job.is_done())
+        self.output.is_some() || self.error.is_some()
     }
 
-    /// Waiting for a unit's weights from the GPU module, or for the other shards' runs.
+    /// Nothing dealt to work on, and (the element's worker) not every unit in yet.
     fn is_waiting(&self) -> bool {
-        let parts_missing = self.shard.is_some_and(|s| self.parts.len() + 1 < s.count);
-        self.wanted_unit().is_some() || (self.waits_for_shards() && parts_missing)
+        self.job.is_done() && (self.collected.is_none() || self.collected_count < self.units())
     }
 }

@@ -10,7 +10,6 @@ use wasm_bindgen::prelude::*;
 use super::grid_study::PageGrid;
 use super::seed_study;
 use super::{install_panic_hook, performance};
-use crate::study_grid::Shard;
 
 /// Milliseconds on the worker's clock.
 fn now(clock: &Option<web_sys::Performance>) -> f64 {
@@ -50,7 +49,9 @@ impl SeedStudy {
     }
 }
 
-/// A grid study for the worker (see `grid_study.rs`).
+/// A grid study for the worker (see `grid_study.rs`): the element's worker's
+/// (it collects every unit's runs and computes the statistics) or a study
+/// helper's (it trains the units dealt to it and hands their runs over).
 #[wasm_bindgen]
 pub struct GridStudy {
     grid: PageGrid,
@@ -59,12 +60,11 @@ pub struct GridStudy {
 
 #[wasm_bindgen]
 impl GridStudy {
-    /// Starts a study of `settingsQuery`'s settings (see `PageGrid::sharded`);
-    /// `untilTrainLoss` NaN for the settings' steps; shard `shardIndex` of
-    /// `shardCount` of its units (one worker each; count 1 for the whole
-    /// study). Throws a message naming what is wrong.
+    /// Starts a study of `settingsQuery`'s settings (see `PageGrid::new`);
+    /// `untilTrainLoss` NaN for the settings' steps; `helper` for a study
+    /// helper's. No unit is dealt yet (`deal`). Throws a message naming what
+    /// is wrong.
     #[wasm_bindgen(constructor)]
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
         settings_query: &str,
         axes: &str,
@@ -72,79 +72,78 @@ impl GridStudy {
         seeds: u32,
         until_train_loss: f64,
         check_every: u32,
-        shard_index: u32,
-        shard_count: u32,
+        helper: bool,
     ) -> Result<GridStudy, JsError> {
         install_panic_hook();
-        let shard = (shard_count > 1 && shard_index < shard_count)
-            .then_some(Shard { index: shard_index as usize, count: shard_count as usize });
-        let grid = PageGrid::sharded(
-            settings_query,
-            axes,
-            data_seeds as usize,
-            seeds as usize,
-            until_train_loss,
-            check_every as usize,
-            shard,
-        )
-        .map_err(|e| JsError::new(&e))?;
+        let make = if helper { PageGrid::helper } else { PageGrid::new };
+        let grid =
+            make(settings_query, axes, data_seeds as usize, seeds as usize, until_train_loss, check_every as usize)
+                .map_err(|e| JsError::new(&e))?;
         Ok(GridStudy { grid, clock: performance() })
     }
 
-    /// Works for about `budgetMs`; returns the progress in [0, 1]. Shard 0
-    /// returns at once while it waits for the other shards (`isWaiting`).
+    /// Works for about `budgetMs`; returns the progress in [0, 1] (a
+    /// helper's: its unit under way's). Returns at once while it has no unit
+    /// to work on (`holds` 0) or waits for the helpers' runs.
     pub fn advance(&mut self, budget_ms: f64) -> Result<f64, JsError> {
         let clock = self.clock.clone();
         self.grid.advance(budget_ms, move || now(&clock)).map_err(|e| JsError::new(&e))
     }
 
-    /// The study's (cell, data draw) units, in all shards: more shards than
-    /// units would leave some with nothing to train.
+    /// The study's (cell, data draw) units.
     pub fn units(&self) -> u32 {
         self.grid.units() as u32
     }
 
-    /// Shard 0: shard `index`'s finished runs (its `partRuns`). Throws if they do not fit.
-    #[wasm_bindgen(js_name = addPart)]
-    pub fn add_part(&mut self, index: u32, runs: &[f64]) -> Result<(), JsError> {
-        self.grid.add_part(index as usize, runs).map_err(|e| JsError::new(&e))
+    /// Deals unit `unit` to this worker: trained here for null, else measured
+    /// from its runs' weights trained on the GPU (the GPU module's
+    /// `gridUnits`), run after run. Throws if they do not fit.
+    pub fn deal(&mut self, unit: u32, weights: Option<Vec<f64>>) -> Result<(), JsError> {
+        self.grid.deal(unit as usize, weights.as_deref()).map_err(|e| JsError::new(&e))
     }
 
-    /// Another shard, once its progress is 1: its runs as numbers (for shard 0's `addPart`).
-    #[wasm_bindgen(js_name = partRuns)]
-    pub fn part_runs(&self) -> Option<Vec<f64>> {
-        self.grid.part_numbers()
+    /// Drops unit `unit` if it is dealt here and not finished (a copy
+    /// finished elsewhere first); returns whether it was.
+    #[wasm_bindgen(js_name = dropUnit)]
+    pub fn drop_unit(&mut self, unit: u32) -> bool {
+        self.grid.drop_unit(unit as usize)
     }
 
-    /// From now on each unit is trained on the GPU (`setTrained`) or marked
-    /// for the CPU (`trainHere`) before it starts; `wantedUnit` says which.
-    #[wasm_bindgen(js_name = trainElsewhere)]
-    pub fn train_elsewhere(&mut self) {
-        self.grid.train_elsewhere();
+    /// Units dealt here and not finished: 0 when it is free for another.
+    pub fn holds(&self) -> u32 {
+        self.grid.holds() as u32
     }
 
-    /// The unit the study waits for (after `trainElsewhere`), or -1.
-    #[wasm_bindgen(js_name = wantedUnit)]
-    pub fn wanted_unit(&self) -> i32 {
-        self.grid.wanted_unit().map_or(-1, |u| u as i32)
+    /// How far the unit under way here is, in [0, 1].
+    #[wasm_bindgen(js_name = unitProgress)]
+    pub fn unit_progress(&self) -> f64 {
+        self.grid.unit_progress()
     }
 
-    /// Unit `unit`'s runs' final weights (one of the GPU module's `gridUnits`), run after run.
-    #[wasm_bindgen(js_name = setTrained)]
-    pub fn set_trained(&mut self, unit: u32, weights: &[f64]) -> Result<(), JsError> {
-        self.grid.set_trained(unit as usize, weights).map_err(|e| JsError::new(&e))
+    /// A helper: the runs of the units finished since the last call, as
+    /// plain numbers (for the element's worker's `addRuns`); empty if none.
+    #[wasm_bindgen(js_name = takeRuns)]
+    pub fn take_runs(&mut self) -> Vec<f64> {
+        self.grid.take_numbers()
     }
 
-    /// Unit `unit` trains on the CPU here.
-    #[wasm_bindgen(js_name = trainHere)]
-    pub fn train_here(&mut self, unit: u32) {
-        self.grid.train_here(unit as usize);
+    /// The element's worker: a helper's finished units' runs. Throws if they
+    /// do not fit, or differ from a copy of the same unit already in.
+    #[wasm_bindgen(js_name = addRuns)]
+    pub fn add_runs(&mut self, runs: &[f64]) -> Result<(), JsError> {
+        self.grid.add_runs(runs).map_err(|e| JsError::new(&e))
     }
 
-    /// Whether this shard's own runs are done and it waits for the other shards' parts.
-    #[wasm_bindgen(js_name = isWaiting)]
-    pub fn is_waiting(&self) -> bool {
-        self.grid.waits_for_shards()
+    /// The element's worker: the units whose runs came in since the last call.
+    #[wasm_bindgen(js_name = takeCollected)]
+    pub fn take_collected(&mut self) -> Vec<u32> {
+        self.grid.take_collected().into_iter().map(|u| u as u32).collect()
+    }
+
+    /// The element's worker: units whose runs are in.
+    #[wasm_bindgen(js_name = collectedUnits)]
+    pub fn collected_units(&self) -> u32 {
+        self.grid.collected_units() as u32
     }
 
     /// `[runs done, runs in all, longest piece so far in ms]`.

@@ -131,11 +131,12 @@ describe("with WebGPU (SwiftShader)", () => {
     const grid = (sel, workers) =>
       page.evaluate(([sel, workers]) => document.querySelector(sel).study({ axes: "optimizer=sgd,adam", dataSeeds: 2, seeds: 2, workers }), [sel, workers]);
     // Two workers: the element's worker trains the SGD cell's units 0 and 1 on the GPU (one
-    // batch) and hands units 1 and 3 to the helper, which measures them (unit 3, Adam's, it
-    // trains itself: the kernels have no Adam).
+    // batch) and deals them with their weights to whichever worker is free, which measures
+    // them; Adam's units 2 and 3 are dealt to train on the CPU (the kernels have no Adam).
     const g = await withTimeout(grid("#s0", 2), 90_000, "the GPU grid study");
     const c = await withTimeout(grid("#s1", 1), 60_000, "the CPU grid study");
     assert.equal(g.workers, 2);
+    assert.equal(g.units_by_worker.reduce((a, b) => a + b), 4, JSON.stringify(g.units_by_worker));
     // The same study measured by one worker: the same runs and statistics, bit for bit.
     const one = await withTimeout(grid("#s0", 1), 90_000, "the GPU grid study on one worker");
     assert.equal(one.workers, 1);
@@ -169,8 +170,8 @@ describe("with WebGPU (SwiftShader)", () => {
   });
 
   test("backend=gpu: a grid study of several batches keeps the GPU a batch ahead, and finishes on the CPU when the GPU goes away", { timeout: 150_000 }, async () => {
-    // The landscape off: its live views of a 32x32 net would share the element's worker with
-    // shard 0 and slow the study several times over. One training step and a 32x32 net on 256 points: the measures (Lanczos, the diagonal,
+    // The landscape off: its live views of a 32x32 net would take most of the element's
+    // worker's time. One training step and a 32x32 net on 256 points: the measures (Lanczos, the diagonal,
     // sharpness) take far longer than a GPU batch, so the GPU runs ahead until the pacing
     // (about a batch beyond the measures) holds it back, and the measures wake it again.
     const settings = { points: "256", hidden: "32,32", steps: "1", "batch-size": "16", landscape: "off" };
@@ -180,8 +181,8 @@ describe("with WebGPU (SwiftShader)", () => {
     const paced = await withTimeout(page.evaluate((o) => document.querySelector("#s0").study(o), options), 120_000, "a GPU study of four batches");
     assert.deepEqual([paced.training.gpu_units, paced.training.cpu_units, paced.runs.length], [64, 0, 128], JSON.stringify(paced.training));
     // The same study; once the first runs are measured (two batches trained, the third held
-    // back by the pacing), the backend turns to the CPU: the units left go to the CPU of the
-    // worker that measures them, at once.
+    // back by the pacing), the backend turns to the CPU: the units left are dealt to train on
+    // the CPU, at once.
     const switched = await withTimeout(page.evaluate(async (o) => {
       const el = document.querySelector("#s0");
       const done = el.study(o);

@@ -142,7 +142,7 @@ test("SAM with an absurd radius: the verdict says SAM underfits; Cancel stops a 
   assert.deepEqual(problems, [], "console errors or page errors");
 });
 
-test("a grid study split over three workers (or as many as it has units) gives the one-worker study's runs and statistics", { timeout: 120_000 }, async () => {
+test("a grid study dealt over three workers (or as many as it has units) gives the one-worker study's runs and statistics", { timeout: 120_000 }, async () => {
   const { page, problems } = await open("?steps=100&points=64&batch-size=16");
   const ask = (options) => withTimeout(page.evaluate(([sel, options]) =>
     document.querySelector(sel).study(options), [el, options]), 60_000, `the study on ${options.workers} workers`);
@@ -150,10 +150,15 @@ test("a grid study split over three workers (or as many as it has units) gives t
   const one = await study(1);
   const three = await study(3);
   assert.equal(one.workers, 1);
-  assert.equal(three.workers, 3, "shard 0 here and two helpers");
+  assert.equal(three.workers, 3, "the element's worker and two helpers");
   assert.equal(three.runs.length, 2 * 3 * 2 * 2, "cells x draws x seeds x sides");
-  // Everything but the timings is the same, bit for bit.
-  const strip = ({ ms, longest_piece_ms, helper_longest_piece_ms, workers, ...rest }) => JSON.stringify(rest);
+  // Every unit delivered once, and the helpers (two units dealt to each at the start) delivered some.
+  assert.deepEqual([one.units_by_worker, one.unit_copies], [[6], 0]);
+  assert.equal(three.units_by_worker.length, 3);
+  assert.equal(three.units_by_worker.reduce((a, b) => a + b), 6, JSON.stringify(three.units_by_worker));
+  assert.ok(three.units_by_worker[1] + three.units_by_worker[2] >= 2, JSON.stringify(three.units_by_worker));
+  // Everything but the timings and who did what is the same, bit for bit.
+  const strip = ({ ms, longest_piece_ms, helper_longest_piece_ms, workers, units_by_worker, unit_copies, ...rest }) => JSON.stringify(rest);
   assert.equal(strip(three), strip(one));
   // Two (cell, draw) units on eight workers asked for: two workers, the same study as one's.
   const capped = await ask({ dataSeeds: 2, seeds: 2, workers: 8 });

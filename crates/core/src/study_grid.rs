@@ -436,17 +436,25 @@ impl Grid {
     }
 }
 
-/// A grid study trained and measured a piece per [`Job::advance`] call,
-/// unit after unit (see [`UnitJob`]), so that a page can spread it over many
-/// short tasks and drop it to cancel. Its output equals [`Grid::run`]'s bit
-/// for bit, whatever the pieces.
+/// A worker's part of a grid study, trained and measured a piece per
+/// [`Job::advance`] call, unit after unit (see [`UnitJob`]), so that a page
+/// can spread it over many short tasks and drop it to cancel. It trains the
+/// units dealt to it, in the order dealt: a shard's at once
+/// ([`GridJob::new`]), or one at a time ([`GridJob::deal`]) by a page that
+/// hands each unit to whichever of its workers is free, each trained here or
+/// measured from weights trained elsewhere (the GPU's). A unit's runs do not
+/// depend on who trains it or in which pieces: dealt every unit in order, the
+/// job's runs are [`Grid::run`]'s bit for bit.
 pub struct GridJob {
     grid: Grid,
     shard: Option<Shard>,
-    units: Vec<usize>,
-    /// Units finished, and the one under way.
-    done: usize,
-    unit: Option<UnitJob>,
+    /// Units dealt and not started; `Some` job where the runs were trained elsewhere.
+    dealt: std::collections::VecDeque<(usize, Option<UnitJob>)>,
+    /// The unit under way.
+    unit: Option<(usize, UnitJob)>,
+    /// Units finished here.
+    finished: usize,
+    /// Their runs, unit after unit in the order they finished.
     runs: Vec<RunResult>,
     /// Training steps per piece (see [`UnitJob::in_pieces`]).
     steps_per_piece: usize,
@@ -456,8 +464,24 @@ impl GridJob {
     /// A job over the units of `shard` (every unit for None), each run
     /// trained in one piece until [`GridJob::in_pieces`] says otherwise.
     pub fn new(grid: Grid, shard: Option<Shard>) -> GridJob {
-        let units = grid.shard_units(shard.unwrap_or(Shard { index: 0, count: 1 })).collect();
-        GridJob { grid, shard, units, done: 0, unit: None, runs: Vec::new(), steps_per_piece: usize::MAX }
+        let mut job = GridJob::dealt_one_by_one(grid);
+        let units: Vec<usize> = job.grid.shard_units(shard.unwrap_or(Shard { index: 0, count: 1 })).collect();
+        job.dealt.extend(units.into_iter().map(|u| (u, None)));
+        job.shard = shard;
+        job
+    }
+
+    /// A job with no unit yet: [`GridJob::deal`] hands them in.
+    pub fn dealt_one_by_one(grid: Grid) -> GridJob {
+        GridJob {
+            grid,
+            shard: None,
+            dealt: Default::default(),
+            unit: None,
+            finished: 0,
+            runs: Vec::new(),
+            steps_per_piece: usize::MAX,
+        }
     }
 
     /// Trains at most `steps` steps per piece (at least one; see [`UnitJob::in_pieces`]).
@@ -471,39 +495,69 @@ impl GridJob {
         &self.grid
     }
 
-    /// The unit the next [`Job::advance`] starts, when none is under way.
-    pub fn next_unit(&self) -> Option<usize> {
-        self.unit.is_none().then(|| self.units.get(self.done).copied()).flatten()
-    }
-
-    /// Starts the next unit with its runs trained elsewhere (`params`, see
-    /// [`UnitJob::with_trained`]), or trained here for None. Errors (and
-    /// starts nothing) when the weights do not fit the unit's runs, or the
-    /// unit stops at a target loss (only a step-by-step trainer can run it).
-    pub fn start_next_unit(&mut self, params: Option<Vec<Vec<f64>>>) -> Result<(), String> {
-        let Some(u) = self.next_unit() else { return Ok(()) };
-        let unit = UnitJob::new(&self.grid, u).in_pieces(self.steps_per_piece);
-        self.unit = Some(match params {
+    /// Deals unit `unit` to this job, after those dealt before: trained here
+    /// for None, else measured from its runs' weights trained elsewhere
+    /// (`trained[i]` run i's, in [`UnitJob::replicas`]' order). Errors (and
+    /// deals nothing) for a unit the grid does not have, weights that do not
+    /// fit the unit's runs, or weights for a unit that stops at a target
+    /// loss (only a step-by-step trainer can run it).
+    pub fn deal(&mut self, unit: usize, trained: Option<Vec<Vec<f64>>>) -> Result<(), String> {
+        if unit >= self.grid.units() {
+            return Err(format!("unit {unit}: the study has {} units", self.grid.units()));
+        }
+        let job = match trained {
+            None => None,
             Some(p) => {
-                let (runs, n) = (2 * self.grid.spec.seeds, unit.training().0.num_params());
-                if p.len() != runs || p.iter().any(|w| w.len() != n) || unit.stops_at_a_loss() {
-                    return Err(format!("unit {u}: the trained weights do not fit its {runs} runs of {n} parameters"));
+                let job = UnitJob::new(&self.grid, unit);
+                let (runs, n) = (2 * self.grid.spec.seeds, job.training().0.num_params());
+                if p.len() != runs || p.iter().any(|w| w.len() != n) || job.stops_at_a_loss() {
+                    return Err(format!(
+                        "unit {unit}: the trained weights do not fit its {runs} runs of {n} parameters"
+                    ));
                 }
-                unit.with_trained(p)
+                Some(job.with_trained(p))
             }
-            None => unit,
-        });
+        };
+        self.dealt.push_back((unit, job));
         Ok(())
     }
 
-    /// The runs of the finished units, in unit order.
+    /// Drops unit `unit` if it is dealt here and not finished (another
+    /// worker finished it first); returns whether it was.
+    pub fn drop_unit(&mut self, unit: usize) -> bool {
+        if self.unit.as_ref().is_some_and(|(u, _)| *u == unit) {
+            self.unit = None;
+            return true;
+        }
+        let before = self.dealt.len();
+        self.dealt.retain(|(u, _)| *u != unit);
+        self.dealt.len() < before
+    }
+
+    /// Units dealt here and not finished (the one under way included).
+    pub fn holds(&self) -> usize {
+        self.dealt.len() + usize::from(self.unit.is_some())
+    }
+
+    /// How far the unit under way is, in [0, 1] (0 when none is).
+    pub fn unit_progress(&self) -> f64 {
+        self.unit.as_ref().map_or(0.0, |(_, job)| job.progress())
+    }
+
+    /// The runs of the finished units, unit after unit in the order they finished.
     pub fn runs(&self) -> &[RunResult] {
         &self.runs
     }
 
-    /// Runs finished so far (of the finished units) and in all.
+    /// Takes the runs of the units finished since the last call.
+    pub fn take_runs(&mut self) -> Vec<RunResult> {
+        std::mem::take(&mut self.runs)
+    }
+
+    /// Runs finished so far and in all (of the units dealt so far).
     pub fn counts(&self) -> (usize, usize) {
-        (self.runs.len(), 2 * self.grid.spec.seeds * self.units.len())
+        let per_unit = 2 * self.grid.spec.seeds;
+        (self.finished * per_unit, (self.finished + self.holds()) * per_unit)
     }
 
     /// The finished study's output, with its statistics when it is not a shard
@@ -521,31 +575,36 @@ impl GridJob {
 
 impl Job for GridJob {
     /// One piece of work (at most `in_pieces` training steps, an evaluation,
-    /// or a piece of a sharpness measure); returns whether the job is done.
+    /// or a piece of a sharpness measure); returns whether every unit dealt
+    /// so far is done.
     fn advance(&mut self, _: &mut ()) -> bool {
-        let Some(&u) = self.units.get(self.done) else { return true };
-        let steps = self.steps_per_piece;
-        let unit = self.unit.get_or_insert_with(|| UnitJob::new(&self.grid, u).in_pieces(steps));
+        if self.unit.is_none() {
+            let Some((u, job)) = self.dealt.pop_front() else { return true };
+            let job = job.unwrap_or_else(|| UnitJob::new(&self.grid, u));
+            self.unit = Some((u, job.in_pieces(self.steps_per_piece)));
+        }
+        let (_, unit) = self.unit.as_mut().expect("just set");
         if unit.advance(&mut ()) {
-            let unit = self.unit.take().expect("just advanced");
+            let (_, unit) = self.unit.take().expect("just advanced");
             self.runs.extend(unit.runs);
-            self.done += 1;
+            self.finished += 1;
         }
         self.is_done()
     }
 
-    /// Fraction done, in [0, 1] (by runs, a run's training and measures weighted by their usual cost).
+    /// Fraction done, in [0, 1] (by units dealt so far, a run's training and
+    /// measures weighted by their usual cost).
     fn progress(&self) -> f64 {
-        if self.units.is_empty() {
+        let all = self.finished + self.holds();
+        if all == 0 {
             return 1.0;
         }
-        let within = self.unit.as_ref().map_or(0.0, UnitJob::progress);
-        ((self.done as f64 + within) / self.units.len() as f64).min(1.0)
+        ((self.finished as f64 + self.unit_progress()) / all as f64).min(1.0)
     }
 
-    /// Whether every unit of the grid (or shard) has been trained and measured.
+    /// Whether every unit dealt so far has been trained and measured.
     fn is_done(&self) -> bool {
-        self.done >= self.units.len()
+        self.holds() == 0
     }
 }
 
