@@ -836,8 +836,11 @@ fn the_page_s_grid_study_dealt_to_three_workers_equals_the_native_one_byte_for_b
     first.add_runs(&part).unwrap();
     assert!(first.take_collected().is_empty());
     let mut tampered = part.clone();
-    tampered[10] += 1e-9;
+    tampered[10] += 1e-9; // a train loss
     assert!(first.add_runs(&tampered).unwrap_err().contains("differ"));
+    let mut reseeded = part.clone();
+    reseeded[7] += 1.0; // a run's seed: not the unit's run
+    assert!(first.add_runs(&reseeded).unwrap_err().contains("not a unit"));
     while helpers[1].holds() > 0 {
         helpers[1].advance(5.0, &now).unwrap();
     }

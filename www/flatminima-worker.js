@@ -1047,6 +1047,7 @@ function settleCollected(g, from) {
       if (i === from) return;
       if (i === 0) g.study.dropUnit(u);
       else w.worker?.postMessage(/** @type {import("./protocol.js").StudyHelperRequest} */ ({ type: "drop", unit: u }));
+      if (at === 0) w.progress = 0; // its unit under way was that one
     });
   }
 }
@@ -1060,12 +1061,17 @@ function settleCollected(g, from) {
 function dealUnits(g) {
   if (!g.study) return;
   const order = [...g.workers.keys()].slice(1).concat(0);
-  for (const w of order) {
-    const most = w === 0 ? 1 : HELPER_HOLDS;
-    while (g.workers[w].holds.length < most) {
-      const next = g.ready.shift() ?? (!g.gpuTrain && g.next < g.units ? { unit: g.next++, weights: null } : null) ?? copyFor(g, w);
-      if (!next) break;
-      give(g, w, next);
+  // First one unit to each free worker (a small study then runs on every worker at once),
+  // then the helpers' second.
+  for (const [pass, most] of [[0, 1], [1, HELPER_HOLDS]]) {
+    for (const w of order) {
+      if (pass === 1 && w === 0) continue;
+      while (g.workers[w].holds.length < most) {
+        const next = g.ready.shift() ?? (!g.gpuTrain && g.next < g.units ? { unit: g.next++, weights: null } : null) ?? copyFor(g, w);
+        if (!next) break;
+        give(g, w, next);
+        if (grid !== g) return; // it failed
+      }
     }
   }
 }
@@ -1195,6 +1201,7 @@ function gridWork() {
     progress = g.study.advance(GRID_SLICE_MS);
     settleCollected(g, 0);
     dealUnits(g);
+    if (grid !== g) return false; // a unit that did not fit failed it (`give`)
     counts = g.study.counts();
     // Nothing here to work on: a helper's runs, the GPU's weights or a unit dealt wake it.
     g.waiting = g.study.holds() === 0 && g.study.collectedUnits() < g.units;

@@ -173,15 +173,18 @@ impl PageGrid {
         }
         for unit_runs in runs.chunks_exact(2 * seeds) {
             let (cell, draw) = (unit_runs[0].cell, unit_runs[0].draw);
-            let u = cell * draws + draw;
-            let fits = u < collected.len()
+            // Every run where the unit puts it, with the unit's seeds (numbers from another worker are checked, not trusted).
+            let fits = cell < grid.cells.len()
                 && draw < draws
                 && unit_runs.iter().enumerate().all(|(i, r)| {
-                    (r.cell, r.draw, r.seed_index, r.side) == (cell, draw, i / 2, i % 2) && r.ood.len() == evaluations
+                    (r.cell, r.draw, r.seed_index, r.side) == (cell, draw, i / 2, i % 2)
+                        && (r.data_seed, r.seed) == (grid.data_seed(draw), grid.run_seed(draw, i / 2))
+                        && r.ood.len() == evaluations
                 });
             if !fits {
                 return Err(format!("runs of cell {cell}, draw {draw} are not a unit of this study"));
             }
+            let u = cell * draws + draw;
             match &collected[u] {
                 Some(earlier) => {
                     let bits = |runs: &[RunResult]| {
