@@ -1094,8 +1094,8 @@ function copyFor(g, w) {
     const u = [...other.holds].reverse().find((u) => held(u) === 1);
     if (u === undefined) continue;
     g.copies++;
-    const weights = g.weights.get(u);
-    return { unit: u, weights: weights ? weights.slice() : null };
+    // `give` copies the weights for a helper (and the study module copies them for this worker).
+    return { unit: u, weights: g.weights.get(u) ?? null };
   }
   return null;
 }
