@@ -526,8 +526,6 @@ pub enum StudyHelperMessage {
     Progress {
         /// How far its unit under way is, from 0 to 1.
         progress: f64,
-        /// Units dealt to it and not finished.
-        holds: u32,
         /// Its longest piece so far (ms).
         longest: f64,
     },
@@ -537,8 +535,6 @@ pub enum StudyHelperMessage {
         /// The runs, `RunResult::to_numbers` each, moved with the message.
         #[cfg_attr(target_arch = "wasm32", tsify(type = "Float64Array"))]
         numbers: Vec<f64>,
-        /// Units dealt to it and not finished.
-        holds: u32,
         /// Its longest piece so far (ms).
         longest: f64,
     },

@@ -197,8 +197,8 @@ fn the_study_helper_messages_round_trip() {
     );
     assert_eq!(serde_json::to_value(StudyHelperRequest::Drop { unit: 2 }).unwrap(), drop);
     for m in [
-        StudyHelperMessage::Progress { progress: 0.5, holds: 2, longest: 3.5 },
-        StudyHelperMessage::Runs { numbers: vec![0.25, 1.0], holds: 1, longest: 4.0 },
+        StudyHelperMessage::Progress { progress: 0.5, longest: 3.5 },
+        StudyHelperMessage::Runs { numbers: vec![0.25, 1.0], longest: 4.0 },
         StudyHelperMessage::Error { message: "panicked".into() },
     ] {
         let text = serde_json::to_string(&m).unwrap();

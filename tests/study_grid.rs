@@ -137,6 +137,11 @@ fn shards_merge_into_the_unsharded_study_bit_for_bit() {
     let mut edited = shards.clone();
     edited[1].runs[0].draw = 2;
     assert!(Grid::merge(edited).unwrap_err().message.contains("not those of the study"));
+    // A run's seeds are checked too: an edited init seed is not the unit's.
+    let mut reseeded = shards.clone();
+    reseeded[2].runs[1].seed ^= 1;
+    let e = Grid::merge(reseeded).unwrap_err();
+    assert!(e.message.contains("not a unit of this study"), "{e}");
     let mut other = shards[1].clone();
     other.spec.seeds = 2;
     let e = Grid::merge(vec![shards[0].clone(), other]).unwrap_err();

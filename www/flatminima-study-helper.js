@@ -72,10 +72,10 @@ async function run(m) {
     const now = performance.now();
     if (numbers.length > 0) {
       told = now;
-      send({ type: "runs", numbers, holds: study.holds(), longest }, [numbers.buffer]);
+      send({ type: "runs", numbers, longest }, [numbers.buffer]);
     } else if (now - told >= PROGRESS_EVERY_MS) {
       told = now;
-      send({ type: "progress", progress, holds: study.holds(), longest });
+      send({ type: "progress", progress, longest });
     }
     await yieldToMessages();
   }

@@ -164,7 +164,7 @@ impl PageGrid {
     /// Files finished units' runs (whole units, in run order) under their units.
     fn collect(&mut self, runs: Vec<RunResult>) -> Result<(), String> {
         let grid = self.job.grid();
-        let (draws, seeds, evaluations) = (grid.spec.data_seeds, grid.spec.seeds, grid.evaluations.len());
+        let seeds = grid.spec.seeds;
         let Some(collected) = self.collected.as_mut() else {
             return Err("only the element's worker's study collects runs".into());
         };
@@ -172,19 +172,7 @@ impl PageGrid {
             return Err(format!("{} runs are not whole units of {} runs", runs.len(), 2 * seeds));
         }
         for unit_runs in runs.chunks_exact(2 * seeds) {
-            let (cell, draw) = (unit_runs[0].cell, unit_runs[0].draw);
-            // Every run where the unit puts it, with the unit's seeds (numbers from another worker are checked, not trusted).
-            let fits = cell < grid.cells.len()
-                && draw < draws
-                && unit_runs.iter().enumerate().all(|(i, r)| {
-                    (r.cell, r.draw, r.seed_index, r.side) == (cell, draw, i / 2, i % 2)
-                        && (r.data_seed, r.seed) == (grid.data_seed(draw), grid.run_seed(draw, i / 2))
-                        && r.ood.len() == evaluations
-                });
-            if !fits {
-                return Err(format!("runs of cell {cell}, draw {draw} are not a unit of this study"));
-            }
-            let u = cell * draws + draw;
+            let u = grid.unit_of(unit_runs)?;
             match &collected[u] {
                 Some(earlier) => {
                     let bits = |runs: &[RunResult]| {

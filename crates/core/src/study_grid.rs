@@ -304,6 +304,31 @@ impl Grid {
         out
     }
 
+    /// Which unit `runs` are: all the runs of one (cell, draw) in the unit's
+    /// order (seed after seed, left then right), each with the unit's data and
+    /// init seeds and every evaluation. Runs from elsewhere (a shard file,
+    /// another worker) are checked here, not trusted.
+    pub fn unit_of(&self, runs: &[RunResult]) -> Result<usize, String> {
+        let (draws, seeds) = (self.spec.data_seeds, self.spec.seeds);
+        let Some(first) = runs.first() else {
+            return Err("no runs are not a unit".into());
+        };
+        let (cell, draw) = (first.cell, first.draw);
+        let fits = runs.len() == 2 * seeds
+            && cell < self.cells.len()
+            && draw < draws
+            && runs.iter().enumerate().all(|(i, r)| {
+                (r.cell, r.draw, r.seed_index, r.side) == (cell, draw, i / 2, i % 2)
+                    && (r.data_seed, r.seed) == (self.data_seed(draw), self.run_seed(draw, i / 2))
+                    && r.ood.len() == self.evaluations.len()
+            });
+        if fits {
+            Ok(cell * draws + draw)
+        } else {
+            Err(format!("the runs of cell {cell}, draw {draw} are not a unit of this study"))
+        }
+    }
+
     /// Trains and measures unit `unit`: every seed of (cell, draw), left then
     /// right, with the underfit flags of the unit set. (A [`UnitJob`] run to
     /// its end: the page runs the same job a piece at a time.)
@@ -418,19 +443,14 @@ impl Grid {
                 format!("the shards hold {} runs, the study has {}", runs.len(), 2 * grid.pairs()),
             ));
         }
-        // Exactly the study's runs, each once, each with all its evaluations (an edited file is refused).
-        let (draws, seeds) = (grid.spec.data_seeds, grid.spec.seeds);
-        for (i, r) in runs.iter().enumerate() {
-            let expected = (i / (2 * seeds * draws), i / (2 * seeds) % draws, i / 2 % seeds, i % 2);
-            if (r.cell, r.draw, r.seed_index, r.side) != expected || r.ood.len() != grid.evaluations.len() {
-                return Err(ConfigError::new(
-                    "merge",
-                    format!(
-                        "the shards' runs are not those of the study (run {i}: cell {}, draw {}, seed {}, side {})",
-                        r.cell, r.draw, r.seed_index, r.side
-                    ),
-                ));
-            }
+        // Exactly the study's runs, each once, in unit order (an edited file is refused).
+        for (k, unit_runs) in runs.chunks_exact(2 * grid.spec.seeds).enumerate() {
+            let why = match grid.unit_of(unit_runs) {
+                Ok(u) if u == k => continue,
+                Ok(_) => format!("unit {k} is missing"),
+                Err(e) => e,
+            };
+            return Err(ConfigError::new("merge", format!("the shards' runs are not those of the study: {why}")));
         }
         Ok((grid, runs))
     }
