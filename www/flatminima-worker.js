@@ -43,8 +43,8 @@ const BOUNDARY_EVERY_MS = 50;
 const CURVES_EVERY_MS = 150;
 const LANDSCAPE_EVERY_MS = 150;
 /**
- * Training flat out (speed "max", or steps asked for), the boundaries and the curves each take
- * at most this share of the worker's time: where one redraw costs more than the share of its
+ * Working flat out (training at speed "max" or steps asked for, or a study's runs here), the
+ * boundaries and the curves each take at most this share of the worker's time: where one redraw costs more than the share of its
  * interval allows (a slow machine: both boundaries took 14.6 ms on one), its interval stretches.
  */
 const DRAW_SHARE_WHILE_TRAINING = 0.12;
@@ -54,17 +54,17 @@ const TRAIN_SLICE_MS = 8;
 const LANDSCAPE_BUDGET_MS = { playing: 3, paused: 12 };
 const SHARPNESS_BUDGET_MS = 2;
 /**
- * While training flat out (speed "max", step(n)), the landscape and sharpness
- * views (computing and drawing them) get at most this share of the worker's time;
- * training and the boundaries get the rest. A landscape of the current step is
- * stale a few steps later anyway.
+ * While working flat out (training at speed "max", step(n), or a study's runs
+ * here), the landscape and sharpness views (computing and drawing them) get at
+ * most this share of the worker's time; training, a study and the boundaries get
+ * the rest. A landscape of the current step is stale a few steps later anyway.
  */
 const VIEWS_SHARE_WHILE_TRAINING = 0.2;
 /** A big net's metrics are evaluated this long per tick (ms), a piece at a time (`metricsAdvance`). */
 const METRICS_SLICE_MS = 3;
 /** A study on the CPU trains this long per tick (ms). */
 const STUDY_SLICE_MS = 10;
-/** A grid study works this long per tick (ms), in pieces of at most a few ms each (see src/web/sandbox/grid.rs). */
+/** A grid study works this long per tick (ms), in pieces of at most a few ms each (see src/web/grid_study.rs). */
 const GRID_SLICE_MS = 10;
 /** Grid progress messages at most this often (ms). */
 const GRID_PROGRESS_EVERY_MS = 100;
@@ -545,19 +545,22 @@ function tick() {
   } else if (turn === 1) {
     busy = gpuWork() || busy;
     busy = sb.metricsAdvance(METRICS_SLICE_MS) || busy;
+    // A study's slices are not the views' time (with a study under way the views keep to their share).
+    const studyStart = performance.now();
     busy = studyWork() || busy;
     busy = gridWork() || busy;
+    const studyMs = performance.now() - studyStart;
     busy = extrasWork() || busy;
     // The views take their turn only while under their share of the time (all of it when idle).
     if (viewsDue()) busy = landscapeWork() || busy;
     else busy = true;
-    spent.views += performance.now() - start;
+    spent.views += performance.now() - start - studyMs;
     turn = 2;
     wake();
   } else {
     draw(start, viewsDue());
     turn = 0;
-    if (stepJobs.length || (playing && view.speed === "max") || studyRunsHere() || (grid?.study && !grid.waiting)) wake();
+    if (flatOut()) wake();
     else if (playing) sleep(FRAME_MS / 2);
     else if (busy || dirty.boundary || dirty.curves || (dirty.landscape && view.landscape && view.visible)) sleep(busy ? 0 : FRAME_MS);
   }
@@ -570,8 +573,12 @@ function tick() {
  * training at a finite speed (training is paced then, and a view's piece is
  * short), else while under their share of the time.
  */
-/** Whether training runs as fast as it can (speed "max", or steps asked for). */
-const flatOut = () => stepJobs.length > 0 || (playing && view.speed === "max");
+/**
+ * Whether this worker works as fast as it can: training at speed "max" or steps asked for, or a
+ * study with runs to train or statistics to compute here. The views then keep to their share, so
+ * that a study pressed on a playing page is not mostly spent redrawing it.
+ */
+const flatOut = () => stepJobs.length > 0 || (playing && view.speed === "max") || studyRunsHere() || gridRunsHere();
 
 function viewsDue() {
   return !flatOut() || spent.views <= VIEWS_SHARE_WHILE_TRAINING * spent.all;
@@ -857,6 +864,9 @@ function startStudy(m) {
 
 /** Whether a study of seeds has CPU work to do now (not loading, not on the GPU). */
 const studyRunsHere = () => !!study?.job && !study.started;
+
+/** Whether the grid study has work in this worker: a unit dealt here, or the statistics at the end. */
+const gridRunsHere = () => !!grid?.study && !grid.waiting;
 
 /** One slice of a CPU study; returns whether it worked. */
 function studyWork() {

@@ -169,3 +169,33 @@ test("a grid study dealt over three workers (or as many as it has units) gives t
   await page.close();
   assert.deepEqual(problems, [], "console errors or page errors");
 });
+
+test("a study pressed on a playing page: the pair keeps training and the landscape keeps refining while it runs", { timeout: 120_000 }, async () => {
+  // Not paused: the element's worker trains the pair, draws and refines the landscape, and
+  // trains its share of the study's units. The study works flat out there, so the views keep
+  // to their share of the worker's time (VIEWS_SHARE_WHILE_TRAINING): slower, never stopped.
+  const { page, problems } = await newWatchedPage(env.browser.context);
+  await page.goto(env.server.url + "index.html?steps=1500&backend=cpu", { waitUntil: "load" });
+  await waitForSandbox(page);
+  const seen = await withTimeout(page.evaluate(async (sel) => {
+    const sandbox = document.querySelector(sel);
+    const landscapes = new Set();
+    const steps = [];
+    const look = () => {
+      const l = sandbox.landscape();
+      if (l) landscapes.add(JSON.stringify([l.progress, l.left?.step, l.right?.step]));
+      steps.push(sandbox.metrics()?.step ?? 0);
+    };
+    const timer = setInterval(look, 100);
+    look();
+    const result = await sandbox.study({ dataSeeds: 8, seeds: 2 });
+    clearInterval(timer);
+    return { landscapes: landscapes.size, steps, runs: result.runs.length, units: result.units_by_worker };
+  }, el), 90_000, "the study on a playing page");
+  console.log(`study on a playing page: ${seen.landscapes} landscape states and pair steps ${seen.steps[0]} -> ${seen.steps.at(-1)} while it ran; units delivered ${seen.units.join(" + ")}`);
+  assert.equal(seen.runs, 8 * 2 * 2);
+  assert.ok(seen.steps.at(-1) > seen.steps[0], `the pair did not train during the study: ${seen.steps[0]} -> ${seen.steps.at(-1)}`);
+  assert.ok(seen.landscapes >= 2, "the landscape did not change while the study ran");
+  await page.close();
+  assert.deepEqual(problems, [], "console errors or page errors");
+});
