@@ -298,7 +298,8 @@ fn a_grid_study_trained_on_the_gpu_agrees_with_the_cpu() {
     spec.sharpness = fast_study_sharpness();
     let grid = flatminima::study_grid::Grid::new(spec.clone()).unwrap();
     let mut calls = 0;
-    let on_gpu = block_on(gpu.run_grid(&grid, |done, all| {
+    // Measured on two threads (each batch's units at once), the progress still counts every unit.
+    let on_gpu = block_on(gpu.run_grid(&grid, 2, |done, all| {
         calls += 1;
         assert!(done <= all);
     }))
@@ -354,14 +355,14 @@ fn a_grid_study_trained_on_the_gpu_agrees_with_the_cpu() {
         assert_close(gs.trace, cs.trace, 1e-2, 1e-6, &format!("{what}: trace"));
         assert_close(gs.rho_sharpness, cs.rho_sharpness, 2e-2, 1e-6, &format!("{what}: rho-sharpness"));
     }
-    // The matched-loss rule is the CPU's for every unit, with the notice.
+    // The matched-loss rule is the CPU's for every unit, with the notice (on three threads: one thread's bits).
     let matched = flatminima::study_grid::Grid::new(GridSpec {
         stop: StopRule::TrainLoss { target: 0.3, check_every: 10 },
         axes: vec![],
         ..spec
     })
     .unwrap();
-    let out = block_on(gpu.run_grid(&matched, |_, _| {})).unwrap();
+    let out = block_on(gpu.run_grid(&matched, 3, |_, _| {})).unwrap();
     assert_eq!(out.gpu_units, 0);
     assert!(out.notices[0].contains("matched-loss"), "{:?}", out.notices);
     let cpu = matched.run(None, |_, _| {});

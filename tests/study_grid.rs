@@ -149,6 +149,19 @@ fn shards_merge_into_the_unsharded_study_bit_for_bit() {
 }
 
 #[test]
+fn units_finished_on_threads_are_the_runs_of_one_thread_in_unit_order() {
+    let mut spec = GridSpec::new(small(), 3, 2);
+    spec.axes = vec![axis("batch-size", &["8", "48"])];
+    let grid = Grid::new(spec).unwrap();
+    let one = grid.run(None, |_, _| {}).runs;
+    let mut told = Vec::new();
+    let jobs = (0..grid.units()).map(|u| flatminima::study_grid::UnitJob::new(&grid, u));
+    let threaded = flatminima::study_grid::finish_units(jobs, 3, |k| told.push(k));
+    assert_eq!(told, (1..=grid.units()).collect::<Vec<_>>(), "done(k) once per unit, counting up");
+    assert_eq!(serde_json::to_string(&threaded).unwrap(), serde_json::to_string(&one).unwrap());
+}
+
+#[test]
 fn bad_grids_are_refused_by_name() {
     // (axes as (name, values), the error's field starts with, its text contains)
     type Case<'a> = (&'a [(&'a str, &'a [&'a str])], &'a str, &'a str);

@@ -19,7 +19,7 @@
 //! a CPU run stops (both are flagged diverged and left unmeasured).
 
 use flatminima_core::optim::OptimizerConfig;
-use flatminima_core::study_grid::{Grid, RunResult, StudyOutput, UnitJob};
+use flatminima_core::study_grid::{finish_units, Grid, RunResult, StudyOutput, UnitJob};
 use flatminima_core::study_stats::StudyStats;
 
 use crate::gpu::{check_supported, GpuError, ReplicaTrainer};
@@ -142,41 +142,44 @@ impl GpuBackend {
 
     /// Trains and measures every unit of `grid` (see the module docs), calling
     /// `progress(done, units)` after each; the statistics as `Grid::run`'s.
-    /// A GPU failure other than an unsupported unit ends it with the error
-    /// (the caller can run the study on the CPU instead).
-    pub async fn run_grid(&self, grid: &Grid, mut progress: impl FnMut(usize, usize)) -> Result<GridOnGpu, GpuError> {
+    /// Each batch's units are measured on `threads` threads (natively; the
+    /// same runs as one thread's). A GPU failure other than an unsupported
+    /// unit ends it with the error (the caller can run the study on the CPU
+    /// instead).
+    pub async fn run_grid(
+        &self,
+        grid: &Grid,
+        threads: usize,
+        mut progress: impl FnMut(usize, usize),
+    ) -> Result<GridOnGpu, GpuError> {
         let units = grid.units();
         let mut runs: Vec<RunResult> = Vec::with_capacity(2 * grid.pairs());
         let (mut gpu_units, mut notices) = (0, Vec::new());
-        // Units ready to measure, in unit order: trained on the GPU, or to train here.
-        let mut ready: Vec<UnitJob> = Vec::new();
-        for u in 0..units {
-            if ready.is_empty() {
-                ready = match batch_from(grid, u, usize::MAX, self.context().max_binding_bytes()) {
-                    Ok(batch) => {
-                        let trained = self.train_units(&batch).await?;
-                        gpu_units += batch.len();
-                        batch.into_iter().zip(trained).map(|(unit, params)| unit.with_trained(params)).collect()
+        let mut u = 0;
+        while u < units {
+            // The next units to measure, in unit order: trained on the GPU, or one to train here.
+            let ready: Vec<UnitJob> = match batch_from(grid, u, usize::MAX, self.context().max_binding_bytes()) {
+                Ok(batch) => {
+                    let trained = self.train_units(&batch).await?;
+                    gpu_units += batch.len();
+                    batch.into_iter().zip(trained).map(|(unit, params)| unit.with_trained(params)).collect()
+                }
+                Err(refused) => {
+                    let (unit, why) = *refused;
+                    let cell = u / grid.spec.data_seeds;
+                    let settings: Vec<String> =
+                        grid.cells[cell].settings.iter().map(|(n, v)| format!("{n}={v}")).collect();
+                    let name = if settings.is_empty() { "the study".to_string() } else { settings.join(" ") };
+                    let notice = format!("{name}: trained on the CPU: the GPU kernels do not implement {why}");
+                    if !notices.contains(&notice) {
+                        notices.push(notice);
                     }
-                    Err(refused) => {
-                        let (unit, why) = *refused;
-                        let cell = u / grid.spec.data_seeds;
-                        let settings: Vec<String> =
-                            grid.cells[cell].settings.iter().map(|(n, v)| format!("{n}={v}")).collect();
-                        let name = if settings.is_empty() { "the study".to_string() } else { settings.join(" ") };
-                        let notice = format!("{name}: trained on the CPU: the GPU kernels do not implement {why}");
-                        if !notices.contains(&notice) {
-                            notices.push(notice);
-                        }
-                        vec![unit]
-                    }
-                };
-                ready.reverse(); // popped from the end, in unit order
-            }
-            let mut job = ready.pop().expect("a unit to measure");
-            flatminima_core::job::finish(&mut job, &mut ());
-            runs.extend(job.into_runs());
-            progress(u + 1, units);
+                    vec![unit]
+                }
+            };
+            let count = ready.len();
+            runs.extend(finish_units(ready.into_iter(), threads, |done| progress(u + done, units)));
+            u += count;
         }
         let stats = StudyStats::new(grid, &runs);
         Ok(GridOnGpu { output: grid.output_with(None, runs, Some(stats)), gpu_units, units, notices })

@@ -77,6 +77,11 @@ pub fn run(args: StudyArgs) -> Result<(), Failure> {
     if args.grid.is_grid() {
         return super::study_grid::run(args);
     }
+    if args.grid.threads.is_some() {
+        return Err(Failure::bad_input(
+            "--threads is for grid studies (with --vary, --data-seeds, --seeds, ...); a study of seeds trains on --backend",
+        ));
+    }
     let mut config = args.config.load()?;
     let steps = args.steps.map_or(config.training.steps, |s| s as usize);
     config.training.steps = steps;

@@ -10,7 +10,9 @@ use std::time::Instant;
 use clap::Args;
 use flatminima_backend::gpu::block_on;
 use flatminima_backend::{BackendChoice, GpuBackend};
-use flatminima_core::study_grid::{fast_study_sharpness, Axis, Grid, GridSpec, Shard, StopRule, StudyOutput};
+use flatminima_core::study_grid::{
+    fast_study_sharpness, finish_units, Axis, Grid, GridSpec, Shard, StopRule, StudyOutput, UnitJob,
+};
 use flatminima_core::study_stats::{format_p, PairedMeasure, TARGETS};
 
 use super::report::config_summary;
@@ -56,6 +58,10 @@ pub struct GridArgs {
     /// Join the shard files of one study (written by --shard ... --out) into its full result
     #[arg(long, value_name = "FILE", num_args = 1..)]
     pub merge: Vec<PathBuf>,
+    /// Units (cell x data draw) trained (or, with --backend gpu, measured) at once, one per
+    /// thread; the result is the same bit for bit [default: the cores this process may use]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub threads: Option<u64>,
 }
 
 impl GridArgs {
@@ -135,24 +141,32 @@ pub fn run(args: StudyArgs) -> Result<(), Failure> {
             last_report = Instant::now();
         }
     };
-    let on_gpu = if on_gpu && g.shard.is_none() { train_on_gpu(&grid, &mut report) } else { None };
+    let threads = g.threads.map_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()), |n| n as usize);
+    let units: Vec<usize> = grid.shard_units(g.shard.unwrap_or(Shard { index: 0, count: 1 })).collect();
+    let threads = threads.clamp(1, units.len().max(1));
+    let on_gpu = if on_gpu && g.shard.is_none() { train_on_gpu(&grid, threads, &mut report) } else { None };
     let output = match on_gpu {
         Some(output) => output,
-        None => grid.run(g.shard, report),
+        None => {
+            // Each unit's data is drawn when a thread takes it, not all at once.
+            let jobs = units.iter().map(|&u| UnitJob::new(&grid, u));
+            let runs = finish_units(jobs, threads, |done| report(done, units.len()));
+            grid.output(g.shard, runs)
+        }
     };
     let seconds = start.elapsed().as_secs_f64();
-    finish(&args, &grid, &output, Some(seconds))
+    finish(&args, &grid, &output, Some((seconds, threads)))
 }
 
 /// `--backend gpu`: the runs trained on the GPU's replica kernels and measured
 /// on the CPU (`GpuBackend::run_grid`); None, with a notice, where there is no
 /// GPU or it fails (the caller trains on the CPU).
-fn train_on_gpu(grid: &Grid, progress: &mut impl FnMut(usize, usize)) -> Option<StudyOutput> {
+fn train_on_gpu(grid: &Grid, threads: usize, progress: &mut impl FnMut(usize, usize)) -> Option<StudyOutput> {
     super::backend::quiet_mesa();
     let result = match block_on(GpuBackend::open()) {
         Ok(gpu) => {
             eprintln!("backend: {} (training; the measures on the CPU)", gpu.description());
-            block_on(gpu.run_grid(grid, progress))
+            block_on(gpu.run_grid(grid, threads, progress))
         }
         Err(e) => Err(e),
     };
@@ -183,7 +197,8 @@ fn merge(args: &StudyArgs) -> Result<(), Failure> {
         || g.data_seeds.is_some()
         || g.seeds.is_some()
         || g.until_train_loss.is_some()
-        || g.measures.is_some();
+        || g.measures.is_some()
+        || g.threads.is_some();
     if settings_given {
         return Err(Failure::bad_input(
             "--merge takes the shard files (and --out, --csv) only: the study's settings are in them",
@@ -206,10 +221,11 @@ fn merge(args: &StudyArgs) -> Result<(), Failure> {
 }
 
 /// Writes the JSON and CSV, prints the summary.
-fn finish(args: &StudyArgs, grid: &Grid, output: &StudyOutput, seconds: Option<f64>) -> Result<(), Failure> {
+fn finish(args: &StudyArgs, grid: &Grid, output: &StudyOutput, time: Option<(f64, usize)>) -> Result<(), Failure> {
     let mut text = summary(grid, output);
-    if let Some(s) = seconds {
-        text += &format!("time      {s:.1} s wall clock, one thread\n");
+    if let Some((s, threads)) = time {
+        let threads = if threads == 1 { "one thread".to_string() } else { format!("{threads} threads") };
+        text += &format!("time      {s:.1} s wall clock, {threads}\n");
     }
     if let Some(path) = &args.grid.csv {
         write_file(path, &csv(grid, output))?;

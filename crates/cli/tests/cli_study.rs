@@ -48,13 +48,22 @@ fn shards_merged_equal_the_unsharded_study_byte_for_byte() {
     };
     let whole = scratch("whole.json");
     let csv = scratch("whole.csv");
-    let o = run(&["--csv", csv.to_str().unwrap()], &whole);
+    let o = run(&["--csv", csv.to_str().unwrap(), "--threads", "1"], &whole);
     let text = String::from_utf8_lossy(&o.stdout);
-    for expected in
-        ["2 cells x 3 data draws x 2 seeds = 12 pairs", "verdict (rotate 0.3)", "Kendall tau-b", "granulated"]
-    {
+    for expected in [
+        "2 cells x 3 data draws x 2 seeds = 12 pairs",
+        "verdict (rotate 0.3)",
+        "Kendall tau-b",
+        "granulated",
+        "wall clock, one thread",
+    ] {
         assert!(text.contains(expected), "{expected}: {text}");
     }
+    // Units spread over threads: the same study, byte for byte.
+    let threaded = scratch("threaded.json");
+    let o = run(&["--threads", "3"], &threaded);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("wall clock, 3 threads"));
+    assert_eq!(std::fs::read(&threaded).unwrap(), std::fs::read(&whole).unwrap(), "3 threads != one");
     let shards: Vec<PathBuf> = (0..4).map(|i| scratch(&format!("shard{i}.json"))).collect();
     for (i, path) in shards.iter().enumerate() {
         let o = run(&["--shard", &format!("{i}/4")], path);
@@ -117,6 +126,8 @@ fn bad_grid_input_is_refused_with_exit_code_2() {
         (vec!["study", "--grid", grid_file.to_str().unwrap()], "bad.grid:3: expected NAME=V1,V2"),
         (vec!["study", "--merge", "/nonexistent/shard.json"], "cannot read shard"),
         (vec!["study", "--merge", "a.json", "--set", "lr=0.2"], "--merge takes the shard files"),
+        (vec!["study", "--data-seeds", "2", "--threads", "0"], "--threads"),
+        (vec!["study", "--threads", "2"], "--threads is for grid studies"),
     ] {
         let o = flatminima(&args);
         assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));

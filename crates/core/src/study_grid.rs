@@ -357,7 +357,9 @@ impl Grid {
         self.output(shard, runs)
     }
 
-    fn output(&self, shard: Option<Shard>, runs: Vec<RunResult>) -> StudyOutput {
+    /// The output of `runs` (in unit order): with the statistics for the
+    /// whole study (`shard` None), without them for a shard.
+    pub fn output(&self, shard: Option<Shard>, runs: Vec<RunResult>) -> StudyOutput {
         let stats = shard.is_none().then(|| crate::study_stats::StudyStats::new(self, &runs));
         self.output_with(shard, runs, stats)
     }
@@ -655,6 +657,57 @@ pub struct UnitJob {
     trained: Option<Vec<Vec<f64>>>,
     /// Training steps per piece.
     steps_per_piece: usize,
+}
+
+/// Finishes `jobs` on `threads` threads, each thread taking the next job not
+/// yet taken, and returns their runs in the jobs' order; `done(k)` is told
+/// each time a k-th job is finished. A unit's runs do not depend on the thread
+/// that runs it, so this is one thread's result, bit for bit. With one thread
+/// it runs them here, spawning none (so wasm, which has no threads, may call
+/// it so: the page spreads its units over workers instead).
+pub fn finish_units(
+    jobs: impl Iterator<Item = UnitJob> + Send,
+    threads: usize,
+    mut done: impl FnMut(usize),
+) -> Vec<RunResult> {
+    let finish = |mut job: UnitJob| {
+        crate::job::finish(&mut job, &mut ());
+        job.into_runs()
+    };
+    if threads <= 1 {
+        return jobs
+            .enumerate()
+            .flat_map(|(k, job)| {
+                let runs = finish(job);
+                done(k + 1);
+                runs
+            })
+            .collect();
+    }
+    let jobs = std::sync::Mutex::new(jobs.enumerate());
+    let mut finished: Vec<Vec<RunResult>> = Vec::new();
+    std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        for _ in 0..threads {
+            let (tx, jobs) = (tx.clone(), &jobs);
+            scope.spawn(move || loop {
+                // A thread that panicked poisons the lock; the scope then passes its panic on.
+                let Some((i, job)) = jobs.lock().expect("no thread panicked").next() else { break };
+                if tx.send((i, finish(job))).is_err() {
+                    break;
+                }
+            });
+        }
+        drop(tx);
+        for (k, (i, runs)) in rx.iter().enumerate() {
+            if finished.len() <= i {
+                finished.resize_with(i + 1, Vec::new);
+            }
+            finished[i] = runs;
+            done(k + 1);
+        }
+    });
+    finished.into_iter().flatten().collect()
 }
 
 /// Where a [`UnitJob`]'s current run is. (One per job, moved once per piece:
