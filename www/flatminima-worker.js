@@ -44,10 +44,11 @@ const CURVES_EVERY_MS = 150;
 const LANDSCAPE_EVERY_MS = 150;
 /**
  * Working flat out (training at speed "max" or steps asked for, or a study's runs here), the
- * boundaries and the curves each take at most this share of the worker's time: where one redraw costs more than the share of its
- * interval allows (a slow machine: both boundaries took 14.6 ms on one), its interval stretches.
+ * boundaries and the curves each take at most this share of the worker's time: where one
+ * redraw costs more than the share of its interval allows (a slow machine: both boundaries
+ * took 14.6 ms on one), its interval stretches.
  */
-const DRAW_SHARE_WHILE_TRAINING = 0.12;
+const DRAW_SHARE_FLAT_OUT = 0.12;
 /** Longest training slice (ms) between two looks at the message queue. */
 const TRAIN_SLICE_MS = 8;
 /** Landscape and sharpness work per tick (ms): small while training, more while paused. */
@@ -59,7 +60,7 @@ const SHARPNESS_BUDGET_MS = 2;
  * most this share of the worker's time; training, a study and the boundaries get
  * the rest. A landscape of the current step is stale a few steps later anyway.
  */
-const VIEWS_SHARE_WHILE_TRAINING = 0.2;
+const VIEWS_SHARE_FLAT_OUT = 0.2;
 /** A big net's metrics are evaluated this long per tick (ms), a piece at a time (`metricsAdvance`). */
 const METRICS_SLICE_MS = 3;
 /** A study on the CPU trains this long per tick (ms). */
@@ -569,27 +570,27 @@ function tick() {
 }
 
 /**
- * Whether the landscape and sharpness views get a turn: always while idle or
- * training at a finite speed (training is paced then, and a view's piece is
- * short), else while under their share of the time.
- */
-/**
  * Whether this worker works as fast as it can: training at speed "max" or steps asked for, or a
  * study with runs to train or statistics to compute here. The views then keep to their share, so
  * that a study pressed on a playing page is not mostly spent redrawing it.
  */
 const flatOut = () => stepJobs.length > 0 || (playing && view.speed === "max") || studyRunsHere() || gridRunsHere();
 
+/**
+ * Whether the landscape and sharpness views get a turn: always while idle or
+ * training at a finite speed (training is paced then, and a view's piece is
+ * short), else while under their share of the time.
+ */
 function viewsDue() {
-  return !flatOut() || spent.views <= VIEWS_SHARE_WHILE_TRAINING * spent.all;
+  return !flatOut() || spent.views <= VIEWS_SHARE_FLAT_OUT * spent.all;
 }
 
 /**
- * The interval between two redraws of `kind`: `ms`, stretched while training flat out so that
- * the redraws keep to their share of the time (DRAW_SHARE_WHILE_TRAINING).
+ * The interval between two redraws of `kind`: `ms`, stretched while working flat out so that
+ * the redraws keep to their share of the time (DRAW_SHARE_FLAT_OUT).
  * @param {"boundary" | "curves"} kind @param {number} ms
  */
-const redrawEvery = (kind, ms) => (flatOut() ? Math.max(ms, drawCost[kind] / DRAW_SHARE_WHILE_TRAINING) : ms);
+const redrawEvery = (kind, ms) => (flatOut() ? Math.max(ms, drawCost[kind] / DRAW_SHARE_FLAT_OUT) : ms);
 
 /** Records what a redraw of `kind` took. @param {"boundary" | "curves"} kind @param {number} ms */
 function noteDrawCost(kind, ms) {

@@ -173,7 +173,7 @@ test("a grid study dealt over three workers (or as many as it has units) gives t
 test("a study pressed on a playing page: the pair keeps training and the landscape keeps refining while it runs", { timeout: 120_000 }, async () => {
   // Not paused: the element's worker trains the pair, draws and refines the landscape, and
   // trains its share of the study's units. The study works flat out there, so the views keep
-  // to their share of the worker's time (VIEWS_SHARE_WHILE_TRAINING): slower, never stopped.
+  // to their share of the worker's time (VIEWS_SHARE_FLAT_OUT): slower, never stopped.
   const { page, problems } = await newWatchedPage(env.browser.context);
   await page.goto(env.server.url + "index.html?steps=1500&backend=cpu", { waitUntil: "load" });
   await waitForSandbox(page);
