@@ -9,7 +9,7 @@ use flatminima::job::Job;
 use flatminima::pair::Pair;
 use flatminima::stats::student_t_quantile;
 use flatminima::study_grid::{
-    Axis, Grid, GridJob, GridSpec, OodResult, RunResult, RunSharpness, Shard, StopRule, StudyOutput,
+    Axis, Grid, GridJob, GridSpec, OodResult, RunResult, RunSharpness, Shard, StopRule, StudyOutput, UnitJob,
 };
 use flatminima::study_stats::{StatsInput, StatsJob, StudyStats};
 
@@ -150,15 +150,21 @@ fn shards_merge_into_the_unsharded_study_bit_for_bit() {
 
 #[test]
 fn units_finished_on_threads_are_the_runs_of_one_thread_in_unit_order() {
+    // The costly cell first (full batches of 48), and a thread per unit: the units finish out of order.
     let mut spec = GridSpec::new(small(), 3, 2);
-    spec.axes = vec![axis("batch-size", &["8", "48"])];
+    spec.axes = vec![axis("batch-size", &["48", "8"])];
     let grid = Grid::new(spec).unwrap();
-    let one = grid.run(None, |_, _| {}).runs;
+    let one = grid.run(None, |_, _| {});
     let mut told = Vec::new();
-    let jobs = (0..grid.units()).map(|u| flatminima::study_grid::UnitJob::new(&grid, u));
-    let threaded = flatminima::study_grid::finish_units(jobs, 3, |k| told.push(k));
-    assert_eq!(told, (1..=grid.units()).collect::<Vec<_>>(), "done(k) once per unit, counting up");
+    let threaded = grid.run_on_threads(None, grid.units(), |done, all| told.push((done, all)));
+    let units = grid.units();
+    assert_eq!(told, (1..=units).map(|k| (k, units)).collect::<Vec<_>>(), "progress once per unit, counting up");
     assert_eq!(serde_json::to_string(&threaded).unwrap(), serde_json::to_string(&one).unwrap());
+    // Items made into jobs on the threads, in their order whatever the order they finish in.
+    let reversed: Vec<usize> = (0..units).rev().collect();
+    let runs = flatminima::study_grid::finish_units(reversed.into_iter(), 4, |u| UnitJob::new(&grid, u), |_| {});
+    let expected: Vec<_> = (0..units).rev().flat_map(|u| grid.run_unit(u)).collect();
+    assert_eq!(serde_json::to_string(&runs).unwrap(), serde_json::to_string(&expected).unwrap());
 }
 
 #[test]

@@ -546,7 +546,8 @@ function tick() {
   } else if (turn === 1) {
     busy = gpuWork() || busy;
     busy = sb.metricsAdvance(METRICS_SLICE_MS) || busy;
-    // A study's slices are not the views' time (with a study under way the views keep to their share).
+    // A study's slices are not the views' time; the rest of this turn is (the big net's metrics,
+    // extras and the GPU's answers too), so that training flat out keeps the rest of the time.
     const studyStart = performance.now();
     busy = studyWork() || busy;
     busy = gridWork() || busy;

@@ -179,6 +179,9 @@ test("a study pressed on a playing page: the pair keeps training and the landsca
   await waitForSandbox(page);
   const seen = await withTimeout(page.evaluate(async (sel) => {
     const sandbox = document.querySelector(sel);
+    // A first small study loads the study module, so that the one watched below works from its
+    // first tick (while the module loads, no study runs and the views are free).
+    await sandbox.study({ dataSeeds: 1, seeds: 1 });
     const landscapes = new Set();
     const steps = [];
     const look = () => {
@@ -190,12 +193,14 @@ test("a study pressed on a playing page: the pair keeps training and the landsca
     look();
     const result = await sandbox.study({ dataSeeds: 8, seeds: 2 });
     clearInterval(timer);
-    return { landscapes: landscapes.size, steps, runs: result.runs.length, units: result.units_by_worker };
+    return { landscapes: landscapes.size, polls: steps.length, steps, runs: result.runs.length, units: result.units_by_worker };
   }, el), 90_000, "the study on a playing page");
-  console.log(`study on a playing page: ${seen.landscapes} landscape states and pair steps ${seen.steps[0]} -> ${seen.steps.at(-1)} while it ran; units delivered ${seen.units.join(" + ")}`);
+  console.log(`study on a playing page: ${seen.landscapes} landscape states in ${seen.polls} looks, pair steps ${seen.steps[0]} -> ${seen.steps.at(-1)} while it ran; units delivered ${seen.units.join(" + ")}`);
   assert.equal(seen.runs, 8 * 2 * 2);
   assert.ok(seen.steps.at(-1) > seen.steps[0], `the pair did not train during the study: ${seen.steps[0]} -> ${seen.steps.at(-1)}`);
-  assert.ok(seen.landscapes >= 2, "the landscape did not change while the study ran");
+  // The landscape changes at most once per redraw (150 ms), so at most about 2 looks in 3; with
+  // its share of the time it changed at 14-16 of 25 looks here, starved at 1-2 of 25.
+  assert.ok(seen.landscapes >= Math.max(3, 0.2 * seen.polls), `the landscape hardly changed while the study ran: ${seen.landscapes} states in ${seen.polls} looks`);
   await page.close();
   assert.deepEqual(problems, [], "console errors or page errors");
 });

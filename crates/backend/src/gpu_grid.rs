@@ -157,7 +157,7 @@ impl GpuBackend {
         let (mut gpu_units, mut notices) = (0, Vec::new());
         let mut u = 0;
         while u < units {
-            // The next units to measure, in unit order: trained on the GPU, or one to train here.
+            // The next units to measure, in unit order: trained on the GPU, or to train here.
             let ready: Vec<UnitJob> = match batch_from(grid, u, usize::MAX, self.context().max_binding_bytes()) {
                 Ok(batch) => {
                     let trained = self.train_units(&batch).await?;
@@ -165,20 +165,39 @@ impl GpuBackend {
                     batch.into_iter().zip(trained).map(|(unit, params)| unit.with_trained(params)).collect()
                 }
                 Err(refused) => {
+                    // It and the units after it that the kernels cannot train either (as many as
+                    // there are threads): trained here, on the threads at once.
                     let (unit, why) = *refused;
-                    let cell = u / grid.spec.data_seeds;
-                    let settings: Vec<String> =
-                        grid.cells[cell].settings.iter().map(|(n, v)| format!("{n}={v}")).collect();
-                    let name = if settings.is_empty() { "the study".to_string() } else { settings.join(" ") };
-                    let notice = format!("{name}: trained on the CPU: the GPU kernels do not implement {why}");
-                    if !notices.contains(&notice) {
-                        notices.push(notice);
+                    let mut refused = vec![(unit, why)];
+                    for v in u + 1..units.min(u + threads) {
+                        let next = UnitJob::new(grid, v);
+                        match unsupported(&next, &next.replicas()) {
+                            Some(why) => refused.push((next, why)),
+                            None => break,
+                        }
                     }
-                    vec![unit]
+                    let mut ready = Vec::with_capacity(refused.len());
+                    for (unit, why) in refused {
+                        let cell = unit.cell_and_draw().0;
+                        let settings: Vec<String> =
+                            grid.cells[cell].settings.iter().map(|(n, v)| format!("{n}={v}")).collect();
+                        let name = if settings.is_empty() { "the study".to_string() } else { settings.join(" ") };
+                        let notice = format!("{name}: trained on the CPU: the GPU kernels do not implement {why}");
+                        if !notices.contains(&notice) {
+                            notices.push(notice);
+                        }
+                        ready.push(unit);
+                    }
+                    ready
                 }
             };
             let count = ready.len();
-            runs.extend(finish_units(ready.into_iter(), threads, |done| progress(u + done, units)));
+            runs.extend(finish_units(
+                ready.into_iter(),
+                threads.min(count),
+                |job| job,
+                |done| progress(u + done, units),
+            ));
             u += count;
         }
         let stats = StudyStats::new(grid, &runs);

@@ -10,9 +10,7 @@ use std::time::Instant;
 use clap::Args;
 use flatminima_backend::gpu::block_on;
 use flatminima_backend::{BackendChoice, GpuBackend};
-use flatminima_core::study_grid::{
-    fast_study_sharpness, finish_units, Axis, Grid, GridSpec, Shard, StopRule, StudyOutput, UnitJob,
-};
+use flatminima_core::study_grid::{fast_study_sharpness, Axis, Grid, GridSpec, Shard, StopRule, StudyOutput};
 use flatminima_core::study_stats::{format_p, PairedMeasure, TARGETS};
 
 use super::report::config_summary;
@@ -142,17 +140,12 @@ pub fn run(args: StudyArgs) -> Result<(), Failure> {
         }
     };
     let threads = g.threads.map_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()), |n| n as usize);
-    let units: Vec<usize> = grid.shard_units(g.shard.unwrap_or(Shard { index: 0, count: 1 })).collect();
-    let threads = threads.clamp(1, units.len().max(1));
+    let units = grid.shard_units(g.shard.unwrap_or(Shard { index: 0, count: 1 })).count();
+    let threads = threads.clamp(1, units.max(1));
     let on_gpu = if on_gpu && g.shard.is_none() { train_on_gpu(&grid, threads, &mut report) } else { None };
     let output = match on_gpu {
         Some(output) => output,
-        None => {
-            // Each unit's data is drawn when a thread takes it, not all at once.
-            let jobs = units.iter().map(|&u| UnitJob::new(&grid, u));
-            let runs = finish_units(jobs, threads, |done| report(done, units.len()));
-            grid.output(g.shard, runs)
-        }
+        None => grid.run_on_threads(g.shard, threads, report),
     };
     let seconds = start.elapsed().as_secs_f64();
     finish(&args, &grid, &output, Some((seconds, threads)))

@@ -333,9 +333,7 @@ impl Grid {
     /// right, with the underfit flags of the unit set. (A [`UnitJob`] run to
     /// its end: the page runs the same job a piece at a time.)
     pub fn run_unit(&self, unit: usize) -> Vec<RunResult> {
-        let mut job = UnitJob::new(self, unit);
-        crate::job::finish(&mut job, &mut ());
-        job.runs
+        UnitJob::new(self, unit).finish()
     }
 
     /// The units of shard `index` of `count` (round robin, so that every shard
@@ -346,20 +344,27 @@ impl Grid {
 
     /// Trains the units of `shard` (all of them for None) and returns the output
     /// with the statistics (None for a shard: they need every run).
-    pub fn run(&self, shard: Option<Shard>, mut progress: impl FnMut(usize, usize)) -> StudyOutput {
+    pub fn run(&self, shard: Option<Shard>, progress: impl FnMut(usize, usize)) -> StudyOutput {
+        self.run_on_threads(shard, 1, progress)
+    }
+
+    /// [`Grid::run`] with the units spread over `threads` threads (see
+    /// [`finish_units`]): the same output, byte for byte. `progress(done,
+    /// units)` is told after each unit.
+    pub fn run_on_threads(
+        &self,
+        shard: Option<Shard>,
+        threads: usize,
+        mut progress: impl FnMut(usize, usize),
+    ) -> StudyOutput {
         let all = Shard { index: 0, count: 1 };
         let units: Vec<usize> = self.shard_units(shard.unwrap_or(all)).collect();
-        let mut runs = Vec::new();
-        for (done, &u) in units.iter().enumerate() {
-            runs.extend(self.run_unit(u));
-            progress(done + 1, units.len());
-        }
+        let runs =
+            finish_units(units.iter().copied(), threads, |u| UnitJob::new(self, u), |done| progress(done, units.len()));
         self.output(shard, runs)
     }
 
-    /// The output of `runs` (in unit order): with the statistics for the
-    /// whole study (`shard` None), without them for a shard.
-    pub fn output(&self, shard: Option<Shard>, runs: Vec<RunResult>) -> StudyOutput {
+    fn output(&self, shard: Option<Shard>, runs: Vec<RunResult>) -> StudyOutput {
         let stats = shard.is_none().then(|| crate::study_stats::StudyStats::new(self, &runs));
         self.output_with(shard, runs, stats)
     }
@@ -449,7 +454,7 @@ impl Grid {
         for (k, unit_runs) in runs.chunks_exact(2 * grid.spec.seeds).enumerate() {
             let why = match grid.unit_of(unit_runs) {
                 Ok(u) if u == k => continue,
-                Ok(_) => format!("unit {k} is missing"),
+                Ok(u) => format!("expected unit {k}, found unit {u}"),
                 Err(e) => e,
             };
             return Err(ConfigError::new("merge", format!("the shards' runs are not those of the study: {why}")));
@@ -659,42 +664,56 @@ pub struct UnitJob {
     steps_per_piece: usize,
 }
 
-/// Finishes `jobs` on `threads` threads, each thread taking the next job not
-/// yet taken, and returns their runs in the jobs' order; `done(k)` is told
-/// each time a k-th job is finished. A unit's runs do not depend on the thread
-/// that runs it, so this is one thread's result, bit for bit. With one thread
-/// it runs them here, spawning none (so wasm, which has no threads, may call
-/// it so: the page spreads its units over workers instead).
-pub fn finish_units(
-    jobs: impl Iterator<Item = UnitJob> + Send,
+/// Finishes the unit job `make(item)` of every one of `items` on `threads`
+/// threads, each thread taking the next item not yet taken, and returns their
+/// runs in the items' order; `done(k)` is told each time a k-th job is
+/// finished. A unit's runs do not depend on the thread that runs it, so this
+/// is one thread's result, bit for bit. Only the next item is taken under the
+/// lock: `make` (which draws a unit's data) runs on the thread. A job that
+/// panics stops the others at their next job, and the panic is passed on.
+/// With one thread it runs them here, spawning none (so wasm, which has no
+/// threads, may call it so: the page spreads its units over workers instead).
+pub fn finish_units<T: Send>(
+    items: impl Iterator<Item = T> + Send,
     threads: usize,
+    make: impl Fn(T) -> UnitJob + Sync,
     mut done: impl FnMut(usize),
 ) -> Vec<RunResult> {
-    let finish = |mut job: UnitJob| {
-        crate::job::finish(&mut job, &mut ());
-        job.into_runs()
-    };
     if threads <= 1 {
-        return jobs
+        return items
             .enumerate()
-            .flat_map(|(k, job)| {
-                let runs = finish(job);
+            .flat_map(|(k, item)| {
+                let runs = make(item).finish();
                 done(k + 1);
                 runs
             })
             .collect();
     }
-    let jobs = std::sync::Mutex::new(jobs.enumerate());
+    use std::sync::atomic::{AtomicBool, Ordering};
+    /// Set when the thread holding it unwinds: the other threads then stop.
+    struct StopOnPanic<'a>(&'a AtomicBool);
+    impl Drop for StopOnPanic<'_> {
+        fn drop(&mut self) {
+            if std::thread::panicking() {
+                self.0.store(true, Ordering::Relaxed);
+            }
+        }
+    }
+    let items = std::sync::Mutex::new(items.enumerate());
+    let stop = AtomicBool::new(false);
     let mut finished: Vec<Vec<RunResult>> = Vec::new();
     std::thread::scope(|scope| {
         let (tx, rx) = std::sync::mpsc::channel();
         for _ in 0..threads {
-            let (tx, jobs) = (tx.clone(), &jobs);
-            scope.spawn(move || loop {
-                // A thread that panicked poisons the lock; the scope then passes its panic on.
-                let Some((i, job)) = jobs.lock().expect("no thread panicked").next() else { break };
-                if tx.send((i, finish(job))).is_err() {
-                    break;
+            let (tx, items, stop, make) = (tx.clone(), &items, &stop, &make);
+            scope.spawn(move || {
+                let _stop_others = StopOnPanic(stop);
+                while !stop.load(Ordering::Relaxed) {
+                    // The lock is never held while a job runs, so a panic cannot poison it.
+                    let Some((i, item)) = items.lock().expect("not poisoned").next() else { break };
+                    if tx.send((i, make(item).finish())).is_err() {
+                        break;
+                    }
                 }
             });
         }
@@ -779,6 +798,12 @@ impl UnitJob {
 
     /// The unit's runs, once [`UnitJob::advance`] has returned true (with their underfit flags).
     pub fn into_runs(self) -> Vec<RunResult> {
+        self.runs
+    }
+
+    /// Runs the job to its end and returns its runs.
+    pub fn finish(mut self) -> Vec<RunResult> {
+        crate::job::finish(&mut self, &mut ());
         self.runs
     }
 
